@@ -1,0 +1,52 @@
+# One helper for every target of ours: warnings are errors here, and only here
+# (third-party headers come in as SYSTEM through their imported targets).
+function(pgb_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
+    -Wnon-virtual-dtor -Wcast-align -Wunused -Wnull-dereference
+    -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough -Werror)
+endfunction()
+
+# pgb_library(NAME SOURCES a.cc b.cc DEPS x y)
+function(pgb_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+  pgb_warnings(${name})
+endfunction()
+
+# pgb_executable(NAME SOURCES ... DEPS ...)
+function(pgb_executable name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  pgb_warnings(${name})
+endfunction()
+
+# pgb_unit_tests(DEPS ...): every *_test.cc in the calling folder becomes one
+# GoogleTest binary and one ctest entry (label "unit").
+function(pgb_unit_tests)
+  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  file(GLOB tests CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/*_test.cc")
+  foreach(src ${tests})
+    get_filename_component(name ${src} NAME_WE)
+    add_executable(${name} ${src})
+    target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+    pgb_warnings(${name})
+    add_test(NAME unit.${name} COMMAND ${name})
+    set_tests_properties(unit.${name} PROPERTIES LABELS unit TIMEOUT 300)
+  endforeach()
+endfunction()
+
+# pgb_benchmarks(DEPS ...): every *_benchmark.cc in the calling folder is one
+# Google Benchmark binary (not a test: numbers are reported, never asserted).
+function(pgb_benchmarks)
+  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  file(GLOB benches CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/*_benchmark.cc")
+  foreach(src ${benches})
+    get_filename_component(name ${src} NAME_WE)
+    add_executable(${name} ${src})
+    target_link_libraries(${name} PRIVATE ${ARG_DEPS} benchmark::benchmark benchmark::benchmark_main)
+    pgb_warnings(${name})
+  endforeach()
+endfunction()

@@ -1,0 +1,105 @@
+// The gateway's configuration: the TOML file (`/etc/pgbastion/pgbastion.toml`)
+// parsed and validated into an immutable Config. Loading reports every error
+// it finds at once, each naming its key (`target[1].port: must be 1..65535`).
+// Secrets (target passwords) come from a file readable only by the service or
+// from an environment variable, never from the file itself; they are held in
+// Secret, which cannot be printed.
+//
+//   absl::StatusOr<Config> config = LoadConfigFile("/etc/pgbastion/pgbastion.toml");
+//   if (!config.ok()) { std::cerr << config.status().message(); return 1; }
+//
+// The keys are documented in docs/configuration.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/log.h"
+
+namespace pgb {
+
+// A secret value: no operator<<, no implicit conversion. Read with Reveal()
+// only where it is sent to the database.
+class Secret {
+ public:
+  Secret() = default;
+  explicit Secret(std::string value) : value_(std::move(value)) {}
+  const std::string& Reveal() const { return value_; }
+  bool empty() const { return value_.empty(); }
+
+ private:
+  std::string value_;
+};
+
+enum class ListenerTls { kDisabled, kOptional, kRequired };
+
+struct ListenerConfig {
+  std::string address = "127.0.0.1";  // IPv4 or IPv6 literal
+  uint16_t port = 6432;
+  ListenerTls tls = ListenerTls::kDisabled;  // "disabled" | "optional" | "required"
+  std::string tls_cert_file;                  // PEM; required unless tls = "disabled"
+  std::string tls_key_file;                   // PEM
+};
+
+// How the gateway secures its connection to the database (libpq's sslmode names).
+enum class BackendTls { kDisable, kRequire, kVerifyCa, kVerifyFull };
+
+struct TargetConfig {
+  std::string name;      // clients select the target with dbname=<name>
+  std::string host;      // IP literal or DNS name (resolved at startup)
+  uint16_t port = 5432;
+  std::string database;  // defaults to name
+  std::string user;      // the role the gateway logs in as
+  Secret password;       // from password_file or password_env; may be empty (trust)
+  BackendTls tls = BackendTls::kDisable;
+  std::string tls_ca_file;      // required for verify-ca / verify-full
+  std::string tls_server_name;  // defaults to host
+  absl::Duration connect_timeout = absl::Seconds(10);
+};
+
+// A gateway-local client login (until token identity replaces it).
+struct UserConfig {
+  std::string name;
+  std::string scram_verifier;        // SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>
+  std::vector<std::string> targets;  // target names this user may use; empty = all
+};
+
+struct Config {
+  int workers = 0;  // 0 = one per online core
+  uint32_t max_message_size = 0x3fffffff;
+  absl::Duration auth_timeout = absl::Seconds(60);
+  absl::Duration shutdown_timeout = absl::Seconds(30);
+  LogLevel log_level = LogLevel::kInfo;
+  std::vector<ListenerConfig> listeners;
+  std::vector<TargetConfig> targets;
+  std::vector<UserConfig> users;
+
+  // nullptr if there is no such target / user.
+  const TargetConfig* FindTarget(std::string_view name) const;
+  const UserConfig* FindUser(std::string_view name) const;
+
+  // `workers`, with 0 resolved to the number of online cores (at least 1).
+  int ResolvedWorkers() const;
+};
+
+// Parses and validates TOML text. `origin` names the file in messages
+// (`target[0].port: must be 1..65535, got 0 (pgbastion.toml:9:8)`).
+// Relative paths (password_file, tls_cert, tls_key, tls_ca) are resolved
+// against `base_dir`; an empty `base_dir` leaves them relative to the
+// process's working directory. Validation touches the file system: it loads
+// every target's secret (password_file / password_env) and checks that the
+// TLS files are readable, so that every error is reported in one pass.
+// On failure the status (InvalidArgument) lists every error, one per line,
+// each starting with the key it concerns. No secret appears in any message.
+absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view origin,
+                                   std::string_view base_dir = "");
+
+// Reads the file and calls ParseConfig with the file's (absolute) directory
+// as `base_dir`.
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+}  // namespace pgb

@@ -1,0 +1,98 @@
+#include "core/gateway.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <latch>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/log.h"
+#include "core/shard.h"
+
+namespace pgb {
+
+int EffectiveWorkers(int configured) {
+  if (configured > 0) return configured;
+  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  return cores > 0 ? static_cast<int>(cores) : 1;
+}
+
+absl::Status RunGateway(std::shared_ptr<const Runtime> runtime) {
+  // Signals are taken by this thread alone, with sigwait; shards never see them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  const int workers = EffectiveWorkers(runtime->config.workers);
+  ShardDirectory directory;
+  std::vector<std::unique_ptr<Shard>> shards;
+  for (int i = 0; i < workers; ++i) {
+    shards.push_back(std::make_unique<Shard>(i, runtime, directory));
+    directory.shards.push_back(shards.back().get());
+  }
+  std::vector<absl::Status> init(workers);
+  std::latch ready(workers);
+  std::latch go(1);
+  bool start = false;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < workers; ++i) {
+    threads.emplace_back([&, i] {
+      init[i] = shards[i]->Init();  // the ring is created on the thread that uses it
+      ready.count_down();
+      go.wait();
+      if (start) shards[i]->Run();
+    });
+  }
+  ready.wait();
+  absl::Status failed;
+  for (const absl::Status& s : init) {
+    if (!s.ok() && failed.ok()) failed = s;
+  }
+  start = failed.ok();
+  go.count_down();
+  if (!start) {
+    for (auto& t : threads) t.join();
+    return failed;
+  }
+  for (const ListenerRuntime& l : runtime->listeners) {
+    PGB_LOG(kInfo) << "listening on " << l.config->address << ":" << l.config->port
+                   << (l.tls ? (l.config->tls == ListenerTls::kRequired ? " (TLS required)"
+                                                                        : " (TLS optional)")
+                             : " (no TLS)");
+  }
+  PGB_LOG(kInfo) << "pgbastion ready: " << workers << " shards, " << runtime->targets.size()
+                 << " targets";
+
+  // Wait for signals in a thread of its own so the main thread can join shards.
+  std::atomic<bool> all_stopped{false};
+  std::thread signal_thread([&] {
+    int requests = 0;
+    while (!all_stopped.load()) {
+      timespec timeout{0, 200'000'000};
+      const int sig = sigtimedwait(&signals, nullptr, &timeout);
+      if (sig < 0) continue;
+      if (sig == SIGHUP) {
+        PGB_LOG(kInfo) << "SIGHUP: configuration reload is not supported yet; restart to apply";
+        continue;
+      }
+      ++requests;
+      PGB_LOG(kInfo) << (requests == 1 ? "shutting down (signal again to close sessions at once)"
+                                       : "closing all sessions now");
+      for (auto& shard : shards) shard->RequestShutdown();
+    }
+  });
+  for (auto& t : threads) t.join();
+  all_stopped.store(true);
+  signal_thread.join();
+  PGB_LOG(kInfo) << "pgbastion stopped";
+  return absl::OkStatus();
+}
+
+}  // namespace pgb

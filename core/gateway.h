@@ -1,0 +1,24 @@
+// The gateway process: one Shard per worker thread, signal handling, and the
+// orderly shutdown (SIGTERM/SIGINT: stop accepting, let sessions finish up to
+// gateway.shutdown_timeout, then close them with a FATAL; a second signal
+// closes them at once).
+//
+//   PGB_ASSIGN_OR_RETURN(auto runtime, BuildRuntime(std::move(config)));
+//   return RunGateway(runtime);  // blocks until shut down
+#pragma once
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "core/runtime.h"
+
+namespace pgb {
+
+// Number of shards for a configured worker count (0 = online cores).
+int EffectiveWorkers(int configured);
+
+// Runs until a shutdown signal has been handled. Fails if a shard cannot start
+// (a port in use, io_uring unavailable).
+[[nodiscard]] absl::Status RunGateway(std::shared_ptr<const Runtime> runtime);
+
+}  // namespace pgb

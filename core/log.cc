@@ -1,0 +1,50 @@
+#include "core/log.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <string>
+
+namespace pgb {
+namespace {
+std::atomic<int> min_level{static_cast<int>(LogLevel::kInfo)};
+
+const char* LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return "DEBUG";
+    case LogLevel::kInfo: return "INFO";
+    case LogLevel::kWarning: return "WARNING";
+    case LogLevel::kError: return "ERROR";
+  }
+  return "?";
+}
+}  // namespace
+
+void SetLogLevel(LogLevel level) { min_level.store(static_cast<int>(level)); }
+
+bool LogEnabled(LogLevel level) {
+  return static_cast<int>(level) >= min_level.load(std::memory_order_relaxed);
+}
+
+LogLine::LogLine(LogLevel level, const char* file, int line) {
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  tm parts;
+  gmtime_r(&now.tv_sec, &parts);
+  char stamp[40];
+  strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &parts);
+  const char* base = strrchr(file, '/');
+  out_ << stamp << '.' << (now.tv_nsec / 1000000) << "Z " << LevelName(level) << ' '
+       << (base ? base + 1 : file) << ':' << line << "] ";
+}
+
+LogLine::~LogLine() {
+  out_ << '\n';
+  const std::string text = out_.str();
+  // A short write to stderr is not worth retrying: the log must never block a shard.
+  [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, text.data(), text.size());
+}
+
+}  // namespace pgb

@@ -1,0 +1,41 @@
+// Process log: one line per event on stderr (journald adds the timestamp when
+// run under systemd). Safe from any thread; each line is written with a single
+// write(2) so lines from different shards never interleave. Never pass secrets.
+//
+//   PGB_LOG(kInfo) << "shard " << id << " listening on " << address;
+#pragma once
+
+#include <sstream>
+#include <string_view>
+
+namespace pgb {
+
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
+
+// Lines below this level are dropped. Set once at startup.
+void SetLogLevel(LogLevel level);
+bool LogEnabled(LogLevel level);
+
+class LogLine {
+ public:
+  LogLine(LogLevel level, const char* file, int line);
+  ~LogLine();
+  LogLine(const LogLine&) = delete;
+  LogLine& operator=(const LogLine&) = delete;
+  template <typename T>
+  LogLine& operator<<(const T& value) {
+    out_ << value;
+    return *this;
+  }
+
+ private:
+  std::ostringstream out_;
+};
+
+}  // namespace pgb
+
+#define PGB_LOG(level)                          \
+  if (!::pgb::LogEnabled(::pgb::LogLevel::level)) \
+    ;                                           \
+  else                                          \
+    ::pgb::LogLine(::pgb::LogLevel::level, __FILE__, __LINE__)

@@ -1,0 +1,136 @@
+#include "core/runtime.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace pgb {
+namespace {
+
+bool ParseIpLiteral(const std::string& text, uint16_t port, sockaddr_storage* out,
+                    socklen_t* length) {
+  std::memset(out, 0, sizeof(*out));
+  auto* v4 = reinterpret_cast<sockaddr_in*>(out);
+  if (inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    *length = sizeof(sockaddr_in);
+    return true;
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(out);
+  if (inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    *length = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
+}
+
+// Resolves once at startup: the data path never blocks on DNS.
+absl::Status Resolve(const std::string& host, uint16_t port, sockaddr_storage* out,
+                     socklen_t* length) {
+  if (ParseIpLiteral(host, port, out, length)) return absl::OkStatus();
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(port);
+  if (int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot resolve host \"", host, "\": ", gai_strerror(rc)));
+  }
+  std::memcpy(out, found->ai_addr, found->ai_addrlen);
+  *length = found->ai_addrlen;
+  freeaddrinfo(found);
+  return absl::OkStatus();
+}
+
+proto::TlsVerify VerifyFor(BackendTls mode) {
+  switch (mode) {
+    case BackendTls::kRequire: return proto::TlsVerify::kNone;
+    case BackendTls::kVerifyCa: return proto::TlsVerify::kChain;
+    case BackendTls::kVerifyFull:
+    case BackendTls::kDisable: break;
+  }
+  return proto::TlsVerify::kChainAndHost;
+}
+
+}  // namespace
+
+const TargetRuntime* Runtime::FindTarget(std::string_view name) const {
+  for (const TargetRuntime& t : targets) {
+    if (t.config->name == name) return &t;
+  }
+  return nullptr;
+}
+
+const UserRuntime* Runtime::FindUser(std::string_view name) const {
+  for (const UserRuntime& u : users) {
+    if (u.config->name == name) return &u;
+  }
+  return nullptr;
+}
+
+bool Runtime::Allows(const UserRuntime& user, const TargetRuntime& target) {
+  if (user.config->targets.empty()) return true;
+  for (const std::string& name : user.config->targets) {
+    if (name == target.config->name) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config) {
+  auto rt = std::make_shared<Runtime>();
+  rt->config = std::move(config);
+  std::vector<std::string> errors;
+  for (size_t i = 0; i < rt->config.listeners.size(); ++i) {
+    const ListenerConfig& lc = rt->config.listeners[i];
+    ListenerRuntime& l = rt->listeners.emplace_back();
+    l.config = &lc;
+    if (!ParseIpLiteral(lc.address, lc.port, &l.address, &l.address_length)) {
+      errors.push_back(absl::StrCat("listener[", i, "].address: \"", lc.address,
+                                    "\" is not an IPv4 or IPv6 address"));
+    }
+    if (lc.tls != ListenerTls::kDisabled) {
+      auto tls = proto::TlsContext::ForServer(lc.tls_cert_file, lc.tls_key_file);
+      if (!tls.ok()) {
+        errors.push_back(absl::StrCat("listener[", i, "].tls_cert: ", tls.status().message()));
+      } else {
+        l.tls = *std::move(tls);
+      }
+    }
+  }
+  for (size_t i = 0; i < rt->config.targets.size(); ++i) {
+    const TargetConfig& tc = rt->config.targets[i];
+    TargetRuntime& t = rt->targets.emplace_back();
+    t.config = &tc;
+    if (absl::Status s = Resolve(tc.host, tc.port, &t.address, &t.address_length); !s.ok()) {
+      errors.push_back(absl::StrCat("target[", i, "].host: ", s.message()));
+    }
+    if (tc.tls != BackendTls::kDisable) {
+      auto tls = proto::TlsContext::ForClient(VerifyFor(tc.tls), tc.tls_ca_file);
+      if (!tls.ok()) {
+        errors.push_back(absl::StrCat("target[", i, "].tls_ca: ", tls.status().message()));
+      } else {
+        t.tls = *std::move(tls);
+      }
+    }
+  }
+  for (size_t i = 0; i < rt->config.users.size(); ++i) {
+    const UserConfig& uc = rt->config.users[i];
+    auto verifier = proto::ParseScramVerifier(uc.scram_verifier);
+    if (!verifier.ok()) {
+      errors.push_back(absl::StrCat("user[", i, "].scram_verifier: ", verifier.status().message()));
+      continue;
+    }
+    rt->users.push_back(UserRuntime{&uc, *std::move(verifier)});
+  }
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  return std::shared_ptr<const Runtime>(std::move(rt));
+}
+
+}  // namespace pgb

@@ -1,0 +1,1137 @@
+#include "core/session.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "core/log.h"
+#include "core/shard.h"
+#include "proto/md5_password.h"
+#include "proto/protocol.h"
+#include "proto/startup.h"
+#include "proto/wire.h"
+
+namespace pgb {
+
+using proto::Direction;
+namespace sqlstate = proto::sqlstate;
+
+namespace {
+
+// Stop reading a side while the other side has this much waiting to be sent.
+constexpr size_t kMaxQueuedBytes = 256 * 1024;
+// Login-phase messages are small; anything bigger is refused (PostgreSQL caps
+// authentication messages at PG_MAX_AUTH_TOKEN_LENGTH, 65535).
+constexpr uint32_t kMaxLoginMessage = 65535;
+// Backend login replies (ParameterStatus, notices) are small too.
+constexpr uint32_t kMaxBackendLoginMessage = 1 << 20;
+// How long a final message may take to flush before the socket is closed anyway.
+constexpr int64_t kFlushGraceNs = 5'000'000'000;
+
+// Startup parameters passed on to the database: session settings that change
+// nothing about who the session is or what it may do. Everything else is
+// refused (fail closed), `options` and `replication` included.
+constexpr std::string_view kForwardedParameters[] = {
+    "application_name", "client_encoding", "DateStyle",   "IntervalStyle",
+    "TimeZone",         "extra_float_digits", "search_path", "standard_conforming_strings",
+    "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "bytea_output",
+    "datestyle",        "timezone",       "intervalstyle", "lc_monetary", "lc_numeric", "lc_time",
+};
+
+bool IsForwardedParameter(std::string_view name) {
+  for (std::string_view p : kForwardedParameters) {
+    if (p == name) return true;
+  }
+  return false;
+}
+
+bool IsFalse(std::string_view v) {
+  return v == "false" || v == "0" || v == "off" || v == "no" || v.empty();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// FrameTracker
+
+template <typename OnHeader>
+FrameTracker::Scan FrameTracker::Feed(const char* data, size_t n, Direction direction,
+                                      uint32_t max_length, OnHeader&& on_header) {
+  size_t pos = 0;
+  while (pos < n) {
+    if (body_remaining_ > 0) {
+      if (want_ready_status_) {
+        ready_status_ = data[pos];
+        want_ready_status_ = false;
+      }
+      const size_t take = std::min<size_t>(body_remaining_, n - pos);
+      pos += take;
+      body_remaining_ -= static_cast<uint32_t>(take);
+      continue;
+    }
+    const size_t copy = std::min<size_t>(proto::kHeaderLength - header_have_, n - pos);
+    std::memcpy(header_ + header_have_, data + pos, copy);
+    header_have_ = static_cast<uint8_t>(header_have_ + copy);
+    pos += copy;
+    if (header_have_ < proto::kHeaderLength) break;
+    header_have_ = 0;
+    const proto::HeaderResult h =
+        proto::DecodeHeader(std::string_view(header_, proto::kHeaderLength), direction, max_length);
+    if (h.status != proto::DecodeStatus::kOk) {
+      // Report the bytes before this header as good; when the header began in
+      // an earlier chunk, nothing of this chunk is.
+      const size_t good = (pos >= proto::kHeaderLength) ? pos - proto::kHeaderLength : 0;
+      return Scan{good, std::string(h.error.empty() ? "malformed message" : h.error)};
+    }
+    on_header(h.header.type);
+    body_remaining_ = h.header.length - 4;
+    want_ready_status_ = (h.header.type == proto::kPqMsg_ReadyForQuery &&
+                          direction == Direction::kBackend && body_remaining_ > 0);
+  }
+  return Scan{n, {}};
+}
+
+// ---------------------------------------------------------------------------
+// Construction and I/O plumbing
+
+Session::Session(Shard& shard, uint32_t slot, uint32_t generation, int client_fd,
+                 const ListenerRuntime& listener, std::string peer)
+    : shard_(shard),
+      slot_(slot),
+      generation_(generation),
+      listener_(listener),
+      peer_(std::move(peer)) {
+  client_.fd = client_fd;
+}
+
+Session::~Session() {
+  for (Endpoint* e : {&client_, &backend_}) {
+    for (const OutSegment& seg : e->out) ReleaseSegment(seg);
+    e->out.clear();
+  }
+  if (gateway_pid_ != 0) shard_.UnregisterCancelKey(gateway_pid_);
+}
+
+std::string Session::Describe() const {
+  return absl::StrCat("session ", shard_.index(), ".", slot_, " from ", peer_,
+                      user_name_.empty() ? "" : absl::StrCat(" user=", user_name_),
+                      target_ ? absl::StrCat(" target=", target_->config->name) : "");
+}
+
+void Session::Start() {
+  deadline_ns_ = shard_.now_ns() + absl::ToInt64Nanoseconds(shard_.runtime().config.auth_timeout);
+  ArmRecv(Side::kClient);
+}
+
+void Session::OnCompletion(Op op, int res, uint32_t flags) {
+  --ops_in_flight_;
+  switch (op) {
+    case Op::kClientRecv: OnRecv(Side::kClient, res, flags); break;
+    case Op::kBackendRecv: OnRecv(Side::kBackend, res, flags); break;
+    case Op::kClientSend: OnSend(Side::kClient, res); break;
+    case Op::kBackendSend: OnSend(Side::kBackend, res); break;
+    case Op::kBackendConnect: OnBackendConnected(res); break;
+    default: break;
+  }
+}
+
+void Session::ArmRecv(Side side) {
+  Endpoint& e = ep(side);
+  if (closed_ || e.fd < 0 || e.recv_armed || e.close_after_flush) return;
+  e.recv_paused = false;
+  io_uring_sqe* sqe = shard_.ring().GetSqe();
+  io_uring_prep_recv(sqe, e.fd, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = BufferRing::kGroupId;
+  io_uring_sqe_set_data64(
+      sqe, UserData::Make(side == Side::kClient ? Op::kClientRecv : Op::kBackendRecv, slot_,
+                          generation_));
+  e.recv_armed = true;
+  ++ops_in_flight_;
+}
+
+void Session::RetryReceive(Side side) {
+  if (!closed_) ArmRecv(side);
+}
+
+void Session::OnRecv(Side side, int res, uint32_t flags) {
+  Endpoint& e = ep(side);
+  e.recv_armed = false;
+  int32_t bid = -1;
+  if (flags & IORING_CQE_F_BUFFER) {
+    bid = static_cast<int32_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    shard_.buffers().NoteTaken();
+  }
+  if (closed_ || e.fd < 0) {
+    if (bid >= 0) shard_.buffers().Recycle(static_cast<uint16_t>(bid));
+    return;
+  }
+  if (res == -ENOBUFS) {
+    shard_.WaitForBuffers(slot_, side);
+    return;
+  }
+  if (res <= 0) {
+    if (bid >= 0) shard_.buffers().Recycle(static_cast<uint16_t>(bid));
+    OnPeerClosed(side, res);
+    return;
+  }
+  const char* data = shard_.buffers().Data(static_cast<uint16_t>(bid));
+  const size_t n = static_cast<size_t>(res);
+  if (!e.tls_active) {
+    OnPlaintext(side, data, n, bid);
+    return;
+  }
+  // TLS: ciphertext goes into the stream; plaintext comes out into the shard's
+  // scratch buffer and is handled (and copied where it must be kept) at once.
+  size_t offset = 0;
+  while (offset < n && !closed_) {
+    const size_t took = e.tls->PushCiphertext(std::string_view(data + offset, n - offset));
+    offset += took;
+    bool read_any = false;
+    if (!e.tls->handshake_done()) {
+      absl::StatusOr<proto::TlsStream::Progress> progress = e.tls->Handshake();
+      if (!progress.ok()) {
+        PGB_LOG(kWarning) << Describe() << ": TLS handshake with the "
+                          << (side == Side::kClient ? "client" : "database")
+                          << " failed: " << progress.status().message();
+        Flush(side);
+        if (side == Side::kBackend) {
+          FailClient(sqlstate::kSqlclientUnableToEstablish,
+                     absl::StrCat("the gateway could not establish TLS with target \"",
+                                  target_->config->name, "\": ", progress.status().message()));
+        } else {
+          Close();
+        }
+        break;
+      }
+      Flush(side);
+      if (*progress != proto::TlsStream::Progress::kDone) continue;
+      OnTlsHandshakeDone(side);
+    }
+    while (!closed_ && e.fd >= 0 && e.tls) {
+      absl::StatusOr<size_t> got = e.tls->ReadPlaintext(shard_.scratch(), shard_.scratch_size());
+      if (!got.ok()) {
+        if (e.tls->eof()) {
+          shard_.buffers().Recycle(static_cast<uint16_t>(bid));
+          OnPeerClosed(side, 0);
+          return;
+        }
+        PGB_LOG(kWarning) << Describe() << ": TLS error: " << got.status().message();
+        shard_.buffers().Recycle(static_cast<uint16_t>(bid));
+        Close();
+        return;
+      }
+      if (*got == 0) break;
+      read_any = true;
+      OnPlaintext(side, shard_.scratch(), *got, -1);
+    }
+    if (took == 0 && !read_any && !closed_) {
+      PGB_LOG(kWarning) << Describe() << ": TLS stream stalled";
+      Close();
+    }
+  }
+  shard_.buffers().Recycle(static_cast<uint16_t>(bid));
+  if (closed_ || e.fd < 0) return;
+  Flush(side);  // TLS may owe the peer bytes (tickets, alerts)
+  if (phase_ != Phase::kRelay) {
+    if (phase_ != Phase::kClosing) ArmRecv(side);
+  } else if (Backlog(Other(side)) < kMaxQueuedBytes) {
+    ArmRecv(side);
+  } else {
+    e.recv_paused = true;
+  }
+}
+
+void Session::OnTlsHandshakeDone(Side side) {
+  if (side == Side::kClient) {
+    phase_ = Phase::kStartup;
+    PGB_LOG(kDebug) << Describe() << ": client TLS established";
+  } else {
+    SendBackendStartup();
+  }
+}
+
+void Session::WriteOwned(Side side, std::string bytes) {
+  Endpoint& e = ep(side);
+  if (e.fd < 0 || bytes.empty()) return;
+  if (e.tls_active) {
+    if (absl::Status s = e.tls->WritePlaintext(bytes); !s.ok()) {
+      PGB_LOG(kWarning) << Describe() << ": TLS write failed: " << s.message();
+    }
+    return;
+  }
+  // Append to the last owned segment when it is not part of a send in flight.
+  if (!e.out.empty() && e.out.size() > e.in_flight_segments && e.out.back().owned != nullptr) {
+    OutSegment& last = e.out.back();
+    last.owned->append(bytes);
+    last.data = last.owned->data();
+    last.length = static_cast<uint32_t>(last.owned->size());
+    e.queued_bytes += bytes.size();
+    return;
+  }
+  auto* owned = new std::string(std::move(bytes));
+  e.out.push_back(OutSegment{owned->data(), static_cast<uint32_t>(owned->size()), -1, owned});
+  e.queued_bytes += owned->size();
+}
+
+void Session::WriteReceived(Side side, const char* data, size_t n, int32_t bid) {
+  Endpoint& e = ep(side);
+  if (e.fd < 0) {
+    if (bid >= 0) shard_.buffers().Recycle(static_cast<uint16_t>(bid));
+    return;
+  }
+  if (e.tls_active) {
+    if (absl::Status s = e.tls->WritePlaintext(std::string_view(data, n)); !s.ok()) {
+      PGB_LOG(kWarning) << Describe() << ": TLS write failed: " << s.message();
+    }
+    if (bid >= 0) shard_.buffers().Recycle(static_cast<uint16_t>(bid));
+    return;
+  }
+  if (bid < 0) {
+    WriteOwned(side, std::string(data, n));
+    return;
+  }
+  e.out.push_back(OutSegment{data, static_cast<uint32_t>(n), bid, nullptr});
+  e.queued_bytes += n;
+}
+
+void Session::ReleaseSegment(const OutSegment& seg) {
+  if (seg.buffer_id >= 0) shard_.buffers().Recycle(static_cast<uint16_t>(seg.buffer_id));
+  delete seg.owned;
+}
+
+size_t Session::Backlog(Side side) {
+  Endpoint& e = ep(side);
+  size_t pending = e.queued_bytes;
+  if (e.tls_active && e.tls) pending += e.tls->PendingCiphertext().size();
+  return pending;
+}
+
+void Session::Flush(Side side) {
+  Endpoint& e = ep(side);
+  if (e.fd < 0 || e.send_in_flight) return;
+  if (e.tls_active && e.tls && e.tls->HasPendingCiphertext()) {
+    std::string_view cipher = e.tls->PendingCiphertext();
+    auto* owned = new std::string(cipher);
+    e.tls->ConsumeCiphertext(cipher.size());
+    e.out.push_back(OutSegment{owned->data(), static_cast<uint32_t>(owned->size()), -1, owned});
+    e.queued_bytes += owned->size();
+  }
+  if (e.out.empty()) {
+    if (e.close_after_flush) CloseEndpoint(side);
+    return;
+  }
+  const size_t count = std::min(e.out.size(), e.iov.size());
+  for (size_t i = 0; i < count; ++i) {
+    e.iov[i].iov_base = const_cast<char*>(e.out[i].data);
+    e.iov[i].iov_len = e.out[i].length;
+  }
+  e.in_flight_segments = count;
+  io_uring_sqe* sqe = shard_.ring().GetSqe();
+  if (count == 1) {
+    io_uring_prep_send(sqe, e.fd, e.iov[0].iov_base, e.iov[0].iov_len, MSG_NOSIGNAL);
+  } else {
+    e.msg = msghdr{};
+    e.msg.msg_iov = e.iov.data();
+    e.msg.msg_iovlen = count;
+    io_uring_prep_sendmsg(sqe, e.fd, &e.msg, MSG_NOSIGNAL);
+  }
+  io_uring_sqe_set_data64(
+      sqe, UserData::Make(side == Side::kClient ? Op::kClientSend : Op::kBackendSend, slot_,
+                          generation_));
+  e.send_in_flight = true;
+  ++ops_in_flight_;
+}
+
+void Session::OnSend(Side side, int res) {
+  Endpoint& e = ep(side);
+  e.send_in_flight = false;
+  if (e.fd < 0) {  // closed while the send was in flight: nothing more goes out
+    for (const OutSegment& seg : e.out) ReleaseSegment(seg);
+    e.out.clear();
+    e.queued_bytes = 0;
+    e.in_flight_segments = 0;
+    return;
+  }
+  if (res < 0) {
+    if (!closed_) {
+      PGB_LOG(kDebug) << Describe() << ": send to "
+                      << (side == Side::kClient ? "client" : "database")
+                      << " failed: " << strerror(-res);
+      if (side == Side::kBackend && phase_ == Phase::kRelay) {
+        OnPeerClosed(side, res);
+      } else {
+        Close();
+      }
+    }
+    return;
+  }
+  size_t sent = static_cast<size_t>(res);
+  e.queued_bytes -= sent;
+  size_t done = 0;
+  while (done < e.in_flight_segments && sent >= e.out[done].length) {
+    sent -= e.out[done].length;
+    ReleaseSegment(e.out[done]);
+    ++done;
+  }
+  if (done < e.in_flight_segments && sent > 0) {
+    e.out[done].data += sent;
+    e.out[done].length -= static_cast<uint32_t>(sent);
+  }
+  e.out.erase(e.out.begin(), e.out.begin() + static_cast<std::ptrdiff_t>(done));
+  e.in_flight_segments = 0;
+  if (closed_) return;
+  Flush(side);
+  MaybeResume(Other(side));
+}
+
+// Backpressure: `sender`'s bytes go to the other side; read more from it only
+// while the other side's queue has room.
+void Session::MaybeResume(Side sender) {
+  if (phase_ != Phase::kRelay || closed_) return;
+  Endpoint& s = ep(sender);
+  if (!s.recv_paused) return;
+  if (Backlog(Other(sender)) < kMaxQueuedBytes) ArmRecv(sender);
+}
+
+void Session::OnPlaintext(Side side, const char* data, size_t n, int32_t bid) {
+  if (phase_ == Phase::kRelay) {
+    Relay(side, data, n, bid);
+    return;
+  }
+  Endpoint& e = ep(side);
+  e.staging.append(data, n);
+  if (bid >= 0) shard_.buffers().Recycle(static_cast<uint16_t>(bid));
+  if (phase_ == Phase::kClosing) {
+    e.staging.clear();
+    return;
+  }
+  if (side == Side::kClient) {
+    ProcessClientLogin();
+  } else {
+    ProcessBackendLogin();
+  }
+}
+
+void Session::OnPeerClosed(Side side, int res) {
+  if (closed_) return;
+  if (side == Side::kClient) {
+    if (phase_ != Phase::kRelay && phase_ != Phase::kClosing) {
+      PGB_LOG(kDebug) << Describe() << ": client left during login";
+    } else if (!client_terminated_ && res < 0) {
+      PGB_LOG(kInfo) << Describe() << ": client connection lost: " << strerror(-res);
+    }
+    Close();
+    return;
+  }
+  // The database side ended.
+  if (phase_ == Phase::kRelay) {
+    if (client_terminated_) {
+      Close();
+      return;
+    }
+    PGB_LOG(kWarning) << Describe() << ": the database closed the connection"
+                      << (res < 0 ? absl::StrCat(": ", strerror(-res)) : "");
+    CloseEndpoint(Side::kBackend);
+    if (backend_.frames.AtBoundary()) {
+      FailClient(sqlstate::kConnectionFailure,
+                 "the connection to the database server was lost",
+                 "The database closed the connection unexpectedly.",
+                 "Reconnect; if this repeats, the operator can check the database and gateway logs.");
+    } else {
+      Close();  // mid-message: nothing can be appended without corrupting the stream
+    }
+    return;
+  }
+  if (phase_ == Phase::kClosing) {
+    CloseEndpoint(Side::kBackend);
+    return;
+  }
+  PGB_LOG(kWarning) << Describe() << ": the database closed the connection during login";
+  CloseEndpoint(Side::kBackend);
+  FailClient(sqlstate::kConnectionFailure,
+             absl::StrCat("the database server for target \"",
+                          target_ ? target_->config->name : "?",
+                          "\" closed the connection during login"));
+}
+
+// ---------------------------------------------------------------------------
+// Client login
+
+void Session::ProcessClientLogin() {
+  while (!closed_ && phase_ != Phase::kClosing && !client_.staging.empty()) {
+    bool progressed = false;
+    switch (phase_) {
+      case Phase::kStartup: progressed = HandleStartupPacket(); break;
+      case Phase::kSaslInitial:
+      case Phase::kSaslContinue: progressed = HandleSaslMessage(); break;
+      case Phase::kClientTlsHandshake:
+        // Plaintext while a TLS handshake is pending is impossible; bytes are
+        // only ever pushed into the TLS stream in this phase.
+        return;
+      default:
+        // The client may not send anything while the gateway logs in to the
+        // database (libpq never does); hold at most one message's worth.
+        if (client_.staging.size() > kMaxLoginMessage) {
+          FailClient(sqlstate::kProtocolViolation, "unexpected data from the client during login");
+        }
+        return;
+    }
+    if (!progressed) break;
+  }
+  if (!closed_ && phase_ != Phase::kClosing) ArmRecv(Side::kClient);
+  Flush(Side::kClient);
+}
+
+bool Session::HandleStartupPacket() {
+  const proto::StartupResult r = proto::DecodeStartupPacket(client_.staging);
+  if (r.status == proto::DecodeStatus::kNeedMore) return false;
+  if (r.status == proto::DecodeStatus::kError) {
+    PGB_LOG(kInfo) << Describe() << ": bad startup packet: " << r.error;
+    FailClient(r.sqlstate.empty() ? sqlstate::kProtocolViolation : r.sqlstate.c_str(), r.error);
+    return false;
+  }
+  const proto::StartupPacket& p = r.packet;
+  using Kind = proto::StartupPacket::Kind;
+  if (p.kind == Kind::kSslRequest || p.kind == Kind::kGssEncRequest) {
+    // Bytes after an encryption request, before our answer, would be read as
+    // if they had been encrypted (CVE-2021-23214): refuse them.
+    if (client_.staging.size() != p.total_size) {
+      FailClient(sqlstate::kProtocolViolation, "received unencrypted data after SSL request");
+      return false;
+    }
+    client_.staging.clear();
+    if (p.kind == Kind::kSslRequest && listener_.tls && !client_.tls_active) {
+      WriteOwned(Side::kClient, "S");
+      absl::StatusOr<std::unique_ptr<proto::TlsStream>> tls =
+          proto::TlsStream::Server(*listener_.tls);
+      if (!tls.ok()) {
+        PGB_LOG(kError) << Describe() << ": cannot start TLS: " << tls.status().message();
+        Close();
+        return false;
+      }
+      client_.tls = *std::move(tls);
+      client_.tls_active = true;  // everything after the 'S' goes through TLS
+      phase_ = Phase::kClientTlsHandshake;
+      return false;
+    }
+    WriteOwned(Side::kClient, "N");
+    return true;
+  }
+  if (p.kind == Kind::kCancelRequest) {
+    shard_.RouteCancel(p.cancel_pid, p.cancel_key);
+    Close();
+    return false;
+  }
+  // StartupMessage.
+  if (listener_.config->tls == ListenerTls::kRequired && !client_.tls_active) {
+    FailClient(sqlstate::kInvalidAuthorizationSpecification,
+               "this gateway listener accepts only TLS connections",
+               "", "Connect with sslmode=require or sslmode=verify-full.");
+    return false;
+  }
+  if (client_.staging.size() != p.total_size) {
+    FailClient(sqlstate::kProtocolViolation, "unexpected data after the startup packet");
+    return false;
+  }
+  const proto::NegotiationNeed need = proto::CheckProtocolNegotiation(p);
+  std::string reply;
+  if (need.needed) {
+    proto::AppendNegotiateProtocolVersion(reply, need.newest_minor_supported,
+                                          need.unrecognized_options);
+  }
+  for (const auto& [name, value] : p.params) {
+    if (name == "user") {
+      user_name_ = std::string(value);
+    } else if (name == "database") {
+      database_ = std::string(value);
+    } else if (name.substr(0, 5) == "_pq_.") {
+      // Answered by NegotiateProtocolVersion above.
+    } else if (name == "replication") {
+      if (!IsFalse(value)) {
+        FailClient(sqlstate::kInsufficientPrivilege,
+                   "replication connections are not allowed through the gateway");
+        return false;
+      }
+    } else if (name == "options") {
+      if (!value.empty()) {
+        FailClient(sqlstate::kInsufficientPrivilege,
+                   "the startup parameter \"options\" is not allowed through the gateway",
+                   "Command-line options could change settings before any statement is checked.",
+                   "Unset PGOPTIONS and use SET after connecting.");
+        return false;
+      }
+    } else if (IsForwardedParameter(name)) {
+      forwarded_params_.emplace_back(std::string(name), std::string(value));
+    } else {
+      FailClient(sqlstate::kInsufficientPrivilege,
+                 absl::StrCat("the startup parameter \"", name,
+                              "\" is not allowed through the gateway"),
+                 "", "Set it with SET after connecting.");
+      return false;
+    }
+  }
+  if (database_.empty()) database_ = user_name_;
+  client_.staging.clear();
+  user_ = shard_.runtime().FindUser(user_name_);
+  // An unknown user runs the same exchange against a made-up verifier and
+  // fails at the proof, so user names cannot be probed.
+  scram_server_ = std::make_unique<proto::ScramServer>(user_ ? &user_->verifier : nullptr,
+                                                      user_name_);
+  proto::AppendAuthenticationSasl(reply, {"SCRAM-SHA-256"});
+  WriteOwned(Side::kClient, std::move(reply));
+  phase_ = Phase::kSaslInitial;
+  return true;
+}
+
+bool Session::HandleSaslMessage() {
+  const proto::MessageResult m =
+      proto::DecodeMessage(client_.staging, Direction::kFrontend, kMaxLoginMessage);
+  if (m.status == proto::DecodeStatus::kNeedMore) return false;
+  if (m.status == proto::DecodeStatus::kError) {
+    FailClient(sqlstate::kProtocolViolation, std::string(m.error));
+    return false;
+  }
+  const proto::MessageView msg = m.message;
+  if (msg.type == proto::kPqMsg_Terminate) {
+    Close();
+    return false;
+  }
+  if (msg.type != proto::kPqMsg_PasswordMessage) {
+    FailClient(sqlstate::kProtocolViolation,
+               absl::StrCat("expected SASL response, got message type \"",
+                            std::string(1, msg.type), "\""));
+    return false;
+  }
+  const std::string failed_login =
+      absl::StrCat("password authentication failed for user \"", user_name_, "\"");
+  if (phase_ == Phase::kSaslInitial) {
+    absl::StatusOr<proto::SaslInitialResponse> initial = proto::ParseSaslInitialResponse(msg.body);
+    if (!initial.ok()) {
+      FailClient(sqlstate::kProtocolViolation, std::string(initial.status().message()));
+      return false;
+    }
+    if (initial->mechanism != "SCRAM-SHA-256") {
+      FailClient(sqlstate::kProtocolViolation,
+                 "client selected an invalid SASL authentication mechanism");
+      return false;
+    }
+    absl::StatusOr<std::string> server_first = scram_server_->HandleClientFirst(initial->data);
+    if (!server_first.ok()) {
+      PGB_LOG(kInfo) << Describe() << ": SCRAM client-first refused: "
+                     << server_first.status().message();
+      FailClient(sqlstate::kInvalidPassword, failed_login);
+      return false;
+    }
+    std::string reply;
+    proto::AppendAuthenticationSaslContinue(reply, *server_first);
+    WriteOwned(Side::kClient, std::move(reply));
+    phase_ = Phase::kSaslContinue;
+    client_.staging.erase(0, msg.total_size);
+    return true;
+  }
+  absl::StatusOr<std::string> server_final = scram_server_->HandleClientFinal(msg.body);
+  client_.staging.erase(0, msg.total_size);
+  scram_server_.reset();
+  if (!server_final.ok() || user_ == nullptr) {
+    PGB_LOG(kInfo) << Describe() << ": authentication failed"
+                   << (user_ == nullptr ? " (no such gateway user)" : "");
+    FailClient(sqlstate::kInvalidPassword, failed_login);
+    return false;
+  }
+  std::string reply;
+  proto::AppendAuthenticationSaslFinal(reply, *server_final);
+  WriteOwned(Side::kClient, std::move(reply));
+  target_ = shard_.runtime().FindTarget(database_);
+  if (target_ == nullptr) {
+    FailClient(sqlstate::kInvalidCatalogName,
+               absl::StrCat("target \"", database_, "\" does not exist"), "",
+               "Use the name of a configured target as the database name.");
+    return false;
+  }
+  if (!Runtime::Allows(*user_, *target_)) {
+    FailClient(sqlstate::kInsufficientPrivilege,
+               absl::StrCat("user \"", user_name_, "\" may not use target \"", database_, "\""));
+    return false;
+  }
+  StartBackend();
+  return false;
+}
+
+// ---------------------------------------------------------------------------
+// Backend login
+
+void Session::StartBackend() {
+  const int family = target_->address.ss_family;
+  const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    FailClient(sqlstate::kSqlclientUnableToEstablish,
+               absl::StrCat("could not create a socket for target \"", target_->config->name,
+                            "\": ", strerror(errno)));
+    return;
+  }
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  backend_.fd = fd;
+  phase_ = Phase::kBackendConnect;
+  deadline_ns_ = std::min(deadline_ns_, shard_.now_ns() + absl::ToInt64Nanoseconds(
+                                                              target_->config->connect_timeout));
+  io_uring_sqe* sqe = shard_.ring().GetSqe();
+  io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&target_->address),
+                        target_->address_length);
+  io_uring_sqe_set_data64(sqe, UserData::Make(Op::kBackendConnect, slot_, generation_));
+  ++ops_in_flight_;
+}
+
+void Session::OnBackendConnected(int res) {
+  if (closed_ || backend_.fd < 0 || phase_ != Phase::kBackendConnect) return;
+  if (res < 0) {
+    PGB_LOG(kWarning) << Describe() << ": cannot connect to the database: " << strerror(-res);
+    FailClient(sqlstate::kSqlclientUnableToEstablish,
+               absl::StrCat("could not connect to target \"", target_->config->name,
+                            "\": ", strerror(-res)));
+    return;
+  }
+  deadline_ns_ = shard_.now_ns() + absl::ToInt64Nanoseconds(shard_.runtime().config.auth_timeout);
+  if (target_->tls) {
+    std::string request;
+    proto::AppendSslRequest(request);
+    WriteOwned(Side::kBackend, std::move(request));
+    phase_ = Phase::kBackendSslResponse;
+    Flush(Side::kBackend);
+    ArmRecv(Side::kBackend);
+    return;
+  }
+  SendBackendStartup();
+}
+
+void Session::SendBackendStartup() {
+  std::vector<std::pair<std::string, std::string>> params;
+  params.emplace_back("user", target_->config->user);
+  params.emplace_back("database", target_->config->database);
+  for (auto& p : forwarded_params_) params.push_back(std::move(p));
+  forwarded_params_.clear();
+  std::string packet;
+  proto::AppendStartupMessage(packet, proto::kProtocolVersion3, params);
+  WriteOwned(Side::kBackend, std::move(packet));
+  phase_ = Phase::kBackendAuth;
+  Flush(Side::kBackend);
+  ArmRecv(Side::kBackend);
+}
+
+void Session::ProcessBackendLogin() {
+  std::string& in = backend_.staging;
+  if (phase_ == Phase::kBackendSslResponse) {
+    const char answer = in[0];
+    if (answer != 'S') {
+      FailClient(sqlstate::kSqlclientUnableToEstablish,
+                 absl::StrCat("target \"", target_->config->name,
+                              "\" does not accept TLS, but the gateway requires it for this target"));
+      return;
+    }
+    if (in.size() != 1) {  // CVE-2021-23222: nothing may precede the handshake
+      FailClient(sqlstate::kProtocolViolation,
+                 "the database sent unencrypted data after accepting TLS");
+      return;
+    }
+    in.clear();
+    const std::string& name = target_->config->tls_server_name.empty()
+                                  ? target_->config->host
+                                  : target_->config->tls_server_name;
+    absl::StatusOr<std::unique_ptr<proto::TlsStream>> tls =
+        proto::TlsStream::Client(*target_->tls, name);
+    if (!tls.ok()) {
+      FailClient(sqlstate::kSqlclientUnableToEstablish,
+                 absl::StrCat("cannot start TLS to target \"", target_->config->name, "\""));
+      return;
+    }
+    backend_.tls = *std::move(tls);
+    backend_.tls_active = true;
+    phase_ = Phase::kBackendTlsHandshake;
+    absl::StatusOr<proto::TlsStream::Progress> progress = backend_.tls->Handshake();
+    if (!progress.ok()) {
+      FailClient(sqlstate::kSqlclientUnableToEstablish,
+                 absl::StrCat("TLS to target \"", target_->config->name,
+                              "\" failed: ", progress.status().message()));
+      return;
+    }
+    Flush(Side::kBackend);
+    ArmRecv(Side::kBackend);
+    return;
+  }
+  while (!closed_ && phase_ != Phase::kClosing && phase_ != Phase::kRelay) {
+    const proto::MessageResult m =
+        proto::DecodeMessage(in, Direction::kBackend, kMaxBackendLoginMessage);
+    if (m.status == proto::DecodeStatus::kNeedMore) break;
+    if (m.status == proto::DecodeStatus::kError) {
+      PGB_LOG(kWarning) << Describe() << ": bad message from the database during login: "
+                        << m.error;
+      FailClient(sqlstate::kProtocolViolation,
+                 "the database sent an invalid message during login");
+      return;
+    }
+    const std::string_view raw(in.data(), m.message.total_size);
+    const bool keep_going = HandleBackendLoginMessage(m.message.type, m.message.body, raw);
+    in.erase(0, m.message.total_size);
+    if (login_complete_) {
+      EnterRelay();
+      return;
+    }
+    if (!keep_going) return;
+  }
+  if (!closed_ && phase_ != Phase::kRelay && phase_ != Phase::kClosing) {
+    Flush(Side::kBackend);
+    ArmRecv(Side::kBackend);
+  }
+}
+
+bool Session::HandleBackendLoginMessage(char type, std::string_view body, std::string_view raw) {
+  const std::string& target_name = target_->config->name;
+  switch (type) {
+    case proto::kPqMsg_AuthenticationRequest: {
+      absl::StatusOr<proto::AuthenticationRequest> req = proto::ParseAuthenticationRequest(body);
+      if (!req.ok()) {
+        FailClient(sqlstate::kProtocolViolation,
+                   "the database sent an invalid authentication request");
+        return false;
+      }
+      const std::string& password = target_->config->password.Reveal();
+      std::string reply;
+      switch (req->code) {
+        case proto::kAuthReqOk:
+          if (scram_client_) {
+            // A server that skips SASLFinal has not proven it knows the verifier.
+            FailClient(sqlstate::kConnectionFailure,
+                       absl::StrCat("target \"", target_name,
+                                    "\" ended SCRAM authentication without proof"));
+            return false;
+          }
+          phase_ = Phase::kBackendStartup;
+          proto::AppendAuthenticationOk(client_pending_);
+          return true;
+        case proto::kAuthReqPassword:
+        case proto::kAuthReqMd5:
+          if (password.empty()) break;
+          if (req->code == proto::kAuthReqPassword) {
+            proto::AppendPasswordMessage(reply, password);
+          } else {
+            proto::AppendPasswordMessage(
+                reply, proto::Md5PasswordResponse(target_->config->user, password, req->md5_salt));
+          }
+          WriteOwned(Side::kBackend, std::move(reply));
+          return true;
+        case proto::kAuthReqSasl: {
+          bool has_scram = false;
+          for (std::string_view mech : req->sasl_mechanisms) {
+            if (mech == "SCRAM-SHA-256") has_scram = true;
+          }
+          if (!has_scram || password.empty()) break;
+          scram_client_ = std::make_unique<proto::ScramClient>(password);
+          proto::AppendSaslInitialResponse(reply, "SCRAM-SHA-256", scram_client_->ClientFirst());
+          WriteOwned(Side::kBackend, std::move(reply));
+          return true;
+        }
+        case proto::kAuthReqSaslContinue: {
+          if (!scram_client_) break;
+          absl::StatusOr<std::string> final_message =
+              scram_client_->HandleServerFirst(req->sasl_data);
+          if (!final_message.ok()) {
+            PGB_LOG(kWarning) << Describe() << ": SCRAM with the database failed: "
+                              << final_message.status().message();
+            FailClient(sqlstate::kConnectionFailure,
+                       absl::StrCat("the gateway could not log in to target \"", target_name,
+                                    "\""));
+            return false;
+          }
+          proto::AppendSaslResponse(reply, *final_message);
+          WriteOwned(Side::kBackend, std::move(reply));
+          return true;
+        }
+        case proto::kAuthReqSaslFinal: {
+          if (!scram_client_) break;
+          absl::Status verified = scram_client_->HandleServerFinal(req->sasl_data);
+          scram_client_.reset();
+          if (!verified.ok()) {
+            PGB_LOG(kWarning) << Describe() << ": the database failed SCRAM server proof: "
+                              << verified.message();
+            FailClient(sqlstate::kConnectionFailure,
+                       absl::StrCat("target \"", target_name,
+                                    "\" could not prove its identity (SCRAM server signature)"));
+            return false;
+          }
+          return true;
+        }
+        default:
+          break;
+      }
+      PGB_LOG(kWarning) << Describe() << ": the database asked for authentication method "
+                        << req->code
+                        << (password.empty() ? " and no password is configured for the target"
+                                             : ", which the gateway cannot answer");
+      FailClient(sqlstate::kConnectionFailure,
+                 absl::StrCat("the gateway could not log in to target \"", target_name, "\""),
+                 "", "The operator can find the reason in the gateway log.");
+      return false;
+    }
+    case proto::kPqMsg_ErrorResponse: {
+      absl::StatusOr<proto::ErrorFields> fields = proto::ParseErrorFields(body);
+      const std::string code = fields.ok() ? fields->sqlstate : "";
+      PGB_LOG(kWarning) << Describe() << ": the database refused the login: "
+                        << (fields.ok() ? fields->message : "(unparsable error)") << " ["
+                        << code << "]";
+      // Load-shedding conditions are the client's business (it may retry);
+      // everything else (bad credentials, missing database) is the operator's
+      // and stays in the log.
+      if (code == sqlstate::kTooManyConnections || code == "57P03") {
+        FailClient(code.c_str(), fields->message);
+      } else {
+        FailClient(sqlstate::kConnectionFailure,
+                   absl::StrCat("the gateway could not log in to target \"", target_name, "\""),
+                   "", "The operator can find the reason in the gateway log.");
+      }
+      return false;
+    }
+    case proto::kPqMsg_ParameterStatus:
+    case proto::kPqMsg_NoticeResponse:
+      if (phase_ != Phase::kBackendStartup && type == proto::kPqMsg_ParameterStatus) break;
+      client_pending_.append(raw);
+      return true;
+    case proto::kPqMsg_BackendKeyData: {
+      absl::StatusOr<std::pair<int32_t, int32_t>> key = proto::ParseBackendKeyData(body);
+      if (!key.ok()) break;
+      backend_pid_ = key->first;
+      backend_key_ = key->second;
+      return true;
+    }
+    case proto::kPqMsg_NegotiateProtocolVersion:
+      return true;  // we ask for plain 3.0; nothing to adjust
+    case proto::kPqMsg_ReadyForQuery:
+      if (phase_ != Phase::kBackendStartup) break;
+      gateway_pid_ = shard_.RegisterCancelKey(slot_);
+      {
+        uint32_t key = 0;
+        RAND_bytes(reinterpret_cast<unsigned char*>(&key), sizeof(key));
+        gateway_key_ = static_cast<int32_t>(key);
+      }
+      proto::AppendBackendKeyData(client_pending_, gateway_pid_, gateway_key_);
+      client_pending_.append(raw);
+      WriteOwned(Side::kClient, std::move(client_pending_));
+      client_pending_.clear();
+      login_complete_ = true;
+      return false;
+    default:
+      break;
+  }
+  PGB_LOG(kWarning) << Describe() << ": unexpected message '" << std::string(1, type)
+                    << "' from the database during login";
+  FailClient(sqlstate::kProtocolViolation, "the database sent an unexpected message during login");
+  return false;
+}
+
+void Session::EnterRelay() {
+  phase_ = Phase::kRelay;
+  deadline_ns_ = 0;
+  PGB_LOG(kInfo) << Describe() << ": session established";
+  // Login state is no longer needed; idle sessions should stay small. Bytes
+  // that arrived behind the login messages are relayed like any others.
+  std::string().swap(client_pending_);
+  for (Side side : {Side::kBackend, Side::kClient}) {
+    std::string leftover;
+    leftover.swap(ep(side).staging);
+    if (!leftover.empty()) Relay(side, leftover.data(), leftover.size(), -1);
+    if (closed_ || phase_ != Phase::kRelay) return;
+  }
+  Flush(Side::kClient);
+  Flush(Side::kBackend);
+  ArmRecv(Side::kClient);
+  ArmRecv(Side::kBackend);
+}
+
+// ---------------------------------------------------------------------------
+// Relay
+
+void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
+  Endpoint& src = ep(from);
+  const Side to = Other(from);
+  const uint32_t max_length = shard_.runtime().config.max_message_size;
+  FrameTracker::Scan scan;
+  if (from == Side::kClient) {
+    scan = src.frames.Feed(data, n, Direction::kFrontend, max_length, [this](char type) {
+      ++client_messages_since_ready_;
+      if (type == proto::kPqMsg_Terminate) client_terminated_ = true;
+    });
+  } else {
+    scan = src.frames.Feed(data, n, Direction::kBackend, max_length, [this](char type) {
+      if (type == proto::kPqMsg_ReadyForQuery) client_messages_since_ready_ = 0;
+    });
+  }
+  if (!scan.error.empty()) {
+    // Forward the well-formed messages before the bad one, then stop: the bad
+    // header is at a message boundary, so a FATAL can follow it cleanly.
+    if (scan.valid_prefix > 0) {
+      WriteReceived(to, data, scan.valid_prefix, bid);
+      bid = -1;
+    } else if (bid >= 0) {
+      shard_.buffers().Recycle(static_cast<uint16_t>(bid));
+    }
+    if (from == Side::kClient) {
+      PGB_LOG(kWarning) << Describe() << ": protocol violation by the client: " << scan.error;
+      Flush(Side::kBackend);
+      FailClient(sqlstate::kProtocolViolation, scan.error);
+    } else {
+      PGB_LOG(kError) << Describe() << ": protocol violation by the database: " << scan.error;
+      FailClient(sqlstate::kProtocolViolation, "the database sent an invalid message");
+    }
+    return;
+  }
+  WriteReceived(to, data, n, bid);
+  Flush(to);
+  if (shutting_down_ && from == Side::kBackend && IdleBetweenTransactions()) {
+    Terminate(sqlstate::kAdminShutdown, "terminating connection because the gateway is shutting down");
+    return;
+  }
+  if (Backlog(to) < kMaxQueuedBytes) {
+    ArmRecv(from);
+  } else {
+    src.recv_paused = true;
+  }
+}
+
+bool Session::IdleBetweenTransactions() const {
+  return phase_ == Phase::kRelay && client_messages_since_ready_ == 0 &&
+         backend_.frames.AtBoundary() && client_.frames.AtBoundary() &&
+         backend_.frames.last_ready_status() == proto::kTxnIdle;
+}
+
+// ---------------------------------------------------------------------------
+// Endings
+
+void Session::FailClient(const char* code, std::string message, std::string detail,
+                         std::string hint) {
+  if (closed_ || phase_ == Phase::kClosing) return;
+  std::string bytes;
+  proto::AppendErrorResponse(bytes, proto::ErrorFields{"FATAL", code, std::move(message),
+                                                       std::move(detail), std::move(hint)});
+  if (client_.fd >= 0) WriteOwned(Side::kClient, std::move(bytes));
+  CloseEndpoint(Side::kBackend);
+  CloseAfterFlush();
+}
+
+void Session::Terminate(const char* code, std::string message) {
+  if (closed_ || phase_ == Phase::kClosing) return;
+  PGB_LOG(kInfo) << Describe() << ": " << message;
+  // A Terminate or FATAL may only go where the stream is at a message boundary.
+  if (backend_.fd >= 0 && client_.frames.AtBoundary()) {
+    std::string bye;
+    proto::AppendTerminate(bye);
+    WriteOwned(Side::kBackend, std::move(bye));
+    backend_.close_after_flush = true;
+    Flush(Side::kBackend);
+  }
+  if (backend_.frames.AtBoundary() || phase_ != Phase::kRelay) {
+    std::string bytes;
+    proto::AppendErrorResponse(bytes, proto::ErrorFields{"FATAL", code, std::move(message), "", ""});
+    WriteOwned(Side::kClient, std::move(bytes));
+  }
+  CloseAfterFlush();
+}
+
+void Session::CloseAfterFlush() {
+  phase_ = Phase::kClosing;
+  deadline_ns_ = shard_.now_ns() + kFlushGraceNs;
+  client_.close_after_flush = true;
+  Flush(Side::kClient);
+  if (backend_.fd >= 0) {
+    backend_.close_after_flush = true;
+    Flush(Side::kBackend);
+  }
+}
+
+void Session::CloseEndpoint(Side side) {
+  Endpoint& e = ep(side);
+  if (e.fd < 0) return;
+  if (e.recv_armed || e.send_in_flight || (side == Side::kBackend && phase_ == Phase::kBackendConnect)) {
+    io_uring_sqe* sqe = shard_.ring().GetSqe();
+    io_uring_prep_cancel_fd(sqe, e.fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, UserData::Make(Op::kIgnore, 0, 0));
+  }
+  ::close(e.fd);
+  e.fd = -1;
+  e.tls.reset();
+  e.tls_active = false;
+  if (!e.send_in_flight) {
+    for (const OutSegment& seg : e.out) ReleaseSegment(seg);
+    e.out.clear();
+    e.queued_bytes = 0;
+  }
+  if (client_.fd < 0 && backend_.fd < 0) Close();
+}
+
+void Session::Close() {
+  if (closed_) return;
+  closed_ = true;
+  CloseEndpoint(Side::kClient);
+  CloseEndpoint(Side::kBackend);
+  if (gateway_pid_ != 0) {
+    shard_.UnregisterCancelKey(gateway_pid_);
+    gateway_pid_ = 0;
+  }
+  PGB_LOG(kDebug) << Describe() << ": closed";
+}
+
+void Session::OnTick(int64_t now_ns) {
+  if (closed_ || deadline_ns_ == 0 || now_ns < deadline_ns_) return;
+  switch (phase_) {
+    case Phase::kClosing:
+      Close();
+      return;
+    case Phase::kRelay:
+      Terminate(sqlstate::kAdminShutdown,
+                "terminating connection because the gateway is shutting down");
+      deadline_ns_ = now_ns + kFlushGraceNs;
+      return;
+    case Phase::kBackendConnect:
+      PGB_LOG(kWarning) << Describe() << ": connecting to the database timed out";
+      FailClient(sqlstate::kSqlclientUnableToEstablish,
+                 absl::StrCat("timed out connecting to target \"", target_->config->name, "\""));
+      return;
+    default:
+      PGB_LOG(kInfo) << Describe() << ": login timed out";
+      FailClient(sqlstate::kProtocolViolation, "authentication timed out",
+                 "", "The client must finish logging in within gateway.auth_timeout.");
+      return;
+  }
+}
+
+void Session::BeginShutdown(int64_t deadline_ns) {
+  if (closed_) return;
+  shutting_down_ = true;
+  if (phase_ != Phase::kRelay) {
+    if (phase_ != Phase::kClosing) {
+      Terminate(sqlstate::kAdminShutdown,
+                "terminating connection because the gateway is shutting down");
+    }
+    return;
+  }
+  if (IdleBetweenTransactions()) {
+    Terminate(sqlstate::kAdminShutdown,
+              "terminating connection because the gateway is shutting down");
+    return;
+  }
+  deadline_ns_ = deadline_ns;
+}
+
+bool Session::MatchesCancelKey(int32_t key) const {
+  return phase_ == Phase::kRelay && !closed_ &&
+         CRYPTO_memcmp(&key, &gateway_key_, sizeof(key)) == 0;
+}
+
+}  // namespace pgb

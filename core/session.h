@@ -1,0 +1,216 @@
+// A Session is one client connection and the backend connection the gateway
+// opens for it, pinned to one shard. It walks the login (SSL negotiation,
+// StartupMessage, SCRAM with the client, connect + TLS + login to PostgreSQL
+// with the target's credentials) and then relays messages both ways.
+//
+// Relaying is zero-copy for plaintext sockets: a receive lands in a provided
+// buffer, the frame tracker walks the message headers in it (validating type
+// and length, fail closed), and the same buffer is handed to the other
+// socket's send queue; it returns to the buffer ring once sent. TLS sides
+// decrypt/encrypt through proto::TlsStream. Backpressure: a side's receive is
+// re-armed only while the other side's send queue is under kMaxQueuedBytes.
+//
+// The client never sees the backend's BackendKeyData; it gets a gateway pid and
+// secret that the shard routes CancelRequests by.
+//
+//   auto s = std::make_unique<Session>(shard, slot, generation, fd, listener);
+//   s->Start();
+//   ... s->OnCompletion(op, cqe->res, cqe->flags) for each of its completions ...
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/ring.h"
+#include "core/runtime.h"
+#include "proto/frame.h"
+#include "proto/messages.h"
+#include "proto/scram.h"
+#include "proto/tls.h"
+
+namespace pgb {
+
+class Shard;
+
+// Walks message boundaries of one direction of a relayed stream, one received
+// chunk at a time, without copying bodies (only a header split across chunks
+// is gathered, five bytes at most).
+class FrameTracker {
+ public:
+  struct Scan {
+    size_t valid_prefix;  // bytes that belong to well-formed messages (all, unless error)
+    std::string error;    // non-empty: a bad header starts at valid_prefix
+  };
+  // Calls on_header(type) for each new message header found, in order.
+  template <typename OnHeader>
+  Scan Feed(const char* data, size_t n, proto::Direction direction, uint32_t max_length,
+            OnHeader&& on_header);
+  bool AtBoundary() const { return body_remaining_ == 0 && header_have_ == 0; }
+  // The first body byte of the last ReadyForQuery seen (its transaction status).
+  char last_ready_status() const { return ready_status_; }
+
+ private:
+  uint32_t body_remaining_ = 0;
+  uint8_t header_have_ = 0;
+  bool want_ready_status_ = false;
+  char ready_status_ = 'I';
+  char header_[proto::kHeaderLength];
+};
+
+class Session {
+ public:
+  enum class Side : uint8_t { kClient, kBackend };
+
+  Session(Shard& shard, uint32_t slot, uint32_t generation, int client_fd,
+          const ListenerRuntime& listener, std::string peer);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void Start();
+  void OnCompletion(Op op, int res, uint32_t flags);
+  // Called by the shard's tick (monotonic nanoseconds).
+  void OnTick(int64_t now_ns);
+  // Graceful shutdown: finish the current work, then close with a FATAL;
+  // forced after deadline_ns.
+  void BeginShutdown(int64_t deadline_ns);
+  // Forwards a CancelRequest to the backend if pid/key match this session.
+  bool MatchesCancelKey(int32_t key) const;
+  // Re-arms receives that failed for lack of buffers.
+  void RetryReceive(Side side);
+
+  bool finished() const { return closed_ && ops_in_flight_ == 0; }
+  uint32_t slot() const { return slot_; }
+  uint32_t generation() const { return generation_; }
+  int32_t gateway_pid() const { return gateway_pid_; }
+  const TargetRuntime* target() const { return target_; }
+  std::pair<int32_t, int32_t> backend_key() const { return {backend_pid_, backend_key_}; }
+
+ private:
+  enum class Phase : uint8_t {
+    kStartup,             // waiting for SSLRequest / StartupMessage / CancelRequest
+    kClientTlsHandshake,  // after answering 'S'
+    kSaslInitial,         // sent AuthenticationSASL
+    kSaslContinue,        // sent AuthenticationSASLContinue
+    kBackendConnect,      // connect() in flight
+    kBackendSslResponse,  // sent SSLRequest to the database
+    kBackendTlsHandshake,
+    kBackendAuth,     // sent StartupMessage, answering authentication requests
+    kBackendStartup,  // AuthenticationOk seen; ParameterStatus/BackendKeyData until ReadyForQuery
+    kRelay,
+    kClosing,  // flushing a final message, then close
+  };
+
+  // A piece of the outgoing byte stream of one socket.
+  struct OutSegment {
+    const char* data;
+    uint32_t length;
+    int32_t buffer_id;   // >= 0: a provided buffer to recycle once sent
+    std::string* owned;  // or bytes owned by the segment
+  };
+
+  struct Endpoint {
+    int fd = -1;
+    std::unique_ptr<proto::TlsStream> tls;
+    bool tls_active = false;
+    bool recv_armed = false;
+    bool recv_paused = false;  // held back by backpressure
+    bool send_in_flight = false;
+    bool close_after_flush = false;
+    std::vector<OutSegment> out;
+    size_t in_flight_segments = 0;
+    size_t queued_bytes = 0;
+    std::string staging;  // login-phase input (small, capped)
+    FrameTracker frames;
+    msghdr msg{};
+    std::array<iovec, 16> iov{};
+  };
+
+  Endpoint& ep(Side side) { return side == Side::kClient ? client_ : backend_; }
+  Side Other(Side side) { return side == Side::kClient ? Side::kBackend : Side::kClient; }
+
+  // I/O.
+  void ArmRecv(Side side);
+  void OnRecv(Side side, int res, uint32_t flags);
+  void OnSend(Side side, int res);
+  void Flush(Side side);
+  // Queues bytes the gateway produced (copied).
+  void WriteOwned(Side side, std::string bytes);
+  // Queues received plaintext for sending; bid >= 0 transfers the buffer.
+  void WriteReceived(Side side, const char* data, size_t n, int32_t bid);
+  void ReleaseSegment(const OutSegment& seg);
+  void MaybeResume(Side sender);
+  size_t Backlog(Side side);
+
+  // Input after decryption.
+  void OnPlaintext(Side side, const char* data, size_t n, int32_t bid);
+  void OnTlsHandshakeDone(Side side);
+  void OnPeerClosed(Side side, int res);
+
+  // Login, client side.
+  void ProcessClientLogin();
+  bool HandleStartupPacket();
+  bool HandleSaslMessage();
+  // Login, backend side.
+  void StartBackend();
+  void OnBackendConnected(int res);
+  void SendBackendStartup();
+  void ProcessBackendLogin();
+  bool HandleBackendLoginMessage(char type, std::string_view body, std::string_view raw);
+  void EnterRelay();
+
+  // Relay.
+  void Relay(Side from, const char* data, size_t n, int32_t bid);
+  bool IdleBetweenTransactions() const;
+
+  // Endings.
+  void FailClient(const char* sqlstate, std::string message, std::string detail = "",
+                  std::string hint = "");
+  void Terminate(const char* sqlstate, std::string message);
+  void CloseAfterFlush();
+  void Close();
+  void CloseEndpoint(Side side);
+
+  std::string Describe() const;
+
+  Shard& shard_;
+  const uint32_t slot_;
+  const uint32_t generation_;
+  const ListenerRuntime& listener_;
+  const std::string peer_;
+  Phase phase_ = Phase::kStartup;
+  bool closed_ = false;
+  bool shutting_down_ = false;
+  bool client_terminated_ = false;  // the client sent Terminate
+  bool login_complete_ = false;     // the database sent its first ReadyForQuery
+  uint32_t ops_in_flight_ = 0;
+  uint32_t client_messages_since_ready_ = 0;
+  int64_t deadline_ns_ = 0;  // login / connect / flush / shutdown deadline; 0 = none
+
+  Endpoint client_;
+  Endpoint backend_;
+
+  // Login state (released when relaying starts).
+  std::string user_name_;
+  std::string database_;
+  std::vector<std::pair<std::string, std::string>> forwarded_params_;
+  const UserRuntime* user_ = nullptr;
+  const TargetRuntime* target_ = nullptr;
+  std::unique_ptr<proto::ScramServer> scram_server_;
+  std::unique_ptr<proto::ScramClient> scram_client_;
+  std::string client_pending_;  // ParameterStatus etc. held until the backend is ready
+
+  int32_t gateway_pid_ = 0;
+  int32_t gateway_key_ = 0;
+  int32_t backend_pid_ = 0;
+  int32_t backend_key_ = 0;
+};
+
+}  // namespace pgb

@@ -1,0 +1,369 @@
+#include "core/shard.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/rand.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "core/log.h"
+#include "proto/messages.h"
+
+namespace pgb {
+namespace {
+
+constexpr int64_t kTickNs = 200'000'000;
+constexpr unsigned kRingEntries = 4096;
+// Gateway pids: shard index + 1 in bits 22..29, a sequence number below.
+constexpr int kPidShardShift = 22;
+constexpr uint32_t kPidSequenceMask = (1u << kPidShardShift) - 1;
+
+std::string FormatPeer(const sockaddr_storage& addr) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  uint16_t port = 0;
+  if (addr.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+    port = ntohs(a->sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
+    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+    port = ntohs(a->sin6_port);
+  }
+  return absl::StrCat(host, ":", port);
+}
+
+}  // namespace
+
+Shard::Shard(int index, std::shared_ptr<const Runtime> runtime, const ShardDirectory& directory)
+    : index_(index), runtime_(std::move(runtime)), directory_(directory), scratch_(64 * 1024) {}
+
+Shard::~Shard() {
+  sessions_.clear();
+  for (Listener& l : listeners_) {
+    if (l.fd >= 0) ::close(l.fd);
+  }
+  for (auto& relay : cancel_relays_) {
+    if (relay && relay->fd >= 0) ::close(relay->fd);
+  }
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+int64_t Shard::MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+absl::Status Shard::Init() {
+  if (absl::Status s = ring_.Init(kRingEntries); !s.ok()) return s;
+  if (absl::Status s = buffers_.Init(ring_, kBufferCount, kBufferSize); !s.ok()) return s;
+  wake_fd_ = eventfd(0, EFD_CLOEXEC);
+  if (wake_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
+  for (const ListenerRuntime& lr : runtime_->listeners) {
+    const int fd = ::socket(lr.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (lr.address.ss_family == AF_INET6) {
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&lr.address), lr.address_length) != 0 ||
+        ::listen(fd, 4096) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", lr.config->address, ":",
+                                                 lr.config->port, ": ", strerror(err)));
+    }
+    listeners_.push_back(Listener{fd, &lr});
+  }
+  ring_fd_.store(ring_.fd());
+  return absl::OkStatus();
+}
+
+void Shard::Run() {
+  now_ns_ = MonotonicNs();
+  for (uint32_t i = 0; i < listeners_.size(); ++i) ArmAccept(i);
+  ArmTick();
+  ArmWake();
+  PGB_LOG(kDebug) << "shard " << index_ << " running";
+  while (true) {
+    const int rc = ring_.SubmitAndWait();
+    if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EBUSY) {
+      PGB_LOG(kError) << "shard " << index_ << ": io_uring wait failed: " << strerror(-rc);
+      break;
+    }
+    now_ns_ = MonotonicNs();
+    io_uring_cqe* cqe;
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_for_each_cqe(ring_.raw(), head, cqe) {
+      Dispatch(cqe);
+      ++seen;
+    }
+    io_uring_cq_advance(ring_.raw(), seen);
+    if (!buffer_waiters_.empty()) RetryBufferWaiters();
+    if (draining_ && live_sessions_ == 0) break;
+  }
+  PGB_LOG(kInfo) << "shard " << index_ << " stopped";
+}
+
+void Shard::Dispatch(io_uring_cqe* cqe) {
+  const uint64_t data = cqe->user_data;
+  const Op op = UserData::OpOf(data);
+  switch (op) {
+    case Op::kAccept:
+      OnAccept(UserData::SlotOf(data), cqe->res, cqe->flags);
+      return;
+    case Op::kTick:
+      OnTick();
+      return;
+    case Op::kWake:
+      OnWake();
+      return;
+    case Op::kShardMessage:
+      HandleMessage(UserData::PointerOf<ShardMessage>(data));
+      return;
+    case Op::kMessageSent:
+      if (cqe->res < 0) {
+        PGB_LOG(kWarning) << "shard " << index_
+                          << ": could not pass a message to another shard: " << strerror(-cqe->res);
+        delete UserData::PointerOf<ShardMessage>(data);
+      }
+      return;
+    case Op::kCancelConnect:
+    case Op::kCancelSend:
+      OnCancelRelay(op, UserData::SlotOf(data), cqe->res);
+      return;
+    case Op::kIgnore:
+    case Op::kNone:
+      return;
+    default:
+      break;
+  }
+  const uint32_t slot = UserData::SlotOf(data);
+  if (slot >= sessions_.size() || !sessions_[slot] ||
+      sessions_[slot]->generation() != UserData::GenerationOf(data)) {
+    PGB_LOG(kError) << "shard " << index_ << ": completion for a stale session slot " << slot;
+    return;
+  }
+  sessions_[slot]->OnCompletion(op, cqe->res, cqe->flags);
+  FreeSessionIfFinished(slot);
+}
+
+void Shard::FreeSessionIfFinished(uint32_t slot) {
+  if (!sessions_[slot]->finished()) return;
+  sessions_[slot].reset();
+  generations_[slot] = (generations_[slot] + 1) & 0xffffff;
+  free_slots_.push_back(slot);
+  --live_sessions_;
+}
+
+void Shard::ArmAccept(uint32_t listener_index) {
+  io_uring_sqe* sqe = ring_.GetSqe();
+  io_uring_prep_multishot_accept(sqe, listeners_[listener_index].fd, nullptr, nullptr,
+                                 SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, UserData::Make(Op::kAccept, listener_index, 0));
+}
+
+void Shard::OnAccept(uint32_t listener_index, int res, uint32_t flags) {
+  if (!(flags & IORING_CQE_F_MORE) && !draining_ && listeners_[listener_index].fd >= 0) {
+    ArmAccept(listener_index);
+  }
+  if (res < 0) {
+    if (res != -ECANCELED) {
+      PGB_LOG(kWarning) << "shard " << index_ << ": accept failed: " << strerror(-res);
+    }
+    return;
+  }
+  const int fd = res;
+  if (draining_) {
+    ::close(fd);
+    return;
+  }
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  sockaddr_storage peer{};
+  socklen_t peer_length = sizeof(peer);
+  getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_length);
+  uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(sessions_.size());
+    sessions_.emplace_back();
+    generations_.push_back(0);
+  }
+  sessions_[slot] = std::make_unique<Session>(*this, slot, generations_[slot], fd,
+                                              *listeners_[listener_index].runtime, FormatPeer(peer));
+  ++live_sessions_;
+  sessions_[slot]->Start();
+}
+
+void Shard::ArmTick() {
+  tick_interval_.tv_sec = 0;
+  tick_interval_.tv_nsec = kTickNs;
+  io_uring_sqe* sqe = ring_.GetSqe();
+  io_uring_prep_timeout(sqe, &tick_interval_, 0, 0);
+  io_uring_sqe_set_data64(sqe, UserData::Make(Op::kTick, 0, 0));
+}
+
+void Shard::OnTick() {
+  for (uint32_t slot = 0; slot < sessions_.size(); ++slot) {
+    if (!sessions_[slot]) continue;
+    sessions_[slot]->OnTick(now_ns_);
+    FreeSessionIfFinished(slot);
+  }
+  ArmTick();
+}
+
+void Shard::ArmWake() {
+  io_uring_sqe* sqe = ring_.GetSqe();
+  io_uring_prep_read(sqe, wake_fd_, &wake_value_, sizeof(wake_value_), 0);
+  io_uring_sqe_set_data64(sqe, UserData::Make(Op::kWake, 0, 0));
+}
+
+void Shard::RequestShutdown() {
+  shutdown_requests_.fetch_add(1);
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));
+}
+
+void Shard::OnWake() {
+  const int requests = shutdown_requests_.load();
+  if (requests > shutdown_seen_) {
+    const bool force = requests > 1;
+    shutdown_seen_ = requests;
+    StartShutdown(force);
+  }
+  ArmWake();
+}
+
+void Shard::StartShutdown(bool force) {
+  if (!draining_) {
+    PGB_LOG(kInfo) << "shard " << index_ << ": shutting down, " << live_sessions_
+                   << " sessions open";
+  }
+  draining_ = true;
+  for (Listener& l : listeners_) {
+    if (l.fd < 0) continue;
+    io_uring_sqe* sqe = ring_.GetSqe();
+    io_uring_prep_cancel_fd(sqe, l.fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, UserData::Make(Op::kIgnore, 0, 0));
+    ::close(l.fd);
+    l.fd = -1;
+  }
+  const int64_t deadline =
+      force ? now_ns_ : now_ns_ + absl::ToInt64Nanoseconds(runtime_->config.shutdown_timeout);
+  for (uint32_t slot = 0; slot < sessions_.size(); ++slot) {
+    if (!sessions_[slot]) continue;
+    sessions_[slot]->BeginShutdown(deadline);
+    FreeSessionIfFinished(slot);
+  }
+}
+
+int32_t Shard::RegisterCancelKey(uint32_t slot) {
+  while (true) {
+    const uint32_t sequence = next_pid_sequence_++ & kPidSequenceMask;
+    if (sequence == 0) continue;
+    const int32_t pid = static_cast<int32_t>((uint32_t(index_ + 1) << kPidShardShift) | sequence);
+    if (cancel_keys_.emplace(pid, slot).second) return pid;
+  }
+}
+
+void Shard::UnregisterCancelKey(int32_t pid) { cancel_keys_.erase(pid); }
+
+void Shard::RouteCancel(int32_t pid, int32_t key) {
+  const int target = (pid >> kPidShardShift) - 1;
+  if (target == index_) {
+    CancelLocal(pid, key);
+    return;
+  }
+  if (target < 0 || target >= static_cast<int>(directory_.shards.size())) {
+    PGB_LOG(kInfo) << "shard " << index_ << ": cancel request for unknown process " << pid;
+    return;
+  }
+  auto* message = new ShardMessage{ShardMessage::Kind::kCancel, pid, key};
+  io_uring_sqe* sqe = ring_.GetSqe();
+  io_uring_prep_msg_ring(sqe, directory_.shards[target]->ring_fd(), 0,
+                         UserData::MakePointer(Op::kShardMessage, message), 0);
+  io_uring_sqe_set_data64(sqe, UserData::MakePointer(Op::kMessageSent, message));
+}
+
+void Shard::HandleMessage(ShardMessage* message) {
+  if (message->kind == ShardMessage::Kind::kCancel) CancelLocal(message->pid, message->key);
+  delete message;
+}
+
+void Shard::CancelLocal(int32_t pid, int32_t key) {
+  auto it = cancel_keys_.find(pid);
+  if (it == cancel_keys_.end() || !sessions_[it->second] ||
+      !sessions_[it->second]->MatchesCancelKey(key)) {
+    // As PostgreSQL does, say nothing to the requester about a wrong key.
+    PGB_LOG(kInfo) << "shard " << index_ << ": cancel request with a wrong key for process "
+                   << pid;
+    return;
+  }
+  const Session& session = *sessions_[it->second];
+  const TargetRuntime* target = session.target();
+  auto relay = std::make_unique<CancelRelay>();
+  relay->address = target->address;
+  relay->address_length = target->address_length;
+  proto::AppendCancelRequest(relay->packet, session.backend_key().first,
+                             session.backend_key().second);
+  relay->fd = ::socket(relay->address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (relay->fd < 0) {
+    PGB_LOG(kWarning) << "shard " << index_ << ": cannot open a socket to forward a cancel";
+    return;
+  }
+  uint32_t slot = 0;
+  while (slot < cancel_relays_.size() && cancel_relays_[slot]) ++slot;
+  if (slot == cancel_relays_.size()) cancel_relays_.emplace_back();
+  cancel_relays_[slot] = std::move(relay);
+  CancelRelay& r = *cancel_relays_[slot];
+  io_uring_sqe* sqe = ring_.GetSqe();
+  io_uring_prep_connect(sqe, r.fd, reinterpret_cast<const sockaddr*>(&r.address),
+                        r.address_length);
+  io_uring_sqe_set_data64(sqe, UserData::Make(Op::kCancelConnect, slot, 0));
+  PGB_LOG(kInfo) << "shard " << index_ << ": forwarding cancel request for process " << pid;
+}
+
+void Shard::OnCancelRelay(Op op, uint32_t slot, int res) {
+  if (slot >= cancel_relays_.size() || !cancel_relays_[slot]) return;
+  CancelRelay& r = *cancel_relays_[slot];
+  if (op == Op::kCancelConnect && res == 0) {
+    io_uring_sqe* sqe = ring_.GetSqe();
+    io_uring_prep_send(sqe, r.fd, r.packet.data(), r.packet.size(), MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, UserData::Make(Op::kCancelSend, slot, 0));
+    return;
+  }
+  if (res < 0) {
+    PGB_LOG(kWarning) << "shard " << index_ << ": forwarding a cancel failed: " << strerror(-res);
+  }
+  // Sent (or failed): PostgreSQL reads the request and closes; so do we.
+  ::close(r.fd);
+  cancel_relays_[slot].reset();
+}
+
+void Shard::WaitForBuffers(uint32_t slot, Session::Side side) {
+  buffer_waiters_.emplace_back(slot, side);
+}
+
+void Shard::RetryBufferWaiters() {
+  if (buffers_.outstanding() >= kBufferCount) return;
+  std::vector<std::pair<uint32_t, Session::Side>> waiters;
+  waiters.swap(buffer_waiters_);
+  for (auto [slot, side] : waiters) {
+    if (slot < sessions_.size() && sessions_[slot]) sessions_[slot]->RetryReceive(side);
+  }
+}
+
+}  // namespace pgb

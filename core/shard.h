@@ -1,0 +1,129 @@
+// A Shard is one worker thread: its own io_uring ring, provided-buffer ring,
+// SO_REUSEPORT listeners (multishot accept), sessions, cancel keys and
+// counters. Nothing in a shard is touched by another thread; shards talk by
+// posting a ShardMessage into each other's ring (IORING_OP_MSG_RING), e.g. a
+// CancelRequest that arrived here for a session that lives elsewhere.
+//
+//   ShardSet set(runtime, workers);   // see gateway.h
+//   Shard& shard = ...; shard.Run();  // on its own thread, until shutdown ends
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "core/ring.h"
+#include "core/runtime.h"
+#include "core/session.h"
+
+namespace pgb {
+
+class Shard;
+
+// Read-only view of all shards, for routing cross-shard messages.
+struct ShardDirectory {
+  std::vector<Shard*> shards;
+};
+
+// A message from one shard to another; owned by the receiver once posted.
+struct ShardMessage {
+  enum class Kind : uint8_t { kCancel };
+  Kind kind;
+  int32_t pid;
+  int32_t key;
+};
+
+class Shard {
+ public:
+  // Size of each provided receive buffer and how many a shard has.
+  static constexpr uint32_t kBufferSize = 16 * 1024;
+  static constexpr uint32_t kBufferCount = 1024;
+
+  Shard(int index, std::shared_ptr<const Runtime> runtime, const ShardDirectory& directory);
+  ~Shard();
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  // Creates the ring, buffers and listeners. Called on the shard's thread.
+  [[nodiscard]] absl::Status Init();
+  // Event loop; returns when shutdown completes.
+  void Run();
+  // Thread-safe: asks the shard to shut down gracefully (a second call forces).
+  void RequestShutdown();
+  int ring_fd() const { return ring_fd_.load(); }
+
+  // For sessions.
+  Ring& ring() { return ring_; }
+  BufferRing& buffers() { return buffers_; }
+  const Runtime& runtime() const { return *runtime_; }
+  int index() const { return index_; }
+  char* scratch() { return scratch_.data(); }
+  size_t scratch_size() const { return scratch_.size(); }
+  int64_t now_ns() const { return now_ns_; }
+  // Issues a gateway pid (encoding this shard) and registers it.
+  int32_t RegisterCancelKey(uint32_t slot);
+  void UnregisterCancelKey(int32_t pid);
+  // Routes a CancelRequest received on this shard (any session, any shard).
+  void RouteCancel(int32_t pid, int32_t key);
+  // A receive failed with -ENOBUFS; retry when buffers come back.
+  void WaitForBuffers(uint32_t slot, Session::Side side);
+
+ private:
+  struct Listener {
+    int fd = -1;
+    const ListenerRuntime* runtime;
+  };
+  // One CancelRequest being relayed to a backend.
+  struct CancelRelay {
+    int fd = -1;
+    std::string packet;
+    sockaddr_storage address;
+    socklen_t address_length;
+  };
+
+  void Dispatch(io_uring_cqe* cqe);
+  void ArmAccept(uint32_t listener_index);
+  void OnAccept(uint32_t listener_index, int res, uint32_t flags);
+  void ArmTick();
+  void OnTick();
+  void ArmWake();
+  void OnWake();
+  void StartShutdown(bool force);
+  void HandleMessage(ShardMessage* message);
+  void CancelLocal(int32_t pid, int32_t key);
+  void OnCancelRelay(Op op, uint32_t slot, int res);
+  void FreeSessionIfFinished(uint32_t slot);
+  void RetryBufferWaiters();
+  static int64_t MonotonicNs();
+
+  const int index_;
+  std::shared_ptr<const Runtime> runtime_;
+  const ShardDirectory& directory_;
+  Ring ring_;
+  BufferRing buffers_;
+  std::atomic<int> ring_fd_{-1};
+  int wake_fd_ = -1;
+  uint64_t wake_value_ = 0;
+  std::atomic<int> shutdown_requests_{0};
+  int shutdown_seen_ = 0;
+  bool draining_ = false;
+  int64_t now_ns_ = 0;
+  __kernel_timespec tick_interval_{};
+
+  std::vector<Listener> listeners_;
+  std::vector<std::unique_ptr<Session>> sessions_;
+  std::vector<uint32_t> generations_;
+  std::vector<uint32_t> free_slots_;
+  size_t live_sessions_ = 0;
+  std::vector<std::unique_ptr<CancelRelay>> cancel_relays_;
+  std::vector<std::pair<uint32_t, Session::Side>> buffer_waiters_;
+  absl::flat_hash_map<int32_t, uint32_t> cancel_keys_;  // gateway pid -> session slot
+  uint32_t next_pid_sequence_ = 1;
+  std::vector<char> scratch_;
+};
+
+}  // namespace pgb

@@ -1,0 +1,23 @@
+// The pgbastion command's subcommands. Each takes the arguments after its own
+// name, handles --help itself, prints errors on stderr and returns the exit
+// code: 0 success, 1 failure (bad config, refused, ...), 2 usage error.
+//
+//   pgbastion serve --config /etc/pgbastion/pgbastion.toml
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+namespace pgb::tools {
+
+using Args = std::vector<std::string_view>;
+
+int RunServe(const Args& args);          // serve.cc
+int RunCheckConfig(const Args& args);    // check_config.cc
+int RunScramVerifier(const Args& args);  // scram_verifier.cc
+
+// Finds "--name VALUE" or "--name=VALUE" in args. Returns false if absent.
+bool FindFlag(const Args& args, std::string_view name, std::string_view* value);
+bool HasFlag(const Args& args, std::string_view name);
+
+}  // namespace pgb::tools
