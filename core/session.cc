@@ -573,7 +573,7 @@ bool Session::HandleStartupPacket() {
       forwarded_params_.emplace_back(std::string(name), std::string(value));
     } else {
       FailClient(sqlstate::kInsufficientPrivilege,
-                 absl::StrCat("the startup parameter \"", name,
+                 absl::StrCat("the startup parameter \"", std::string(name),
                               "\" is not allowed through the gateway"),
                  "", "Set it with SET after connecting.");
       return false;
