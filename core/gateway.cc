@@ -14,12 +14,6 @@
 
 namespace pgb {
 
-int EffectiveWorkers(int configured) {
-  if (configured > 0) return configured;
-  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  return cores > 0 ? static_cast<int>(cores) : 1;
-}
-
 absl::Status RunGateway(std::shared_ptr<const Runtime> runtime) {
   // Signals are taken by this thread alone, with sigwait; shards never see them.
   sigset_t signals;
@@ -30,7 +24,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  const int workers = EffectiveWorkers(runtime->config.workers);
+  const int workers = runtime->config.ResolvedWorkers();
   ShardDirectory directory;
   std::vector<std::unique_ptr<Shard>> shards;
   for (int i = 0; i < workers; ++i) {

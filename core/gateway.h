@@ -14,9 +14,6 @@
 
 namespace pgb {
 
-// Number of shards for a configured worker count (0 = online cores).
-int EffectiveWorkers(int configured);
-
 // Runs until a shutdown signal has been handled. Fails if a shard cannot start
 // (a port in use, io_uring unavailable).
 [[nodiscard]] absl::Status RunGateway(std::shared_ptr<const Runtime> runtime);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -36,8 +37,10 @@ LogLine::LogLine(LogLevel level, const char* file, int line) {
   char stamp[40];
   strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &parts);
   const char* base = strrchr(file, '/');
-  out_ << stamp << '.' << (now.tv_nsec / 1000000) << "Z " << LevelName(level) << ' '
-       << (base ? base + 1 : file) << ':' << line << "] ";
+  char millis[16];
+  snprintf(millis, sizeof(millis), ".%03dZ ", static_cast<int>(now.tv_nsec / 1000000));
+  out_ << stamp << millis << LevelName(level) << ' ' << (base ? base + 1 : file) << ':' << line
+       << "] ";
 }
 
 LogLine::~LogLine() {

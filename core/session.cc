@@ -114,6 +114,8 @@ Session::Session(Shard& shard, uint32_t slot, uint32_t generation, int client_fd
 
 Session::~Session() {
   for (Endpoint* e : {&client_, &backend_}) {
+    if (e->fd >= 0) ::close(e->fd);
+    if (e->closed_fd >= 0) ::close(e->closed_fd);
     for (const OutSegment& seg : e->out) ReleaseSegment(seg);
     e->out.clear();
   }
@@ -319,9 +321,8 @@ void Session::Flush(Side side) {
   Endpoint& e = ep(side);
   if (e.fd < 0 || e.send_in_flight) return;
   if (e.tls_active && e.tls && e.tls->HasPendingCiphertext()) {
-    std::string_view cipher = e.tls->PendingCiphertext();
-    auto* owned = new std::string(cipher);
-    e.tls->ConsumeCiphertext(cipher.size());
+    auto* owned = new std::string;
+    e.tls->TakeCiphertext(*owned);  // moves the buffer: stays valid while the send is in flight
     e.out.push_back(OutSegment{owned->data(), static_cast<uint32_t>(owned->size()), -1, owned});
     e.queued_bytes += owned->size();
   }
@@ -509,7 +510,15 @@ bool Session::HandleStartupPacket() {
       return false;
     }
     client_.staging.clear();
-    if (p.kind == Kind::kSslRequest && listener_.tls && !client_.tls_active) {
+    // One request of each kind, before anything else, as PostgreSQL allows.
+    bool& answered = p.kind == Kind::kSslRequest ? ssl_answered_ : gss_answered_;
+    if (answered || client_.tls_active) {
+      FailClient(sqlstate::kProtocolViolation,
+                 "unsupported frontend protocol: encryption was already negotiated");
+      return false;
+    }
+    answered = true;
+    if (p.kind == Kind::kSslRequest && listener_.tls) {
       WriteOwned(Side::kClient, "S");
       absl::StatusOr<std::unique_ptr<proto::TlsStream>> tls =
           proto::TlsStream::Server(*listener_.tls);
@@ -1058,12 +1067,16 @@ void Session::CloseAfterFlush() {
 void Session::CloseEndpoint(Side side) {
   Endpoint& e = ep(side);
   if (e.fd < 0) return;
+  // shutdown() sends the FIN now and completes a pending receive; the cancel
+  // catches a pending connect. The descriptor itself stays open until the
+  // session is destroyed: a cancel by fd must find it when it is submitted.
+  ::shutdown(e.fd, SHUT_RDWR);
   if (e.recv_armed || e.send_in_flight || (side == Side::kBackend && phase_ == Phase::kBackendConnect)) {
     io_uring_sqe* sqe = shard_.ring().GetSqe();
     io_uring_prep_cancel_fd(sqe, e.fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, UserData::Make(Op::kIgnore, 0, 0));
   }
-  ::close(e.fd);
+  e.closed_fd = e.fd;
   e.fd = -1;
   e.tls.reset();
   e.tls_active = false;

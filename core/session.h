@@ -118,6 +118,7 @@ class Session {
 
   struct Endpoint {
     int fd = -1;
+    int closed_fd = -1;  // shut down, closed when the session is destroyed
     std::unique_ptr<proto::TlsStream> tls;
     bool tls_active = false;
     bool recv_armed = false;
@@ -189,7 +190,9 @@ class Session {
   bool closed_ = false;
   bool shutting_down_ = false;
   bool client_terminated_ = false;  // the client sent Terminate
-  bool login_complete_ = false;     // the database sent its first ReadyForQuery
+  bool login_complete_ = false;
+  bool ssl_answered_ = false;  // SSLRequest / GSSENCRequest already answered
+  bool gss_answered_ = false;     // the database sent its first ReadyForQuery
   uint32_t ops_in_flight_ = 0;
   uint32_t client_messages_since_ready_ = 0;
   int64_t deadline_ns_ = 0;  // login / connect / flush / shutdown deadline; 0 = none

@@ -1,0 +1,927 @@
+#include "core/config.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/time/time.h"
+#include "toml++/toml.h"
+
+// Debian's libtomlplusplus3 is built with exceptions (only the toml::v3::ex
+// ABI namespace is exported), so with TOML_EXCEPTIONS=0 this file would fail to
+// link against it. Both forms are handled anyway: the parse is the only call
+// that can report a syntax error, and it never lets an exception escape.
+
+namespace pgb {
+namespace {
+
+// Debian's Abseil is built with its own absl::string_view (not an alias of
+// std::string_view), so absl::StrCat and friends do not accept
+// std::string_view. These few helpers keep this file on std types.
+inline void AppendPart(std::string& out, std::string_view part) { out.append(part); }
+template <typename T>
+requires std::is_integral_v<T>
+void AppendPart(std::string& out, T value) { out += std::to_string(value); }
+template <typename... Parts>
+std::string Cat(const Parts&... parts) {
+  std::string out;
+  (AppendPart(out, parts), ...);
+  return out;
+}
+
+template <typename Range>
+std::string Join(const Range& parts, std::string_view separator) {
+  std::string out;
+  bool first = true;
+  for (const auto& part : parts) {
+    if (!first) out.append(separator);
+    first = false;
+    out.append(std::string_view(part));
+  }
+  return out;
+}
+
+std::vector<std::string_view> Split(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  for (;;) {
+    const size_t end = text.find(separator);
+    parts.push_back(text.substr(0, end));
+    if (end == std::string_view::npos) return parts;
+    text.remove_prefix(end + 1);
+  }
+}
+
+constexpr int kMaxWorkers = 1024;
+constexpr int64_t kMinMessageSize = 1024;
+constexpr int64_t kMaxMessageSize = 0x3fffffff;  // PostgreSQL's MaxAllocSize - 1
+constexpr size_t kMaxNameLength = 63;            // PostgreSQL's NAMEDATALEN - 1
+constexpr size_t kMaxConfigFileSize = 4 << 20;
+constexpr size_t kMaxPasswordFileSize = 64 << 10;
+
+std::string_view TypeName(toml::node_type type) {
+  switch (type) {
+    case toml::node_type::none:
+      return "nothing";
+    case toml::node_type::table:
+      return "table";
+    case toml::node_type::array:
+      return "array";
+    case toml::node_type::string:
+      return "string";
+    case toml::node_type::integer:
+      return "integer";
+    case toml::node_type::floating_point:
+      return "float";
+    case toml::node_type::boolean:
+      return "boolean";
+    case toml::node_type::date:
+      return "date";
+    case toml::node_type::time:
+      return "time";
+    case toml::node_type::date_time:
+      return "date-time";
+  }
+  return "unknown";
+}
+
+// Optimal string alignment distance (Levenshtein plus adjacent transposition,
+// so "tsl" is one edit from "tls").
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+struct ReadResult {
+  std::string contents;
+  mode_t mode = 0;
+};
+
+// Reads a whole regular file of at most `max_size` bytes. The mode comes from
+// fstat on the open descriptor, so it describes the file that was read.
+absl::StatusOr<ReadResult> ReadRegularFile(const std::string& path, size_t max_size) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    const std::string message = Cat("cannot open \"", path, "\": ", std::strerror(err));
+    if (err == ENOENT) return absl::NotFoundError(message);
+    if (err == EACCES) return absl::PermissionDeniedError(message);
+    return absl::InvalidArgumentError(message);
+  }
+  ReadResult result;
+  struct stat st;
+  absl::Status status;
+  if (::fstat(fd, &st) != 0) {
+    status = absl::InvalidArgumentError(Cat("cannot stat \"", path, "\": ", std::strerror(errno)));
+  } else if (!S_ISREG(st.st_mode)) {
+    status = absl::InvalidArgumentError(Cat("\"", path, "\" is not a regular file"));
+  } else if (static_cast<uint64_t>(st.st_size) > max_size) {
+    status = absl::InvalidArgumentError(Cat("\"", path, "\" is larger than ", max_size, " bytes"));
+  } else {
+    result.mode = st.st_mode;
+    char buffer[8192];
+    for (;;) {
+      const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        status =
+            absl::InvalidArgumentError(Cat("cannot read \"", path, "\": ", std::strerror(errno)));
+        break;
+      }
+      if (n == 0) break;
+      result.contents.append(buffer, static_cast<size_t>(n));
+      if (result.contents.size() > max_size) {
+        status =
+            absl::InvalidArgumentError(Cat("\"", path, "\" is larger than ", max_size, " bytes"));
+        break;
+      }
+    }
+  }
+  ::close(fd);
+  if (!status.ok()) return status;
+  return result;
+}
+
+// One error: where it is (for ordering and the location suffix) and its line.
+struct ConfigError {
+  uint32_t line = 0;
+  uint32_t column = 0;
+  std::string text;
+};
+
+// Walks the parsed TOML document, collecting every error rather than stopping
+// at the first, and builds the Config.
+class ConfigParser {
+ public:
+  ConfigParser(std::string_view origin, std::string_view base_dir)
+      : origin_(origin), base_dir_(base_dir) {}
+
+  void AddError(const toml::source_region& where, std::string_view path, std::string_view message) {
+    ConfigError error{where.begin.line, where.begin.column, Cat(path, ": ", message)};
+    if (where.begin.line > 0) {
+      error.text += Cat(" (", origin_, ":", where.begin.line, ":", where.begin.column, ")");
+    }
+    errors_.push_back(std::move(error));
+  }
+
+  void AddSyntaxError(const toml::source_region& where, std::string_view description) {
+    errors_.push_back({where.begin.line, where.begin.column,
+                       Cat(origin_, ":", where.begin.line, ":", where.begin.column,
+                           ": TOML syntax error: ", description)});
+  }
+
+  absl::StatusOr<Config> Parse(const toml::table& root);
+
+  absl::Status ErrorStatus() {
+    std::stable_sort(errors_.begin(), errors_.end(),
+                     [](const ConfigError& a, const ConfigError& b) {
+                       return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+                     });
+    std::vector<std::string_view> lines;
+    lines.reserve(errors_.size());
+    for (const ConfigError& error : errors_) lines.push_back(error.text);
+    return absl::InvalidArgumentError(Join(lines, "\n"));
+  }
+
+  std::string ResolvePath(std::string_view path) const {
+    if (base_dir_.empty() || path.empty() || path.front() == '/') return std::string(path);
+    return (std::filesystem::path(base_dir_) / std::filesystem::path(path))
+        .lexically_normal()
+        .string();
+  }
+
+ private:
+  friend class TableReader;
+
+  void ParseGateway(const toml::table& root, Config& config);
+  void ParseListeners(const toml::table& root, Config& config);
+  void ParseTargets(const toml::table& root, Config& config);
+  void ParseUsers(const toml::table& root, Config& config);
+  void ParseListener(const toml::table& table, const std::string& path, ListenerConfig& out);
+  void ParseTarget(const toml::table& table, const std::string& path, TargetConfig& out);
+  void ParseUser(const toml::table& table, const std::string& path, UserConfig& out);
+
+  // Visits each table of an array of tables; reports a missing or empty array
+  // and elements that are not tables.
+  template <typename Fn>
+  void ForEachTableOf(const toml::table& root, std::string_view key, Fn&& fn);
+
+  // Checks that `path` (already resolved) names a readable regular file.
+  void CheckReadableFile(const toml::source_region& where, const std::string& key_path,
+                         const std::string& path);
+
+  std::string origin_;
+  std::string base_dir_;
+  std::vector<ConfigError> errors_;
+};
+
+// Reads the keys of one table by name, checking their types and ranges, and
+// reports every key it was not told about (typo protection).
+class TableReader {
+ public:
+  TableReader(ConfigParser& parser, const toml::table& table, std::string path,
+              std::vector<std::string_view> known_keys,
+              std::vector<std::pair<std::string_view, std::string_view>> hints = {})
+      : parser_(parser),
+        table_(table),
+        path_(std::move(path)),
+        known_keys_(std::move(known_keys)),
+        hints_(std::move(hints)) {}
+
+  TableReader(const TableReader&) = delete;
+  TableReader& operator=(const TableReader&) = delete;
+
+  ~TableReader() { ReportUnknownKeys(); }
+
+  std::string KeyPath(std::string_view key) const {
+    return path_.empty() ? std::string(key) : Cat(path_, ".", key);
+  }
+
+  const toml::source_region& source() const { return table_.source(); }
+  const toml::node* Get(std::string_view key) const { return table_.get(key); }
+  bool Has(std::string_view key) const { return table_.contains(key); }
+
+  void Error(std::string_view key, std::string_view message) {
+    const toml::node* node = table_.get(key);
+    parser_.AddError(node != nullptr ? node->source() : table_.source(), KeyPath(key), message);
+  }
+
+  void TypeError(std::string_view key, std::string_view expected, const toml::node& node) {
+    parser_.AddError(node.source(), KeyPath(key),
+                     Cat("expected ", expected, ", got ", TypeName(node.type())));
+  }
+
+  std::optional<std::string> String(std::string_view key) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return std::nullopt;
+    if (!node->is_string()) {
+      TypeError(key, "a string", *node);
+      return std::nullopt;
+    }
+    return node->as_string()->get();
+  }
+
+  // A required non-empty string.
+  std::optional<std::string> RequiredString(std::string_view key, std::string_view what) {
+    if (!Has(key)) {
+      Error(key, Cat("required (", what, ")"));
+      return std::nullopt;
+    }
+    std::optional<std::string> value = String(key);
+    if (value.has_value() && value->empty()) {
+      Error(key, Cat("must not be empty (", what, ")"));
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  std::optional<int64_t> Integer(std::string_view key, int64_t min, int64_t max) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return std::nullopt;
+    if (!node->is_integer()) {
+      TypeError(key, Cat("an integer ", min, "..", max), *node);
+      return std::nullopt;
+    }
+    const int64_t value = node->as_integer()->get();
+    if (value < min || value > max) {
+      Error(key, Cat("must be ", min, "..", max, ", got ", value));
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  std::optional<absl::Duration> Duration(std::string_view key) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return std::nullopt;
+    constexpr std::string_view kExpected = "a duration string such as \"500ms\", \"60s\", \"5m\"";
+    if (!node->is_string()) {
+      TypeError(key, kExpected, *node);
+      return std::nullopt;
+    }
+    const std::string& text = node->as_string()->get();
+    absl::Duration value;
+    if (!absl::ParseDuration(text, &value)) {
+      Error(key, Cat("\"", text, "\" is not a duration; expected ", kExpected));
+      return std::nullopt;
+    }
+    if (value <= absl::ZeroDuration() || value == absl::InfiniteDuration()) {
+      Error(key, Cat("must be a finite duration > 0, got \"", text, "\""));
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  // One of `allowed` (matched exactly); returns its index.
+  std::optional<size_t> Enum(std::string_view key, const std::vector<std::string_view>& allowed) {
+    std::optional<std::string> text = String(key);
+    if (!text.has_value()) return std::nullopt;
+    for (size_t i = 0; i < allowed.size(); ++i) {
+      if (*text == allowed[i]) return i;
+    }
+    Error(key, Cat("\"", *text, "\" is not one of ", Join(allowed, " | ")));
+    return std::nullopt;
+  }
+
+ private:
+  void ReportUnknownKeys() {
+    for (const auto& [key, node] : table_) {
+      const std::string_view name = key.str();
+      if (std::find(known_keys_.begin(), known_keys_.end(), name) != known_keys_.end()) continue;
+      // The value of an unknown key is never echoed: it may be a secret
+      // someone tried to put in the file (password = "...").
+      std::string message = "unknown key";
+      const auto hint = std::find_if(hints_.begin(), hints_.end(),
+                                     [&](const auto& h) { return h.first == name; });
+      if (hint != hints_.end()) {
+        message += Cat("; ", hint->second);
+      } else {
+        std::string_view best;
+        size_t best_distance = 3;
+        for (std::string_view known : known_keys_) {
+          const size_t distance = EditDistance(name, known);
+          if (distance < best_distance) {
+            best = known;
+            best_distance = distance;
+          }
+        }
+        if (!best.empty()) message += Cat("; did you mean \"", best, "\"?");
+        message += Cat(" (known keys: ", Join(known_keys_, ", "), ")");
+      }
+      parser_.AddError(key.source(), KeyPath(name), message);
+    }
+  }
+
+  ConfigParser& parser_;
+  const toml::table& table_;
+  std::string path_;
+  std::vector<std::string_view> known_keys_;
+  std::vector<std::pair<std::string_view, std::string_view>> hints_;
+};
+
+template <typename Fn>
+void ConfigParser::ForEachTableOf(const toml::table& root, std::string_view key, Fn&& fn) {
+  const toml::node* node = root.get(key);
+  if (node == nullptr) {
+    AddError(root.source(), key, Cat("at least one [[", key, "]] is required"));
+    return;
+  }
+  const toml::array* array = node->as_array();
+  if (array == nullptr) {
+    AddError(node->source(), key,
+             Cat("expected an array of tables ([[", key, "]]), got ", TypeName(node->type())));
+    return;
+  }
+  if (array->empty()) {
+    AddError(node->source(), key, Cat("at least one [[", key, "]] is required"));
+    return;
+  }
+  for (size_t i = 0; i < array->size(); ++i) {
+    const toml::node& element = *array->get(i);
+    const std::string path = Cat(key, "[", i, "]");
+    if (const toml::table* table = element.as_table()) {
+      fn(*table, path, i);
+    } else {
+      AddError(element.source(), path, Cat("expected a table, got ", TypeName(element.type())));
+    }
+  }
+}
+
+void ConfigParser::CheckReadableFile(const toml::source_region& where, const std::string& key_path,
+                                     const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    AddError(where, key_path, Cat("cannot open \"", path, "\": ", std::strerror(errno)));
+    return;
+  }
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+    AddError(where, key_path, Cat("\"", path, "\" is not a regular file"));
+  }
+  ::close(fd);
+}
+
+void ConfigParser::ParseGateway(const toml::table& root, Config& config) {
+  const toml::node* node = root.get("gateway");
+  if (node == nullptr) return;  // every key has a default
+  const toml::table* table = node->as_table();
+  if (table == nullptr) {
+    AddError(node->source(), "gateway",
+             Cat("expected a table ([gateway]), got ", TypeName(node->type())));
+    return;
+  }
+  TableReader reader(
+      *this, *table, "gateway",
+      {"workers", "max_message_size", "auth_timeout", "shutdown_timeout", "log_level"});
+  if (auto v = reader.Integer("workers", 0, kMaxWorkers)) config.workers = static_cast<int>(*v);
+  if (auto v = reader.Integer("max_message_size", kMinMessageSize, kMaxMessageSize)) {
+    config.max_message_size = static_cast<uint32_t>(*v);
+  }
+  if (auto v = reader.Duration("auth_timeout")) config.auth_timeout = *v;
+  if (auto v = reader.Duration("shutdown_timeout")) config.shutdown_timeout = *v;
+  if (auto v = reader.Enum("log_level", {"debug", "info", "warning", "error"})) {
+    constexpr LogLevel kLevels[] = {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarning,
+                                    LogLevel::kError};
+    config.log_level = kLevels[*v];
+  }
+}
+
+void ConfigParser::ParseListener(const toml::table& table, const std::string& path,
+                                 ListenerConfig& out) {
+  TableReader reader(
+      *this, table, path, {"address", "port", "tls", "tls_cert", "tls_key"},
+      {{"ssl", "use \"tls\""}, {"cert", "use \"tls_cert\""}, {"key", "use \"tls_key\""}});
+  if (auto v = reader.String("address")) {
+    unsigned char buf[sizeof(in6_addr)];
+    if (inet_pton(AF_INET, v->c_str(), buf) != 1 && inet_pton(AF_INET6, v->c_str(), buf) != 1) {
+      reader.Error("address", Cat("\"", *v,
+                                  "\" is not an IPv4 or IPv6 address literal "
+                                  "(for example \"127.0.0.1\", \"0.0.0.0\", \"::\")"));
+    } else {
+      out.address = *v;
+    }
+  }
+  if (auto v = reader.Integer("port", 1, 65535)) out.port = static_cast<uint16_t>(*v);
+  if (auto v = reader.String("tls_cert")) out.tls_cert_file = ResolvePath(*v);
+  if (auto v = reader.String("tls_key")) out.tls_key_file = ResolvePath(*v);
+
+  bool tls_valid = true;
+  out.tls = reader.Has("tls_cert") ? ListenerTls::kOptional : ListenerTls::kDisabled;
+  if (reader.Has("tls")) {
+    constexpr ListenerTls kModes[] = {ListenerTls::kDisabled, ListenerTls::kOptional,
+                                      ListenerTls::kRequired};
+    if (auto v = reader.Enum("tls", {"disabled", "optional", "required"})) {
+      out.tls = kModes[*v];
+    } else {
+      tls_valid = false;
+    }
+  }
+  if (!tls_valid || out.tls == ListenerTls::kDisabled) return;
+  for (const auto& [key, file] :
+       {std::pair<std::string_view, const std::string*>{"tls_cert", &out.tls_cert_file},
+        {"tls_key", &out.tls_key_file}}) {
+    const toml::node* node = reader.Get(key);
+    if (node == nullptr) {
+      reader.Error(key, "required unless tls = \"disabled\" (PEM file)");
+    } else if (node->is_string()) {
+      if (file->empty()) {
+        reader.Error(key, "must not be empty");
+      } else {
+        CheckReadableFile(node->source(), reader.KeyPath(key), *file);
+      }
+    }
+  }
+}
+
+void ConfigParser::ParseListeners(const toml::table& root, Config& config) {
+  ForEachTableOf(root, "listener", [&](const toml::table& table, const std::string& path, size_t) {
+    ListenerConfig listener;
+    ParseListener(table, path, listener);
+    config.listeners.push_back(std::move(listener));
+  });
+  // Duplicates compare the binary address, so "::1" and "0:0::1" collide.
+  absl::flat_hash_map<std::string, size_t> seen;
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    const ListenerConfig& listener = config.listeners[i];
+    unsigned char buf[sizeof(in6_addr)] = {};
+    const int family = listener.address.find(':') == std::string::npos ? AF_INET : AF_INET6;
+    if (inet_pton(family, listener.address.c_str(), buf) != 1) continue;  // reported already
+    std::string key = Cat(family, ":", listener.port, ":");
+    key.append(reinterpret_cast<const char*>(buf), sizeof(buf));
+    auto [it, inserted] = seen.emplace(std::move(key), i);
+    if (!inserted) {
+      const toml::node* node = root.get("listener")->as_array()->get(i);
+      AddError(node->source(), Cat("listener[", i, "]"),
+               Cat("duplicate listener ", listener.address, " port ", listener.port,
+                   " (also listener[", it->second, "])"));
+    }
+  }
+}
+
+bool IsTargetName(std::string_view name) {
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+  });
+}
+
+// An IP literal or a DNS name (letters, digits, '-', '.'; labels of 1..63).
+bool IsHost(std::string_view host) {
+  unsigned char buf[sizeof(in6_addr)];
+  const std::string text(host);
+  if (inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1) {
+    return true;
+  }
+  if (host.empty() || host.size() > 253) return false;
+  if (host.back() == '.') host.remove_suffix(1);
+  for (std::string_view label : Split(host, '.')) {
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+      return false;
+    }
+    for (char c : label) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+    }
+  }
+  return true;
+}
+
+bool IsEnvName(std::string_view name) {
+  if (name.empty() || absl::ascii_isdigit(static_cast<unsigned char>(name.front()))) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+void ConfigParser::ParseTarget(const toml::table& table, const std::string& path,
+                               TargetConfig& out) {
+  TableReader reader(
+      *this, table, path,
+      {"name", "host", "port", "database", "user", "password_file", "password_env", "tls", "tls_ca",
+       "tls_server_name", "connect_timeout"},
+      {{"password",
+        "passwords are never stored in this file; use password_file (a file with mode 600) "
+        "or password_env (an environment variable)"},
+       {"dbname", "use \"database\""},
+       {"sslmode", "use \"tls\" (disable | require | verify-ca | verify-full)"},
+       {"sslrootcert", "use \"tls_ca\""}});
+  if (auto v = reader.RequiredString("name", "clients select the target with dbname=<name>")) {
+    if (v->size() > kMaxNameLength || !IsTargetName(*v)) {
+      reader.Error("name", Cat("\"", *v, "\" must be 1..", kMaxNameLength,
+                               " characters of A-Z a-z 0-9 _ . -"));
+    } else {
+      out.name = *v;
+    }
+  }
+  if (auto v = reader.RequiredString("host", "IP address or DNS name of the database server")) {
+    if (!IsHost(*v)) {
+      reader.Error("host", Cat("\"", *v, "\" is not an IP address or DNS name"));
+    } else {
+      out.host = *v;
+    }
+  }
+  if (auto v = reader.Integer("port", 1, 65535)) out.port = static_cast<uint16_t>(*v);
+  out.database = out.name;
+  if (auto v = reader.String("database")) {
+    if (v->empty() || v->size() > kMaxNameLength) {
+      reader.Error("database", Cat("must be 1..", kMaxNameLength, " bytes"));
+    } else {
+      out.database = *v;
+    }
+  }
+  if (auto v = reader.RequiredString("user", "the role the gateway logs in as")) {
+    if (v->size() > kMaxNameLength) {
+      reader.Error("user", Cat("must be 1..", kMaxNameLength, " bytes"));
+    } else {
+      out.user = *v;
+    }
+  }
+  if (auto v = reader.Duration("connect_timeout")) out.connect_timeout = *v;
+
+  // TLS to the database (libpq's sslmode names).
+  if (auto v = reader.String("tls_ca")) out.tls_ca_file = ResolvePath(*v);
+  bool tls_valid = true;
+  out.tls = reader.Has("tls_ca") ? BackendTls::kVerifyFull : BackendTls::kDisable;
+  if (reader.Has("tls")) {
+    constexpr BackendTls kModes[] = {BackendTls::kDisable, BackendTls::kRequire,
+                                     BackendTls::kVerifyCa, BackendTls::kVerifyFull};
+    if (auto v = reader.Enum("tls", {"disable", "require", "verify-ca", "verify-full"})) {
+      out.tls = kModes[*v];
+    } else {
+      tls_valid = false;
+    }
+  }
+  const bool verifies = out.tls == BackendTls::kVerifyCa || out.tls == BackendTls::kVerifyFull;
+  if (const toml::node* ca = reader.Get("tls_ca"); tls_valid && ca != nullptr && ca->is_string()) {
+    // A CA with a mode that does not verify would look safer than it is.
+    if (!verifies) {
+      reader.Error("tls_ca", "is only used with tls = \"verify-ca\" or \"verify-full\"");
+    } else if (out.tls_ca_file.empty()) {
+      reader.Error("tls_ca", "must not be empty");
+    } else {
+      CheckReadableFile(ca->source(), reader.KeyPath("tls_ca"), out.tls_ca_file);
+    }
+  } else if (tls_valid && verifies && !reader.Has("tls_ca")) {
+    reader.Error("tls_ca", "required when tls = \"verify-ca\" or \"verify-full\" (PEM file)");
+  }
+  out.tls_server_name = out.host;
+  if (auto v = reader.String("tls_server_name")) {
+    if (tls_valid && out.tls == BackendTls::kDisable) {
+      reader.Error("tls_server_name", "is not used with tls = \"disable\"");
+    } else if (!IsHost(*v)) {
+      reader.Error("tls_server_name", Cat("\"", *v, "\" is not a DNS name"));
+    } else {
+      out.tls_server_name = *v;
+    }
+  }
+
+  // The password. Its value (and the file's contents) never goes into a message.
+  const toml::node* file_node = reader.Get("password_file");
+  const toml::node* env_node = reader.Get("password_env");
+  std::optional<std::string> file = reader.String("password_file");
+  std::optional<std::string> env = reader.String("password_env");
+  if (file_node != nullptr && env_node != nullptr) {
+    reader.Error("password_env", "set either password_file or password_env, not both");
+    return;
+  }
+  if (file.has_value()) {
+    const std::string key = reader.KeyPath("password_file");
+    if (file->empty()) {
+      reader.Error("password_file", "must not be empty");
+      return;
+    }
+    const std::string resolved = ResolvePath(*file);
+    absl::StatusOr<ReadResult> read = ReadRegularFile(resolved, kMaxPasswordFileSize);
+    if (!read.ok()) {
+      reader.Error("password_file", std::string(read.status().message()));
+      return;
+    }
+    if ((read->mode & 077) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(read->mode & 07777));
+      reader.Error("password_file",
+                   Cat("\"", resolved, "\" has mode ", mode,
+                       "; it must not be readable by group or others: chmod 600 ", resolved));
+      return;
+    }
+    std::string_view first_line = read->contents;
+    first_line = first_line.substr(0, first_line.find('\n'));
+    if (!first_line.empty() && first_line.back() == '\r') first_line.remove_suffix(1);
+    if (first_line.empty()) {
+      reader.Error("password_file",
+                   Cat("\"", resolved, "\" is empty; its first line is the password"));
+      return;
+    }
+    out.password = Secret(std::string(first_line));
+  } else if (env.has_value()) {
+    if (!IsEnvName(*env)) {
+      reader.Error("password_env", Cat("\"", *env, "\" is not an environment variable name"));
+      return;
+    }
+    const char* value = std::getenv(env->c_str());
+    if (value == nullptr) {
+      reader.Error("password_env", Cat("environment variable ", *env, " is not set"));
+    } else if (*value == '\0') {
+      reader.Error("password_env", Cat("environment variable ", *env, " is empty"));
+    } else {
+      out.password = Secret(value);
+    }
+  }
+}
+
+void ConfigParser::ParseTargets(const toml::table& root, Config& config) {
+  absl::flat_hash_map<std::string, size_t> seen;
+  ForEachTableOf(
+      root, "target", [&](const toml::table& table, const std::string& path, size_t index) {
+        TargetConfig target;
+        ParseTarget(table, path, target);
+        if (!target.name.empty()) {
+          auto [it, inserted] = seen.emplace(target.name, index);
+          if (!inserted) {
+            AddError(
+                table.get("name")->source(), Cat(path, ".name"),
+                Cat("duplicate target name \"", target.name, "\" (also target[", it->second, "])"));
+          }
+        }
+        config.targets.push_back(std::move(target));
+      });
+}
+
+bool IsStrictBase64(std::string_view text, size_t* decoded_size) {
+  if (text.empty() || text.size() % 4 != 0) return false;
+  size_t padding = 0;
+  while (padding < 2 && text[text.size() - 1 - padding] == '=') ++padding;
+  for (size_t i = 0; i < text.size() - padding; ++i) {
+    const char c = text[i];
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/') {
+      return false;
+    }
+  }
+  *decoded_size = text.size() / 4 * 3 - padding;
+  return true;
+}
+
+// Checks the shape of a SCRAM-SHA-256 verifier as PostgreSQL stores it in
+// pg_authid.rolpassword: SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>
+// (RFC 5803). The keys are SHA-256 outputs, so they decode to 32 bytes.
+// Returns the problem, never the verifier itself.
+std::optional<std::string> ScramVerifierProblem(std::string_view verifier) {
+  constexpr std::string_view kPrefix = "SCRAM-SHA-256$";
+  constexpr std::string_view kShape =
+      "; expected SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey> "
+      "(run `pgbastion scram-verifier`)";
+  if (verifier.substr(0, kPrefix.size()) != kPrefix) {
+    return Cat("does not start with \"SCRAM-SHA-256$\"", kShape);
+  }
+  verifier.remove_prefix(kPrefix.size());
+  const std::vector<std::string_view> halves = Split(verifier, '$');
+  if (halves.size() != 2) return Cat("wrong number of '$' parts", kShape);
+  const std::vector<std::string_view> params = Split(halves[0], ':');
+  const std::vector<std::string_view> keys = Split(halves[1], ':');
+  if (params.size() != 2 || keys.size() != 2) {
+    return Cat("wrong number of ':' parts", kShape);
+  }
+  uint32_t iterations = 0;
+  if (params[0].empty() ||
+      !std::all_of(params[0].begin(), params[0].end(),
+                   [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); }) ||
+      std::from_chars(params[0].data(), params[0].data() + params[0].size(), iterations).ec !=
+          std::errc() ||
+      iterations == 0 || iterations > static_cast<uint32_t>(INT32_MAX)) {
+    return Cat("the iteration count must be an integer > 0", kShape);
+  }
+  size_t size = 0;
+  if (!IsStrictBase64(params[1], &size)) return Cat("the salt is not base64", kShape);
+  const char* names[] = {"StoredKey", "ServerKey"};
+  for (size_t i = 0; i < 2; ++i) {
+    if (!IsStrictBase64(keys[i], &size)) {
+      return Cat("the ", names[i], " is not base64", kShape);
+    }
+    if (size != 32) {
+      return Cat("the ", names[i], " must decode to 32 bytes (SHA-256), got ", size, kShape);
+    }
+  }
+  return std::nullopt;
+}
+
+void ConfigParser::ParseUser(const toml::table& table, const std::string& path, UserConfig& out) {
+  TableReader reader(*this, table, path, {"name", "scram_verifier", "targets"},
+                     {{"password",
+                       "gateway users are configured with scram_verifier (from "
+                       "`pgbastion scram-verifier`), never a password"}});
+  if (auto v = reader.RequiredString("name", "the user name clients log in with")) {
+    if (v->size() > kMaxNameLength) {
+      reader.Error("name", Cat("must be 1..", kMaxNameLength, " bytes"));
+    } else {
+      out.name = *v;
+    }
+  }
+  if (auto v = reader.RequiredString("scram_verifier", "from `pgbastion scram-verifier`")) {
+    if (std::optional<std::string> problem = ScramVerifierProblem(*v)) {
+      reader.Error("scram_verifier", *problem);
+    } else {
+      out.scram_verifier = *v;
+    }
+  }
+  // Target names are checked against [[target]] in Parse, once all are known.
+  if (const toml::node* node = reader.Get("targets")) {
+    const toml::array* array = node->as_array();
+    if (array == nullptr) {
+      reader.TypeError("targets", "an array of target names", *node);
+    } else if (array->empty()) {
+      // An empty list reading as "all targets" would fail open.
+      reader.Error("targets", "must name at least one target; omit the key to allow all targets");
+    } else {
+      for (size_t i = 0; i < array->size(); ++i) {
+        const toml::node& element = *array->get(i);
+        const std::string element_path = Cat(reader.KeyPath("targets"), "[", i, "]");
+        if (!element.is_string()) {
+          AddError(element.source(), element_path,
+                   Cat("expected a string (target name), got ", TypeName(element.type())));
+          continue;
+        }
+        const std::string& name = element.as_string()->get();
+        if (std::find(out.targets.begin(), out.targets.end(), name) != out.targets.end()) {
+          AddError(element.source(), element_path, Cat("target \"", name, "\" is listed twice"));
+          continue;
+        }
+        out.targets.push_back(name);
+      }
+    }
+  }
+}
+
+void ConfigParser::ParseUsers(const toml::table& root, Config& config) {
+  absl::flat_hash_map<std::string, size_t> seen;
+  ForEachTableOf(
+      root, "user", [&](const toml::table& table, const std::string& path, size_t index) {
+        UserConfig user;
+        ParseUser(table, path, user);
+        if (!user.name.empty()) {
+          auto [it, inserted] = seen.emplace(user.name, index);
+          if (!inserted) {
+            AddError(table.get("name")->source(), Cat(path, ".name"),
+                     Cat("duplicate user name \"", user.name, "\" (also user[", it->second, "])"));
+          }
+        }
+        config.users.push_back(std::move(user));
+      });
+}
+
+absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
+  Config config;
+  {
+    TableReader top(*this, root, "", {"gateway", "listener", "target", "user"});
+    ParseGateway(root, config);
+    ParseListeners(root, config);
+    ParseTargets(root, config);
+    ParseUsers(root, config);
+  }
+  // Users may only name targets that exist. A target whose name was itself
+  // invalid is not known here, so a user naming it gets a second error.
+  const toml::array* users = root.get("user") ? root.get("user")->as_array() : nullptr;
+  for (size_t u = 0; users != nullptr && u < users->size(); ++u) {
+    const toml::table* user = users->get(u)->as_table();
+    const toml::node* targets_node = user != nullptr ? user->get("targets") : nullptr;
+    const toml::array* targets = targets_node != nullptr ? targets_node->as_array() : nullptr;
+    for (size_t i = 0; targets != nullptr && i < targets->size(); ++i) {
+      const toml::node& element = *targets->get(i);
+      if (!element.is_string()) continue;
+      const std::string& name = element.as_string()->get();
+      if (config.FindTarget(name) == nullptr) {
+        std::vector<std::string_view> names;
+        for (const TargetConfig& target : config.targets) names.push_back(target.name);
+        AddError(element.source(), Cat("user[", u, "].targets[", i, "]"),
+                 Cat("no [[target]] named \"", name, "\" (targets: ", Join(names, ", "), ")"));
+      }
+    }
+  }
+  if (!errors_.empty()) return ErrorStatus();
+  return config;
+}
+
+}  // namespace
+
+const TargetConfig* Config::FindTarget(std::string_view name) const {
+  for (const TargetConfig& target : targets) {
+    if (target.name == name) return &target;
+  }
+  return nullptr;
+}
+
+const UserConfig* Config::FindUser(std::string_view name) const {
+  for (const UserConfig& user : users) {
+    if (user.name == name) return &user;
+  }
+  return nullptr;
+}
+
+int Config::ResolvedWorkers() const {
+  if (workers > 0) return workers;
+  const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return cores < 1 ? 1 : static_cast<int>(std::min<long>(cores, kMaxWorkers));
+}
+
+absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view origin,
+                                   std::string_view base_dir) {
+  ConfigParser parser(origin, base_dir);
+  toml::table root;
+#if TOML_EXCEPTIONS
+  try {
+    root = toml::parse(toml_text, origin);
+  } catch (const toml::parse_error& error) {
+    parser.AddSyntaxError(error.source(), error.description());
+    return parser.ErrorStatus();
+  } catch (const std::exception& error) {
+    return absl::InternalError(Cat(origin, ": cannot parse: ", error.what()));
+  }
+#else
+  toml::parse_result result = toml::parse(toml_text, origin);
+  if (!result) {
+    parser.AddSyntaxError(result.error().source(), result.error().description());
+    return parser.ErrorStatus();
+  }
+  root = std::move(result).table();
+#endif
+  return parser.Parse(root);
+}
+
+absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
+  absl::StatusOr<ReadResult> read = ReadRegularFile(path, kMaxConfigFileSize);
+  if (!read.ok()) return read.status();
+  std::error_code error;
+  std::filesystem::path absolute = std::filesystem::absolute(path, error);
+  if (error) {
+    return absl::InvalidArgumentError(Cat("cannot resolve \"", path, "\": ", error.message()));
+  }
+  const std::string base_dir = absolute.lexically_normal().parent_path().string();
+  return ParseConfig(read->contents, path, base_dir);
+}
+
+}  // namespace pgb
