@@ -1,0 +1,592 @@
+#include "core/config.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace pgb {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+// A well-formed verifier: 16-byte salt, two 32-byte keys (made up).
+constexpr char kVerifier[] =
+    "SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0c2FsdA==$h7BOWJYfmpnYU9QEagtbeT58Pku9IfWsqPsXwgzbHYs=:"
+    "s+rNM0M7MbUlI1EDLJs+ei56p3ONXezfDdbGJoCFPAY=";
+constexpr char kSecret[] = "S3cr3t-Hunter2-Value";
+
+void WriteFile(const std::string& path, std::string_view contents, mode_t mode) {
+  std::ofstream(path, std::ios::trunc) << contents;
+  ASSERT_EQ(::chmod(path.c_str(), mode), 0) << path;
+}
+
+// One directory per test binary with the files the configs below refer to by
+// relative path (so every parse also exercises base_dir resolution).
+const std::string& TestDir() {
+  static const std::string* dir = [] {
+    char pattern[] = "/tmp/pgb_config_test.XXXXXX";
+    auto* path = new std::string(::mkdtemp(pattern));
+    WriteFile(*path + "/server.crt", "-----BEGIN CERTIFICATE-----\n", 0644);
+    WriteFile(*path + "/server.key", "-----BEGIN PRIVATE KEY-----\n", 0600);
+    WriteFile(*path + "/db-ca.crt", "-----BEGIN CERTIFICATE-----\n", 0644);
+    WriteFile(*path + "/app.password", std::string(kSecret) + "\nsecond line\n", 0600);
+    WriteFile(*path + "/open.password", std::string(kSecret) + "\n", 0644);
+    WriteFile(*path + "/empty.password", "", 0600);
+    std::atexit([] { std::filesystem::remove_all(TestDir()); });
+    return path;
+  }();
+  return *dir;
+}
+
+std::vector<std::string> Lines(std::string_view text) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t end = text.find('\n', start);
+    lines.emplace_back(text.substr(start, end == std::string_view::npos ? end : end - start));
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return lines;
+}
+
+// A config document by section bodies; the defaults form a minimal valid config.
+struct Doc {
+  std::string gateway = "";
+  std::string listener = "port = 6432";
+  std::string target = "name = \"app\"\nhost = \"127.0.0.1\"\nuser = \"pgbastion\"";
+  std::string user = std::string("name = \"alice\"\nscram_verifier = \"") + kVerifier + "\"";
+  std::string tail = "";
+
+  std::string Render() const {
+    return "[gateway]\n" + gateway + "\n[[listener]]\n" + listener + "\n[[target]]\n" + target +
+           "\n[[user]]\n" + user + "\n" + tail + "\n";
+  }
+};
+
+absl::StatusOr<Config> Parse(const std::string& text) {
+  return ParseConfig(text, "test.toml", TestDir());
+}
+
+std::string ErrorOf(const std::string& text) {
+  absl::StatusOr<Config> config = Parse(text);
+  EXPECT_FALSE(config.ok()) << text;
+  return config.ok() ? "" : std::string(config.status().message());
+}
+
+TEST(ConfigTest, FullConfigParses) {
+  ASSERT_EQ(::setenv("PGB_TEST_REPORTING_PASSWORD", "env-secret", 1), 0);
+  const std::string text = R"(
+[gateway]
+workers = 2
+max_message_size = 65536
+auth_timeout = "5s"
+shutdown_timeout = "1m"
+log_level = "debug"
+
+[[listener]]
+address = "::"
+port = 7432
+tls = "required"
+tls_cert = "server.crt"
+tls_key = "${DIR}/server.key"
+
+[[listener]]
+address = "0.0.0.0"
+port = 7432
+
+[[target]]
+name = "app"
+host = "db.internal"
+port = 5433
+database = "appdb"
+user = "pgbastion"
+password_file = "app.password"
+tls = "verify-ca"
+tls_ca = "db-ca.crt"
+tls_server_name = "db1.internal"
+connect_timeout = "2500ms"
+
+[[target]]
+name = "reporting.v2"
+host = "10.0.0.7"
+user = "reader"
+password_env = "PGB_TEST_REPORTING_PASSWORD"
+tls = "require"
+
+[[user]]
+name = "alice"
+scram_verifier = ")" + std::string(kVerifier) +
+                           R"("
+targets = ["app", "reporting.v2"]
+
+[[user]]
+name = "bob"
+scram_verifier = ")" + std::string(kVerifier) +
+                           R"("
+)";
+  // An absolute path is kept as is.
+  const std::string absolute_key = TestDir() + "/server.key";
+  std::string full = text;
+  full.replace(full.find("${DIR}/server.key"), 17, absolute_key);
+  absl::StatusOr<Config> parsed = Parse(full);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const Config& config = *parsed;
+  EXPECT_EQ(config.workers, 2);
+  EXPECT_EQ(config.ResolvedWorkers(), 2);
+  EXPECT_EQ(config.max_message_size, 65536u);
+  EXPECT_EQ(config.auth_timeout, absl::Seconds(5));
+  EXPECT_EQ(config.shutdown_timeout, absl::Minutes(1));
+  EXPECT_EQ(config.log_level, LogLevel::kDebug);
+
+  ASSERT_EQ(config.listeners.size(), 2u);
+  EXPECT_EQ(config.listeners[0].address, "::");
+  EXPECT_EQ(config.listeners[0].port, 7432);
+  EXPECT_EQ(config.listeners[0].tls, ListenerTls::kRequired);
+  EXPECT_EQ(config.listeners[0].tls_cert_file, TestDir() + "/server.crt");
+  EXPECT_EQ(config.listeners[0].tls_key_file, absolute_key);
+  EXPECT_EQ(config.listeners[1].address, "0.0.0.0");
+  EXPECT_EQ(config.listeners[1].tls, ListenerTls::kDisabled);
+
+  ASSERT_EQ(config.targets.size(), 2u);
+  const TargetConfig& app = config.targets[0];
+  EXPECT_EQ(app.name, "app");
+  EXPECT_EQ(app.host, "db.internal");
+  EXPECT_EQ(app.port, 5433);
+  EXPECT_EQ(app.database, "appdb");
+  EXPECT_EQ(app.user, "pgbastion");
+  EXPECT_EQ(app.password.Reveal(), kSecret);  // first line only
+  EXPECT_EQ(app.tls, BackendTls::kVerifyCa);
+  EXPECT_EQ(app.tls_ca_file, TestDir() + "/db-ca.crt");
+  EXPECT_EQ(app.tls_server_name, "db1.internal");
+  EXPECT_EQ(app.connect_timeout, absl::Milliseconds(2500));
+  const TargetConfig& reporting = config.targets[1];
+  EXPECT_EQ(reporting.password.Reveal(), "env-secret");
+  EXPECT_EQ(reporting.tls, BackendTls::kRequire);
+  EXPECT_EQ(reporting.tls_server_name, "10.0.0.7");
+
+  ASSERT_EQ(config.users.size(), 2u);
+  EXPECT_EQ(config.users[0].name, "alice");
+  EXPECT_EQ(config.users[0].scram_verifier, kVerifier);
+  EXPECT_THAT(config.users[0].targets, ::testing::ElementsAre("app", "reporting.v2"));
+  EXPECT_TRUE(config.users[1].targets.empty());
+
+  ASSERT_NE(config.FindTarget("reporting.v2"), nullptr);
+  EXPECT_EQ(config.FindTarget("reporting.v2")->user, "reader");
+  EXPECT_EQ(config.FindTarget("nope"), nullptr);
+  ASSERT_NE(config.FindUser("bob"), nullptr);
+  EXPECT_EQ(config.FindUser("bob")->name, "bob");
+  EXPECT_EQ(config.FindUser("carol"), nullptr);
+}
+
+TEST(ConfigTest, DefaultsApplied) {
+  absl::StatusOr<Config> parsed = Parse(Doc{}.Render());
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const Config& config = *parsed;
+  EXPECT_EQ(config.workers, 0);
+  EXPECT_EQ(config.ResolvedWorkers(), static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN)));
+  EXPECT_EQ(config.max_message_size, 1073741823u);
+  EXPECT_EQ(config.auth_timeout, absl::Seconds(60));
+  EXPECT_EQ(config.shutdown_timeout, absl::Seconds(30));
+  EXPECT_EQ(config.log_level, LogLevel::kInfo);
+  ASSERT_EQ(config.listeners.size(), 1u);
+  EXPECT_EQ(config.listeners[0].address, "127.0.0.1");
+  EXPECT_EQ(config.listeners[0].port, 6432);
+  EXPECT_EQ(config.listeners[0].tls, ListenerTls::kDisabled);
+  ASSERT_EQ(config.targets.size(), 1u);
+  const TargetConfig& target = config.targets[0];
+  EXPECT_EQ(target.port, 5432);
+  EXPECT_EQ(target.database, "app");
+  EXPECT_TRUE(target.password.empty());
+  EXPECT_EQ(target.tls, BackendTls::kDisable);
+  EXPECT_EQ(target.tls_server_name, "127.0.0.1");
+  EXPECT_EQ(target.connect_timeout, absl::Seconds(10));
+  EXPECT_TRUE(config.users[0].targets.empty());
+}
+
+TEST(ConfigTest, GatewayTableIsOptional) {
+  Doc doc;
+  std::string text = doc.Render();
+  text.erase(0, std::string("[gateway]\n\n").size());
+  absl::StatusOr<Config> parsed = Parse(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->auth_timeout, absl::Seconds(60));
+}
+
+TEST(ConfigTest, TlsDefaultsFollowCertAndCa) {
+  absl::StatusOr<Config> parsed =
+      Parse(Doc{.listener = "tls_cert = \"server.crt\"\ntls_key = \"server.key\"",
+                .target = "name = \"app\"\nhost = \"db\"\nuser = \"u\"\ntls_ca = \"db-ca.crt\""}
+                .Render());
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->listeners[0].tls, ListenerTls::kOptional);
+  EXPECT_EQ(parsed->targets[0].tls, BackendTls::kVerifyFull);
+  EXPECT_EQ(parsed->targets[0].tls_server_name, "db");
+}
+
+TEST(ConfigTest, PasswordFileWithMode0600IsAccepted) {
+  absl::StatusOr<Config> parsed = Parse(
+      Doc{.target = "name = \"app\"\nhost = \"db\"\nuser = \"u\"\npassword_file = \"app.password\""}
+          .Render());
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->targets[0].password.Reveal(), kSecret);
+}
+
+TEST(ConfigTest, PasswordFileWithMode0644IsRefused) {
+  const std::string error = ErrorOf(Doc{
+      .target = "name = \"app\"\nhost = \"db\"\nuser = \"u\"\npassword_file = \"open.password\""}
+                                        .Render());
+  EXPECT_THAT(error, AllOf(StartsWith("target[0].password_file: "), HasSubstr("0644"),
+                           HasSubstr("chmod 600"), Not(HasSubstr(kSecret))));
+}
+
+TEST(ConfigTest, PasswordEnvMissingNamesKeyAndVariable) {
+  ASSERT_EQ(::unsetenv("PGB_TEST_UNSET_VARIABLE"), 0);
+  const std::string error = ErrorOf(Doc{.target = "name = \"app\"\nhost = \"db\"\nuser = \"u\"\n"
+                                                  "password_env = \"PGB_TEST_UNSET_VARIABLE\""}
+                                        .Render());
+  EXPECT_THAT(error, AllOf(StartsWith("target[0].password_env: "),
+                           HasSubstr("PGB_TEST_UNSET_VARIABLE"), HasSubstr("not set")));
+}
+
+// Every way a secret could reach a message: a refused file, both sources set,
+// a password typed into the file, a syntax error next to it, a bad verifier.
+TEST(ConfigTest, SecretNeverAppearsInErrors) {
+  ASSERT_EQ(::setenv("PGB_TEST_SECRET", kSecret, 1), 0);
+  const std::string target = "name = \"app\"\nhost = \"db\"\nuser = \"u\"\n";
+  const std::vector<std::string> texts = {
+      Doc{.target = target + "password_file = \"open.password\""}.Render(),
+      Doc{.target = target + "password_file = \"app.password\"\npassword_env = \"PGB_TEST_SECRET\""}
+          .Render(),
+      Doc{.target = target + "password = \"" + kSecret + "\""}.Render(),
+      Doc{.target = target + "passwrd = \"" + kSecret + "\""}.Render(),
+      Doc{.target = target + "password = \"" + kSecret}.Render(),  // unterminated string
+      Doc{.target = target + "password = " + kSecret}.Render(),    // bare value
+      Doc{.user =
+              std::string("name = \"a\"\nscram_verifier = \"SCRAM-SHA-256$4096:") + kSecret + "\""}
+          .Render(),
+  };
+  for (const std::string& text : texts) {
+    const std::string error = ErrorOf(text);
+    EXPECT_FALSE(error.empty()) << text;
+    EXPECT_THAT(error, Not(HasSubstr(kSecret))) << text;
+    EXPECT_THAT(error, Not(HasSubstr("S3cr3t"))) << text;
+  }
+}
+
+TEST(ConfigTest, EveryErrorIsReportedAtOnce) {
+  const std::string error = ErrorOf(Doc{.gateway = "workers = -1\nlog_level = \"loud\"",
+                                        .listener = "port = 0\ntsl = \"required\"",
+                                        .target = "name = \"app\"\nhost = \"db\"",
+                                        .user = "name = \"alice\"\ntargets = [\"nope\"]",
+                                        .tail = "[metrics]\nport = 9000"}
+                                        .Render());
+  const std::vector<std::string> lines = Lines(error);
+  EXPECT_EQ(lines.size(), 8u) << error;
+  for (std::string_view key :
+       {"gateway.workers: ", "gateway.log_level: ", "listener[0].port: ", "listener[0].tsl: ",
+        "target[0].user: ", "user[0].scram_verifier: ", "user[0].targets[0]: ", "metrics: "}) {
+    EXPECT_TRUE(std::any_of(lines.begin(), lines.end(),
+                            [&](const std::string& line) { return line.starts_with(key); }))
+        << key << " missing in:\n"
+        << error;
+  }
+  // Sorted by position in the file, each with its location.
+  EXPECT_THAT(lines.front(), StartsWith("gateway.workers: "));
+  EXPECT_THAT(lines.front(), HasSubstr("(test.toml:2:11)"));
+}
+
+TEST(ConfigTest, SyntaxErrorHasLineAndColumn) {
+  const std::string error = ErrorOf("[gateway]\nworkers = 2\n[[listener]\nport = 1\n");
+  EXPECT_THAT(error, StartsWith("test.toml:3:"));
+  EXPECT_THAT(error, HasSubstr("syntax error"));
+  EXPECT_EQ(Lines(error).size(), 1u);
+}
+
+TEST(ConfigTest, LoadConfigFileResolvesPathsAgainstItsDirectory) {
+  const std::string path = TestDir() + "/pgbastion.toml";
+  WriteFile(path,
+            Doc{.listener = "tls_cert = \"server.crt\"\ntls_key = \"./server.key\"",
+                .target = "name = \"app\"\nhost = \"db\"\nuser = \"u\"\n"
+                          "password_file = \"app.password\""}
+                .Render(),
+            0644);
+  absl::StatusOr<Config> config = LoadConfigFile(path);
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->listeners[0].tls_cert_file, TestDir() + "/server.crt");
+  EXPECT_EQ(config->listeners[0].tls_key_file, TestDir() + "/server.key");
+  EXPECT_EQ(config->targets[0].password.Reveal(), kSecret);
+}
+
+TEST(ConfigTest, LoadConfigFileMissingFile) {
+  absl::StatusOr<Config> config = LoadConfigFile(TestDir() + "/missing.toml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("missing.toml"));
+}
+
+// Each case is a config with exactly one mistake: the error must be a single
+// line starting with the key and saying what is wrong.
+struct ErrorCase {
+  std::string name;
+  std::string text;
+  std::string key;   // the line starts with "<key>: "
+  std::string says;  // and contains this
+};
+
+void PrintTo(const ErrorCase& c, std::ostream* os) { *os << c.name; }
+
+class ConfigErrorTest : public ::testing::TestWithParam<ErrorCase> {};
+
+TEST_P(ConfigErrorTest, ReportsOneErrorNamingTheKey) {
+  const ErrorCase& c = GetParam();
+  const std::string error = ErrorOf(c.text);
+  const std::vector<std::string> lines = Lines(error);
+  ASSERT_EQ(lines.size(), 1u) << error;
+  EXPECT_THAT(lines[0], StartsWith(c.key + ": "));
+  EXPECT_THAT(lines[0], HasSubstr(c.says));
+}
+
+// A named function: a lambda's `info` parameter would shadow gtest's own (-Wshadow).
+std::string CaseName(const ::testing::TestParamInfo<ErrorCase>& param_info) {
+  return param_info.param.name;
+}
+
+const std::string kTarget = "name = \"app\"\nhost = \"127.0.0.1\"\nuser = \"pgbastion\"\n";
+const std::string kUser = "name = \"alice\"\n";
+const std::string kUserVerifier = kUser + "scram_verifier = \"" + kVerifier + "\"\n";
+std::string Verifier(std::string_view v) {
+  return kUser + "scram_verifier = \"" + std::string(v) + "\"";
+}
+constexpr char kSalt[] = "c2FsdHNhbHRzYWx0c2FsdA==";
+constexpr char kKey[] = "h7BOWJYfmpnYU9QEagtbeT58Pku9IfWsqPsXwgzbHYs=";
+const std::string kKeys = std::string(kKey) + ":" + kKey;
+
+INSTANTIATE_TEST_SUITE_P(
+    Gateway, ConfigErrorTest,
+    ::testing::Values(
+        ErrorCase{"WorkersNegative", Doc{.gateway = "workers = -1"}.Render(), "gateway.workers",
+                  "0..1024"},
+        ErrorCase{"WorkersTooMany", Doc{.gateway = "workers = 1025"}.Render(), "gateway.workers",
+                  "got 1025"},
+        ErrorCase{"WorkersString", Doc{.gateway = "workers = \"2\""}.Render(), "gateway.workers",
+                  "expected an integer 0..1024, got string"},
+        ErrorCase{"MaxMessageTooSmall", Doc{.gateway = "max_message_size = 1023"}.Render(),
+                  "gateway.max_message_size", "1024..1073741823"},
+        ErrorCase{"MaxMessageTooLarge", Doc{.gateway = "max_message_size = 1073741824"}.Render(),
+                  "gateway.max_message_size", "1024..1073741823"},
+        ErrorCase{"MaxMessageFloat", Doc{.gateway = "max_message_size = 1e6"}.Render(),
+                  "gateway.max_message_size", "got float"},
+        ErrorCase{"AuthTimeoutGarbage", Doc{.gateway = "auth_timeout = \"soon\""}.Render(),
+                  "gateway.auth_timeout", "not a duration"},
+        ErrorCase{"AuthTimeoutNoUnit", Doc{.gateway = "auth_timeout = \"60\""}.Render(),
+                  "gateway.auth_timeout", "not a duration"},
+        ErrorCase{"AuthTimeoutZero", Doc{.gateway = "auth_timeout = \"0s\""}.Render(),
+                  "gateway.auth_timeout", "> 0"},
+        ErrorCase{"AuthTimeoutNegative", Doc{.gateway = "auth_timeout = \"-5s\""}.Render(),
+                  "gateway.auth_timeout", "> 0"},
+        ErrorCase{"AuthTimeoutInfinite", Doc{.gateway = "auth_timeout = \"inf\""}.Render(),
+                  "gateway.auth_timeout", "finite"},
+        ErrorCase{"AuthTimeoutInteger", Doc{.gateway = "auth_timeout = 60"}.Render(),
+                  "gateway.auth_timeout", "expected a duration string"},
+        ErrorCase{"ShutdownTimeout", Doc{.gateway = "shutdown_timeout = \"30 s\""}.Render(),
+                  "gateway.shutdown_timeout", "not a duration"},
+        ErrorCase{"LogLevel", Doc{.gateway = "log_level = \"verbose\""}.Render(),
+                  "gateway.log_level", "debug | info | warning | error"},
+        ErrorCase{"UnknownGatewayKey", Doc{.gateway = "worker = 2"}.Render(), "gateway.worker",
+                  "unknown key; did you mean \"workers\"?"},
+        ErrorCase{"GatewayNotATable",
+                  "gateway = 5\n" + Doc{}.Render().substr(std::string("[gateway]\n").size()),
+                  "gateway", "expected a table ([gateway]), got integer"}),
+    CaseName);
+
+INSTANTIATE_TEST_SUITE_P(
+    TopLevel, ConfigErrorTest,
+    ::testing::Values(
+        ErrorCase{"UnknownTable", Doc{.tail = "[gatway]\nworkers = 1"}.Render(), "gatway",
+                  "did you mean \"gateway\"?"},
+        ErrorCase{"UnknownTopLevelArray", Doc{.tail = "[[listeners]]\nport = 1"}.Render(),
+                  "listeners", "did you mean \"listener\"?"},
+        ErrorCase{"NoListener", "[[target]]\n" + kTarget + "[[user]]\n" + kUserVerifier, "listener",
+                  "at least one [[listener]]"},
+        ErrorCase{"NoTarget", "[[listener]]\n[[user]]\n" + kUserVerifier, "target",
+                  "at least one [[target]]"},
+        ErrorCase{"NoUser", "[[listener]]\n[[target]]\n" + kTarget, "user",
+                  "at least one [[user]]"},
+        ErrorCase{"EmptyListenerArray",
+                  "listener = []\n[[target]]\n" + kTarget + "[[user]]\n" + kUserVerifier,
+                  "listener", "at least one [[listener]]"},
+        ErrorCase{"ListenerAsTable",
+                  "[listener]\nport = 1\n[[target]]\n" + kTarget + "[[user]]\n" + kUserVerifier,
+                  "listener", "expected an array of tables ([[listener]]), got table"},
+        ErrorCase{"ListenerElementNotTable",
+                  "listener = [1]\n[[target]]\n" + kTarget + "[[user]]\n" + kUserVerifier,
+                  "listener[0]", "expected a table, got integer"}),
+    CaseName);
+
+INSTANTIATE_TEST_SUITE_P(
+    Listener, ConfigErrorTest,
+    ::testing::Values(
+        ErrorCase{"AddressHostname", Doc{.listener = "address = \"localhost\""}.Render(),
+                  "listener[0].address", "not an IPv4 or IPv6 address literal"},
+        ErrorCase{"AddressBadIpv4", Doc{.listener = "address = \"300.1.1.1\""}.Render(),
+                  "listener[0].address", "not an IPv4 or IPv6"},
+        ErrorCase{"PortZero", Doc{.listener = "port = 0"}.Render(), "listener[0].port", "1..65535"},
+        ErrorCase{"PortTooLarge", Doc{.listener = "port = 65536"}.Render(), "listener[0].port",
+                  "got 65536"},
+        ErrorCase{"PortString", Doc{.listener = "port = \"6432\""}.Render(), "listener[0].port",
+                  "got string"},
+        ErrorCase{"TlsMode", Doc{.listener = "tls = \"yes\""}.Render(), "listener[0].tls",
+                  "disabled | optional | required"},
+        ErrorCase{"TlsRequiredWithoutCert",
+                  Doc{.listener = "tls = \"required\"\ntls_key = \"server.key\""}.Render(),
+                  "listener[0].tls_cert", "required unless tls = \"disabled\""},
+        ErrorCase{"TlsCertWithoutKey", Doc{.listener = "tls_cert = \"server.crt\""}.Render(),
+                  "listener[0].tls_key", "required"},
+        ErrorCase{"TlsCertMissingFile",
+                  Doc{.listener = "tls_cert = \"nope.crt\"\ntls_key = \"server.key\""}.Render(),
+                  "listener[0].tls_cert", "nope.crt\": No such file"},
+        ErrorCase{"TlsKeyIsDirectory",
+                  Doc{.listener = "tls_cert = \"server.crt\"\ntls_key = \".\""}.Render(),
+                  "listener[0].tls_key", "not a regular file"},
+        ErrorCase{"Typo", Doc{.listener = "tsl = \"disabled\""}.Render(), "listener[0].tsl",
+                  "unknown key; did you mean \"tls\"?"},
+        ErrorCase{"Duplicate", Doc{.tail = "[[listener]]\naddress = \"127.0.0.1\""}.Render(),
+                  "listener[1]", "duplicate listener 127.0.0.1 port 6432 (also listener[0])"},
+        ErrorCase{
+            "DuplicateIpv6Spelling",
+            Doc{.listener = "address = \"::1\"", .tail = "[[listener]]\naddress = \"0:0:0::1\""}
+                .Render(),
+            "listener[1]", "duplicate listener"}),
+    CaseName);
+
+INSTANTIATE_TEST_SUITE_P(
+    Target, ConfigErrorTest,
+    ::testing::Values(
+        ErrorCase{"NameMissing", Doc{.target = "host = \"db\"\nuser = \"u\""}.Render(),
+                  "target[0].name", "required"},
+        ErrorCase{"NameBadCharacters",
+                  Doc{.target = "name = \"my app\"\n" + kTarget.substr(13)}.Render(),
+                  "target[0].name", "A-Z a-z 0-9 _ . -"},
+        ErrorCase{"NameDuplicate", Doc{.tail = "[[target]]\n" + kTarget}.Render(), "target[1].name",
+                  "duplicate target name \"app\" (also target[0])"},
+        ErrorCase{"HostMissing", Doc{.target = "name = \"app\"\nuser = \"u\""}.Render(),
+                  "target[0].host", "required"},
+        ErrorCase{"HostEmpty", Doc{.target = "name = \"app\"\nhost = \"\"\nuser = \"u\""}.Render(),
+                  "target[0].host", "must not be empty"},
+        ErrorCase{"HostInvalid",
+                  Doc{.target = "name = \"app\"\nhost = \"db host\"\nuser = \"u\""}.Render(),
+                  "target[0].host", "not an IP address or DNS name"},
+        ErrorCase{"Port", Doc{.target = kTarget + "port = 70000"}.Render(), "target[0].port",
+                  "1..65535"},
+        ErrorCase{"UserMissing", Doc{.target = "name = \"app\"\nhost = \"db\""}.Render(),
+                  "target[0].user", "required"},
+        ErrorCase{"UserWrongType",
+                  Doc{.target = "name = \"app\"\nhost = \"db\"\nuser = 5"}.Render(),
+                  "target[0].user", "expected a string, got integer"},
+        ErrorCase{"DatabaseEmpty", Doc{.target = kTarget + "database = \"\""}.Render(),
+                  "target[0].database", "1..63"},
+        ErrorCase{"PasswordFileMissing",
+                  Doc{.target = kTarget + "password_file = \"missing.password\""}.Render(),
+                  "target[0].password_file", "No such file"},
+        ErrorCase{"PasswordFileEmpty",
+                  Doc{.target = kTarget + "password_file = \"empty.password\""}.Render(),
+                  "target[0].password_file", "is empty"},
+        ErrorCase{"PasswordFileAndEnv",
+                  Doc{.target = kTarget + "password_file = \"app.password\"\npassword_env = \"X\""}
+                      .Render(),
+                  "target[0].password_env", "not both"},
+        ErrorCase{"PasswordEnvBadName", Doc{.target = kTarget + "password_env = \"1 X\""}.Render(),
+                  "target[0].password_env", "not an environment variable name"},
+        ErrorCase{"PasswordInFile", Doc{.target = kTarget + "password = \"x\""}.Render(),
+                  "target[0].password", "password_file"},
+        ErrorCase{"TlsMode", Doc{.target = kTarget + "tls = \"prefer\""}.Render(), "target[0].tls",
+                  "disable | require | verify-ca | verify-full"},
+        ErrorCase{"VerifyFullWithoutCa", Doc{.target = kTarget + "tls = \"verify-full\""}.Render(),
+                  "target[0].tls_ca", "required"},
+        ErrorCase{"VerifyCaWithoutCa", Doc{.target = kTarget + "tls = \"verify-ca\""}.Render(),
+                  "target[0].tls_ca", "required"},
+        ErrorCase{"CaWithRequire",
+                  Doc{.target = kTarget + "tls = \"require\"\ntls_ca = \"db-ca.crt\""}.Render(),
+                  "target[0].tls_ca", "only used with"},
+        ErrorCase{"CaMissingFile", Doc{.target = kTarget + "tls_ca = \"nope.crt\""}.Render(),
+                  "target[0].tls_ca", "No such file"},
+        ErrorCase{"ServerNameWithoutTls",
+                  Doc{.target = kTarget + "tls_server_name = \"db\""}.Render(),
+                  "target[0].tls_server_name", "not used with tls = \"disable\""},
+        ErrorCase{"ConnectTimeout", Doc{.target = kTarget + "connect_timeout = \"10\""}.Render(),
+                  "target[0].connect_timeout", "not a duration"},
+        ErrorCase{"Typo", Doc{.target = kTarget + "hots = \"db\""}.Render(), "target[0].hots",
+                  "did you mean \"host\"?"},
+        ErrorCase{"SslmodeHint", Doc{.target = kTarget + "sslmode = \"require\""}.Render(),
+                  "target[0].sslmode", "use \"tls\""},
+        ErrorCase{"FarTypoNoSuggestion", Doc{.target = kTarget + "colour = 1"}.Render(),
+                  "target[0].colour", "unknown key (known keys: name, host"}),
+    CaseName);
+
+INSTANTIATE_TEST_SUITE_P(
+    User, ConfigErrorTest,
+    ::testing::Values(
+        ErrorCase{"NameMissing",
+                  Doc{.user = std::string("scram_verifier = \"") + kVerifier + "\""}.Render(),
+                  "user[0].name", "required"},
+        ErrorCase{"VerifierMissing", Doc{.user = kUser}.Render(), "user[0].scram_verifier",
+                  "required"},
+        ErrorCase{
+            "VerifierWrongPrefix",
+            Doc{.user = Verifier(std::string("SCRAM-SHA-1$4096:") + kSalt + "$" + kKeys)}.Render(),
+            "user[0].scram_verifier", "does not start with"},
+        ErrorCase{"VerifierMd5", Doc{.user = Verifier("md5abcdef")}.Render(),
+                  "user[0].scram_verifier", "does not start with"},
+        ErrorCase{
+            "VerifierZeroIterations",
+            Doc{.user = Verifier(std::string("SCRAM-SHA-256$0:") + kSalt + "$" + kKeys)}.Render(),
+            "user[0].scram_verifier", "iteration count"},
+        ErrorCase{
+            "VerifierIterationsNotNumber",
+            Doc{.user = Verifier(std::string("SCRAM-SHA-256$4k:") + kSalt + "$" + kKeys)}.Render(),
+            "user[0].scram_verifier", "iteration count"},
+        ErrorCase{"VerifierSaltNotBase64",
+                  Doc{.user = Verifier("SCRAM-SHA-256$4096:not*base64$" + kKeys)}.Render(),
+                  "user[0].scram_verifier", "salt is not base64"},
+        ErrorCase{"VerifierKeyShort",
+                  Doc{.user = Verifier(std::string("SCRAM-SHA-256$4096:") + kSalt + "$" + kKey +
+                                       ":" + kSalt)}
+                      .Render(),
+                  "user[0].scram_verifier", "ServerKey must decode to 32 bytes"},
+        ErrorCase{
+            "VerifierMissingPart",
+            Doc{.user = Verifier(std::string("SCRAM-SHA-256$4096:") + kSalt + "$" + kKey)}.Render(),
+            "user[0].scram_verifier", "wrong number of ':' parts"},
+        ErrorCase{"UnknownTarget", Doc{.user = kUserVerifier + "targets = [\"nope\"]"}.Render(),
+                  "user[0].targets[0]", "no [[target]] named \"nope\" (targets: app)"},
+        ErrorCase{"TargetsNotArray", Doc{.user = kUserVerifier + "targets = \"app\""}.Render(),
+                  "user[0].targets", "expected an array of target names, got string"},
+        ErrorCase{"TargetsEmpty", Doc{.user = kUserVerifier + "targets = []"}.Render(),
+                  "user[0].targets", "omit the key to allow all"},
+        ErrorCase{"TargetsElementType", Doc{.user = kUserVerifier + "targets = [1]"}.Render(),
+                  "user[0].targets[0]", "expected a string"},
+        ErrorCase{"TargetsListedTwice",
+                  Doc{.user = kUserVerifier + "targets = [\"app\", \"app\"]"}.Render(),
+                  "user[0].targets[1]", "listed twice"},
+        ErrorCase{"Duplicate", Doc{.tail = "[[user]]\n" + kUserVerifier}.Render(), "user[1].name",
+                  "duplicate user name \"alice\" (also user[0])"},
+        ErrorCase{"Typo", Doc{.user = kUserVerifier + "target = [\"app\"]"}.Render(),
+                  "user[0].target", "did you mean \"targets\"?"}),
+    CaseName);
+
+}  // namespace
+}  // namespace pgb
