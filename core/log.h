@@ -34,8 +34,8 @@ class LogLine {
 
 }  // namespace pgb
 
-#define PGB_LOG(level)                          \
+#define PGB_LOG(level)                            \
   if (!::pgb::LogEnabled(::pgb::LogLevel::level)) \
-    ;                                           \
-  else                                          \
+    ;                                             \
+  else                                            \
     ::pgb::LogLine(::pgb::LogLevel::level, __FILE__, __LINE__)

@@ -63,7 +63,8 @@ absl::Status BufferRing::Init(Ring& ring, uint32_t count, uint32_t size) {
   count_ = count;
   size_ = size;
   ring_bytes_ = sizeof(io_uring_buf) * count;
-  void* mem = mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  void* mem =
+      mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (mem == MAP_FAILED) return absl::ResourceExhaustedError("mmap of buffer ring failed");
   br_ = static_cast<io_uring_buf_ring*>(mem);
   io_uring_buf_ring_init(br_);

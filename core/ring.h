@@ -30,8 +30,8 @@ namespace pgb {
 // What a completion belongs to.
 enum class Op : uint8_t {
   kNone = 0,
-  kAccept,        // multishot accept on listener `slot`
-  kClientRecv,    // session slot
+  kAccept,      // multishot accept on listener `slot`
+  kClientRecv,  // session slot
   kClientSend,
   kBackendRecv,
   kBackendSend,

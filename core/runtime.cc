@@ -51,10 +51,13 @@ absl::Status Resolve(const std::string& host, uint16_t port, sockaddr_storage* o
 
 proto::TlsVerify VerifyFor(BackendTls mode) {
   switch (mode) {
-    case BackendTls::kRequire: return proto::TlsVerify::kNone;
-    case BackendTls::kVerifyCa: return proto::TlsVerify::kChain;
+    case BackendTls::kRequire:
+      return proto::TlsVerify::kNone;
+    case BackendTls::kVerifyCa:
+      return proto::TlsVerify::kChain;
     case BackendTls::kVerifyFull:
-    case BackendTls::kDisable: break;
+    case BackendTls::kDisable:
+      break;
   }
   return proto::TlsVerify::kChainAndHost;
 }

@@ -40,10 +40,24 @@ constexpr int64_t kFlushGraceNs = 5'000'000'000;
 // nothing about who the session is or what it may do. Everything else is
 // refused (fail closed), `options` and `replication` included.
 constexpr std::string_view kForwardedParameters[] = {
-    "application_name", "client_encoding", "DateStyle",   "IntervalStyle",
-    "TimeZone",         "extra_float_digits", "search_path", "standard_conforming_strings",
-    "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "bytea_output",
-    "datestyle",        "timezone",       "intervalstyle", "lc_monetary", "lc_numeric", "lc_time",
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "IntervalStyle",
+    "TimeZone",
+    "extra_float_digits",
+    "search_path",
+    "standard_conforming_strings",
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "bytea_output",
+    "datestyle",
+    "timezone",
+    "intervalstyle",
+    "lc_monetary",
+    "lc_numeric",
+    "lc_time",
 };
 
 bool IsForwardedParameter(std::string_view name) {
@@ -58,46 +72,6 @@ bool IsFalse(std::string_view v) {
 }
 
 }  // namespace
-
-// ---------------------------------------------------------------------------
-// FrameTracker
-
-template <typename OnHeader>
-FrameTracker::Scan FrameTracker::Feed(const char* data, size_t n, Direction direction,
-                                      uint32_t max_length, OnHeader&& on_header) {
-  size_t pos = 0;
-  while (pos < n) {
-    if (body_remaining_ > 0) {
-      if (want_ready_status_) {
-        ready_status_ = data[pos];
-        want_ready_status_ = false;
-      }
-      const size_t take = std::min<size_t>(body_remaining_, n - pos);
-      pos += take;
-      body_remaining_ -= static_cast<uint32_t>(take);
-      continue;
-    }
-    const size_t copy = std::min<size_t>(proto::kHeaderLength - header_have_, n - pos);
-    std::memcpy(header_ + header_have_, data + pos, copy);
-    header_have_ = static_cast<uint8_t>(header_have_ + copy);
-    pos += copy;
-    if (header_have_ < proto::kHeaderLength) break;
-    header_have_ = 0;
-    const proto::HeaderResult h =
-        proto::DecodeHeader(std::string_view(header_, proto::kHeaderLength), direction, max_length);
-    if (h.status != proto::DecodeStatus::kOk) {
-      // Report the bytes before this header as good; when the header began in
-      // an earlier chunk, nothing of this chunk is.
-      const size_t good = (pos >= proto::kHeaderLength) ? pos - proto::kHeaderLength : 0;
-      return Scan{good, std::string(h.error.empty() ? "malformed message" : h.error)};
-    }
-    on_header(h.header.type);
-    body_remaining_ = h.header.length - 4;
-    want_ready_status_ = (h.header.type == proto::kPqMsg_ReadyForQuery &&
-                          direction == Direction::kBackend && body_remaining_ > 0);
-  }
-  return Scan{n, {}};
-}
 
 // ---------------------------------------------------------------------------
 // Construction and I/O plumbing
@@ -136,12 +110,23 @@ void Session::Start() {
 void Session::OnCompletion(Op op, int res, uint32_t flags) {
   --ops_in_flight_;
   switch (op) {
-    case Op::kClientRecv: OnRecv(Side::kClient, res, flags); break;
-    case Op::kBackendRecv: OnRecv(Side::kBackend, res, flags); break;
-    case Op::kClientSend: OnSend(Side::kClient, res); break;
-    case Op::kBackendSend: OnSend(Side::kBackend, res); break;
-    case Op::kBackendConnect: OnBackendConnected(res); break;
-    default: break;
+    case Op::kClientRecv:
+      OnRecv(Side::kClient, res, flags);
+      break;
+    case Op::kBackendRecv:
+      OnRecv(Side::kBackend, res, flags);
+      break;
+    case Op::kClientSend:
+      OnSend(Side::kClient, res);
+      break;
+    case Op::kBackendSend:
+      OnSend(Side::kBackend, res);
+      break;
+    case Op::kBackendConnect:
+      OnBackendConnected(res);
+      break;
+    default:
+      break;
   }
 }
 
@@ -443,10 +428,10 @@ void Session::OnPeerClosed(Side side, int res) {
                       << (res < 0 ? absl::StrCat(": ", strerror(-res)) : "");
     CloseEndpoint(Side::kBackend);
     if (backend_.frames.AtBoundary()) {
-      FailClient(sqlstate::kConnectionFailure,
-                 "the connection to the database server was lost",
-                 "The database closed the connection unexpectedly.",
-                 "Reconnect; if this repeats, the operator can check the database and gateway logs.");
+      FailClient(
+          sqlstate::kConnectionFailure, "the connection to the database server was lost",
+          "The database closed the connection unexpectedly.",
+          "Reconnect; if this repeats, the operator can check the database and gateway logs.");
     } else {
       Close();  // mid-message: nothing can be appended without corrupting the stream
     }
@@ -458,10 +443,9 @@ void Session::OnPeerClosed(Side side, int res) {
   }
   PGB_LOG(kWarning) << Describe() << ": the database closed the connection during login";
   CloseEndpoint(Side::kBackend);
-  FailClient(sqlstate::kConnectionFailure,
-             absl::StrCat("the database server for target \"",
-                          target_ ? target_->config->name : "?",
-                          "\" closed the connection during login"));
+  FailClient(sqlstate::kConnectionFailure, absl::StrCat("the database server for target \"",
+                                                        target_ ? target_->config->name : "?",
+                                                        "\" closed the connection during login"));
 }
 
 // ---------------------------------------------------------------------------
@@ -471,9 +455,13 @@ void Session::ProcessClientLogin() {
   while (!closed_ && phase_ != Phase::kClosing && !client_.staging.empty()) {
     bool progressed = false;
     switch (phase_) {
-      case Phase::kStartup: progressed = HandleStartupPacket(); break;
+      case Phase::kStartup:
+        progressed = HandleStartupPacket();
+        break;
       case Phase::kSaslInitial:
-      case Phase::kSaslContinue: progressed = HandleSaslMessage(); break;
+      case Phase::kSaslContinue:
+        progressed = HandleSaslMessage();
+        break;
       case Phase::kClientTlsHandshake:
         // Plaintext while a TLS handshake is pending is impossible; bytes are
         // only ever pushed into the TLS stream in this phase.
@@ -543,8 +531,8 @@ bool Session::HandleStartupPacket() {
   // StartupMessage.
   if (listener_.config->tls == ListenerTls::kRequired && !client_.tls_active) {
     FailClient(sqlstate::kInvalidAuthorizationSpecification,
-               "this gateway listener accepts only TLS connections",
-               "", "Connect with sslmode=require or sslmode=verify-full.");
+               "this gateway listener accepts only TLS connections", "",
+               "Connect with sslmode=require or sslmode=verify-full.");
     return false;
   }
   if (client_.staging.size() != p.total_size) {
@@ -593,8 +581,8 @@ bool Session::HandleStartupPacket() {
   user_ = shard_.runtime().FindUser(user_name_);
   // An unknown user runs the same exchange against a made-up verifier and
   // fails at the proof, so user names cannot be probed.
-  scram_server_ = std::make_unique<proto::ScramServer>(user_ ? &user_->verifier : nullptr,
-                                                      user_name_);
+  scram_server_ =
+      std::make_unique<proto::ScramServer>(user_ ? &user_->verifier : nullptr, user_name_);
   proto::AppendAuthenticationSasl(reply, {"SCRAM-SHA-256"});
   WriteOwned(Side::kClient, std::move(reply));
   phase_ = Phase::kSaslInitial;
@@ -616,8 +604,8 @@ bool Session::HandleSaslMessage() {
   }
   if (msg.type != proto::kPqMsg_PasswordMessage) {
     FailClient(sqlstate::kProtocolViolation,
-               absl::StrCat("expected SASL response, got message type \"",
-                            std::string(1, msg.type), "\""));
+               absl::StrCat("expected SASL response, got message type \"", std::string(1, msg.type),
+                            "\""));
     return false;
   }
   const std::string failed_login =
@@ -635,8 +623,8 @@ bool Session::HandleSaslMessage() {
     }
     absl::StatusOr<std::string> server_first = scram_server_->HandleClientFirst(initial->data);
     if (!server_first.ok()) {
-      PGB_LOG(kInfo) << Describe() << ": SCRAM client-first refused: "
-                     << server_first.status().message();
+      PGB_LOG(kInfo) << Describe()
+                     << ": SCRAM client-first refused: " << server_first.status().message();
       FailClient(sqlstate::kInvalidPassword, failed_login);
       return false;
     }
@@ -691,8 +679,8 @@ void Session::StartBackend() {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   backend_.fd = fd;
   phase_ = Phase::kBackendConnect;
-  deadline_ns_ = std::min(deadline_ns_, shard_.now_ns() + absl::ToInt64Nanoseconds(
-                                                              target_->config->connect_timeout));
+  deadline_ns_ = std::min(
+      deadline_ns_, shard_.now_ns() + absl::ToInt64Nanoseconds(target_->config->connect_timeout));
   io_uring_sqe* sqe = shard_.ring().GetSqe();
   io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&target_->address),
                         target_->address_length);
@@ -741,9 +729,10 @@ void Session::ProcessBackendLogin() {
   if (phase_ == Phase::kBackendSslResponse) {
     const char answer = in[0];
     if (answer != 'S') {
-      FailClient(sqlstate::kSqlclientUnableToEstablish,
-                 absl::StrCat("target \"", target_->config->name,
-                              "\" does not accept TLS, but the gateway requires it for this target"));
+      FailClient(
+          sqlstate::kSqlclientUnableToEstablish,
+          absl::StrCat("target \"", target_->config->name,
+                       "\" does not accept TLS, but the gateway requires it for this target"));
       return;
     }
     if (in.size() != 1) {  // CVE-2021-23222: nothing may precede the handshake
@@ -781,10 +770,9 @@ void Session::ProcessBackendLogin() {
         proto::DecodeMessage(in, Direction::kBackend, kMaxBackendLoginMessage);
     if (m.status == proto::DecodeStatus::kNeedMore) break;
     if (m.status == proto::DecodeStatus::kError) {
-      PGB_LOG(kWarning) << Describe() << ": bad message from the database during login: "
-                        << m.error;
-      FailClient(sqlstate::kProtocolViolation,
-                 "the database sent an invalid message during login");
+      PGB_LOG(kWarning) << Describe()
+                        << ": bad message from the database during login: " << m.error;
+      FailClient(sqlstate::kProtocolViolation, "the database sent an invalid message during login");
       return;
     }
     const std::string_view raw(in.data(), m.message.total_size);
@@ -855,9 +843,9 @@ bool Session::HandleBackendLoginMessage(char type, std::string_view body, std::s
           if (!final_message.ok()) {
             PGB_LOG(kWarning) << Describe() << ": SCRAM with the database failed: "
                               << final_message.status().message();
-            FailClient(sqlstate::kConnectionFailure,
-                       absl::StrCat("the gateway could not log in to target \"", target_name,
-                                    "\""));
+            FailClient(
+                sqlstate::kConnectionFailure,
+                absl::StrCat("the gateway could not log in to target \"", target_name, "\""));
             return false;
           }
           proto::AppendSaslResponse(reply, *final_message);
@@ -869,8 +857,8 @@ bool Session::HandleBackendLoginMessage(char type, std::string_view body, std::s
           absl::Status verified = scram_client_->HandleServerFinal(req->sasl_data);
           scram_client_.reset();
           if (!verified.ok()) {
-            PGB_LOG(kWarning) << Describe() << ": the database failed SCRAM server proof: "
-                              << verified.message();
+            PGB_LOG(kWarning) << Describe()
+                              << ": the database failed SCRAM server proof: " << verified.message();
             FailClient(sqlstate::kConnectionFailure,
                        absl::StrCat("target \"", target_name,
                                     "\" could not prove its identity (SCRAM server signature)"));
@@ -886,16 +874,16 @@ bool Session::HandleBackendLoginMessage(char type, std::string_view body, std::s
                         << (password.empty() ? " and no password is configured for the target"
                                              : ", which the gateway cannot answer");
       FailClient(sqlstate::kConnectionFailure,
-                 absl::StrCat("the gateway could not log in to target \"", target_name, "\""),
-                 "", "The operator can find the reason in the gateway log.");
+                 absl::StrCat("the gateway could not log in to target \"", target_name, "\""), "",
+                 "The operator can find the reason in the gateway log.");
       return false;
     }
     case proto::kPqMsg_ErrorResponse: {
       absl::StatusOr<proto::ErrorFields> fields = proto::ParseErrorFields(body);
       const std::string code = fields.ok() ? fields->sqlstate : "";
       PGB_LOG(kWarning) << Describe() << ": the database refused the login: "
-                        << (fields.ok() ? fields->message : "(unparsable error)") << " ["
-                        << code << "]";
+                        << (fields.ok() ? fields->message : "(unparsable error)") << " [" << code
+                        << "]";
       // Load-shedding conditions are the client's business (it may retry);
       // everything else (bad credentials, missing database) is the operator's
       // and stays in the log.
@@ -903,8 +891,8 @@ bool Session::HandleBackendLoginMessage(char type, std::string_view body, std::s
         FailClient(code.c_str(), fields->message);
       } else {
         FailClient(sqlstate::kConnectionFailure,
-                   absl::StrCat("the gateway could not log in to target \"", target_name, "\""),
-                   "", "The operator can find the reason in the gateway log.");
+                   absl::StrCat("the gateway could not log in to target \"", target_name, "\""), "",
+                   "The operator can find the reason in the gateway log.");
       }
       return false;
     }
@@ -971,7 +959,7 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
   Endpoint& src = ep(from);
   const Side to = Other(from);
   const uint32_t max_length = shard_.runtime().config.max_message_size;
-  FrameTracker::Scan scan;
+  proto::FrameTracker::Scan scan;
   if (from == Side::kClient) {
     scan = src.frames.Feed(data, n, Direction::kFrontend, max_length, [this](char type) {
       ++client_messages_since_ready_;
@@ -1004,7 +992,8 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
   WriteReceived(to, data, n, bid);
   Flush(to);
   if (shutting_down_ && from == Side::kBackend && IdleBetweenTransactions()) {
-    Terminate(sqlstate::kAdminShutdown, "terminating connection because the gateway is shutting down");
+    Terminate(sqlstate::kAdminShutdown,
+              "terminating connection because the gateway is shutting down");
     return;
   }
   if (Backlog(to) < kMaxQueuedBytes) {
@@ -1047,7 +1036,8 @@ void Session::Terminate(const char* code, std::string message) {
   }
   if (backend_.frames.AtBoundary() || phase_ != Phase::kRelay) {
     std::string bytes;
-    proto::AppendErrorResponse(bytes, proto::ErrorFields{"FATAL", code, std::move(message), "", ""});
+    proto::AppendErrorResponse(bytes,
+                               proto::ErrorFields{"FATAL", code, std::move(message), "", ""});
     WriteOwned(Side::kClient, std::move(bytes));
   }
   CloseAfterFlush();
@@ -1071,7 +1061,8 @@ void Session::CloseEndpoint(Side side) {
   // catches a pending connect. The descriptor itself stays open until the
   // session is destroyed: a cancel by fd must find it when it is submitted.
   ::shutdown(e.fd, SHUT_RDWR);
-  if (e.recv_armed || e.send_in_flight || (side == Side::kBackend && phase_ == Phase::kBackendConnect)) {
+  if (e.recv_armed || e.send_in_flight ||
+      (side == Side::kBackend && phase_ == Phase::kBackendConnect)) {
     io_uring_sqe* sqe = shard_.ring().GetSqe();
     io_uring_prep_cancel_fd(sqe, e.fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, UserData::Make(Op::kIgnore, 0, 0));
@@ -1118,8 +1109,8 @@ void Session::OnTick(int64_t now_ns) {
       return;
     default:
       PGB_LOG(kInfo) << Describe() << ": login timed out";
-      FailClient(sqlstate::kProtocolViolation, "authentication timed out",
-                 "", "The client must finish logging in within gateway.auth_timeout.");
+      FailClient(sqlstate::kProtocolViolation, "authentication timed out", "",
+                 "The client must finish logging in within gateway.auth_timeout.");
       return;
   }
 }

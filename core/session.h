@@ -31,6 +31,7 @@
 #include "core/ring.h"
 #include "core/runtime.h"
 #include "proto/frame.h"
+#include "proto/frame_tracker.h"
 #include "proto/messages.h"
 #include "proto/scram.h"
 #include "proto/tls.h"
@@ -38,31 +39,6 @@
 namespace pgb {
 
 class Shard;
-
-// Walks message boundaries of one direction of a relayed stream, one received
-// chunk at a time, without copying bodies (only a header split across chunks
-// is gathered, five bytes at most).
-class FrameTracker {
- public:
-  struct Scan {
-    size_t valid_prefix;  // bytes that belong to well-formed messages (all, unless error)
-    std::string error;    // non-empty: a bad header starts at valid_prefix
-  };
-  // Calls on_header(type) for each new message header found, in order.
-  template <typename OnHeader>
-  Scan Feed(const char* data, size_t n, proto::Direction direction, uint32_t max_length,
-            OnHeader&& on_header);
-  bool AtBoundary() const { return body_remaining_ == 0 && header_have_ == 0; }
-  // The first body byte of the last ReadyForQuery seen (its transaction status).
-  char last_ready_status() const { return ready_status_; }
-
- private:
-  uint32_t body_remaining_ = 0;
-  uint8_t header_have_ = 0;
-  bool want_ready_status_ = false;
-  char ready_status_ = 'I';
-  char header_[proto::kHeaderLength];
-};
 
 class Session {
  public:
@@ -129,7 +105,7 @@ class Session {
     size_t in_flight_segments = 0;
     size_t queued_bytes = 0;
     std::string staging;  // login-phase input (small, capped)
-    FrameTracker frames;
+    proto::FrameTracker frames;
     msghdr msg{};
     std::array<iovec, 16> iov{};
   };
@@ -192,7 +168,7 @@ class Session {
   bool client_terminated_ = false;  // the client sent Terminate
   bool login_complete_ = false;
   bool ssl_answered_ = false;  // SSLRequest / GSSENCRequest already answered
-  bool gss_answered_ = false;     // the database sent its first ReadyForQuery
+  bool gss_answered_ = false;  // the database sent its first ReadyForQuery
   uint32_t ops_in_flight_ = 0;
   uint32_t client_messages_since_ready_ = 0;
   int64_t deadline_ns_ = 0;  // login / connect / flush / shutdown deadline; 0 = none

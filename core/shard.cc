@@ -202,8 +202,8 @@ void Shard::OnAccept(uint32_t listener_index, int res, uint32_t flags) {
     sessions_.emplace_back();
     generations_.push_back(0);
   }
-  sessions_[slot] = std::make_unique<Session>(*this, slot, generations_[slot], fd,
-                                              *listeners_[listener_index].runtime, FormatPeer(peer));
+  sessions_[slot] = std::make_unique<Session>(
+      *this, slot, generations_[slot], fd, *listeners_[listener_index].runtime, FormatPeer(peer));
   ++live_sessions_;
   sessions_[slot]->Start();
 }
@@ -308,8 +308,7 @@ void Shard::CancelLocal(int32_t pid, int32_t key) {
   if (it == cancel_keys_.end() || !sessions_[it->second] ||
       !sessions_[it->second]->MatchesCancelKey(key)) {
     // As PostgreSQL does, say nothing to the requester about a wrong key.
-    PGB_LOG(kInfo) << "shard " << index_ << ": cancel request with a wrong key for process "
-                   << pid;
+    PGB_LOG(kInfo) << "shard " << index_ << ": cancel request with a wrong key for process " << pid;
     return;
   }
   const Session& session = *sessions_[it->second];
@@ -330,8 +329,7 @@ void Shard::CancelLocal(int32_t pid, int32_t key) {
   cancel_relays_[slot] = std::move(relay);
   CancelRelay& r = *cancel_relays_[slot];
   io_uring_sqe* sqe = ring_.GetSqe();
-  io_uring_prep_connect(sqe, r.fd, reinterpret_cast<const sockaddr*>(&r.address),
-                        r.address_length);
+  io_uring_prep_connect(sqe, r.fd, reinterpret_cast<const sockaddr*>(&r.address), r.address_length);
   io_uring_sqe_set_data64(sqe, UserData::Make(Op::kCancelConnect, slot, 0));
   PGB_LOG(kInfo) << "shard " << index_ << ": forwarding cancel request for process " << pid;
 }

@@ -10,11 +10,11 @@
 #define PGB_STATUS_CONCAT_INNER(a, b) a##b
 #define PGB_STATUS_CONCAT(a, b) PGB_STATUS_CONCAT_INNER(a, b)
 
-#define PGB_RETURN_IF_ERROR(expr)                       \
-  do {                                                  \
+#define PGB_RETURN_IF_ERROR(expr)                               \
+  do {                                                          \
     if (absl::Status pgb_status_ = (expr); !pgb_status_.ok()) { \
-      return pgb_status_;                               \
-    }                                                   \
+      return pgb_status_;                                       \
+    }                                                           \
   } while (0)
 
 #define PGB_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
