@@ -27,6 +27,23 @@ const char* LevelName(LogLevel level) {
 }
 }  // namespace
 
+std::string LogSafe(std::string_view untrusted) {
+  constexpr size_t kMax = 64;
+  std::string out;
+  for (size_t i = 0; i < untrusted.size() && i < kMax; ++i) {
+    const unsigned char c = static_cast<unsigned char>(untrusted[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char hex[8];
+      snprintf(hex, sizeof(hex), "\\x%02x", c);
+      out.append(hex);
+    }
+  }
+  if (untrusted.size() > kMax) out.append("...");
+  return out;
+}
+
 void SetLogLevel(LogLevel level) { min_level.store(static_cast<int>(level)); }
 
 bool LogEnabled(LogLevel level) {

@@ -6,11 +6,16 @@
 #pragma once
 
 #include <sstream>
+#include <string>
 #include <string_view>
 
 namespace pgb {
 
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
+
+// Text from the network made safe for one log line: control and non-ASCII
+// bytes become \xNN (no forged lines), cut at 64 bytes with "...".
+std::string LogSafe(std::string_view untrusted);
 
 // Lines below this level are dropped. Set once at startup.
 void SetLogLevel(LogLevel level);

@@ -111,6 +111,7 @@ absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config) {
     const TargetConfig& tc = rt->config.targets[i];
     TargetRuntime& t = rt->targets.emplace_back();
     t.config = &tc;
+    t.index = i;
     if (absl::Status s = Resolve(tc.host, tc.port, &t.address, &t.address_length); !s.ok()) {
       errors.push_back(absl::StrCat("target[", i, "].host: ", s.message()));
     }

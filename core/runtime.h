@@ -30,6 +30,7 @@ struct ListenerRuntime {
 
 struct TargetRuntime {
   const TargetConfig* config;
+  size_t index;  // position in Runtime::targets
   sockaddr_storage address{};
   socklen_t address_length = 0;
   std::shared_ptr<const proto::TlsContext> tls;  // null when tls = "disable"

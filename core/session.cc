@@ -98,7 +98,7 @@ Session::~Session() {
 
 std::string Session::Describe() const {
   return absl::StrCat("session ", shard_.index(), ".", slot_, " from ", peer_,
-                      user_name_.empty() ? "" : absl::StrCat(" user=", user_name_),
+                      user_name_.empty() ? "" : absl::StrCat(" user=", LogSafe(user_name_)),
                       target_ ? absl::StrCat(" target=", target_->config->name) : "");
 }
 
@@ -831,7 +831,8 @@ bool Session::HandleBackendLoginMessage(char type, std::string_view body, std::s
             if (mech == "SCRAM-SHA-256") has_scram = true;
           }
           if (!has_scram || password.empty()) break;
-          scram_client_ = std::make_unique<proto::ScramClient>(password);
+          scram_client_ =
+              std::make_unique<proto::ScramClient>(password, shard_.scram_cache(*target_));
           proto::AppendSaslInitialResponse(reply, "SCRAM-SHA-256", scram_client_->ClientFirst());
           WriteOwned(Side::kBackend, std::move(reply));
           return true;

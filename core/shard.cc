@@ -42,7 +42,11 @@ std::string FormatPeer(const sockaddr_storage& addr) {
 }  // namespace
 
 Shard::Shard(int index, std::shared_ptr<const Runtime> runtime, const ShardDirectory& directory)
-    : index_(index), runtime_(std::move(runtime)), directory_(directory), scratch_(64 * 1024) {}
+    : index_(index),
+      runtime_(std::move(runtime)),
+      directory_(directory),
+      scratch_(64 * 1024),
+      scram_caches_(runtime_->targets.size()) {}
 
 Shard::~Shard() {
   sessions_.clear();

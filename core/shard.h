@@ -69,6 +69,10 @@ class Shard {
   void UnregisterCancelKey(int32_t pid);
   // Routes a CancelRequest received on this shard (any session, any shard).
   void RouteCancel(int32_t pid, int32_t key);
+  // Derived SCRAM keys for logging in to a target again without PBKDF2.
+  proto::ScramClientKeyCache* scram_cache(const TargetRuntime& target) {
+    return &scram_caches_[target.index];
+  }
   // A receive failed with -ENOBUFS; retry when buffers come back.
   void WaitForBuffers(uint32_t slot, Session::Side side);
 
@@ -124,6 +128,7 @@ class Shard {
   absl::flat_hash_map<int32_t, uint32_t> cancel_keys_;  // gateway pid -> session slot
   uint32_t next_pid_sequence_ = 1;
   std::vector<char> scratch_;
+  std::vector<proto::ScramClientKeyCache> scram_caches_;  // by target index
 };
 
 }  // namespace pgb

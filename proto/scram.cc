@@ -581,7 +581,14 @@ absl::StatusOr<std::string> ScramServer::HandleClientFinal(std::string_view clie
 // ---------------------------------------------------------------------------
 // ScramClient
 
-ScramClient::ScramClient(std::string_view password) : password_(password) {}
+ScramClientKeyCache::~ScramClientKeyCache() {
+  Cleanse(client_key_);
+  Cleanse(stored_key_);
+  Cleanse(server_key_);
+}
+
+ScramClient::ScramClient(std::string_view password, ScramClientKeyCache* cache)
+    : password_(password), cache_(cache) {}
 
 ScramClient::~ScramClient() {
   Cleanse(password_);
@@ -650,7 +657,22 @@ absl::StatusOr<std::string> ScramClient::HandleServerFirst(std::string_view serv
   }
 
   ClientAndServerKeys keys;
-  PGB_RETURN_IF_ERROR(DeriveKeys(password_, salt, iterations, &keys));
+  if (cache_ != nullptr && cache_->valid_ && cache_->iterations_ == iterations &&
+      cache_->salt_ == salt) {
+    keys.client_key = cache_->client_key_;
+    keys.stored_key = cache_->stored_key_;
+    keys.server_key = cache_->server_key_;
+  } else {
+    PGB_RETURN_IF_ERROR(DeriveKeys(password_, salt, iterations, &keys));
+    if (cache_ != nullptr) {
+      derived_.valid_ = true;
+      derived_.salt_ = salt;
+      derived_.iterations_ = iterations;
+      derived_.client_key_ = keys.client_key;
+      derived_.stored_key_ = keys.stored_key;
+      derived_.server_key_ = keys.server_key;
+    }
+  }
   const std::string client_final_without_proof = Cat("c=biws,r=", nonce);
   const std::string auth_message =
       Cat(client_first_bare_, ",", server_first, ",", client_final_without_proof);
@@ -688,6 +710,7 @@ absl::Status ScramClient::HandleServerFinal(std::string_view server_final) {
   if (CRYPTO_memcmp(signature.data(), expected_server_signature_.data(), kScramKeyLength) != 0) {
     return absl::UnauthenticatedError("SCRAM: incorrect server signature");
   }
+  if (cache_ != nullptr && derived_.valid_) *cache_ = std::move(derived_);
   return absl::OkStatus();
 }
 

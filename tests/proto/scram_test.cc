@@ -143,6 +143,47 @@ TEST(ScramExchangeTest, RoundTripWithMadeVerifier) {
   EXPECT_TRUE(Exchange(client, server).ok());
 }
 
+TEST(ScramClientKeyCacheTest, SecondLoginUsesCachedKeys) {
+  const ScramVerifier verifier = VerifierFor("right");
+  ScramClientKeyCache cache;
+  {
+    ScramServer server(&verifier, "alice");
+    ScramClient client("right", &cache);
+    ASSERT_TRUE(Exchange(client, server).ok());
+  }
+  // The cache belongs to the password it was filled with: a client given a
+  // different password but the same cache proves the keys came from the
+  // cache, not from a new PBKDF2 run.
+  ScramServer server(&verifier, "alice");
+  ScramClient client("not the password", &cache);
+  EXPECT_TRUE(Exchange(client, server).ok());
+}
+
+TEST(ScramClientKeyCacheTest, NewSaltReplacesTheEntry) {
+  const ScramVerifier first = VerifierFor("right");
+  const ScramVerifier second = VerifierFor("right");  // fresh salt
+  ASSERT_NE(first.salt, second.salt);
+  ScramClientKeyCache cache;
+  {
+    ScramServer server(&first, "alice");
+    ScramClient client("right", &cache);
+    ASSERT_TRUE(Exchange(client, server).ok());
+  }
+  {
+    ScramServer server(&second, "alice");
+    ScramClient client("right", &cache);
+    ASSERT_TRUE(Exchange(client, server).ok());
+  }
+  // The cache now holds the second salt's keys only; a failed login (wrong
+  // password, first salt) must not replace them.
+  ScramServer old_salt(&first, "alice");
+  ScramClient stale("not the password", &cache);
+  EXPECT_FALSE(Exchange(stale, old_salt).ok());
+  ScramServer new_salt(&second, "alice");
+  ScramClient cached("not the password", &cache);
+  EXPECT_TRUE(Exchange(cached, new_salt).ok());
+}
+
 TEST(ScramExchangeTest, ClientLogsInWithPostgresVerifier) {
   absl::StatusOr<ScramVerifier> verifier = ParseScramVerifier(kPostgresSecretVerifier);
   ASSERT_TRUE(verifier.ok()) << verifier.status();
