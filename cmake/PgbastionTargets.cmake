@@ -50,3 +50,23 @@ function(pgb_benchmarks)
     pgb_warnings(${name})
   endforeach()
 endfunction()
+
+# pgb_fuzzer(NAME SOURCES ... DEPS ...): a libFuzzer target (Fuzz build type
+# only). Our libraries carry -fsanitize=fuzzer-no-link from CMAKE_CXX_FLAGS_FUZZ;
+# here the target links libFuzzer's main. Its seed corpus,
+# tests/fuzz/corpus/<name minus _fuzzer>/, is replayed as ctest fuzz.<name>
+# (label "fuzz"): each file is run once, nothing is written back.
+function(pgb_fuzzer name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+  pgb_warnings(${name})
+  string(REGEX REPLACE "_fuzzer$" "" corpus_name ${name})
+  file(GLOB seeds CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/corpus/${corpus_name}/*")
+  if(seeds)
+    add_test(NAME fuzz.${name} COMMAND ${name} ${seeds})
+    set_tests_properties(fuzz.${name} PROPERTIES LABELS fuzz TIMEOUT 300)
+  endif()
+endfunction()

@@ -12,6 +12,7 @@ packages=(
   # run and test: a real PostgreSQL, real clients, PgBouncer for the comparison
   postgresql-15 postgresql-client-15 pgbouncer python3 python3-psycopg openssl
   procps iproute2 util-linux gnuplot-nox
+  rpm  # rpmbuild, for the .rpm that `cmake --build build --target package` makes
 )
 
 missing=()
