@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "--version") {
-    std::puts("pgbastion 0.1.0");
+    std::puts("pgbastion " PGB_VERSION);
     return 0;
   }
   Args args(argv + 2, argv + argc);
