@@ -1,5 +1,7 @@
 #include "core/config.h"
 
+#include "proto/scram.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -129,7 +131,7 @@ struct ReadResult {
 // Reads a whole regular file of at most `max_size` bytes. The mode comes from
 // fstat on the open descriptor, so it describes the file that was read.
 absl::StatusOr<ReadResult> ReadRegularFile(const std::string& path, size_t max_size) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);  // a FIFO must not block us
   if (fd < 0) {
     const int err = errno;
     const std::string message = Cat("cannot open \"", path, "\": ", std::strerror(err));
@@ -417,7 +419,7 @@ void ConfigParser::ForEachTableOf(const toml::table& root, std::string_view key,
 
 void ConfigParser::CheckReadableFile(const toml::source_region& where, const std::string& key_path,
                                      const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);  // a FIFO must not block us
   if (fd < 0) {
     AddError(where, key_path, Cat("cannot open \"", path, "\": ", std::strerror(errno)));
     return;
@@ -713,61 +715,15 @@ void ConfigParser::ParseTargets(const toml::table& root, Config& config) {
       });
 }
 
-bool IsStrictBase64(std::string_view text, size_t* decoded_size) {
-  if (text.empty() || text.size() % 4 != 0) return false;
-  size_t padding = 0;
-  while (padding < 2 && text[text.size() - 1 - padding] == '=') ++padding;
-  for (size_t i = 0; i < text.size() - padding; ++i) {
-    const char c = text[i];
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/') {
-      return false;
-    }
-  }
-  *decoded_size = text.size() / 4 * 3 - padding;
-  return true;
-}
-
-// Checks the shape of a SCRAM-SHA-256 verifier as PostgreSQL stores it in
-// pg_authid.rolpassword: SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>
-// (RFC 5803). The keys are SHA-256 outputs, so they decode to 32 bytes.
-// Returns the problem, never the verifier itself.
+// One parser decides what a verifier is: the one the gateway logs clients in
+// with (so a config that passes check-config also starts). Its messages name
+// the part that is wrong, never the verifier itself.
 std::optional<std::string> ScramVerifierProblem(std::string_view verifier) {
-  constexpr std::string_view kPrefix = "SCRAM-SHA-256$";
-  constexpr std::string_view kShape =
-      "; expected SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey> "
-      "(run `pgbastion scram-verifier`)";
-  if (verifier.substr(0, kPrefix.size()) != kPrefix) {
-    return Cat("does not start with \"SCRAM-SHA-256$\"", kShape);
-  }
-  verifier.remove_prefix(kPrefix.size());
-  const std::vector<std::string_view> halves = Split(verifier, '$');
-  if (halves.size() != 2) return Cat("wrong number of '$' parts", kShape);
-  const std::vector<std::string_view> params = Split(halves[0], ':');
-  const std::vector<std::string_view> keys = Split(halves[1], ':');
-  if (params.size() != 2 || keys.size() != 2) {
-    return Cat("wrong number of ':' parts", kShape);
-  }
-  uint32_t iterations = 0;
-  if (params[0].empty() ||
-      !std::all_of(params[0].begin(), params[0].end(),
-                   [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); }) ||
-      std::from_chars(params[0].data(), params[0].data() + params[0].size(), iterations).ec !=
-          std::errc() ||
-      iterations == 0 || iterations > static_cast<uint32_t>(INT32_MAX)) {
-    return Cat("the iteration count must be an integer > 0", kShape);
-  }
-  size_t size = 0;
-  if (!IsStrictBase64(params[1], &size)) return Cat("the salt is not base64", kShape);
-  const char* names[] = {"StoredKey", "ServerKey"};
-  for (size_t i = 0; i < 2; ++i) {
-    if (!IsStrictBase64(keys[i], &size)) {
-      return Cat("the ", names[i], " is not base64", kShape);
-    }
-    if (size != 32) {
-      return Cat("the ", names[i], " must decode to 32 bytes (SHA-256), got ", size, kShape);
-    }
-  }
-  return std::nullopt;
+  const absl::StatusOr<proto::ScramVerifier> parsed = proto::ParseScramVerifier(verifier);
+  if (parsed.ok()) return std::nullopt;
+  return Cat(std::string(parsed.status().message()),
+             "; expected SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey> "
+             "(run `pgbastion scram-verifier`)");
 }
 
 void ConfigParser::ParseUser(const toml::table& table, const std::string& path, UserConfig& out) {

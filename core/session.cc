@@ -136,6 +136,9 @@ void Session::ArmRecv(Side side) {
   e.recv_paused = false;
   io_uring_sqe* sqe = shard_.ring().GetSqe();
   io_uring_prep_recv(sqe, e.fd, nullptr, 0, 0);
+  // We re-arm right after the peer was sent something it must answer first,
+  // so data is almost never waiting: go straight to poll, skip the attempt.
+  sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = BufferRing::kGroupId;
   io_uring_sqe_set_data64(

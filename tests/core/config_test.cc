@@ -561,16 +561,22 @@ INSTANTIATE_TEST_SUITE_P(
             "user[0].scram_verifier", "iteration count"},
         ErrorCase{"VerifierSaltNotBase64",
                   Doc{.user = Verifier("SCRAM-SHA-256$4096:not*base64$" + kKeys)}.Render(),
-                  "user[0].scram_verifier", "salt is not base64"},
+                  "user[0].scram_verifier", "invalid salt"},
         ErrorCase{"VerifierKeyShort",
                   Doc{.user = Verifier(std::string("SCRAM-SHA-256$4096:") + kSalt + "$" + kKey +
                                        ":" + kSalt)}
                       .Render(),
-                  "user[0].scram_verifier", "ServerKey must decode to 32 bytes"},
+                  "user[0].scram_verifier", "invalid ServerKey (not 32 bytes"},
+        // Found by tests/fuzz/config_fuzzer: base64 with non-zero padding bits
+        // must be refused here, as the SCRAM code refuses it at startup.
+        ErrorCase{"VerifierSaltPaddingBits",
+                  Doc{.user = Verifier("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gR==$" + kKeys)}
+                      .Render(),
+                  "user[0].scram_verifier", "invalid salt"},
         ErrorCase{
             "VerifierMissingPart",
             Doc{.user = Verifier(std::string("SCRAM-SHA-256$4096:") + kSalt + "$" + kKey)}.Render(),
-            "user[0].scram_verifier", "wrong number of ':' parts"},
+            "user[0].scram_verifier", "no ':' between StoredKey and ServerKey"},
         ErrorCase{"UnknownTarget", Doc{.user = kUserVerifier + "targets = [\"nope\"]"}.Render(),
                   "user[0].targets[0]", "no [[target]] named \"nope\" (targets: app)"},
         ErrorCase{"TargetsNotArray", Doc{.user = kUserVerifier + "targets = \"app\""}.Render(),
