@@ -9,6 +9,7 @@ packages=(
   liburing-dev libssl-dev libabsl-dev libtomlplusplus-dev libpg-query-dev
   libsimdjson-dev libcurl4-openssl-dev libzstd-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang-format
+  clang-14 libclang-rt-14-dev  # the Fuzz build type (libFuzzer)
   # run and test: a real PostgreSQL, real clients, PgBouncer for the comparison
   postgresql-15 postgresql-client-15 pgbouncer python3 python3-psycopg openssl
   procps iproute2 util-linux gnuplot-nox
