@@ -178,15 +178,26 @@ void Shard::ArmAccept(uint32_t listener_index) {
 }
 
 void Shard::OnAccept(uint32_t listener_index, int res, uint32_t flags) {
-  if (!(flags & IORING_CQE_F_MORE) && !draining_ && listeners_[listener_index].fd >= 0) {
-    ArmAccept(listener_index);
-  }
+  const bool ended = !(flags & IORING_CQE_F_MORE);
   if (res < 0) {
-    if (res != -ECANCELED) {
-      PGB_LOG(kWarning) << "shard " << index_ << ": accept failed: " << strerror(-res);
+    if (res == -ECANCELED || draining_) return;
+    // Out of descriptors or memory: accepting again at once would spin on the
+    // same error. Retry from the next tick, and say so once per episode.
+    if (!accept_failing_) {
+      PGB_LOG(kError) << "shard " << index_ << ": accept failed: " << strerror(-res)
+                      << (res == -EMFILE || res == -ENFILE
+                              ? " (raise LimitNOFILE / ulimit -n); retrying every 200 ms"
+                              : "; retrying every 200 ms");
     }
+    accept_failing_ = true;
+    if (ended) accept_retry_.push_back(listener_index);
     return;
   }
+  if (accept_failing_) {
+    PGB_LOG(kInfo) << "shard " << index_ << ": accepting connections again";
+    accept_failing_ = false;
+  }
+  if (ended && !draining_ && listeners_[listener_index].fd >= 0) ArmAccept(listener_index);
   const int fd = res;
   if (draining_) {
     ::close(fd);
@@ -221,6 +232,13 @@ void Shard::ArmTick() {
 }
 
 void Shard::OnTick() {
+  if (!accept_retry_.empty()) {
+    std::vector<uint32_t> retry;
+    retry.swap(accept_retry_);
+    for (uint32_t i : retry) {
+      if (!draining_ && listeners_[i].fd >= 0) ArmAccept(i);
+    }
+  }
   for (uint32_t slot = 0; slot < sessions_.size(); ++slot) {
     if (!sessions_[slot]) continue;
     sessions_[slot]->OnTick(now_ns_);

@@ -119,6 +119,8 @@ class Shard {
   __kernel_timespec tick_interval_{};
 
   std::vector<Listener> listeners_;
+  std::vector<uint32_t> accept_retry_;  // listeners whose accept failed; re-armed on tick
+  bool accept_failing_ = false;
   std::vector<std::unique_ptr<Session>> sessions_;
   std::vector<uint32_t> generations_;
   std::vector<uint32_t> free_slots_;

@@ -70,6 +70,52 @@ class BackpressureTest(ClusterTestCase):
             self.assertIn(b"D", kinds)
 
 
+class DescriptorExhaustionTest(ClusterTestCase):
+    def test_accept_survives_emfile(self):
+        """Out of file descriptors: the gateway refuses to spin, logs it once,
+        and accepts again as soon as descriptors are free."""
+        import os
+        import stat
+        import tempfile
+        from harness import gateway_binary
+        wrapper_dir = tempfile.mkdtemp(prefix="pgb-nofile-")
+        self.addCleanup(lambda: __import__("shutil").rmtree(wrapper_dir, ignore_errors=True))
+        wrapper = os.path.join(wrapper_dir, "pgbastion")
+        with open(wrapper, "w") as f:
+            f.write(f"#!/bin/sh\nulimit -n 64\nexec {gateway_binary()} \"$@\"\n")
+        os.chmod(wrapper, stat.S_IRWXU)
+        gw = self.gateway(key="nofile", binary=wrapper, workers=1)
+        sockets = []
+        try:
+            for _ in range(80):
+                sockets.append(socket.create_connection(("127.0.0.1", gw.port), timeout=5))
+            time.sleep(1)
+            def cpu_ticks():
+                fields = open(f"/proc/{gw.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+                return int(fields[11]) + int(fields[12])
+            before = cpu_ticks()
+            time.sleep(2)
+            used = (cpu_ticks() - before) / os.sysconf("SC_CLK_TCK")
+            self.assertLess(used, 0.5, f"gateway burned {used:.2f} s of CPU in 2 s while out of fds")
+            self.assertEqual(gw.log().count("accept failed"), 1, gw.log())
+        finally:
+            for s in sockets:
+                s.close()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with RawConnection(gw.port) as c:
+                    c.login("alice", gw.users["alice"], "app")
+                    c.send(query("SELECT 1"))
+                    self.assertIn(b"D", [k for k, _ in c.read_until_ready()])
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        self.assertIn("accepting connections again", gw.log())
+
+
 class ShutdownTest(ClusterTestCase):
     def test_sigterm(self):
         gw = Gateway(self.pg, shutdown_timeout="3s", workers=2)
