@@ -916,12 +916,17 @@ bool Session::HandleBackendLoginMessage(char type, std::string_view body, std::s
       return true;  // we ask for plain 3.0; nothing to adjust
     case proto::kPqMsg_ReadyForQuery:
       if (phase_ != Phase::kBackendStartup) break;
-      gateway_pid_ = shard_.RegisterCancelKey(slot_);
       {
+        // The cancel secret must be unguessable: without randomness, refuse.
         uint32_t key = 0;
-        RAND_bytes(reinterpret_cast<unsigned char*>(&key), sizeof(key));
+        if (RAND_bytes(reinterpret_cast<unsigned char*>(&key), sizeof(key)) != 1) {
+          PGB_LOG(kError) << Describe() << ": no randomness for the cancel key";
+          FailClient(sqlstate::kInternalError, "the gateway could not create a cancel key");
+          return false;
+        }
         gateway_key_ = static_cast<int32_t>(key);
       }
+      gateway_pid_ = shard_.RegisterCancelKey(slot_);
       proto::AppendBackendKeyData(client_pending_, gateway_pid_, gateway_key_);
       client_pending_.append(raw);
       WriteOwned(Side::kClient, std::move(client_pending_));
