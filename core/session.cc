@@ -261,9 +261,10 @@ void Session::WriteOwned(Side side, std::string bytes) {
   // Append to the last owned segment when it is not part of a send in flight.
   if (!e.out.empty() && e.out.size() > e.in_flight_segments && e.out.back().owned != nullptr) {
     OutSegment& last = e.out.back();
+    const size_t already_sent = static_cast<size_t>(last.data - last.owned->data());
     last.owned->append(bytes);
-    last.data = last.owned->data();
-    last.length = static_cast<uint32_t>(last.owned->size());
+    last.data = last.owned->data() + already_sent;
+    last.length = static_cast<uint32_t>(last.owned->size() - already_sent);
     e.queued_bytes += bytes.size();
     return;
   }
