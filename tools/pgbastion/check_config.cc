@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/json_text.h"
 #include "core/runtime.h"
 #include "tools/pgbastion/commands.h"
 
@@ -26,39 +27,6 @@ constexpr const char kCheckConfigUsage[] =
     "  --help         show this help\n"
     "\n"
     "Exit status: 0 valid, 1 invalid (every error is printed), 2 usage error.\n";
-
-std::string JsonString(std::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char escape[8];
-          std::snprintf(escape, sizeof(escape), "\\u%04x", static_cast<unsigned>(c));
-          out += escape;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
 
 std::string Count(size_t n, std::string_view noun) {
   std::string out = std::to_string(n) + " " + std::string(noun);
