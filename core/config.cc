@@ -1,7 +1,5 @@
 #include "core/config.h"
 
-#include "proto/scram.h"
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -26,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/time/time.h"
+#include "proto/scram.h"
 #include "toml++/toml.h"
 
 // Debian's libtomlplusplus3 is built with exceptions (only the toml::v3::ex
@@ -131,7 +130,8 @@ struct ReadResult {
 // Reads a whole regular file of at most `max_size` bytes. The mode comes from
 // fstat on the open descriptor, so it describes the file that was read.
 absl::StatusOr<ReadResult> ReadRegularFile(const std::string& path, size_t max_size) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);  // a FIFO must not block us
+  const int fd = ::open(path.c_str(),
+                        O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);  // a FIFO must not block us
   if (fd < 0) {
     const int err = errno;
     const std::string message = Cat("cannot open \"", path, "\": ", std::strerror(err));
@@ -419,7 +419,8 @@ void ConfigParser::ForEachTableOf(const toml::table& root, std::string_view key,
 
 void ConfigParser::CheckReadableFile(const toml::source_region& where, const std::string& key_path,
                                      const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);  // a FIFO must not block us
+  const int fd = ::open(path.c_str(),
+                        O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);  // a FIFO must not block us
   if (fd < 0) {
     AddError(where, key_path, Cat("cannot open \"", path, "\": ", std::strerror(errno)));
     return;

@@ -41,16 +41,16 @@ struct ListenerConfig {
   std::string address = "127.0.0.1";  // IPv4 or IPv6 literal
   uint16_t port = 6432;
   ListenerTls tls = ListenerTls::kDisabled;  // "disabled" | "optional" | "required"
-  std::string tls_cert_file;                  // PEM; required unless tls = "disabled"
-  std::string tls_key_file;                   // PEM
+  std::string tls_cert_file;                 // PEM; required unless tls = "disabled"
+  std::string tls_key_file;                  // PEM
 };
 
 // How the gateway secures its connection to the database (libpq's sslmode names).
 enum class BackendTls { kDisable, kRequire, kVerifyCa, kVerifyFull };
 
 struct TargetConfig {
-  std::string name;      // clients select the target with dbname=<name>
-  std::string host;      // IP literal or DNS name (resolved at startup)
+  std::string name;  // clients select the target with dbname=<name>
+  std::string host;  // IP literal or DNS name (resolved at startup)
   uint16_t port = 5432;
   std::string database;  // defaults to name
   std::string user;      // the role the gateway logs in as

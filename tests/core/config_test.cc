@@ -569,10 +569,10 @@ INSTANTIATE_TEST_SUITE_P(
                   "user[0].scram_verifier", "invalid ServerKey (not 32 bytes"},
         // Found by tests/fuzz/config_fuzzer: base64 with non-zero padding bits
         // must be refused here, as the SCRAM code refuses it at startup.
-        ErrorCase{"VerifierSaltPaddingBits",
-                  Doc{.user = Verifier("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gR==$" + kKeys)}
-                      .Render(),
-                  "user[0].scram_verifier", "invalid salt"},
+        ErrorCase{
+            "VerifierSaltPaddingBits",
+            Doc{.user = Verifier("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gR==$" + kKeys)}.Render(),
+            "user[0].scram_verifier", "invalid salt"},
         ErrorCase{
             "VerifierMissingPart",
             Doc{.user = Verifier(std::string("SCRAM-SHA-256$4096:") + kSalt + "$" + kKey)}.Render(),

@@ -27,15 +27,7 @@
 
 #include "core/config.h"
 #include "proto/scram.h"
-
-#define FUZZ_CHECK(cond)                                                      \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                    \
-      std::abort();                                                           \
-    }                                                                         \
-  } while (0)
+#include "tests/fuzz/fuzz_check.h"
 
 extern "C" int __real_open(const char* path, int flags, ...);
 

@@ -22,15 +22,7 @@
 #include "proto/frame.h"
 #include "proto/frame_tracker.h"
 #include "proto/protocol.h"
-
-#define FUZZ_CHECK(cond)                                                      \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                    \
-      std::abort();                                                           \
-    }                                                                         \
-  } while (0)
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 

@@ -15,15 +15,7 @@
 #include "proto/frame.h"
 #include "proto/messages.h"
 #include "proto/protocol.h"
-
-#define FUZZ_CHECK(cond)                                                      \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                    \
-      std::abort();                                                           \
-    }                                                                         \
-  } while (0)
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
@@ -31,14 +23,13 @@ namespace proto = pgb::proto;
 using proto::Direction;
 
 bool Within(std::string_view inner, std::string_view outer) {
-  return inner.empty() ||
-         (inner.data() >= outer.data() && inner.data() + inner.size() <= outer.data() + outer.size());
+  return inner.empty() || (inner.data() >= outer.data() &&
+                           inner.data() + inner.size() <= outer.data() + outer.size());
 }
 
 // The body of the single message a builder wrote, checking its framing.
 std::string_view BodyOf(const std::string& built, Direction dir, char type) {
-  const proto::MessageResult m =
-      proto::DecodeMessage(built, dir, proto::kDefaultMaxMessageLength);
+  const proto::MessageResult m = proto::DecodeMessage(built, dir, proto::kDefaultMaxMessageLength);
   FUZZ_CHECK(m.status == proto::DecodeStatus::kOk);
   FUZZ_CHECK(m.message.type == type);
   FUZZ_CHECK(m.message.total_size == built.size());
@@ -149,8 +140,7 @@ void FuzzSaslInitialResponse(std::string_view body) {
   }
   std::string built;
   proto::AppendSaslInitialResponse(
-      built, r->mechanism,
-      r->has_data ? std::optional<std::string_view>(r->data) : std::nullopt);
+      built, r->mechanism, r->has_data ? std::optional<std::string_view>(r->data) : std::nullopt);
   FUZZ_CHECK(BodyOf(built, Direction::kFrontend, proto::kPqMsg_PasswordMessage) == body);
 }
 

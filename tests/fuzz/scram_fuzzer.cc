@@ -23,15 +23,7 @@
 #include <string_view>
 
 #include "proto/scram.h"
-
-#define FUZZ_CHECK(cond)                                                      \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                    \
-      std::abort();                                                           \
-    }                                                                         \
-  } while (0)
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 

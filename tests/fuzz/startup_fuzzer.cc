@@ -15,16 +15,7 @@
 
 #include "proto/protocol.h"
 #include "proto/startup.h"
-
-// Always on (not assert): the Fuzz build must check these whatever NDEBUG says.
-#define FUZZ_CHECK(cond)                                                      \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                    \
-      std::abort();                                                           \
-    }                                                                         \
-  } while (0)
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
