@@ -587,7 +587,13 @@ bool Session::HandleStartupPacket() {
   // fails at the proof, so user names cannot be probed.
   scram_server_ =
       std::make_unique<proto::ScramServer>(user_ ? &user_->verifier : nullptr, user_name_);
-  proto::AppendAuthenticationSasl(reply, {"SCRAM-SHA-256"});
+  // Over TLS, offer channel binding first, as PostgreSQL does: libpq then
+  // binds the login to our certificate (channel_binding=prefer/require).
+  if (client_.tls_active && !listener_.tls->server_end_point().empty()) {
+    proto::AppendAuthenticationSasl(reply, {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"});
+  } else {
+    proto::AppendAuthenticationSasl(reply, {"SCRAM-SHA-256"});
+  }
   WriteOwned(Side::kClient, std::move(reply));
   phase_ = Phase::kSaslInitial;
   return true;
@@ -620,10 +626,15 @@ bool Session::HandleSaslMessage() {
       FailClient(sqlstate::kProtocolViolation, std::string(initial.status().message()));
       return false;
     }
-    if (initial->mechanism != "SCRAM-SHA-256") {
+    const bool binding_offered = client_.tls_active && !listener_.tls->server_end_point().empty();
+    const bool plus = initial->mechanism == "SCRAM-SHA-256-PLUS";
+    if (initial->mechanism != "SCRAM-SHA-256" && !(plus && binding_offered)) {
       FailClient(sqlstate::kProtocolViolation,
                  "client selected an invalid SASL authentication mechanism");
       return false;
+    }
+    if (binding_offered) {
+      scram_server_->UseChannelBinding(listener_.tls->server_end_point(), plus);
     }
     absl::StatusOr<std::string> server_first = scram_server_->HandleClientFirst(initial->data);
     if (!server_first.ok()) {

@@ -443,6 +443,12 @@ ScramServer ScramServer::ForTest(const ScramVerifier* verifier, std::string_view
   return server;
 }
 
+void ScramServer::UseChannelBinding(std::string end_point, bool plus_selected) {
+  cbind_offered_ = true;
+  plus_selected_ = plus_selected;
+  end_point_ = std::move(end_point);
+}
+
 // client-first-message = gs2-header client-first-message-bare
 // gs2-header = gs2-cbind-flag "," [authzid] ","
 // client-first-message-bare = [reserved-mext ","] username "," nonce ["," extensions]
@@ -458,17 +464,38 @@ absl::StatusOr<std::string> ScramServer::HandleClientFirst(std::string_view clie
   switch (in[0]) {
     case 'n':
     case 'y':
-      // 'y': the client could bind but thinks we cannot. True: we advertise
-      // only SCRAM-SHA-256, so this is no downgrade.
+      if (plus_selected_) {
+        return absl::InvalidArgumentError(
+            "SCRAM: the client selected SCRAM-SHA-256-PLUS but requested no channel binding");
+      }
+      // 'y': the client could bind but thinks we cannot. Where we offered
+      // -PLUS, that is a downgrade by someone in the middle.
+      if (in[0] == 'y' && cbind_offered_) {
+        return absl::InvalidArgumentError("SCRAM channel binding negotiation error");
+      }
       cbind_flag_ = in[0];
+      in.remove_prefix(1);
       break;
-    case 'p':
-      return absl::InvalidArgumentError(
-          "SCRAM: the client requires channel binding, which the server did not offer");
+    case 'p': {
+      if (!plus_selected_) {
+        return absl::InvalidArgumentError(
+            cbind_offered_ ? "SCRAM: the client selected SCRAM-SHA-256 but requested channel "
+                             "binding"
+                           : "SCRAM: the client requires channel binding, which the server did "
+                             "not offer");
+      }
+      constexpr std::string_view kType = "p=tls-server-end-point";
+      if (in.substr(0, kType.size()) != kType) {
+        return absl::InvalidArgumentError(
+            "SCRAM: unsupported channel binding type (only tls-server-end-point)");
+      }
+      cbind_flag_ = 'p';
+      in.remove_prefix(kType.size());
+      break;
+    }
     default:
       return Malformed("unexpected channel-binding flag");
   }
-  in.remove_prefix(1);
   if (in.empty() || in[0] != ',') return Malformed("comma expected after channel-binding flag");
   in.remove_prefix(1);
   if (!in.empty() && in[0] == 'a') {
@@ -477,6 +504,7 @@ absl::StatusOr<std::string> ScramServer::HandleClientFirst(std::string_view clie
   if (in.empty() || in[0] != ',') return Malformed("comma expected after authorization identity");
   in.remove_prefix(1);
   const std::string_view bare = in;
+  gs2_header_.assign(client_first.substr(0, client_first.size() - bare.size()));
 
   if (!in.empty() && in[0] == 'm') {
     return absl::InvalidArgumentError("SCRAM: mandatory extensions are not supported");
@@ -522,10 +550,16 @@ absl::StatusOr<std::string> ScramServer::HandleClientFinal(std::string_view clie
   if (!ReadAttribute(&in, 'c', &channel_binding)) {
     return Malformed("channel-binding attribute expected");
   }
-  // Without channel binding c= is base64 of the gs2 header: "n,," or "y,,".
-  const std::string_view expected_cbind = cbind_flag_ == 'y' ? "eSws" : "biws";
-  if (channel_binding != expected_cbind) {
-    return Malformed("unexpected channel-binding attribute in client-final-message");
+  // c= is base64 of the gs2 header ("n,," -> "biws"), followed, with channel
+  // binding, by the binding data: this proves the client saw our certificate.
+  const std::string expected_cbind =
+      Base64Encode(cbind_flag_ == 'p' ? Cat(gs2_header_, end_point_) : gs2_header_);
+  if (channel_binding.size() != expected_cbind.size() ||
+      CRYPTO_memcmp(channel_binding.data(), expected_cbind.data(), expected_cbind.size()) != 0) {
+    return cbind_flag_ == 'p'
+               ? absl::InvalidArgumentError(
+                     "SCRAM channel binding check failed (the client saw another certificate)")
+               : Malformed("unexpected channel-binding attribute in client-final-message");
   }
   std::string_view nonce;
   if (!ReadAttribute(&in, 'r', &nonce)) return Malformed("nonce attribute expected");

@@ -5,7 +5,8 @@
 // gateway logging in to PostgreSQL (src/interfaces/libpq/fe-auth-scram.c).
 // Both are pure message-in/message-out state machines: the caller moves the
 // bytes in SASLInitialResponse/SASLResponse and AuthenticationSASL* messages.
-// Channel binding (SCRAM-SHA-256-PLUS) is not offered.
+// Channel binding (SCRAM-SHA-256-PLUS, tls-server-end-point) is supported on
+// the server side; the client side sends gs2 flag 'n'.
 // Spec: https://www.postgresql.org/docs/15/sasl-authentication.html
 //
 //   // Gateway as server, after advertising "SCRAM-SHA-256" in AuthenticationSASL:
@@ -70,9 +71,9 @@ absl::StatusOr<ScramVerifier> ParseScramVerifier(std::string_view text);
 absl::StatusOr<std::string> MakeScramVerifier(std::string_view password,
                                               int iterations = kScramDefaultIterations);
 
-// Server side of one SCRAM-SHA-256 exchange. Accepts gs2 flags 'n' and 'y'
-// (the gateway offers no channel binding, so 'y' is no downgrade) and refuses
-// 'p'. The user name in client-first is ignored, as PostgreSQL does: the
+// Server side of one SCRAM-SHA-256 exchange. Without UseChannelBinding it
+// accepts gs2 flags 'n' and 'y' (nothing was offered, so 'y' is no downgrade)
+// and refuses 'p'. The user name in client-first is ignored, as PostgreSQL does: the
 // startup packet's user is the one being authenticated.
 //
 // With verifier == nullptr (unknown user) the exchange runs in full against a
@@ -88,6 +89,14 @@ class ScramServer {
   ScramServer& operator=(ScramServer&&) = default;
   ScramServer(const ScramServer&) = delete;
   ScramServer& operator=(const ScramServer&) = delete;
+
+  // On a TLS connection where "SCRAM-SHA-256-PLUS" was advertised, call this
+  // before HandleClientFirst: `end_point` is the tls-server-end-point data of
+  // the gateway's certificate (TlsContext::server_end_point), `plus_selected`
+  // whether the client chose the -PLUS mechanism. As PostgreSQL: -PLUS requires
+  // gs2 flag "p=tls-server-end-point" and the binding data in c=; plain
+  // SCRAM-SHA-256 with flag 'y' is then a downgrade and refused.
+  void UseChannelBinding(std::string end_point, bool plus_selected);
 
   // The data of SASLInitialResponse -> server-first-message (to send in
   // AuthenticationSASLContinue).
@@ -109,6 +118,10 @@ class ScramServer {
   bool doomed_ = false;     // unknown user or unusable verifier: the proof must fail
   absl::Status setup_status_;
   char cbind_flag_ = 'n';
+  bool cbind_offered_ = false;  // -PLUS was advertised (TLS)
+  bool plus_selected_ = false;  // the client chose -PLUS
+  std::string end_point_;       // tls-server-end-point data
+  std::string gs2_header_;      // as the client sent it; c= must repeat it
   std::string client_first_bare_;
   std::string server_first_;
   std::string nonce_;  // client nonce + server nonce

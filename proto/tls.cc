@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -171,14 +173,35 @@ struct CiphertextBio {
 
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
+namespace {
+// tls-server-end-point (RFC 5929 section 4.1), as PostgreSQL computes it in
+// be_tls_get_certificate_hash: the certificate's hash with the digest of its
+// signature algorithm, SHA-256 instead of MD5 or SHA-1.
+std::string ServerEndPoint(X509* cert) {
+  if (cert == nullptr) return "";
+  int digest_nid = NID_undef;
+  if (!OBJ_find_sigid_algs(X509_get_signature_nid(cert), &digest_nid, nullptr) ||
+      digest_nid == NID_undef) {
+    return "";
+  }
+  if (digest_nid == NID_md5 || digest_nid == NID_sha1) digest_nid = NID_sha256;
+  const EVP_MD* md = EVP_get_digestbynid(digest_nid);
+  if (md == nullptr) return "";
+  unsigned char hash[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (X509_digest(cert, md, hash, &length) != 1) return "";
+  return std::string(reinterpret_cast<const char*>(hash), length);
+}
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::ForServer(
     const std::string& cert_file, const std::string& key_file) {
   ERR_clear_error();
   absl::StatusOr<SSL_CTX*> made = NewContext(/*server=*/true);
   if (!made.ok()) return made.status();
   // Owned from here on, so every early return frees the SSL_CTX.
-  std::shared_ptr<const TlsContext> context(
-      new TlsContext(*made, /*is_server=*/true, TlsVerify::kNone));
+  auto* owned = new TlsContext(*made, /*is_server=*/true, TlsVerify::kNone);
+  std::shared_ptr<const TlsContext> context(owned);
   SSL_CTX* ctx = *made;
 
   if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
@@ -197,6 +220,8 @@ absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::ForServer(
   SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_alpn_select_cb(ctx, SelectAlpn, nullptr);
+  owned->server_end_point_ = ServerEndPoint(SSL_CTX_get0_certificate(ctx));
+  ERR_clear_error();
   return context;
 }
 

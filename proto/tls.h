@@ -102,6 +102,11 @@ class TlsContext {
   SSL_CTX* ctx() const { return ctx_; }
   bool is_server() const { return is_server_; }
   TlsVerify verify() const { return verify_; }
+  // Server contexts: the tls-server-end-point channel-binding data of our
+  // certificate (RFC 5929: its hash with the signature's digest, SHA-256 for
+  // MD5/SHA-1), for SCRAM-SHA-256-PLUS. Empty when it cannot be determined
+  // (e.g. an Ed25519 certificate); then -PLUS is not offered.
+  const std::string& server_end_point() const { return server_end_point_; }
 
  private:
   TlsContext(SSL_CTX* ctx, bool is_server, TlsVerify verify)
@@ -110,6 +115,7 @@ class TlsContext {
   SSL_CTX* ctx_;
   bool is_server_;
   TlsVerify verify_;
+  std::string server_end_point_;
 };
 
 // One TLS connection over memory buffers. Not thread-safe: one shard owns it.

@@ -95,6 +95,20 @@ class TlsTest(ClusterTestCase):
         with self.assertRaisesRegex(psycopg.OperationalError, "certificate verify failed"):
             self.connect(gw, host="localhost", sslmode="verify-full", sslrootcert=str(self.other_ca.ca_crt))
 
+    def test_channel_binding(self):
+        """SCRAM-SHA-256-PLUS: libpq with channel_binding=require logs in over TLS
+        (the login is bound to the gateway's certificate); without TLS there is
+        nothing to bind to and libpq refuses, as it would with PostgreSQL."""
+        gw = self.gw("optional")
+        with self.connect(gw, sslmode="require", channel_binding="require") as conn:
+            self.assertTrue(conn.pgconn.ssl_in_use)
+            self.assertEqual(conn.execute("SELECT 'bound'").fetchone(), ("bound",))
+        with self.assertRaisesRegex(psycopg.OperationalError, "channel binding"):
+            self.connect(gw, sslmode="disable", channel_binding="require")
+        # A wrong password is still refused under -PLUS.
+        with self.assertRaisesRegex(psycopg.OperationalError, "password authentication failed"):
+            self.connect(gw, sslmode="require", channel_binding="require", password="wrong")
+
     def test_required_listener_refuses_plaintext(self):
         gw = self.gw("required")
         with self.connect(gw, sslmode="require") as conn:
