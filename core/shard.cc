@@ -277,9 +277,14 @@ void Shard::StartShutdown(bool force) {
   draining_ = true;
   for (Listener& l : listeners_) {
     if (l.fd < 0) continue;
+    // shutdown() stops the listening socket at once (new connections are
+    // refused, queued ones reset) on every shard's own socket; the cancel ends
+    // the multishot accept, and must be submitted while the fd still exists.
+    ::shutdown(l.fd, SHUT_RDWR);
     io_uring_sqe* sqe = ring_.GetSqe();
     io_uring_prep_cancel_fd(sqe, l.fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, UserData::Make(Op::kIgnore, 0, 0));
+    io_uring_submit(ring_.raw());
     ::close(l.fd);
     l.fd = -1;
   }

@@ -147,7 +147,9 @@ class ShutdownTest(ClusterTestCase):
             self.assertEqual(parse_error(msgs[0][1])["C"], "57P01")
             self.assertLess(time.monotonic() - started, 1.0)
 
-            # New connections are refused once shutdown began.
+            # New connections are refused once shutdown began (every shard
+            # stops its own listener; give the other shard a moment).
+            time.sleep(0.3)
             with self.assertRaises(OSError):
                 with socket.create_connection(("127.0.0.1", gw.port), timeout=2) as s:
                     s.sendall(b"\0\0\0\x08\x04\xd2\x16\x2f")  # SSLRequest
