@@ -231,12 +231,10 @@ void Session::OnRecv(Side side, int res, uint32_t flags) {
   shard_.buffers().Recycle(static_cast<uint16_t>(bid));
   if (closed_ || e.fd < 0) return;
   Flush(side);  // TLS may owe the peer bytes (tickets, alerts)
-  if (phase_ != Phase::kRelay) {
-    if (phase_ != Phase::kClosing) ArmRecv(side);
-  } else if (Backlog(Other(side)) < kMaxQueuedBytes) {
+  if (phase_ == Phase::kRelay) {
+    KeepReading(side);
+  } else if (phase_ != Phase::kClosing) {
     ArmRecv(side);
-  } else {
-    e.recv_paused = true;
   }
 }
 
@@ -387,9 +385,17 @@ void Session::OnSend(Side side, int res) {
 // while the other side's queue has room.
 void Session::MaybeResume(Side sender) {
   if (phase_ != Phase::kRelay || closed_) return;
-  Endpoint& s = ep(sender);
-  if (!s.recv_paused) return;
-  if (Backlog(Other(sender)) < kMaxQueuedBytes) ArmRecv(sender);
+  if (ep(sender).recv_paused) KeepReading(sender);
+}
+
+// Backpressure: after relaying what `side` sent, read more from it only while
+// the other side's queue has room; otherwise hold it until a send completes.
+void Session::KeepReading(Side side) {
+  if (Backlog(Other(side)) < kMaxQueuedBytes) {
+    ArmRecv(side);
+  } else {
+    ep(side).recv_paused = true;
+  }
 }
 
 void Session::OnPlaintext(Side side, const char* data, size_t n, int32_t bid) {
@@ -1017,11 +1023,7 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
               "terminating connection because the gateway is shutting down");
     return;
   }
-  if (Backlog(to) < kMaxQueuedBytes) {
-    ArmRecv(from);
-  } else {
-    src.recv_paused = true;
-  }
+  KeepReading(from);
 }
 
 bool Session::IdleBetweenTransactions() const {

@@ -124,6 +124,7 @@ class Session {
   void WriteReceived(Side side, const char* data, size_t n, int32_t bid);
   void ReleaseSegment(const OutSegment& seg);
   void MaybeResume(Side sender);
+  void KeepReading(Side side);
   size_t Backlog(Side side);
 
   // Input after decryption.

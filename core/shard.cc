@@ -379,15 +379,18 @@ void Shard::OnCancelRelay(Op op, uint32_t slot, int res) {
 }
 
 void Shard::WaitForBuffers(uint32_t slot, Session::Side side) {
-  buffer_waiters_.emplace_back(slot, side);
+  buffer_waiters_.push_back(BufferWaiter{slot, generations_[slot], side});
 }
 
 void Shard::RetryBufferWaiters() {
   if (buffers_.outstanding() >= kBufferCount) return;
-  std::vector<std::pair<uint32_t, Session::Side>> waiters;
+  std::vector<BufferWaiter> waiters;
   waiters.swap(buffer_waiters_);
-  for (auto [slot, side] : waiters) {
-    if (slot < sessions_.size() && sessions_[slot]) sessions_[slot]->RetryReceive(side);
+  for (const BufferWaiter& w : waiters) {
+    // The slot may have been freed and reused since: only its own session retries.
+    if (sessions_[w.slot] && sessions_[w.slot]->generation() == w.generation) {
+      sessions_[w.slot]->RetryReceive(w.side);
+    }
   }
 }
 

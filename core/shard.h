@@ -126,7 +126,12 @@ class Shard {
   std::vector<uint32_t> free_slots_;
   size_t live_sessions_ = 0;
   std::vector<std::unique_ptr<CancelRelay>> cancel_relays_;
-  std::vector<std::pair<uint32_t, Session::Side>> buffer_waiters_;
+  struct BufferWaiter {
+    uint32_t slot;
+    uint32_t generation;
+    Session::Side side;
+  };
+  std::vector<BufferWaiter> buffer_waiters_;
   absl::flat_hash_map<int32_t, uint32_t> cancel_keys_;  // gateway pid -> session slot
   uint32_t next_pid_sequence_ = 1;
   std::vector<char> scratch_;

@@ -9,13 +9,18 @@
   shutdown_timeout runs out; the process exits 0.
 """
 
+import os
+import shutil
 import signal
 import socket
+import stat
+import tempfile
 import threading
 import time
 import unittest
 
-from harness import ClusterTestCase, Gateway, RawConnection, message, parse_error
+from harness import (ClusterTestCase, Gateway, RawConnection, gateway_binary, message,
+                     parse_error)
 
 
 def vm_rss_kib(pid: int) -> int:
@@ -74,12 +79,8 @@ class DescriptorExhaustionTest(ClusterTestCase):
     def test_accept_survives_emfile(self):
         """Out of file descriptors: the gateway does not spin or flood the log,
         and accepts again as soon as descriptors are free."""
-        import os
-        import stat
-        import tempfile
-        from harness import gateway_binary
         wrapper_dir = tempfile.mkdtemp(prefix="pgb-nofile-")
-        self.addCleanup(lambda: __import__("shutil").rmtree(wrapper_dir, ignore_errors=True))
+        self.addCleanup(shutil.rmtree, wrapper_dir, ignore_errors=True)
         wrapper = os.path.join(wrapper_dir, "pgbastion")
         with open(wrapper, "w") as f:
             f.write(f"#!/bin/sh\nulimit -n 64\nexec {gateway_binary()} \"$@\"\n")
