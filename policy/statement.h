@@ -1,0 +1,121 @@
+// What one SQL statement does, as the policy sees it: the typed summary the
+// SQL analyser (policy/sql_analysis.h) builds from PostgreSQL's own parse tree
+// and the rules (policy/rules.h) decide on. It holds no pointers into the
+// statement text, so a summary can be cached by text and shared by sessions of
+// one shard.
+//
+// Names are as written: a relation or function written without a schema has
+// an empty `schema`; the rules resolve it against the session's search_path
+// (see ResolveSchemas in policy/rules.h), so one cached summary serves sessions
+// with different search paths.
+//
+//   "DELETE FROM app.orders WHERE true" ->
+//     StatementSummary{.statement_class = kWrite, .command = "DELETE",
+//                      .relations = {{"app", "orders", kAccessDelete}},
+//                      .unfiltered_write = true, ...}
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace pgb::policy {
+
+// The command kinds of the policy, coarsest first. A statement has exactly one;
+// when parts of it fall into several (a SELECT calling a file-reading
+// function, a data-modifying CTE), the most dangerous one wins, in this order
+// of increasing danger: kRead < kTransaction < kSessionSetting < kUtility <
+// kWrite < kDdl < kDcl < kCodeExecution < kServerAccess.
+enum class StatementClass : uint8_t {
+  kRead,            // SELECT, VALUES, TABLE, SHOW, EXPLAIN (no ANALYZE), FETCH, DECLARE of a read
+  kTransaction,     // BEGIN, COMMIT, ROLLBACK, SAVEPOINT, PREPARE TRANSACTION, ...
+  kSessionSetting,  // SET, RESET, SET LOCAL of ordinary settings; DISCARD
+  kUtility,         // VACUUM, ANALYZE, CHECKPOINT, LISTEN/NOTIFY, LOCK, PREPARE/DEALLOCATE, ...
+  kWrite,           // INSERT, UPDATE, DELETE, MERGE, COPY FROM STDIN, TRUNCATE
+  kDdl,             // CREATE/ALTER/DROP of schema objects, SELECT INTO, CREATE TABLE AS
+  kDcl,             // GRANT, REVOKE, CREATE/ALTER/DROP ROLE, SET ROLE, SET SESSION AUTHORIZATION
+  kCodeExecution,   // DO, CALL, CREATE FUNCTION/PROCEDURE, LOAD, CREATE EXTENSION
+  kServerAccess,    // COPY to/from a server file or PROGRAM, file/network functions
+};
+
+// Access to one relation, a bit set.
+enum RelationAccess : uint8_t {
+  kAccessSelect = 1 << 0,
+  kAccessInsert = 1 << 1,
+  kAccessUpdate = 1 << 2,
+  kAccessDelete = 1 << 3,
+  kAccessTruncate = 1 << 4,
+  kAccessReferences = 1 << 5,
+  kAccessLock = 1 << 6,
+  kAccessDdl = 1 << 7,  // created, altered, dropped, renamed, granted on
+};
+
+struct RelationRef {
+  std::string schema;  // empty: unqualified, resolved by the search_path
+  std::string name;
+  uint8_t access = 0;  // RelationAccess bits
+};
+
+struct FunctionRef {
+  std::string schema;  // empty: unqualified
+  std::string name;    // lower case as the parser folds it
+};
+
+// SET / RESET / SET LOCAL / set_config() of one setting.
+struct SettingChange {
+  std::string name;  // lower case; "role", "session_authorization", "search_path", ...
+  std::string value;  // as text when a constant ("" for RESET or DEFAULT)
+  bool reset = false;
+  bool local = false;          // SET LOCAL, or set_config(..., true)
+  bool via_function = false;   // set_config() rather than SET
+  bool value_known = true;     // false when set_config's arguments are not constants
+};
+
+enum class CopyDirection : uint8_t { kNone, kFrom, kTo };
+
+struct CopyInfo {
+  CopyDirection direction = CopyDirection::kNone;
+  bool program = false;  // COPY ... PROGRAM 'cmd'
+  bool server_file = false;  // COPY ... 'filename' (not STDIN/STDOUT)
+};
+
+struct StatementSummary {
+  StatementClass statement_class = StatementClass::kRead;
+  // The command, in PostgreSQL's command-tag spelling: "SELECT", "INSERT",
+  // "DROP TABLE", "CREATE FUNCTION", "SET", "COPY", "EXPLAIN", ...
+  std::string command;
+  // Byte range of this statement inside the analysed text (multi-statement
+  // queries hold several).
+  uint32_t location = 0;
+  uint32_t length = 0;
+
+  std::vector<RelationRef> relations;  // every relation touched, merged per name
+  std::vector<FunctionRef> functions;  // every function called, once per name
+  std::vector<SettingChange> settings;
+
+  // Writes anywhere in the statement (also inside a CTE or EXPLAIN ANALYZE).
+  bool modifies_data = false;
+  // UPDATE or DELETE (at any level) without WHERE, or with a WHERE that is
+  // constant-true (`true`, `1 = 1`, `'a' = 'a'`, `x OR true`, `NOT false`).
+  bool unfiltered_write = false;
+  bool data_modifying_cte = false;
+  bool explain_analyze = false;
+  bool select_into = false;   // SELECT INTO / CREATE TABLE AS
+  bool on_conflict = false;   // INSERT ... ON CONFLICT
+  bool destructive = false;   // DROP, TRUNCATE, unfiltered UPDATE/DELETE
+  CopyInfo copy;
+
+  // SQL-level PREPARE name AS <statement>: the inner statement's summary.
+  std::string prepare_name;
+  std::shared_ptr<const StatementSummary> prepared;
+  // EXECUTE name: judged by what the session prepared under that name.
+  std::string execute_name;
+  // DEALLOCATE name (empty with deallocate_all for DEALLOCATE ALL).
+  std::string deallocate_name;
+  bool deallocate_all = false;
+};
+
+const char* StatementClassName(StatementClass c);  // "read", "write", "ddl", ...
+
+}  // namespace pgb::policy
