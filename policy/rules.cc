@@ -4,14 +4,17 @@
 #include <charconv>
 #include <cmath>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/string_view.h"
 
 namespace pgb::policy {
 namespace {
@@ -28,6 +31,8 @@ std::string Cat(const Parts&... parts) {
 
 // `*` matches any run of characters (also none); everything else literally.
 bool GlobMatch(std::string_view pattern, std::string_view text) {
+  if (pattern == "*") return true;  // the common cases first: any, and a plain name
+  if (pattern.find('*') == std::string_view::npos) return pattern == text;
   size_t p = 0, t = 0, star = std::string_view::npos, resume = 0;
   while (t < text.size()) {
     if (p < pattern.size() && pattern[p] == '*') {
@@ -51,21 +56,39 @@ bool Contains(const std::vector<std::string>& list, std::string_view value) {
   return std::find(list.begin(), list.end(), value) != list.end();
 }
 
-// Lists of names with `prefix*` entries.
-bool InList(const std::vector<std::string_view>& list, std::string_view name) {
-  for (std::string_view entry : list) {
-    if (entry.ends_with('*') ? name.starts_with(entry.substr(0, entry.size() - 1))
-                             : name == entry) {
-      return true;
+// A list of names with `prefix*` entries, looked up per function and relation
+// of every statement: exact names hashed, prefixes scanned.
+class NameList {
+ public:
+  NameList(std::initializer_list<std::string_view> entries)
+      : NameList(std::span<const std::string_view>(entries.begin(), entries.size())) {}
+  explicit NameList(std::span<const std::string_view> entries) {
+    for (std::string_view entry : entries) {
+      if (entry.ends_with('*')) {
+        prefixes_.push_back(entry.substr(0, entry.size() - 1));
+      } else {
+        exact_.insert(absl::string_view(entry.data(), entry.size()));
+      }
     }
   }
-  return false;
-}
+
+  bool Contains(std::string_view name) const {
+    if (exact_.contains(absl::string_view(name.data(), name.size()))) return true;
+    return std::any_of(prefixes_.begin(), prefixes_.end(),
+                       [&](std::string_view prefix) { return name.starts_with(prefix); });
+  }
+
+ private:
+  absl::flat_hash_set<absl::string_view> exact_;
+  std::vector<std::string_view> prefixes_;
+};
+
+bool InList(const NameList& list, std::string_view name) { return list.Contains(name); }
 
 // Functions that read or write server files, reach the network, signal other
 // backends, control the server or replication, or run SQL given as text (which
 // the analyser cannot see into).
-const std::vector<std::string_view> kDangerousFunctions = {
+constexpr std::string_view kDangerousFunctionNames[] = {
     // server files
     "pg_read_file", "pg_read_binary_file", "pg_stat_file", "pg_ls_*", "pg_file_*",  // adminpack
     "pg_logdir_ls", "lo_import", "lo_export",
@@ -85,56 +108,56 @@ const std::vector<std::string_view> kDangerousFunctions = {
     // SQL text or a relation named by a value: invisible to the analyser
     "query_to_xml*", "query_to_xmlschema", "cursor_to_xml*", "table_to_xml*", "schema_to_xml*",
     "database_to_xml*", "ts_stat", "ts_rewrite"};
+const NameList kDangerousFunctions{std::span<const std::string_view>(kDangerousFunctionNames)};
 
 // Functions that write (PostgreSQL refuses them in a read-only transaction).
-const std::vector<std::string_view> kWritingFunctions = {
-    "nextval",       "setval",  "lo_create",   "lo_creat",      "lo_unlink", "lo_put",
-    "lo_from_bytea", "lowrite", "lo_truncate", "lo_truncate64", "pg_notify"};
+const NameList kWritingFunctions = {"nextval",     "setval",        "lo_create",     "lo_creat",
+                                    "lo_unlink",   "lo_put",        "lo_from_bytea", "lowrite",
+                                    "lo_truncate", "lo_truncate64", "pg_notify"};
 
 // System catalogs whose rows are secrets: password hashes, user mapping and
 // subscription passwords, large object data, sampled column values, server
-// authentication config. Denied to every profile but admin.
-const std::vector<std::string_view> kSecretCatalogs = {
-    "pg_authid",        "pg_shadow",         "pg_user_mapping",
-    "pg_user_mappings", "pg_subscription",   "pg_largeobject",
-    "pg_statistic",     "pg_hba_file_rules", "pg_ident_file_mappings",
-    "pg_file_settings"};
+// authentication config. Denied to every profile but admin. All are named
+// pg_*, which CheckRelations tests first.
+const NameList kSecretCatalogs = {"pg_authid",        "pg_shadow",         "pg_user_mapping",
+                                  "pg_user_mappings", "pg_subscription",   "pg_largeobject",
+                                  "pg_statistic",     "pg_hba_file_rules", "pg_ident_file_mappings",
+                                  "pg_file_settings"};
 
 // Settings no profile but admin may change: who the session is, what the
 // server logs and audits about it, and safety switches.
-const std::vector<std::string_view> kProtectedSettings = {"role",
-                                                          "session_authorization",
-                                                          "session_replication_role",
-                                                          "allow_system_table_mods",
-                                                          "ignore_system_indexes",
-                                                          "ignore_checksum_failure",
-                                                          "zero_damaged_pages",
-                                                          "lo_compat_privileges",
-                                                          "dynamic_library_path",
-                                                          "local_preload_libraries",
-                                                          "session_preload_libraries",
-                                                          "track_activities",
-                                                          "log_statement",
-                                                          "log_duration",
-                                                          "log_min_duration_statement",
-                                                          "log_min_duration_sample",
-                                                          "log_statement_sample_rate",
-                                                          "log_transaction_sample_rate",
-                                                          "log_min_messages",
-                                                          "log_min_error_statement",
-                                                          "log_parameter_max_length",
-                                                          "log_parameter_max_length_on_error",
-                                                          "pgaudit.*"};
+const NameList kProtectedSettings = {"role",
+                                     "session_authorization",
+                                     "session_replication_role",
+                                     "allow_system_table_mods",
+                                     "ignore_system_indexes",
+                                     "ignore_checksum_failure",
+                                     "zero_damaged_pages",
+                                     "lo_compat_privileges",
+                                     "dynamic_library_path",
+                                     "local_preload_libraries",
+                                     "session_preload_libraries",
+                                     "track_activities",
+                                     "log_statement",
+                                     "log_duration",
+                                     "log_min_duration_statement",
+                                     "log_min_duration_sample",
+                                     "log_statement_sample_rate",
+                                     "log_transaction_sample_rate",
+                                     "log_min_messages",
+                                     "log_min_error_statement",
+                                     "log_parameter_max_length",
+                                     "log_parameter_max_length_on_error",
+                                     "pgaudit.*"};
 
 // Utility commands that neither write nor lock: allowed under read-only.
-const std::vector<std::string_view> kHarmlessUtility = {
-    "LISTEN", "UNLISTEN", "PREPARE", "EXECUTE",  "DEALLOCATE*",    "DECLARE CURSOR",
-    "FETCH",  "MOVE",     "CLOSE*",  "DISCARD*", "SET CONSTRAINTS"};
+const NameList kHarmlessUtility = {"LISTEN",      "UNLISTEN",       "PREPARE",        "EXECUTE",
+                                   "DEALLOCATE*", "DECLARE CURSOR", "FETCH",          "MOVE",
+                                   "CLOSE*",      "DISCARD*",       "SET CONSTRAINTS"};
 // Utility commands read-write also allows; any other needs approval.
-const std::vector<std::string_view> kRoutineUtility = {"NOTIFY", "LOCK TABLE", "VACUUM", "ANALYZE"};
+const NameList kRoutineUtility = {"NOTIFY", "LOCK TABLE", "VACUUM", "ANALYZE"};
 // Transaction commands that leave a prepared transaction behind.
-const std::vector<std::string_view> kTwoPhaseCommands = {"PREPARE TRANSACTION", "COMMIT PREPARED",
-                                                         "ROLLBACK PREPARED"};
+const NameList kTwoPhaseCommands = {"PREPARE TRANSACTION", "COMMIT PREPARED", "ROLLBACK PREPARED"};
 
 constexpr StatementClass kAllClasses[] = {
     StatementClass::kRead,    StatementClass::kTransaction,   StatementClass::kSessionSetting,
@@ -356,13 +379,14 @@ std::optional<Decision> Judge::CheckClass() {
 std::optional<Decision> Judge::CheckProfileConditions() {
   const StatementClass c = s_.statement_class;
   if (scope_.profile == Profile::kReadOnly) {
-    const std::string hint =
-        Cat(ScopeLabel(scope_), " allows reading without locks; ask an administrator for a ",
-            "read-write scope");
+    auto hint = [&] {
+      return Cat(ScopeLabel(scope_), " allows reading without locks; ask an administrator for a ",
+                 "read-write scope");
+    };
     if (s_.modifies_data) {
       return Refuse(Decision::kDeny, ProfileRule("access"),
                     Cat(Kind(s_), " modifies data, which ", ScopeLabel(scope_), " does not allow"),
-                    hint);
+                    hint());
     }
     for (const RelationRef& r : s_.relations) {
       if ((r.access & ~(kAccessSelect | kAccessReferences)) != 0) {
@@ -370,7 +394,7 @@ std::optional<Decision> Judge::CheckProfileConditions() {
                       Cat(Kind(s_), " locks or changes ",
                           DescribeName(r.schema, r.name, NameKind::kRelation, state_), ", which ",
                           ScopeLabel(scope_), " does not allow"),
-                      hint);
+                      hint());
       }
     }
     for (const FunctionRef& f : s_.functions) {
@@ -378,7 +402,7 @@ std::optional<Decision> Judge::CheckProfileConditions() {
         return Refuse(Decision::kDeny, ProfileRule("writing-function"),
                       Cat(Kind(s_), " calls ", QualifiedName(f.schema, f.name),
                           "(), which writes; ", ScopeLabel(scope_), " does not allow it"),
-                      hint);
+                      hint());
       }
     }
     if ((c == StatementClass::kUtility && !InList(kHarmlessUtility, s_.command)) ||
@@ -411,13 +435,14 @@ std::optional<Decision> Judge::CheckSettings() {
   const bool limited = scope_.statement_timeout > absl::ZeroDuration() ||
                        scope_.lock_timeout > absl::ZeroDuration() ||
                        scope_.idle_in_transaction_session_timeout > absl::ZeroDuration();
-  const std::string limits_hint =
-      Cat(ScopeLabel(scope_),
-          " sets statement_timeout, lock_timeout and idle_in_transaction_session_timeout limits; "
-          "a limited setting may be lowered but not raised, reset or turned off");
+  auto limits_hint = [&] {
+    return Cat(ScopeLabel(scope_),
+               " sets statement_timeout, lock_timeout and idle_in_transaction_session_timeout "
+               "limits; a limited setting may be lowered but not raised, reset or turned off");
+  };
   if (limited && s_.command.starts_with("DISCARD ALL")) {
     return Refuse(Decision::kDeny, ScopeRule("limits"),
-                  Cat(Kind(s_), " would reset the scope's limits"), limits_hint);
+                  Cat(Kind(s_), " would reset the scope's limits"), limits_hint());
   }
   for (const SettingChange& setting : s_.settings) {
     const std::string& name = setting.name;
@@ -444,7 +469,7 @@ std::optional<Decision> Judge::CheckSettings() {
     }
     if (limited && name == "all") {
       return Refuse(Decision::kDeny, ScopeRule("limits"),
-                    Cat(Kind(s_), " would reset the scope's limits"), limits_hint);
+                    Cat(Kind(s_), " would reset the scope's limits"), limits_hint());
     }
     absl::Duration limit = absl::ZeroDuration();
     if (name == "statement_timeout") limit = scope_.statement_timeout;
@@ -460,7 +485,7 @@ std::optional<Decision> Judge::CheckSettings() {
       return Refuse(Decision::kDeny, ScopeRule("limits"),
                     Cat(Kind(s_), " would raise, reset or turn off ", name, " (limit ",
                         absl::FormatDuration(limit), ")"),
-                    limits_hint);
+                    limits_hint());
     }
   }
   return std::nullopt;
@@ -516,7 +541,7 @@ std::optional<Decision> Judge::CheckRelations() {
           "use relations the scope does not deny (schema-qualify names if the "
           "search_path makes them ambiguous)");
     }
-    if (!admin && InList(kSecretCatalogs, r.name)) {
+    if (!admin && r.name.starts_with("pg_") && InList(kSecretCatalogs, r.name)) {
       bool secret = r.schema == "pg_catalog";
       if (r.schema.empty()) {
         const bool known = state_.ForEachCandidate(
@@ -890,7 +915,11 @@ Decision Policy::NoScope(const Identity& identity, std::string_view target) {
                 "groups, issuer or claims) and this target");
 }
 
-const std::vector<std::string_view>& DangerousFunctions() { return kDangerousFunctions; }
+const std::vector<std::string_view>& DangerousFunctions() {
+  static const std::vector<std::string_view> names(std::begin(kDangerousFunctionNames),
+                                                   std::end(kDangerousFunctionNames));
+  return names;
+}
 
 bool IsDangerousFunction(std::string_view name) { return InList(kDangerousFunctions, name); }
 
