@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/time/time.h"
+#include "policy/policy_config.h"
 #include "proto/scram.h"
 #include "toml++/toml.h"
 
@@ -184,8 +185,8 @@ struct ConfigError {
 // at the first, and builds the Config.
 class ConfigParser {
  public:
-  ConfigParser(std::string_view origin, std::string_view base_dir)
-      : origin_(origin), base_dir_(base_dir) {}
+  ConfigParser(std::string_view origin, std::string_view base_dir, ConfigOptions options)
+      : origin_(origin), base_dir_(base_dir), options_(options) {}
 
   void AddError(const toml::source_region& where, std::string_view path, std::string_view message) {
     ConfigError error{where.begin.line, where.begin.column, Cat(path, ": ", message)};
@@ -243,6 +244,7 @@ class ConfigParser {
 
   std::string origin_;
   std::string base_dir_;
+  ConfigOptions options_;
   std::vector<ConfigError> errors_;
 };
 
@@ -419,6 +421,7 @@ void ConfigParser::ForEachTableOf(const toml::table& root, std::string_view key,
 
 void ConfigParser::CheckReadableFile(const toml::source_region& where, const std::string& key_path,
                                      const std::string& path) {
+  if (!options_.check_files) return;
   const int fd = ::open(path.c_str(),
                         O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);  // a FIFO must not block us
   if (fd < 0) {
@@ -660,6 +663,7 @@ void ConfigParser::ParseTarget(const toml::table& table, const std::string& path
       return;
     }
     const std::string resolved = ResolvePath(*file);
+    if (!options_.check_files) return;
     absl::StatusOr<ReadResult> read = ReadRegularFile(resolved, kMaxPasswordFileSize);
     if (!read.ok()) {
       reader.Error("password_file", std::string(read.status().message()));
@@ -687,6 +691,7 @@ void ConfigParser::ParseTarget(const toml::table& table, const std::string& path
       reader.Error("password_env", Cat("\"", *env, "\" is not an environment variable name"));
       return;
     }
+    if (!options_.check_files) return;
     const char* value = std::getenv(env->c_str());
     if (value == nullptr) {
       reader.Error("password_env", Cat("environment variable ", *env, " is not set"));
@@ -728,7 +733,7 @@ std::optional<std::string> ScramVerifierProblem(std::string_view verifier) {
 }
 
 void ConfigParser::ParseUser(const toml::table& table, const std::string& path, UserConfig& out) {
-  TableReader reader(*this, table, path, {"name", "scram_verifier", "targets"},
+  TableReader reader(*this, table, path, {"name", "scram_verifier", "targets", "groups"},
                      {{"password",
                        "gateway users are configured with scram_verifier (from "
                        "`pgbastion scram-verifier`), never a password"}});
@@ -772,6 +777,23 @@ void ConfigParser::ParseUser(const toml::table& table, const std::string& path, 
       }
     }
   }
+  // Groups, matched by [[scope]] groups (policy/policy_config.h).
+  if (const toml::node* node = reader.Get("groups")) {
+    const toml::array* array = node->as_array();
+    if (array == nullptr) {
+      reader.TypeError("groups", "an array of group names", *node);
+    } else {
+      for (size_t i = 0; i < array->size(); ++i) {
+        const toml::node& element = *array->get(i);
+        if (!element.is_string() || element.as_string()->get().empty()) {
+          AddError(element.source(), Cat(reader.KeyPath("groups"), "[", i, "]"),
+                   "expected a non-empty string (group name)");
+        } else {
+          out.groups.push_back(element.as_string()->get());
+        }
+      }
+    }
+  }
 }
 
 void ConfigParser::ParseUsers(const toml::table& root, Config& config) {
@@ -794,7 +816,7 @@ void ConfigParser::ParseUsers(const toml::table& root, Config& config) {
 absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
   Config config;
   {
-    TableReader top(*this, root, "", {"gateway", "listener", "target", "user"});
+    TableReader top(*this, root, "", {"gateway", "listener", "target", "user", "scope"});
     ParseGateway(root, config);
     ParseListeners(root, config);
     ParseTargets(root, config);
@@ -818,6 +840,14 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
                  Cat("no [[target]] named \"", name, "\" (targets: ", Join(names, ", "), ")"));
       }
     }
+  }
+  // [[scope]]: the policy (policy/policy_config.h).
+  std::vector<std::string> target_names;
+  for (const TargetConfig& target : config.targets) target_names.push_back(target.name);
+  std::vector<policy::PolicyConfigError> policy_errors;
+  config.policy = policy::ParsePolicy(root, target_names, policy_errors);
+  for (const policy::PolicyConfigError& error : policy_errors) {
+    AddError(error.where, error.key, error.message);
   }
   if (!errors_.empty()) return ErrorStatus();
   return config;
@@ -846,8 +876,8 @@ int Config::ResolvedWorkers() const {
 }
 
 absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view origin,
-                                   std::string_view base_dir) {
-  ConfigParser parser(origin, base_dir);
+                                   std::string_view base_dir, ConfigOptions options) {
+  ConfigParser parser(origin, base_dir, options);
   toml::table root;
 #if TOML_EXCEPTIONS
   try {
@@ -869,7 +899,7 @@ absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view 
   return parser.Parse(root);
 }
 
-absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
+absl::StatusOr<Config> LoadConfigFile(const std::string& path, ConfigOptions options) {
   absl::StatusOr<ReadResult> read = ReadRegularFile(path, kMaxConfigFileSize);
   if (!read.ok()) return read.status();
   std::error_code error;
@@ -878,7 +908,7 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
     return absl::InvalidArgumentError(Cat("cannot resolve \"", path, "\": ", error.message()));
   }
   const std::string base_dir = absolute.lexically_normal().parent_path().string();
-  return ParseConfig(read->contents, path, base_dir);
+  return ParseConfig(read->contents, path, base_dir, options);
 }
 
 }  // namespace pgb

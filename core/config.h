@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/log.h"
+#include "policy/rules.h"
 
 namespace pgb {
 
@@ -66,6 +68,7 @@ struct UserConfig {
   std::string name;
   std::string scram_verifier;        // SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>
   std::vector<std::string> targets;  // target names this user may use; empty = all
+  std::vector<std::string> groups;   // matched by [[scope]] groups; the subject is `name`
 };
 
 struct Config {
@@ -77,6 +80,8 @@ struct Config {
   std::vector<ListenerConfig> listeners;
   std::vector<TargetConfig> targets;
   std::vector<UserConfig> users;
+  // The [[scope]]s (policy/policy_config.h); never null in a Config that loaded.
+  std::shared_ptr<const policy::Policy> policy;
 
   // nullptr if there is no such target / user.
   const TargetConfig* FindTarget(std::string_view name) const;
@@ -84,6 +89,13 @@ struct Config {
 
   // `workers`, with 0 resolved to the number of online cores (at least 1).
   int ResolvedWorkers() const;
+};
+
+struct ConfigOptions {
+  // false: do not read password files or environment variables and do not
+  // check TLS files, for tools that only need the policy (`policy explain`).
+  // A Config loaded so has empty target passwords and must not serve.
+  bool check_files = true;
 };
 
 // Parses and validates TOML text. `origin` names the file in messages
@@ -96,10 +108,10 @@ struct Config {
 // On failure the status (InvalidArgument) lists every error, one per line,
 // each starting with the key it concerns. No secret appears in any message.
 absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view origin,
-                                   std::string_view base_dir = "");
+                                   std::string_view base_dir = "", ConfigOptions options = {});
 
 // Reads the file and calls ParseConfig with the file's (absolute) directory
 // as `base_dir`.
-absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+absl::StatusOr<Config> LoadConfigFile(const std::string& path, ConfigOptions options = {});
 
 }  // namespace pgb

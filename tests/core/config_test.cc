@@ -69,11 +69,12 @@ struct Doc {
   std::string listener = "port = 6432";
   std::string target = "name = \"app\"\nhost = \"127.0.0.1\"\nuser = \"pgbastion\"";
   std::string user = std::string("name = \"alice\"\nscram_verifier = \"") + kVerifier + "\"";
+  std::string scope = "name = \"admin\"\nsubjects = [\"*\"]\nprofile = \"admin\"";
   std::string tail = "";
 
   std::string Render() const {
     return "[gateway]\n" + gateway + "\n[[listener]]\n" + listener + "\n[[target]]\n" + target +
-           "\n[[user]]\n" + user + "\n" + tail + "\n";
+           "\n[[user]]\n" + user + "\n[[scope]]\n" + scope + "\n" + tail + "\n";
   }
 };
 
@@ -137,6 +138,30 @@ targets = ["app", "reporting.v2"]
 name = "bob"
 scram_verifier = ")" + std::string(kVerifier) +
                            R"("
+groups = ["read-only", "oncall"]
+
+[[scope]]
+name = "bots"
+subjects = ["ci-bot-*"]
+targets = ["reporting.v2"]
+profile = "read-only"
+search_path = ["reporting", "public"]
+statement_timeout = "30s"
+[scope.relations]
+deny = ["*.secrets", "\"Billing\".*"]
+
+[[scope]]
+name = "readers"
+groups = ["read-only"]
+issuers = ["https://idp.example"]
+claims = { department = "finance" }
+profile = "read-write"
+classes = ["read", "write", "ddl"]
+approval = ["destructive", "dcl"]
+allow_function_call = true
+lock_timeout = "5s"
+idle_in_transaction_session_timeout = "1m"
+functions = { allow = ["pg_catalog.*", "app.*", "pg_cancel_backend"], deny = ["pg_sleep"] }
 )";
   // An absolute path is kept as is.
   const std::string absolute_key = TestDir() + "/server.key";
@@ -190,6 +215,51 @@ scram_verifier = ")" + std::string(kVerifier) +
   ASSERT_NE(config.FindUser("bob"), nullptr);
   EXPECT_EQ(config.FindUser("bob")->name, "bob");
   EXPECT_EQ(config.FindUser("carol"), nullptr);
+  EXPECT_THAT(config.users[1].groups, ::testing::ElementsAre("read-only", "oncall"));
+
+  ASSERT_NE(config.policy, nullptr);
+  const std::vector<policy::Scope>& scopes = config.policy->scopes();
+  ASSERT_EQ(scopes.size(), 2u);
+  const policy::Scope& bots = scopes[0];
+  EXPECT_EQ(bots.name, "bots");
+  EXPECT_THAT(bots.subjects, ::testing::ElementsAre("ci-bot-*"));
+  EXPECT_THAT(bots.targets, ::testing::ElementsAre("reporting.v2"));
+  EXPECT_EQ(bots.profile, policy::Profile::kReadOnly);
+  EXPECT_FALSE(bots.classes_set);
+  EXPECT_THAT(bots.search_path, ::testing::ElementsAre("reporting", "public"));
+  EXPECT_EQ(bots.statement_timeout, absl::Seconds(30));
+  ASSERT_EQ(bots.relations_deny.size(), 2u);
+  EXPECT_TRUE(bots.relations_deny[0].Matches("app", "secrets"));
+  EXPECT_TRUE(bots.relations_deny[1].Matches("Billing", "invoices"));
+  EXPECT_TRUE(bots.relations_allow.empty());
+  const policy::Scope& readers = scopes[1];
+  EXPECT_THAT(readers.groups, ::testing::ElementsAre("read-only"));
+  EXPECT_THAT(readers.issuers, ::testing::ElementsAre("https://idp.example"));
+  EXPECT_THAT(readers.claims,
+              ::testing::ElementsAre(std::pair<std::string, std::string>("department", "finance")));
+  EXPECT_EQ(readers.profile, policy::Profile::kReadWrite);
+  EXPECT_TRUE(readers.classes_set);
+  EXPECT_EQ(readers.classes, policy::ClassBit(policy::StatementClass::kRead) |
+                                 policy::ClassBit(policy::StatementClass::kWrite) |
+                                 policy::ClassBit(policy::StatementClass::kDdl));
+  EXPECT_EQ(readers.approval,
+            policy::kApprovalDestructive | policy::ClassBit(policy::StatementClass::kDcl));
+  EXPECT_TRUE(readers.allow_function_call);
+  EXPECT_EQ(readers.lock_timeout, absl::Seconds(5));
+  EXPECT_EQ(readers.idle_in_transaction_session_timeout, absl::Minutes(1));
+  EXPECT_EQ(readers.functions_allow.size(), 3u);
+  EXPECT_EQ(readers.functions_deny.size(), 1u);
+  EXPECT_THAT(readers.search_path, ::testing::ElementsAre("$user", "public"));  // the default
+
+  // Local users match scopes by name (the subject) and groups.
+  policy::Identity bob;
+  bob.subject = "bob";
+  bob.groups = config.users[1].groups;
+  EXPECT_EQ(config.policy->MatchScope(bob, "app"), nullptr);  // no issuer, no claim
+  bob.issuer = "https://idp.example";
+  bob.claims = {{"department", "finance"}};
+  ASSERT_NE(config.policy->MatchScope(bob, "app"), nullptr);
+  EXPECT_EQ(config.policy->MatchScope(bob, "app")->name, "readers");
 }
 
 TEST(ConfigTest, DefaultsApplied) {
@@ -368,6 +438,7 @@ std::string CaseName(const ::testing::TestParamInfo<ErrorCase>& param_info) {
 const std::string kTarget = "name = \"app\"\nhost = \"127.0.0.1\"\nuser = \"pgbastion\"\n";
 const std::string kUser = "name = \"alice\"\n";
 const std::string kUserVerifier = kUser + "scram_verifier = \"" + kVerifier + "\"\n";
+const std::string kScope = "[[scope]]\nname = \"admin\"\nsubjects = [\"*\"]\nprofile = \"admin\"\n";
 std::string Verifier(std::string_view v) {
   return kUser + "scram_verifier = \"" + std::string(v) + "\"";
 }
@@ -420,20 +491,21 @@ INSTANTIATE_TEST_SUITE_P(
                   "did you mean \"gateway\"?"},
         ErrorCase{"UnknownTopLevelArray", Doc{.tail = "[[listeners]]\nport = 1"}.Render(),
                   "listeners", "did you mean \"listener\"?"},
-        ErrorCase{"NoListener", "[[target]]\n" + kTarget + "[[user]]\n" + kUserVerifier, "listener",
-                  "at least one [[listener]]"},
-        ErrorCase{"NoTarget", "[[listener]]\n[[user]]\n" + kUserVerifier, "target",
+        ErrorCase{"NoListener", "[[target]]\n" + kTarget + "[[user]]\n" + kUserVerifier + kScope,
+                  "listener", "at least one [[listener]]"},
+        ErrorCase{"NoTarget", "[[listener]]\n[[user]]\n" + kUserVerifier + kScope, "target",
                   "at least one [[target]]"},
-        ErrorCase{"NoUser", "[[listener]]\n[[target]]\n" + kTarget, "user",
+        ErrorCase{"NoUser", "[[listener]]\n[[target]]\n" + kTarget + kScope, "user",
                   "at least one [[user]]"},
         ErrorCase{"EmptyListenerArray",
-                  "listener = []\n[[target]]\n" + kTarget + "[[user]]\n" + kUserVerifier,
+                  "listener = []\n[[target]]\n" + kTarget + "[[user]]\n" + kUserVerifier + kScope,
                   "listener", "at least one [[listener]]"},
-        ErrorCase{"ListenerAsTable",
-                  "[listener]\nport = 1\n[[target]]\n" + kTarget + "[[user]]\n" + kUserVerifier,
-                  "listener", "expected an array of tables ([[listener]]), got table"},
+        ErrorCase{
+            "ListenerAsTable",
+            "[listener]\nport = 1\n[[target]]\n" + kTarget + "[[user]]\n" + kUserVerifier + kScope,
+            "listener", "expected an array of tables ([[listener]]), got table"},
         ErrorCase{"ListenerElementNotTable",
-                  "listener = [1]\n[[target]]\n" + kTarget + "[[user]]\n" + kUserVerifier,
+                  "listener = [1]\n[[target]]\n" + kTarget + "[[user]]\n" + kUserVerifier + kScope,
                   "listener[0]", "expected a table, got integer"}),
     CaseName);
 
@@ -593,6 +665,122 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"Typo", Doc{.user = kUserVerifier + "target = [\"app\"]"}.Render(),
                   "user[0].target", "did you mean \"targets\"?"}),
     CaseName);
+
+INSTANTIATE_TEST_SUITE_P(
+    Scope, ConfigErrorTest,
+    ::testing::Values(
+        ErrorCase{"Missing", Doc{}.Render().substr(0, Doc{}.Render().find("[[scope]]")), "scope",
+                  "at least one [[scope]] is required"},
+        ErrorCase{"NotArray",
+                  "scope = 1\n" + Doc{}.Render().substr(0, Doc{}.Render().find("[[scope]]")),
+                  "scope", "expected an array of tables ([[scope]]), got integer"},
+        ErrorCase{"NameMissing", Doc{.scope = "subjects = [\"*\"]\nprofile = \"admin\""}.Render(),
+                  "scope[0].name", "required"},
+        ErrorCase{"NameBad",
+                  Doc{.scope = "name = \"a b\"\nsubjects = [\"*\"]\nprofile = \"admin\""}.Render(),
+                  "scope[0].name", "A-Z a-z 0-9 _ -"},
+        ErrorCase{"NameDuplicate", Doc{.tail = kScope}.Render(), "scope[1].name",
+                  "duplicate scope name \"admin\" (also scope[0])"},
+        ErrorCase{"NoIdentityCondition", Doc{.scope = "name = \"x\"\nprofile = \"admin\""}.Render(),
+                  "scope[0]", "needs at least one of subjects, groups, issuers, claims"},
+        ErrorCase{"ProfileMissing", Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]"}.Render(),
+                  "scope[0].profile", "required (read-only | read-write | admin | none)"},
+        ErrorCase{"ProfileUnknown",
+                  Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\nprofile = \"readonly\""}.Render(),
+                  "scope[0].profile", "\"readonly\" is not one of"},
+        ErrorCase{"SubjectsEmpty",
+                  Doc{.scope = "name = \"x\"\nsubjects = []\nprofile = \"admin\""}.Render(),
+                  "scope[0].subjects", "must not be empty"},
+        ErrorCase{"GroupsNotArray",
+                  Doc{.scope = "name = \"x\"\ngroups = \"admin\"\nprofile = \"admin\""}.Render(),
+                  "scope[0].groups", "expected an array of strings, got string"},
+        ErrorCase{
+            "ClaimNotString",
+            Doc{.scope = "name = \"x\"\nclaims = { level = 3 }\nprofile = \"admin\""}.Render(),
+            "scope[0].claims.level", "expected a string"},
+        ErrorCase{"UnknownTarget",
+                  Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\ntargets = [\"nope\"]\n"
+                               "profile = \"admin\""}
+                      .Render(),
+                  "scope[0].targets[0]", "no [[target]] named \"nope\" (targets: app)"},
+        ErrorCase{"ClassUnknown",
+                  Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\nprofile = \"none\"\n"
+                               "classes = [\"select\"]"}
+                      .Render(),
+                  "scope[0].classes[0]", "\"select\" is not a statement class (read | transaction"},
+        ErrorCase{"ReadOnlyWithWrite",
+                  Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\nprofile = \"read-only\"\n"
+                               "classes = [\"read\", \"write\"]"}
+                      .Render(),
+                  "scope[0].classes[1]", "profile read-only cannot allow write"},
+        ErrorCase{"ApprovalUnknown",
+                  Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\nprofile = \"admin\"\n"
+                               "approval = [\"drop\"]"}
+                      .Render(),
+                  "scope[0].approval[0]", "| destructive)"},
+        ErrorCase{"PatternInvalid",
+                  Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\nprofile = \"admin\"\n"
+                               "[scope.relations]\nallow = [\"app.*\"]\ndeny = [\"app..x\"]"}
+                      .Render(),
+                  "scope[0].relations.deny[0]", "invalid pattern \"app..x\": "},
+        ErrorCase{"FunctionPatternInvalid",
+                  Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\nprofile = \"admin\"\n"
+                               "functions = { allow = [\"a.b.c\"] }"}
+                      .Render(),
+                  "scope[0].functions.allow[0]", "too many '.'"},
+        ErrorCase{"ListsNotTable",
+                  Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\nprofile = \"admin\"\n"
+                               "relations = [\"app.*\"]"}
+                      .Render(),
+                  "scope[0].relations", "expected a table with allow and deny lists"},
+        ErrorCase{"ListsTypo",
+                  Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\nprofile = \"admin\"\n"
+                               "relations = { dney = [\"app.*\"] }"}
+                      .Render(),
+                  "scope[0].relations.dney", "did you mean \"deny\"?"},
+        ErrorCase{"Timeout",
+                  Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\nprofile = \"admin\"\n"
+                               "statement_timeout = \"30\""}
+                      .Render(),
+                  "scope[0].statement_timeout", "not a finite duration > 0"},
+        ErrorCase{"FunctionCallNotBool",
+                  Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\nprofile = \"admin\"\n"
+                               "allow_function_call = \"yes\""}
+                      .Render(),
+                  "scope[0].allow_function_call", "expected true or false, got string"},
+        ErrorCase{"Typo",
+                  Doc{.scope = "name = \"x\"\nsubject = [\"*\"]\ngroups = [\"g\"]\n"
+                               "profile = \"admin\""}
+                      .Render(),
+                  "scope[0].subject", "did you mean \"subjects\"?"},
+        ErrorCase{"UserGroupsNotStrings", Doc{.user = kUserVerifier + "groups = [1]"}.Render(),
+                  "user[0].groups[0]", "expected a non-empty string"}),
+    CaseName);
+
+TEST(ConfigTest, WithoutFileChecksSecretsAndTlsFilesNeedNotExist) {
+  ASSERT_EQ(::unsetenv("PGB_TEST_UNSET_VARIABLE"), 0);
+  const std::string text =
+      Doc{.listener =
+              "tls = \"required\"\ntls_cert = \"/nonexistent/server.crt\"\n"
+              "tls_key = \"/nonexistent/server.key\"",
+          .target = kTarget +
+                    "password_file = \"/nonexistent/app.password\"\ntls = \"verify-full\"\n"
+                    "tls_ca = \"/nonexistent/ca.crt\"",
+          .tail =
+              "[[target]]\nname = \"b\"\nhost = \"db\"\nuser = \"u\"\n"
+              "password_env = \"PGB_TEST_UNSET_VARIABLE\""}
+          .Render();
+  EXPECT_FALSE(Parse(text).ok());
+  absl::StatusOr<Config> parsed =
+      ParseConfig(text, "test.toml", TestDir(), ConfigOptions{.check_files = false});
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_TRUE(parsed->targets[0].password.empty());
+  EXPECT_NE(parsed->policy, nullptr);
+  // Everything else is still checked.
+  EXPECT_FALSE(ParseConfig(Doc{.target = kTarget + "password_env = \"1 X\""}.Render(), "test.toml",
+                           TestDir(), ConfigOptions{.check_files = false})
+                   .ok());
+}
 
 }  // namespace
 }  // namespace pgb

@@ -577,7 +577,10 @@ class Gateway:
     targets: list of dicts with the [[target]] keys; `password` (written to a 0600
     file) replaces password_file. Default: one target "app" -> cluster db app as
     gateway_login. users: {name: password}; verifiers are computed here (or by
-    `pgbastion scram-verifier` with verifier_tool=True).
+    `pgbastion scram-verifier` with verifier_tool=True). user_groups: {name: [group, ...]}
+    for [[user]] groups. scopes: list of dicts with the [[scope]] keys (lists and inline
+    tables allowed); default: one admin scope for every user, as a gateway without a
+    policy under test needs (deny by default: no scope, no access).
     """
 
     def __init__(self, cluster: PostgresCluster | None, *, users: dict[str, str] | None = None,
@@ -585,7 +588,8 @@ class Gateway:
                  workers: int = 2, auth_timeout: str = "60s", shutdown_timeout: str = "10s",
                  max_message_size: int | None = None, log_level: str = "info",
                  port: int | None = None, binary: str | None = None, verifier_tool: bool = False,
-                 extra_env: dict | None = None):
+                 extra_env: dict | None = None, scopes: list[dict] | None = None,
+                 user_groups: dict[str, list[str]] | None = None):
         self.cluster = cluster
         self.users = users if users is not None else {"alice": random_password()}
         if targets is None:
@@ -604,6 +608,9 @@ class Gateway:
         self.binary = binary
         self.verifier_tool = verifier_tool
         self.extra_env = extra_env or {}
+        self.scopes = scopes if scopes is not None else [
+            {"name": "admin", "subjects": ["*"], "profile": "admin"}]
+        self.user_groups = user_groups or {}
         self.proc: subprocess.Popen | None = None
         self.dir: str | None = None
 
@@ -634,6 +641,10 @@ class Gateway:
         for name, pw in self.users.items():
             lines += ["", "[[user]]", f"name = {_toml(name)}",
                       f"scram_verifier = {_toml(self._verifier(pw))}"]
+            if name in self.user_groups:
+                lines.append(f"groups = {_toml(self.user_groups[name])}")
+        for scope in self.scopes:
+            lines += ["", "[[scope]]"] + [f"{k} = {_toml(v)}" for k, v in scope.items()]
         self.config = os.path.join(self.dir, "pgbastion.toml")
         Path(self.config).write_text("\n".join(lines) + "\n")
         return self.config
@@ -720,6 +731,10 @@ def _toml(v) -> str:
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

@@ -1,0 +1,926 @@
+#include "policy/rules.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/string_view.h"
+
+namespace pgb::policy {
+namespace {
+
+// Debian's Abseil has its own absl::string_view, so absl::StrCat does not take
+// std::string_view; this keeps the file on std types.
+inline void AppendPart(std::string& out, std::string_view part) { out.append(part); }
+template <typename... Parts>
+std::string Cat(const Parts&... parts) {
+  std::string out;
+  (AppendPart(out, parts), ...);
+  return out;
+}
+
+// `*` matches any run of characters (also none); everything else literally.
+bool GlobMatch(std::string_view pattern, std::string_view text) {
+  if (pattern == "*") return true;  // the common cases first: any, and a plain name
+  if (pattern.find('*') == std::string_view::npos) return pattern == text;
+  size_t p = 0, t = 0, star = std::string_view::npos, resume = 0;
+  while (t < text.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      resume = t;
+    } else if (p < pattern.size() && pattern[p] == text[t]) {
+      ++p;
+      ++t;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      t = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+bool Contains(const std::vector<std::string>& list, std::string_view value) {
+  return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+// A list of names with `prefix*` entries, looked up per function and relation
+// of every statement: exact names hashed, prefixes scanned.
+class NameList {
+ public:
+  NameList(std::initializer_list<std::string_view> entries)
+      : NameList(std::span<const std::string_view>(entries.begin(), entries.size())) {}
+  explicit NameList(std::span<const std::string_view> entries) {
+    for (std::string_view entry : entries) {
+      if (entry.ends_with('*')) {
+        prefixes_.push_back(entry.substr(0, entry.size() - 1));
+      } else {
+        exact_.insert(absl::string_view(entry.data(), entry.size()));
+      }
+    }
+  }
+
+  bool Contains(std::string_view name) const {
+    if (exact_.contains(absl::string_view(name.data(), name.size()))) return true;
+    return std::any_of(prefixes_.begin(), prefixes_.end(),
+                       [&](std::string_view prefix) { return name.starts_with(prefix); });
+  }
+
+ private:
+  absl::flat_hash_set<absl::string_view> exact_;
+  std::vector<std::string_view> prefixes_;
+};
+
+bool InList(const NameList& list, std::string_view name) { return list.Contains(name); }
+
+// Functions that read or write server files, reach the network, signal other
+// backends, control the server or replication, or run SQL given as text (which
+// the analyser cannot see into).
+constexpr std::string_view kDangerousFunctionNames[] = {
+    // server files
+    "pg_read_file", "pg_read_binary_file", "pg_stat_file", "pg_ls_*", "pg_file_*",  // adminpack
+    "pg_logdir_ls", "lo_import", "lo_export",
+    // network
+    "dblink", "dblink_*",
+    // other backends and the server
+    "pg_terminate_backend", "pg_cancel_backend", "pg_signal_backend", "pg_reload_conf",
+    "pg_rotate_logfile", "pg_promote", "pg_log_backend_memory_contexts", "pg_switch_wal",
+    "pg_create_restore_point", "pg_backup_start", "pg_backup_stop", "pg_start_backup",
+    "pg_stop_backup", "pg_wal_replay_pause", "pg_wal_replay_resume", "pg_stat_reset*",
+    "pg_stat_statements_reset", "binary_upgrade_*",
+    // replication
+    "pg_create_physical_replication_slot", "pg_create_logical_replication_slot",
+    "pg_drop_replication_slot", "pg_copy_physical_replication_slot",
+    "pg_copy_logical_replication_slot", "pg_replication_slot_advance", "pg_logical_slot_*",
+    "pg_replication_origin_*", "pg_logical_emit_message",
+    // SQL text or a relation named by a value: invisible to the analyser
+    "query_to_xml*", "query_to_xmlschema", "cursor_to_xml*", "table_to_xml*", "schema_to_xml*",
+    "database_to_xml*", "ts_stat", "ts_rewrite"};
+const NameList kDangerousFunctions{std::span<const std::string_view>(kDangerousFunctionNames)};
+
+// Functions that write (PostgreSQL refuses them in a read-only transaction).
+const NameList kWritingFunctions = {"nextval",     "setval",        "lo_create",     "lo_creat",
+                                    "lo_unlink",   "lo_put",        "lo_from_bytea", "lowrite",
+                                    "lo_truncate", "lo_truncate64", "pg_notify"};
+
+// System catalogs whose rows are secrets: password hashes, user mapping and
+// subscription passwords, large object data, sampled column values, server
+// authentication config. Denied to every profile but admin. All are named
+// pg_*, which CheckRelations tests first.
+const NameList kSecretCatalogs = {"pg_authid",        "pg_shadow",         "pg_user_mapping",
+                                  "pg_user_mappings", "pg_subscription",   "pg_largeobject",
+                                  "pg_statistic",     "pg_hba_file_rules", "pg_ident_file_mappings",
+                                  "pg_file_settings"};
+
+// Settings no profile but admin may change: who the session is, what the
+// server logs and audits about it, and safety switches.
+const NameList kProtectedSettings = {"role",
+                                     "session_authorization",
+                                     "session_replication_role",
+                                     "allow_system_table_mods",
+                                     "ignore_system_indexes",
+                                     "ignore_checksum_failure",
+                                     "zero_damaged_pages",
+                                     "lo_compat_privileges",
+                                     "dynamic_library_path",
+                                     "local_preload_libraries",
+                                     "session_preload_libraries",
+                                     "track_activities",
+                                     "log_statement",
+                                     "log_duration",
+                                     "log_min_duration_statement",
+                                     "log_min_duration_sample",
+                                     "log_statement_sample_rate",
+                                     "log_transaction_sample_rate",
+                                     "log_min_messages",
+                                     "log_min_error_statement",
+                                     "log_parameter_max_length",
+                                     "log_parameter_max_length_on_error",
+                                     "pgaudit.*"};
+
+// Utility commands that neither write nor lock: allowed under read-only.
+const NameList kHarmlessUtility = {"LISTEN",      "UNLISTEN",       "PREPARE",        "EXECUTE",
+                                   "DEALLOCATE*", "DECLARE CURSOR", "FETCH",          "MOVE",
+                                   "CLOSE*",      "DISCARD*",       "SET CONSTRAINTS"};
+// Utility commands read-write also allows; any other needs approval.
+const NameList kRoutineUtility = {"NOTIFY", "LOCK TABLE", "VACUUM", "ANALYZE"};
+// Transaction commands that leave a prepared transaction behind.
+const NameList kTwoPhaseCommands = {"PREPARE TRANSACTION", "COMMIT PREPARED", "ROLLBACK PREPARED"};
+
+constexpr StatementClass kAllClasses[] = {
+    StatementClass::kRead,    StatementClass::kTransaction,   StatementClass::kSessionSetting,
+    StatementClass::kUtility, StatementClass::kWrite,         StatementClass::kDdl,
+    StatementClass::kDcl,     StatementClass::kCodeExecution, StatementClass::kServerAccess};
+
+constexpr uint16_t kReadOnlyClasses =
+    ClassBit(StatementClass::kRead) | ClassBit(StatementClass::kTransaction) |
+    ClassBit(StatementClass::kSessionSetting) | ClassBit(StatementClass::kUtility);
+constexpr uint16_t kReadWriteClasses = kReadOnlyClasses | ClassBit(StatementClass::kWrite);
+constexpr uint16_t kEveryClass = (1u << std::size(kAllClasses)) - 1;
+// What read-write holds for approval rather than refusing.
+constexpr uint16_t kReadWriteApprovalClasses =
+    ClassBit(StatementClass::kDdl) | ClassBit(StatementClass::kDcl) |
+    ClassBit(StatementClass::kCodeExecution) | ClassBit(StatementClass::kServerAccess);
+
+uint16_t ProfileClasses(Profile profile) {
+  switch (profile) {
+    case Profile::kNone:
+      return 0;
+    case Profile::kReadOnly:
+      return kReadOnlyClasses;
+    case Profile::kReadWrite:
+      return kReadWriteClasses;
+    case Profile::kAdmin:
+      return kEveryClass;
+  }
+  return 0;
+}
+
+std::string ClassList(uint16_t classes) {
+  std::string out;
+  for (StatementClass c : kAllClasses) {
+    if ((classes & ClassBit(c)) == 0) continue;
+    if (!out.empty()) out += ", ";
+    out += StatementClassName(c);
+  }
+  return out.empty() ? "nothing" : out;
+}
+
+bool IsTruthy(std::string_view value) {
+  const std::string v = absl::AsciiStrToLower(std::string(value));
+  return v == "on" || v == "true" || v == "yes" || v == "1" || v == "t" || v == "y";
+}
+
+// A time setting's value in milliseconds, as PostgreSQL reads it (a number,
+// milliseconds by default, or with a unit us, ms, s, min, h, d); nullopt when
+// it is not one.
+std::optional<double> SettingMilliseconds(std::string_view value) {
+  std::string text(absl::StripAsciiWhitespace(std::string(value)));
+  if (text.size() >= 2 && text.front() == '\'' && text.back() == '\'') {
+    text = text.substr(1, text.size() - 2);
+  }
+  double number = 0;
+  const char* begin = text.data();
+  const char* end = begin + text.size();
+  const auto [next, error] = std::from_chars(begin, end, number);
+  if (error != std::errc() || !std::isfinite(number)) return std::nullopt;
+  const std::string unit(absl::StripAsciiWhitespace(std::string(next, end)));
+  static constexpr std::pair<std::string_view, double> kUnits[] = {
+      {"", 1},        {"us", 0.001},  {"ms", 1},      {"s", 1000},
+      {"min", 60000}, {"h", 3600000}, {"d", 86400000}};
+  for (const auto& [name, factor] : kUnits) {
+    if (unit == name) return number * factor;
+  }
+  return std::nullopt;
+}
+
+std::string Kind(const StatementSummary& s) {
+  return Cat(s.command.empty() ? "statement" : s.command, " (",
+             StatementClassName(s.statement_class), ")");
+}
+
+std::string ScopeLabel(const Scope& scope) {
+  return Cat("scope '", scope.name, "' (profile ", ProfileName(scope.profile), ")");
+}
+
+std::string QualifiedName(std::string_view schema, std::string_view name) {
+  return schema.empty() ? std::string(name) : Cat(schema, ".", name);
+}
+
+Decision Allow(std::string rule) { return Decision{Decision::kAllow, std::move(rule), "", ""}; }
+
+Decision Refuse(Decision::Kind kind, std::string rule, std::string reason, std::string hint) {
+  return Decision{kind, std::move(rule), std::move(reason), std::move(hint)};
+}
+
+// The first pattern that matches the name in any schema it may resolve to
+// (fail closed), or nullptr.
+const NamePattern* DeniedBy(const std::vector<NamePattern>& patterns, std::string_view schema,
+                            std::string_view name, NameKind kind, const SessionPolicyState& state) {
+  if (patterns.empty()) return nullptr;
+  if (!schema.empty()) {
+    for (const NamePattern& p : patterns) {
+      if (p.Matches(schema, name)) return &p;
+    }
+    return nullptr;
+  }
+  const NamePattern* found = nullptr;
+  const bool known = state.ForEachCandidate(name, kind, [&](std::string_view candidate) {
+    for (const NamePattern& p : patterns) {
+      if (found == nullptr && p.Matches(candidate, name)) found = &p;
+    }
+  });
+  if (!known) {
+    for (const NamePattern& p : patterns) {
+      if (p.MatchesName(name)) return &p;
+    }
+  }
+  return found;
+}
+
+// Whether the patterns allow the name in every schema it may resolve to (the
+// session's own pg_temp excepted): an allow list must hold wherever the name
+// lands, or an unqualified name could reach a relation the list leaves out.
+bool AllowedBy(const std::vector<NamePattern>& patterns, std::string_view schema,
+               std::string_view name, NameKind kind, const SessionPolicyState& state) {
+  auto any_matches = [&](std::string_view candidate) {
+    return std::any_of(patterns.begin(), patterns.end(),
+                       [&](const NamePattern& p) { return p.Matches(candidate, name); });
+  };
+  if (!schema.empty()) return any_matches(schema);
+  bool all = true;
+  const bool known = state.ForEachCandidate(name, kind, [&](std::string_view candidate) {
+    if (candidate == "pg_temp") return;
+    if (!any_matches(candidate)) all = false;
+  });
+  if (known) return all;
+  return std::any_of(patterns.begin(), patterns.end(),
+                     [&](const NamePattern& p) { return p.schema == "*" && p.MatchesName(name); });
+}
+
+// Where an unqualified name may land, for messages: "orders (resolves to
+// public.orders or alice.orders)".
+std::string DescribeName(std::string_view schema, std::string_view name, NameKind kind,
+                         const SessionPolicyState& state) {
+  if (!schema.empty()) return QualifiedName(schema, name);
+  const SchemaResolution resolution = state.ResolveSchemas(name, kind);
+  if (resolution.any_schema) {
+    return Cat(name, " (the search_path is not known, so it may resolve to any schema)");
+  }
+  std::string out = Cat(name, " (may resolve to ");
+  for (size_t i = 0; i < resolution.schemas.size(); ++i) {
+    if (i > 0) out += i + 1 == resolution.schemas.size() ? " or " : ", ";
+    out += QualifiedName(resolution.schemas[i], name);
+  }
+  return out + ")";
+}
+
+class Judge {
+ public:
+  Judge(const Scope& scope, const StatementSummary& s, const SessionPolicyState& state)
+      : scope_(scope), s_(s), state_(state) {}
+
+  Decision Run(int depth);
+
+ private:
+  std::string ScopeRule(std::string_view suffix) const {
+    return Cat("scope.", scope_.name, ".", suffix);
+  }
+  std::string ProfileRule(std::string_view suffix) const {
+    return suffix.empty() ? Cat("profile.", ProfileName(scope_.profile))
+                          : Cat("profile.", ProfileName(scope_.profile), ".", suffix);
+  }
+  void Hold(std::string rule, std::string reason, std::string hint) {
+    if (!approval_) {
+      approval_ = Refuse(Decision::kApproval, std::move(rule), std::move(reason), std::move(hint));
+    }
+  }
+
+  std::optional<Decision> CheckClass();
+  std::optional<Decision> CheckProfileConditions();
+  std::optional<Decision> CheckSettings();
+  std::optional<Decision> CheckFunctions();
+  std::optional<Decision> CheckRelations();
+  std::optional<Decision> CheckPrepared(int depth);
+  void CheckApprovalRules();
+
+  const Scope& scope_;
+  const StatementSummary& s_;
+  const SessionPolicyState& state_;
+  std::string allow_rule_;
+  std::optional<Decision> approval_;
+};
+
+std::optional<Decision> Judge::CheckClass() {
+  const uint16_t allowed = scope_.classes_set ? scope_.classes : ProfileClasses(scope_.profile);
+  const uint16_t bit = ClassBit(s_.statement_class);
+  if ((allowed & bit) != 0) {
+    allow_rule_ = scope_.classes_set ? ScopeRule("classes") : ProfileRule("");
+    return std::nullopt;
+  }
+  if (scope_.profile == Profile::kReadWrite && (kReadWriteApprovalClasses & bit) != 0) {
+    allow_rule_ = ProfileRule("");
+    Hold(ProfileRule(StatementClassName(s_.statement_class)),
+         Cat(Kind(s_), " needs approval under ", ScopeLabel(scope_)),
+         "read-write allows reading and writing rows without approval; schema changes, "
+         "privileges, code execution and server file or network access are held for approval");
+    return std::nullopt;
+  }
+  std::string hint;
+  switch (scope_.profile) {
+    case Profile::kReadOnly:
+      hint = Cat(ScopeLabel(scope_), " allows read statements only; ask an administrator for a ",
+                 "read-write scope");
+      break;
+    case Profile::kNone:
+      hint = Cat(ScopeLabel(scope_), " allows: ", ClassList(allowed));
+      break;
+    default:
+      hint = Cat(ScopeLabel(scope_), " allows: ", ClassList(allowed),
+                 "; ask an administrator to change the scope's classes");
+      break;
+  }
+  return Refuse(Decision::kDeny, scope_.classes_set ? ScopeRule("classes") : ProfileRule("class"),
+                Cat(Kind(s_), " is not allowed by ", ScopeLabel(scope_)), std::move(hint));
+}
+
+std::optional<Decision> Judge::CheckProfileConditions() {
+  const StatementClass c = s_.statement_class;
+  if (scope_.profile == Profile::kReadOnly) {
+    auto hint = [&] {
+      return Cat(ScopeLabel(scope_), " allows reading without locks; ask an administrator for a ",
+                 "read-write scope");
+    };
+    if (s_.modifies_data) {
+      return Refuse(Decision::kDeny, ProfileRule("access"),
+                    Cat(Kind(s_), " modifies data, which ", ScopeLabel(scope_), " does not allow"),
+                    hint());
+    }
+    for (const RelationRef& r : s_.relations) {
+      if ((r.access & ~(kAccessSelect | kAccessReferences)) != 0) {
+        return Refuse(Decision::kDeny, ProfileRule("access"),
+                      Cat(Kind(s_), " locks or changes ",
+                          DescribeName(r.schema, r.name, NameKind::kRelation, state_), ", which ",
+                          ScopeLabel(scope_), " does not allow"),
+                      hint());
+      }
+    }
+    for (const FunctionRef& f : s_.functions) {
+      if (InList(kWritingFunctions, f.name)) {
+        return Refuse(Decision::kDeny, ProfileRule("writing-function"),
+                      Cat(Kind(s_), " calls ", QualifiedName(f.schema, f.name),
+                          "(), which writes; ", ScopeLabel(scope_), " does not allow it"),
+                      hint());
+      }
+    }
+    if ((c == StatementClass::kUtility && !InList(kHarmlessUtility, s_.command)) ||
+        (c == StatementClass::kTransaction && InList(kTwoPhaseCommands, s_.command))) {
+      return Refuse(Decision::kDeny, ProfileRule("command"),
+                    Cat(Kind(s_), " is not allowed by ", ScopeLabel(scope_)),
+                    Cat(ScopeLabel(scope_),
+                        " allows LISTEN, UNLISTEN, cursors and prepared statements among utility "
+                        "commands; ask an administrator for a read-write scope"));
+    }
+  } else if (scope_.profile == Profile::kReadWrite) {
+    if (s_.destructive || s_.unfiltered_write) {
+      Hold(ProfileRule("destructive"),
+           Cat(Kind(s_), " is destructive (DROP, TRUNCATE, or UPDATE/DELETE without a real WHERE) ",
+               "and needs approval under ", ScopeLabel(scope_)),
+           "UPDATE and DELETE with a WHERE that selects rows are allowed without approval");
+    }
+    if (c == StatementClass::kUtility && !InList(kHarmlessUtility, s_.command) &&
+        !InList(kRoutineUtility, s_.command)) {
+      Hold(ProfileRule("utility"), Cat(Kind(s_), " needs approval under ", ScopeLabel(scope_)),
+           "read-write allows LISTEN/NOTIFY, LOCK, VACUUM, ANALYZE, cursors and prepared "
+           "statements among utility commands without approval");
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Decision> Judge::CheckSettings() {
+  if (scope_.profile == Profile::kAdmin) return std::nullopt;
+  const bool limited = scope_.statement_timeout > absl::ZeroDuration() ||
+                       scope_.lock_timeout > absl::ZeroDuration() ||
+                       scope_.idle_in_transaction_session_timeout > absl::ZeroDuration();
+  auto limits_hint = [&] {
+    return Cat(ScopeLabel(scope_),
+               " sets statement_timeout, lock_timeout and idle_in_transaction_session_timeout "
+               "limits; a limited setting may be lowered but not raised, reset or turned off");
+  };
+  if (limited && s_.command.starts_with("DISCARD ALL")) {
+    return Refuse(Decision::kDeny, ScopeRule("limits"),
+                  Cat(Kind(s_), " would reset the scope's limits"), limits_hint());
+  }
+  for (const SettingChange& setting : s_.settings) {
+    const std::string& name = setting.name;
+    if (name.empty()) {
+      return Refuse(Decision::kDeny, "builtin.protected-setting",
+                    Cat(Kind(s_), " calls set_config() with a setting name that is not a constant"),
+                    "name the setting with a constant: set_config('work_mem', $1, false)");
+    }
+    if (InList(kProtectedSettings, name)) {
+      return Refuse(
+          Decision::kDeny, "builtin.protected-setting",
+          Cat(Kind(s_), " changes the protected setting ", name),
+          name == "role" || name == "session_authorization"
+              ? "the gateway chooses the session's database role; ask an administrator for a "
+                "scope with the privileges you need"
+              : Cat("only an admin scope may change ", name));
+    }
+    if (scope_.profile == Profile::kReadOnly &&
+        (name == "default_transaction_read_only" || name == "transaction_read_only") &&
+        (setting.reset || !setting.value_known || !IsTruthy(setting.value))) {
+      return Refuse(Decision::kDeny, "builtin.protected-setting",
+                    Cat(Kind(s_), " turns off ", name, " under ", ScopeLabel(scope_)),
+                    Cat(ScopeLabel(scope_), " allows read statements only"));
+    }
+    if (limited && name == "all") {
+      return Refuse(Decision::kDeny, ScopeRule("limits"),
+                    Cat(Kind(s_), " would reset the scope's limits"), limits_hint());
+    }
+    absl::Duration limit = absl::ZeroDuration();
+    if (name == "statement_timeout") limit = scope_.statement_timeout;
+    if (name == "lock_timeout") limit = scope_.lock_timeout;
+    if (name == "idle_in_transaction_session_timeout") {
+      limit = scope_.idle_in_transaction_session_timeout;
+    }
+    if (limit <= absl::ZeroDuration()) continue;
+    const std::optional<double> ms = setting.reset || !setting.value_known || setting.value.empty()
+                                         ? std::nullopt
+                                         : SettingMilliseconds(setting.value);
+    if (!ms.has_value() || *ms <= 0 || *ms > absl::ToDoubleMilliseconds(limit)) {
+      return Refuse(Decision::kDeny, ScopeRule("limits"),
+                    Cat(Kind(s_), " would raise, reset or turn off ", name, " (limit ",
+                        absl::FormatDuration(limit), ")"),
+                    limits_hint());
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Decision> Judge::CheckFunctions() {
+  const bool admin = scope_.profile == Profile::kAdmin;
+  for (const FunctionRef& f : s_.functions) {
+    if (const NamePattern* p =
+            DeniedBy(scope_.functions_deny, f.schema, f.name, NameKind::kFunction, state_)) {
+      return Refuse(
+          Decision::kDeny, ScopeRule("functions.deny"),
+          Cat(Kind(s_), " calls ", DescribeName(f.schema, f.name, NameKind::kFunction, state_),
+              ", which matches \"", p->text, "\" in the deny list of ", ScopeLabel(scope_)),
+          "call a function the scope does not deny");
+    }
+    if (!admin && IsDangerousFunction(f.name)) {
+      std::vector<NamePattern> named;
+      for (const NamePattern& p : scope_.functions_allow) {
+        if (p.literal_name) named.push_back(p);
+      }
+      if (named.empty() || !AllowedBy(named, f.schema, f.name, NameKind::kFunction, state_)) {
+        return Refuse(Decision::kDeny, "builtin.dangerous-function",
+                      Cat(Kind(s_), " calls ", QualifiedName(f.schema, f.name),
+                          "(), which is on the built-in list of dangerous functions (server "
+                          "files, network, other sessions, server control, SQL given as text)"),
+                      Cat("only an admin scope, or a scope whose functions.allow names ", f.name,
+                          " exactly, may call it; ask an administrator"));
+      }
+    }
+    if (!scope_.functions_allow.empty() &&
+        !AllowedBy(scope_.functions_allow, f.schema, f.name, NameKind::kFunction, state_)) {
+      return Refuse(
+          Decision::kDeny, ScopeRule("functions.allow"),
+          Cat(Kind(s_), " calls ", DescribeName(f.schema, f.name, NameKind::kFunction, state_),
+              ", which is not in the allow list of ", ScopeLabel(scope_)),
+          "call only functions the scope's functions.allow lists (schema-qualify the "
+          "name if the search_path makes it ambiguous)");
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Decision> Judge::CheckRelations() {
+  const bool admin = scope_.profile == Profile::kAdmin;
+  for (const RelationRef& r : s_.relations) {
+    if (const NamePattern* p =
+            DeniedBy(scope_.relations_deny, r.schema, r.name, NameKind::kRelation, state_)) {
+      return Refuse(
+          Decision::kDeny, ScopeRule("relations.deny"),
+          Cat(Kind(s_), " uses ", DescribeName(r.schema, r.name, NameKind::kRelation, state_),
+              ", which matches \"", p->text, "\" in the deny list of ", ScopeLabel(scope_)),
+          "use relations the scope does not deny (schema-qualify names if the "
+          "search_path makes them ambiguous)");
+    }
+    if (!admin && r.name.starts_with("pg_") && InList(kSecretCatalogs, r.name)) {
+      bool secret = r.schema == "pg_catalog";
+      if (r.schema.empty()) {
+        const bool known = state_.ForEachCandidate(
+            r.name, NameKind::kRelation, [&](std::string_view s) { secret |= s == "pg_catalog"; });
+        secret |= !known;
+      }
+      if (secret) {
+        return Refuse(
+            Decision::kDeny, "builtin.secret-catalog",
+            Cat(Kind(s_), " reads pg_catalog.", r.name, ", a system catalog that holds secrets"),
+            "only an admin scope may read it; for role and catalog information use "
+            "pg_roles, pg_class, information_schema");
+      }
+    }
+    if (!scope_.relations_allow.empty() &&
+        !AllowedBy(scope_.relations_allow, r.schema, r.name, NameKind::kRelation, state_)) {
+      return Refuse(
+          Decision::kDeny, ScopeRule("relations.allow"),
+          Cat(Kind(s_), " uses ", DescribeName(r.schema, r.name, NameKind::kRelation, state_),
+              ", which is not in the allow list of ", ScopeLabel(scope_)),
+          "use only relations the scope's relations.allow lists (schema-qualify names "
+          "if the search_path makes them ambiguous)");
+    }
+  }
+  return std::nullopt;
+}
+
+void Merge(Decision& into, Decision d) {
+  if (into.kind == Decision::kDeny) return;
+  if (d.kind == Decision::kDeny ||
+      (d.kind == Decision::kApproval && into.kind == Decision::kAllow)) {
+    into = std::move(d);
+  }
+}
+
+// PREPARE is judged by the statement it prepares, EXECUTE by what the session
+// prepared under that name; depth stops CREATE TABLE AS EXECUTE chains.
+std::optional<Decision> Judge::CheckPrepared(int depth) {
+  if (depth > 2) {
+    return Refuse(Decision::kDeny, "prepared.unknown",
+                  Cat(Kind(s_), " nests prepared statements too deeply"), "");
+  }
+  Decision inner = Allow("");
+  if (s_.prepared != nullptr) {
+    Decision d = Judge(scope_, *s_.prepared, state_).Run(depth + 1);
+    if (d.kind != Decision::kAllow) {
+      d.reason = Cat("PREPARE ", s_.prepare_name, " prepares ", d.reason);
+    }
+    Merge(inner, std::move(d));
+  }
+  if (!s_.execute_name.empty()) {
+    const auto* prepared = state_.Prepared(s_.execute_name);
+    if (prepared == nullptr || prepared->empty()) {
+      return Refuse(Decision::kDeny, "prepared.unknown",
+                    Cat(Kind(s_), " runs prepared statement \"", s_.execute_name,
+                        "\", which this session has not prepared through the gateway"),
+                    "PREPARE the statement in this session first: the gateway judges EXECUTE by "
+                    "the statement it runs");
+    }
+    for (const auto& statement : *prepared) {
+      Decision d = Judge(scope_, *statement, state_).Run(depth + 1);
+      if (d.kind != Decision::kAllow) {
+        d.reason = Cat("EXECUTE ", s_.execute_name, " runs ", d.reason);
+      }
+      Merge(inner, std::move(d));
+    }
+  }
+  if (inner.kind == Decision::kDeny) return inner;
+  if (inner.kind == Decision::kApproval) Hold(inner.rule, inner.reason, inner.hint);
+  return std::nullopt;
+}
+
+void Judge::CheckApprovalRules() {
+  if ((scope_.approval & ClassBit(s_.statement_class)) != 0) {
+    Hold(ScopeRule(Cat("approval.", StatementClassName(s_.statement_class))),
+         Cat(Kind(s_), " needs approval under ", ScopeLabel(scope_)),
+         Cat("scope '", scope_.name, "' holds ", StatementClassName(s_.statement_class),
+             " statements for approval"));
+  }
+  if ((scope_.approval & kApprovalDestructive) != 0 && (s_.destructive || s_.unfiltered_write)) {
+    Hold(ScopeRule("approval.destructive"),
+         Cat(Kind(s_), " is destructive and needs approval under ", ScopeLabel(scope_)),
+         Cat("scope '", scope_.name,
+             "' holds DROP, TRUNCATE and UPDATE/DELETE without a real WHERE for approval"));
+  }
+}
+
+Decision Judge::Run(int depth) {
+  for (auto check : {&Judge::CheckClass, &Judge::CheckProfileConditions, &Judge::CheckSettings,
+                     &Judge::CheckFunctions, &Judge::CheckRelations}) {
+    if (std::optional<Decision> denied = (this->*check)()) return *std::move(denied);
+  }
+  if (s_.prepared != nullptr || !s_.execute_name.empty()) {
+    if (std::optional<Decision> denied = CheckPrepared(depth)) return *std::move(denied);
+  }
+  CheckApprovalRules();
+  if (approval_) return *std::move(approval_);
+  return Allow(std::move(allow_rule_));
+}
+
+// One entry of a search_path value (PostgreSQL's SplitIdentifierString):
+// quoted entries keep their case, unquoted ones are folded to lower case.
+std::vector<std::string> SplitSearchPath(std::string_view value) {
+  std::vector<std::string> entries;
+  size_t i = 0;
+  auto skip_space = [&] {
+    while (i < value.size() && absl::ascii_isspace(static_cast<unsigned char>(value[i]))) ++i;
+  };
+  while (true) {
+    skip_space();
+    if (i >= value.size()) break;
+    std::string entry;
+    if (value[i] == '"') {
+      ++i;
+      while (i < value.size()) {
+        if (value[i] == '"') {
+          if (i + 1 < value.size() && value[i + 1] == '"') {
+            entry += '"';
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        entry += value[i++];
+      }
+    } else {
+      while (i < value.size() && value[i] != ',' &&
+             !absl::ascii_isspace(static_cast<unsigned char>(value[i]))) {
+        entry += absl::ascii_tolower(static_cast<unsigned char>(value[i++]));
+      }
+    }
+    entries.push_back(std::move(entry));
+    skip_space();
+    if (i < value.size() && value[i] == ',') ++i;
+  }
+  return entries;
+}
+
+}  // namespace
+
+const char* DecisionKindName(Decision::Kind kind) {
+  switch (kind) {
+    case Decision::kAllow:
+      return "allow";
+    case Decision::kDeny:
+      return "deny";
+    case Decision::kApproval:
+      return "approval";
+  }
+  return "unknown";
+}
+
+std::string DecisionMessage(const Decision& decision) {
+  switch (decision.kind) {
+    case Decision::kAllow:
+      return Cat("allowed by pgbastion rule \"", decision.rule, "\"");
+    case Decision::kDeny:
+      return Cat("permission denied by pgbastion rule \"", decision.rule, "\": ", decision.reason);
+    case Decision::kApproval:
+      return Cat("approval required by pgbastion rule \"", decision.rule, "\": ", decision.reason);
+  }
+  return decision.reason;
+}
+
+const char* ProfileName(Profile profile) {
+  switch (profile) {
+    case Profile::kNone:
+      return "none";
+    case Profile::kReadOnly:
+      return "read-only";
+    case Profile::kReadWrite:
+      return "read-write";
+    case Profile::kAdmin:
+      return "admin";
+  }
+  return "unknown";
+}
+
+bool NamePattern::Matches(std::string_view schema_name, std::string_view object_name) const {
+  return GlobMatch(schema, schema_name) && GlobMatch(name, object_name);
+}
+
+bool NamePattern::MatchesName(std::string_view object_name) const {
+  return GlobMatch(name, object_name);
+}
+
+absl::StatusOr<NamePattern> ParseNamePattern(std::string_view text) {
+  std::vector<std::string> parts;
+  std::vector<bool> quoted;
+  size_t i = 0;
+  while (true) {
+    std::string part;
+    bool was_quoted = false;
+    if (i < text.size() && text[i] == '"') {
+      was_quoted = true;
+      ++i;
+      bool closed = false;
+      while (i < text.size()) {
+        if (text[i] == '"') {
+          if (i + 1 < text.size() && text[i + 1] == '"') {
+            part += '"';
+            i += 2;
+            continue;
+          }
+          ++i;
+          closed = true;
+          break;
+        }
+        part += text[i++];
+      }
+      if (!closed) return absl::InvalidArgumentError("unterminated quoted identifier");
+    } else {
+      while (i < text.size() && text[i] != '.') {
+        const char c = text[i++];
+        if (c == '"' || absl::ascii_isspace(static_cast<unsigned char>(c))) {
+          return absl::InvalidArgumentError(
+              "unexpected quote or space (quote a whole part: \"My Schema\".*)");
+        }
+        part += absl::ascii_tolower(static_cast<unsigned char>(c));
+      }
+    }
+    if (part.empty()) {
+      return absl::InvalidArgumentError(
+          "empty name part; write schema.name, *.name, schema.* or name");
+    }
+    parts.push_back(std::move(part));
+    quoted.push_back(was_quoted);
+    if (i >= text.size()) break;
+    if (text[i] != '.') {
+      return absl::InvalidArgumentError("expected '.' after a quoted identifier");
+    }
+    ++i;
+  }
+  if (parts.size() > 2) {
+    return absl::InvalidArgumentError("too many '.'; write schema.name (quote names with dots)");
+  }
+  NamePattern pattern;
+  pattern.text = std::string(text);
+  pattern.schema = parts.size() == 2 ? parts[0] : "*";
+  pattern.name = parts.back();
+  pattern.literal_name = pattern.name.find('*') == std::string::npos;
+  return pattern;
+}
+
+bool Scope::MatchesIdentity(const Identity& identity) const {
+  if (!subjects.empty() &&
+      std::none_of(subjects.begin(), subjects.end(),
+                   [&](const std::string& s) { return GlobMatch(s, identity.subject); })) {
+    return false;
+  }
+  if (!groups.empty() && std::none_of(groups.begin(), groups.end(), [&](const std::string& g) {
+        return Contains(identity.groups, g);
+      })) {
+    return false;
+  }
+  if (!issuers.empty() && !Contains(issuers, identity.issuer)) return false;
+  for (const auto& [claim, value] : claims) {
+    const bool in_claims =
+        std::any_of(identity.claims.begin(), identity.claims.end(),
+                    [&](const auto& c) { return c.first == claim && c.second == value; });
+    const bool in_fields =
+        (claim == "sub" && identity.subject == value) ||
+        (claim == "iss" && identity.issuer == value) ||
+        ((claim == "azp" || claim == "client_id") && identity.client_id == value);
+    if (!in_claims && !in_fields) return false;
+  }
+  return true;
+}
+
+bool Scope::MatchesTarget(std::string_view target) const {
+  return targets.empty() || Contains(targets, target);
+}
+
+SessionPolicyState::SessionPolicyState(const Scope& scope, std::string role)
+    : SessionPolicyState(scope.search_path, std::move(role)) {}
+
+SessionPolicyState::SessionPolicyState(std::vector<std::string> search_path, std::string role)
+    : default_path_(std::move(search_path)) {
+  roles_.push_back(std::move(role));
+  for (const std::string& entry : default_path_) AddPathEntry(entry);
+}
+
+void SessionPolicyState::AddPathEntry(std::string entry) {
+  if (!Contains(path_schemas_, entry)) path_schemas_.push_back(std::move(entry));
+}
+
+void SessionPolicyState::AddSearchPath(std::string_view value) {
+  for (std::string& entry : SplitSearchPath(value)) AddPathEntry(std::move(entry));
+}
+
+void SessionPolicyState::Remember(const StatementSummary& statement) {
+  if (!statement.prepare_name.empty() && statement.prepared != nullptr) {
+    // PREPARE of a name in use fails and keeps the old statement; the gateway
+    // does not learn which happened, so both stay possible.
+    prepared_[statement.prepare_name].push_back(statement.prepared);
+  }
+  if (statement.deallocate_all || statement.command.starts_with("DISCARD ALL")) {
+    prepared_.clear();
+  } else if (!statement.deallocate_name.empty()) {
+    prepared_.erase(statement.deallocate_name);
+  }
+  if (statement.command.starts_with("DISCARD ALL")) {
+    for (const std::string& entry : default_path_) AddPathEntry(entry);
+  }
+  for (const SettingChange& setting : statement.settings) {
+    if (setting.name.empty()) {  // set_config() of a setting named at run time
+      path_unknown_ = true;
+      role_unknown_ = true;
+    } else if (setting.name == "search_path" && !setting.value_known) {
+      path_unknown_ = true;
+    } else if (setting.name == "search_path" && !setting.reset && !setting.value.empty()) {
+      AddSearchPath(setting.value);
+    } else if (setting.name == "search_path" || setting.name == "all") {
+      for (const std::string& entry : default_path_) AddPathEntry(entry);
+    } else if (setting.name == "role" || setting.name == "session_authorization") {
+      if (!setting.value_known) {
+        role_unknown_ = true;
+      } else if (!setting.reset && !setting.value.empty() && setting.value != "none" &&
+                 !Contains(roles_, setting.value)) {
+        roles_.push_back(setting.value);
+      }
+    }
+  }
+}
+
+const std::vector<std::shared_ptr<const StatementSummary>>* SessionPolicyState::Prepared(
+    std::string_view name) const {
+  // Debian's Abseil cannot look a std::string key up by std::string_view.
+  const auto it = prepared_.find(std::string(name));
+  return it == prepared_.end() ? nullptr : &it->second;
+}
+
+SchemaResolution SessionPolicyState::ResolveSchemas(std::string_view name, NameKind kind) const {
+  SchemaResolution resolution;
+  resolution.any_schema = !ForEachCandidate(name, kind, [&](std::string_view schema) {
+    if (!Contains(resolution.schemas, schema)) resolution.schemas.emplace_back(schema);
+  });
+  if (resolution.any_schema) resolution.schemas.clear();
+  return resolution;
+}
+
+const Scope* Policy::MatchScope(const Identity& identity, std::string_view target) const {
+  for (const Scope& scope : scopes_) {
+    if (scope.MatchesTarget(target) && scope.MatchesIdentity(identity)) return &scope;
+  }
+  return nullptr;
+}
+
+Decision Policy::Decide(const Scope& scope, const StatementSummary& statement,
+                        const SessionPolicyState& state) const {
+  return Judge(scope, statement, state).Run(0);
+}
+
+Decision Policy::DecideFunctionCall(const Scope& scope) const {
+  if (scope.profile == Profile::kAdmin) return Allow("profile.admin");
+  if (scope.allow_function_call) return Allow(Cat("scope.", scope.name, ".allow_function_call"));
+  return Refuse(Decision::kDeny, "builtin.function-call",
+                "a FunctionCall message names its function by OID, which cannot be checked "
+                "against the function lists",
+                Cat("call the function with SELECT instead; an administrator can set "
+                    "allow_function_call = true on scope '",
+                    scope.name, "'"));
+}
+
+Decision Policy::NoScope(const Identity& identity, std::string_view target) {
+  return Refuse(Decision::kDeny, "no-scope",
+                Cat("no scope of the policy gives \"", identity.subject, "\" access to target \"",
+                    target, "\""),
+                "ask an administrator for a [[scope]] that matches your identity (subject, "
+                "groups, issuer or claims) and this target");
+}
+
+const std::vector<std::string_view>& DangerousFunctions() {
+  static const std::vector<std::string_view> names(std::begin(kDangerousFunctionNames),
+                                                   std::end(kDangerousFunctionNames));
+  return names;
+}
+
+bool IsDangerousFunction(std::string_view name) { return InList(kDangerousFunctions, name); }
+
+}  // namespace pgb::policy

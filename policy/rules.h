@@ -1,0 +1,250 @@
+// The policy: which scope an identity gets on a target, and what that scope
+// lets each statement do. A Policy is built once from the config
+// ([[scope]] tables, policy/policy_config.h), is immutable, and is shared by
+// every shard; the per-session part (search_path, SQL-level prepared
+// statements) lives in SessionPolicyState, owned by the session.
+//
+//   const Scope* scope = policy.MatchScope(identity, "app");  // nullptr: no access at all
+//   SessionPolicyState state(*scope, /*role=*/"app_rw");
+//   for (const StatementSummary& s : analysis.statements) {
+//     Decision d = policy.Decide(*scope, s, state);
+//     if (d.kind != Decision::kAllow) { ... refuse with DecisionMessage(d), HINT d.hint ... }
+//   }
+//   ... forward; after each forwarded statement: state.Remember(s);
+//
+// Deny by default: an identity that matches no scope gets nothing; a statement
+// is allowed only when its scope's profile (or `classes`) allows its class and
+// no relation, function or setting rule refuses it. The order of checks is
+// fixed and the first refusal is reported: the profile's class rules, the
+// profile's extra conditions, protected settings, function lists, relation
+// lists, then approval rules. A deny always wins over an approval.
+//
+// Rule names are stable identifiers for audit records:
+//   no-scope                         no scope matches (MatchScope returned nullptr)
+//   profile.<profile>                allowed by the profile
+//   profile.<profile>.class          the profile does not allow the statement class
+//   profile.read-only.access         locking or writing access under read-only
+//   profile.read-only.command        a utility command read-only does not allow
+//   profile.read-only.writing-function  nextval(), setval(), lo_* writes, pg_notify() under
+//   read-only profile.read-write.<class>       approval: ddl, dcl, code_execution, server_access,
+//   utility profile.read-write.destructive   approval: DROP, TRUNCATE, unfiltered UPDATE/DELETE
+//   scope.<name>.classes             allowed by / not in the scope's `classes`
+//   scope.<name>.relations.deny|allow, scope.<name>.functions.deny|allow
+//   scope.<name>.approval.<condition>  approval required by the scope's `approval`
+//   scope.<name>.limits              changing or resetting a limited setting
+//   builtin.dangerous-function       a function of the built-in dangerous list
+//   builtin.secret-catalog           a system catalog that holds secrets
+//   builtin.protected-setting        role, session_authorization and other protected settings
+//   builtin.function-call            a FunctionCall protocol message
+//   prepared.unknown                 EXECUTE of a name this session has not prepared
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "policy/identity.h"
+#include "policy/statement.h"
+
+namespace pgb::policy {
+
+struct Decision {
+  enum Kind : uint8_t { kAllow, kDeny, kApproval };
+  Kind kind = kDeny;
+  std::string rule;    // stable identifier, see the list above
+  std::string reason;  // names the statement kind and what the rule says; empty for kAllow
+  std::string hint;    // what would be allowed, or how to ask; empty for kAllow
+};
+
+const char* DecisionKindName(Decision::Kind kind);  // "allow", "deny", "approval"
+
+// The text of the ErrorResponse for a refused statement:
+//   permission denied by pgbastion rule "profile.read-only.class": DROP TABLE (ddl) ...
+//   approval required by pgbastion rule "profile.read-write.ddl": ...
+std::string DecisionMessage(const Decision& decision);
+
+enum class Profile : uint8_t { kNone, kReadOnly, kReadWrite, kAdmin };
+const char* ProfileName(Profile profile);  // "none", "read-only", "read-write", "admin"
+
+// A relation or function name pattern, written like SQL: `app.*`, `*.secrets`,
+// `public.orders`, `"Billing".*`, `pg_read_file` (no schema: any schema, the
+// same as `*.pg_read_file`). Unquoted parts are folded to lower case as
+// PostgreSQL folds identifiers; quoted parts are taken as written. `*` inside
+// a part matches any run of characters within that part.
+struct NamePattern {
+  std::string schema;  // "*" for any schema
+  std::string name;
+  std::string text;           // as written in the config, for messages
+  bool literal_name = false;  // the name part has no wildcard: it names one function
+
+  bool Matches(std::string_view schema_name, std::string_view object_name) const;
+  bool MatchesName(std::string_view object_name) const;  // the schema part ignored
+};
+
+// Parses a pattern; the error says what is wrong ("empty schema part", ...).
+absl::StatusOr<NamePattern> ParseNamePattern(std::string_view text);
+
+// Conditions under which a statement needs approval (`approval = [...]`): one
+// bit per StatementClass, plus destructive statements.
+enum ApprovalCondition : uint16_t { kApprovalDestructive = 1 << 9 };
+inline constexpr uint16_t ClassBit(StatementClass c) {
+  return static_cast<uint16_t>(1u << static_cast<unsigned>(c));
+}
+
+struct Scope {
+  std::string name;
+
+  // Who it is for: every condition that is set must hold (within a list, any
+  // entry may match). At least one of them is set (the config requires it;
+  // `subjects = ["*"]` is how a scope says "everyone").
+  std::vector<std::string> subjects;  // exact or glob (`ci-bot-*`) on Identity::subject
+  std::vector<std::string> groups;    // any of these in Identity::groups
+  std::vector<std::string> issuers;   // exact Identity::issuer
+  std::vector<std::pair<std::string, std::string>> claims;  // every (name, value) present
+  std::vector<std::string> targets;                         // target names; empty = every target
+
+  Profile profile = Profile::kNone;
+  // `classes`: replaces the profile's set of classes allowed without approval
+  // (bits of ClassBit). 0 when not configured.
+  uint16_t classes = 0;
+  bool classes_set = false;
+
+  std::vector<NamePattern> relations_allow;  // empty = every relation
+  std::vector<NamePattern> relations_deny;
+  std::vector<NamePattern> functions_allow;  // empty = every function (but the dangerous ones)
+  std::vector<NamePattern> functions_deny;
+  bool allow_function_call = false;  // FunctionCall protocol messages
+  uint16_t approval = 0;             // ClassBit()s | kApprovalDestructive
+
+  // The search_path the session starts with ("$user" = the database role).
+  // The gateway should SET it on the backend so the rules' view is exact.
+  std::vector<std::string> search_path = {"$user", "public"};
+
+  // Limits the gateway SETs on the backend session; zero = not set. A limited
+  // setting cannot be raised, reset or discarded by the client.
+  absl::Duration statement_timeout = absl::ZeroDuration();
+  absl::Duration lock_timeout = absl::ZeroDuration();
+  absl::Duration idle_in_transaction_session_timeout = absl::ZeroDuration();
+
+  bool MatchesIdentity(const Identity& identity) const;
+  bool MatchesTarget(std::string_view target) const;
+};
+
+// Where an unqualified name can resolve to, given what the session may have
+// set its search_path to. `any_schema` when that is unknown (set_config with a
+// non-constant value): then every schema is possible.
+struct SchemaResolution {
+  std::vector<std::string> schemas;
+  bool any_schema = false;
+};
+
+enum class NameKind : uint8_t { kRelation, kFunction };
+
+// What the rules remember about one session: its possible search paths, its
+// database role, and its SQL-level prepared statements.
+//
+// The search_path is tracked conservatively. A SET can be rolled back with its
+// transaction or fail, and the gateway does not learn which, so every path the
+// session may have set stays possible: the schemas a name can resolve to are
+// the union over all of them (plus pg_temp and pg_catalog, searched implicitly
+// as PostgreSQL does). Scopes that want exact resolution set `search_path`
+// and leave it alone.
+class SessionPolicyState {
+ public:
+  // `role` is the database role the session runs as ("$user").
+  SessionPolicyState(const Scope& scope, std::string role);
+  SessionPolicyState(std::vector<std::string> search_path, std::string role);
+
+  // Called after a statement was allowed and forwarded: PREPARE remembers its
+  // statement, DEALLOCATE / DISCARD ALL forget, SET / RESET / set_config of
+  // search_path and role widen the possible search paths.
+  void Remember(const StatementSummary& statement);
+
+  // The statements a session may have prepared under `name` (several when a
+  // PREPARE of an existing name may or may not have replaced the old one);
+  // empty when unknown.
+  const std::vector<std::shared_ptr<const StatementSummary>>* Prepared(std::string_view name) const;
+
+  SchemaResolution ResolveSchemas(std::string_view name, NameKind kind) const;
+
+  // Calls fn(schema) for each schema an unqualified `name` may resolve to;
+  // returns false instead when any schema is possible.
+  template <typename Fn>
+  bool ForEachCandidate(std::string_view name, NameKind kind, Fn&& fn) const;
+
+ private:
+  void AddSearchPath(std::string_view value);  // a SET value: `a, "B c", $user`
+  void AddPathEntry(std::string entry);
+
+  std::vector<std::string> default_path_;
+  std::vector<std::string> roles_;         // every role "$user" may stand for
+  std::vector<std::string> path_schemas_;  // union of every possible path, "$user" kept
+  bool path_unknown_ = false;
+  bool role_unknown_ = false;
+  absl::flat_hash_map<std::string, std::vector<std::shared_ptr<const StatementSummary>>> prepared_;
+};
+
+class Policy {
+ public:
+  explicit Policy(std::vector<Scope> scopes) : scopes_(std::move(scopes)) {}
+
+  const std::vector<Scope>& scopes() const { return scopes_; }
+
+  // The first scope, in file order, whose identity conditions and targets
+  // match; nullptr when none does (the session gets no access at all).
+  const Scope* MatchScope(const Identity& identity, std::string_view target) const;
+
+  // The decision for one statement. Does not change `state`: call
+  // state.Remember(statement) once the statement has been forwarded.
+  Decision Decide(const Scope& scope, const StatementSummary& statement,
+                  const SessionPolicyState& state) const;
+
+  // A FunctionCall protocol message names its function by OID, which cannot be
+  // checked against names without the catalog: refused unless the scope sets
+  // allow_function_call or its profile is admin.
+  Decision DecideFunctionCall(const Scope& scope) const;
+
+  // The decision for an identity that matched no scope.
+  static Decision NoScope(const Identity& identity, std::string_view target);
+
+ private:
+  std::vector<Scope> scopes_;
+};
+
+// The built-in list of dangerous functions (exact names and `prefix*`
+// entries), denied in every schema unless the profile is admin or the scope's
+// functions.allow names the function exactly. Exposed for the docs test.
+const std::vector<std::string_view>& DangerousFunctions();
+bool IsDangerousFunction(std::string_view name);
+
+// --- implementation of the template above ---------------------------------
+
+template <typename Fn>
+bool SessionPolicyState::ForEachCandidate(std::string_view name, NameKind kind, Fn&& fn) const {
+  if (path_unknown_) return false;
+  // PostgreSQL searches pg_temp first for relations (never for functions) and
+  // pg_catalog first unless the path lists it. Every relation of pg_catalog is
+  // named pg_*, and no one can create more there without
+  // allow_system_table_mods, so other relation names cannot resolve to it.
+  if (kind == NameKind::kRelation) fn(std::string_view("pg_temp"));
+  if (kind == NameKind::kFunction || name.starts_with("pg_")) fn(std::string_view("pg_catalog"));
+  for (const std::string& entry : path_schemas_) {
+    if (entry == "$user") {
+      if (role_unknown_) return false;
+      for (const std::string& role : roles_) fn(std::string_view(role));
+    } else if (entry == "pg_temp") {
+      if (kind == NameKind::kRelation) fn(std::string_view(entry));
+    } else {
+      fn(std::string_view(entry));
+    }
+  }
+  return true;
+}
+
+}  // namespace pgb::policy
