@@ -444,12 +444,18 @@ void ConfigParser::ParseGateway(const toml::table& root, Config& config) {
              Cat("expected a table ([gateway]), got ", TypeName(node->type())));
     return;
   }
-  TableReader reader(
-      *this, *table, "gateway",
-      {"workers", "max_message_size", "auth_timeout", "shutdown_timeout", "log_level"});
+  TableReader reader(*this, *table, "gateway",
+                     {"workers", "max_message_size", "max_statement_size", "analysis_cache_size",
+                      "auth_timeout", "shutdown_timeout", "log_level"});
   if (auto v = reader.Integer("workers", 0, kMaxWorkers)) config.workers = static_cast<int>(*v);
   if (auto v = reader.Integer("max_message_size", kMinMessageSize, kMaxMessageSize)) {
     config.max_message_size = static_cast<uint32_t>(*v);
+  }
+  if (auto v = reader.Integer("max_statement_size", kMinMessageSize, kMaxMessageSize)) {
+    config.max_statement_size = static_cast<uint32_t>(*v);
+  }
+  if (auto v = reader.Integer("analysis_cache_size", 0, int64_t{1} << 40)) {
+    config.analysis_cache_size = static_cast<size_t>(*v);
   }
   if (auto v = reader.Duration("auth_timeout")) config.auth_timeout = *v;
   if (auto v = reader.Duration("shutdown_timeout")) config.shutdown_timeout = *v;

@@ -74,6 +74,11 @@ struct UserConfig {
 struct Config {
   int workers = 0;  // 0 = one per online core
   uint32_t max_message_size = 0x3fffffff;
+  // Largest Query / Parse / FunctionCall the policy judges; a longer one is
+  // refused (it cannot be analysed, so it never reaches the database).
+  uint32_t max_statement_size = 1 << 20;
+  // Bytes of statement analyses each shard keeps (keyed by statement text).
+  size_t analysis_cache_size = 8 << 20;
   absl::Duration auth_timeout = absl::Seconds(60);
   absl::Duration shutdown_timeout = absl::Seconds(30);
   LogLevel log_level = LogLevel::kInfo;

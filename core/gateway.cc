@@ -14,7 +14,41 @@
 
 namespace pgb {
 
-absl::Status RunGateway(std::shared_ptr<const Runtime> runtime) {
+namespace {
+
+// Reads and checks the config file again; publishes it if it is valid and
+// keeps the listeners where they are.
+void Reload(const std::string& config_path, RuntimeStore& runtimes,
+            const std::vector<std::unique_ptr<Shard>>& shards) {
+  PGB_LOG(kInfo) << "SIGHUP: reloading " << config_path;
+  absl::StatusOr<Config> config = LoadConfigFile(config_path);
+  if (!config.ok()) {
+    PGB_LOG(kError) << "reload failed, keeping the running configuration: "
+                    << config.status().message();
+    return;
+  }
+  const LogLevel level = config->log_level;
+  absl::StatusOr<std::shared_ptr<const Runtime>> next = BuildRuntime(*std::move(config));
+  if (!next.ok()) {
+    PGB_LOG(kError) << "reload failed, keeping the running configuration: "
+                    << next.status().message();
+    return;
+  }
+  if (std::string moved = ListenerChanges(*runtimes.Current(), **next); !moved.empty()) {
+    PGB_LOG(kError) << "reload refused, keeping the running configuration: listeners and "
+                       "workers change only with a restart ("
+                    << moved << ")";
+    return;
+  }
+  SetLogLevel(level);
+  runtimes.Publish(*std::move(next));
+  for (const auto& shard : shards) shard->Wake();
+  PGB_LOG(kInfo) << "configuration reloaded; new statements and sessions use it";
+}
+
+}  // namespace
+
+absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string config_path) {
   // Signals are taken by this thread alone, with sigwait; shards never see them.
   sigset_t signals;
   sigemptyset(&signals);
@@ -25,10 +59,11 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime) {
   signal(SIGPIPE, SIG_IGN);
 
   const int workers = runtime->config.ResolvedWorkers();
+  RuntimeStore runtimes(runtime);
   ShardDirectory directory;
   std::vector<std::unique_ptr<Shard>> shards;
   for (int i = 0; i < workers; ++i) {
-    shards.push_back(std::make_unique<Shard>(i, runtime, directory));
+    shards.push_back(std::make_unique<Shard>(i, runtimes, directory));
     directory.shards.push_back(shards.back().get());
   }
   std::vector<absl::Status> init(workers);
@@ -73,7 +108,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime) {
       const int sig = sigtimedwait(&signals, nullptr, &timeout);
       if (sig < 0) continue;
       if (sig == SIGHUP) {
-        PGB_LOG(kInfo) << "SIGHUP: configuration reload is not supported yet; restart to apply";
+        if (requests == 0) Reload(config_path, runtimes, shards);
         continue;
       }
       ++requests;

@@ -112,6 +112,7 @@ absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config) {
     TargetRuntime& t = rt->targets.emplace_back();
     t.config = &tc;
     t.index = i;
+    t.scram_keys.resize(static_cast<size_t>(rt->config.ResolvedWorkers()));
     if (absl::Status s = Resolve(tc.host, tc.port, &t.address, &t.address_length); !s.ok()) {
       errors.push_back(absl::StrCat("target[", i, "].host: ", s.message()));
     }
@@ -135,6 +136,24 @@ absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config) {
   }
   if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
   return std::shared_ptr<const Runtime>(std::move(rt));
+}
+
+std::string ListenerChanges(const Runtime& current, const Runtime& next) {
+  const auto describe = [](const Runtime& rt) {
+    std::vector<std::string> parts;
+    for (const ListenerRuntime& l : rt.listeners) {
+      parts.push_back(absl::StrCat(l.config->address, ":", l.config->port, " tls ",
+                                   static_cast<int>(l.config->tls)));
+    }
+    return absl::StrJoin(parts, ", ");
+  };
+  const std::string before = describe(current);
+  const std::string after = describe(next);
+  if (before == after && current.config.ResolvedWorkers() == next.config.ResolvedWorkers()) {
+    return "";
+  }
+  return absl::StrCat("listeners [", before, "] -> [", after, "], workers ",
+                      current.config.ResolvedWorkers(), " -> ", next.config.ResolvedWorkers());
 }
 
 }  // namespace pgb

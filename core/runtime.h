@@ -4,13 +4,21 @@
 // `check-config` builds one too, so a bad certificate or an unresolvable host
 // is reported before the service starts.
 //
+// A reload (SIGHUP) builds a new Runtime and publishes it in the RuntimeStore;
+// each shard picks it up at its next wake-up and uses it for new sessions and
+// new statements. A session keeps the Runtime it started with alive (its
+// target, user and listener point into it).
+//
 //   PGB_ASSIGN_OR_RETURN(std::shared_ptr<const Runtime> rt, BuildRuntime(config));
+//   RuntimeStore store(rt);  ... store.Publish(next); shard: store.Current()
 #pragma once
 
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -34,6 +42,13 @@ struct TargetRuntime {
   sockaddr_storage address{};
   socklen_t address_length = 0;
   std::shared_ptr<const proto::TlsContext> tls;  // null when tls = "disable"
+  // Derived SCRAM keys for logging in to the target again without PBKDF2, one
+  // cache per shard (indexed by shard; each touched only by its own shard).
+  // They live here so they never outlive the password they were derived from.
+  struct alignas(64) ShardScramKeys {
+    proto::ScramClientKeyCache keys;
+  };
+  mutable std::vector<ShardScramKeys> scram_keys;
 };
 
 struct UserRuntime {
@@ -55,5 +70,32 @@ struct Runtime {
 
 // Takes ownership of config; reports every problem found, one per line.
 absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config);
+
+// Whether `next` listens where `current` does, the same way: listeners are
+// bound once, so a reload that moves them needs a restart. Empty when it
+// does; otherwise what differs.
+std::string ListenerChanges(const Runtime& current, const Runtime& next);
+
+// The Runtime in force. Publish and Current take a mutex (rare: reloads and
+// shard wake-ups); shards poll generation(), one atomic load.
+class RuntimeStore {
+ public:
+  explicit RuntimeStore(std::shared_ptr<const Runtime> initial) : current_(std::move(initial)) {}
+  void Publish(std::shared_ptr<const Runtime> next) {
+    std::lock_guard<std::mutex> lock(mu_);
+    current_ = std::move(next);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  std::shared_ptr<const Runtime> Current() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return current_;
+  }
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const Runtime> current_;
+  std::atomic<uint64_t> generation_{0};
+};
 
 }  // namespace pgb

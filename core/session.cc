@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
 #include "core/shard.h"
@@ -71,6 +72,37 @@ bool IsFalse(std::string_view v) {
   return v == "false" || v == "0" || v == "off" || v == "no" || v.empty();
 }
 
+// The policy reads statements as UTF-8 with standard_conforming_strings on.
+// A client encoding whose multibyte characters can contain ASCII bytes (SJIS,
+// BIG5, GBK, UHC, GB18030, JOHAB) or backslash escapes in plain strings would
+// let the database split a text where the analyser did not: `'\'; DROP ...`.
+// Returns why `value` is refused for `name`, or "" when it is fine.
+std::string StartupSettingProblem(std::string_view name, std::string_view value) {
+  std::string folded;  // PostgreSQL's clean_encoding_name: lower case, alphanumerics only
+  for (char c : value) {
+    if (absl::ascii_isalnum(static_cast<unsigned char>(c))) {
+      folded += absl::ascii_tolower(static_cast<unsigned char>(c));
+    }
+  }
+  if (name == "client_encoding") {
+    static constexpr std::string_view kAsciiSafePrefixes[] = {
+        "utf8",   "unicode", "sqlascii", "latin", "iso8859", "win125", "win866",
+        "win874", "cp125",   "cp866",    "koi8",  "euc",     "alt"};
+    for (std::string_view prefix : kAsciiSafePrefixes) {
+      if (folded.starts_with(prefix)) return "";
+    }
+    return absl::StrCat("client_encoding \"", std::string(value),
+                        "\" is not allowed through the gateway: the gateway checks statements "
+                        "as UTF-8, and this encoding could hide a quote or backslash from it");
+  }
+  if (name == "standard_conforming_strings" &&
+      !(folded == "on" || folded == "true" || folded == "yes" || folded == "1")) {
+    return "standard_conforming_strings must stay on through the gateway: with it off, a "
+           "backslash in a string could end the string where the gateway's check did not";
+  }
+  return "";
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -79,6 +111,7 @@ bool IsFalse(std::string_view v) {
 Session::Session(Shard& shard, uint32_t slot, uint32_t generation, int client_fd,
                  const ListenerRuntime& listener, std::string peer)
     : shard_(shard),
+      runtime_(shard.runtime_ptr()),
       slot_(slot),
       generation_(generation),
       listener_(listener),
@@ -103,7 +136,7 @@ std::string Session::Describe() const {
 }
 
 void Session::Start() {
-  deadline_ns_ = shard_.now_ns() + absl::ToInt64Nanoseconds(shard_.runtime().config.auth_timeout);
+  deadline_ns_ = shard_.now_ns() + absl::ToInt64Nanoseconds(runtime_->config.auth_timeout);
   ArmRecv(Side::kClient);
 }
 
@@ -577,6 +610,11 @@ bool Session::HandleStartupPacket() {
         return false;
       }
     } else if (IsForwardedParameter(name)) {
+      if (std::string problem = StartupSettingProblem(name, value); !problem.empty()) {
+        FailClient(sqlstate::kInsufficientPrivilege, std::move(problem), "",
+                   "Connect with client_encoding=UTF8 and standard_conforming_strings=on.");
+        return false;
+      }
       forwarded_params_.emplace_back(std::string(name), std::string(value));
     } else {
       FailClient(sqlstate::kInsufficientPrivilege,
@@ -588,7 +626,7 @@ bool Session::HandleStartupPacket() {
   }
   if (database_.empty()) database_ = user_name_;
   client_.staging.clear();
-  user_ = shard_.runtime().FindUser(user_name_);
+  user_ = runtime_->FindUser(user_name_);
   // An unknown user runs the same exchange against a made-up verifier and
   // fails at the proof, so user names cannot be probed.
   scram_server_ =
@@ -668,7 +706,7 @@ bool Session::HandleSaslMessage() {
   std::string reply;
   proto::AppendAuthenticationSaslFinal(reply, *server_final);
   WriteOwned(Side::kClient, std::move(reply));
-  target_ = shard_.runtime().FindTarget(database_);
+  target_ = runtime_->FindTarget(database_);
   if (target_ == nullptr) {
     FailClient(sqlstate::kInvalidCatalogName,
                absl::StrCat("target \"", database_, "\" does not exist"), "",
@@ -680,7 +718,23 @@ bool Session::HandleSaslMessage() {
                absl::StrCat("user \"", user_name_, "\" may not use target \"", database_, "\""));
     return false;
   }
+  identity_.method = policy::AuthMethod::kLocalPassword;
+  identity_.subject = user_name_;
+  identity_.groups = user_->config->groups;
+  if (!MatchScope()) return false;
   StartBackend();
+  return false;
+}
+
+// Deny by default: an identity that no scope covers for this target does not
+// get a database connection at all.
+bool Session::MatchScope() {
+  policy_ = runtime_->config.policy;
+  scope_ = policy_->MatchScope(identity_, target_->config->name);
+  if (scope_ != nullptr) return true;
+  const policy::Decision d = policy::Policy::NoScope(identity_, target_->config->name);
+  PGB_LOG(kInfo) << Describe() << ": refused, " << d.reason;
+  FailClient(sqlstate::kInsufficientPrivilege, policy::DecisionMessage(d), "", d.hint);
   return false;
 }
 
@@ -718,7 +772,7 @@ void Session::OnBackendConnected(int res) {
                             "\": ", strerror(-res)));
     return;
   }
-  deadline_ns_ = shard_.now_ns() + absl::ToInt64Nanoseconds(shard_.runtime().config.auth_timeout);
+  deadline_ns_ = shard_.now_ns() + absl::ToInt64Nanoseconds(runtime_->config.auth_timeout);
   if (target_->tls) {
     std::string request;
     proto::AppendSslRequest(request);
@@ -735,8 +789,28 @@ void Session::SendBackendStartup() {
   std::vector<std::pair<std::string, std::string>> params;
   params.emplace_back("user", target_->config->user);
   params.emplace_back("database", target_->config->database);
-  for (auto& p : forwarded_params_) params.push_back(std::move(p));
+  // Whatever the role or database default says: the policy's reading of
+  // string literals depends on it (see StartupSettingProblem).
+  params.emplace_back("standard_conforming_strings", "on");
+  // The scope's limits win over the client's startup settings; its
+  // search_path is set unless the client sets one (the gate then knows it).
+  const std::vector<std::pair<std::string, std::string>> limits = BackendSettings(*scope_);
+  bool client_path = false;
+  for (auto& p : forwarded_params_) {
+    const bool limited = std::any_of(limits.begin(), limits.end(),
+                                     [&](const auto& l) { return l.first == p.first; });
+    if (limited || p.first == "standard_conforming_strings") continue;
+    if (p.first == "search_path") {
+      client_path = true;
+      startup_search_path_ = p.second;
+    }
+    params.push_back(std::move(p));
+  }
   forwarded_params_.clear();
+  for (const auto& l : limits) {
+    if (l.first == "search_path" && client_path) continue;
+    params.push_back(l);
+  }
   std::string packet;
   proto::AppendStartupMessage(packet, proto::kProtocolVersion3, params);
   WriteOwned(Side::kBackend, std::move(packet));
@@ -963,6 +1037,14 @@ bool Session::HandleBackendLoginMessage(char type, std::string_view body, std::s
 void Session::EnterRelay() {
   phase_ = Phase::kRelay;
   deadline_ns_ = 0;
+  gate_ = std::make_unique<StatementGate>(
+      std::move(policy_), *scope_, identity_, target_->config->name, target_->config->user,
+      shard_.analysis_cache(), runtime_->config.max_statement_size);
+  scope_ = nullptr;  // the gate owns the policy now
+  if (!startup_search_path_.empty()) {
+    gate_->RememberSearchPath(startup_search_path_);
+    std::string().swap(startup_search_path_);
+  }
   PGB_LOG(kInfo) << Describe() << ": session established";
   // Login state is no longer needed; idle sessions should stay small. Bytes
   // that arrived behind the login messages are relayed like any others.
@@ -985,27 +1067,69 @@ void Session::EnterRelay() {
 void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
   Endpoint& src = ep(from);
   const Side to = Other(from);
-  const uint32_t max_length = shard_.runtime().config.max_message_size;
+  const uint32_t max_length = runtime_->config.max_message_size;
+  // Bytes of this chunk go on untouched and zero-copy, unless a message in it
+  // was gathered whole (to be judged or rewritten): then what goes on is
+  // assembled in `rewritten`, and the chunk's buffer is recycled at once.
+  // Before the first whole message there is at most one pass-through piece.
+  std::string rewritten;
+  bool any_whole = false;
+  const char* first_piece = nullptr;
+  size_t first_piece_length = 0;
+  size_t passed = 0;
+  const auto on_pass = [&](const char* p, size_t len) {
+    passed += len;
+    if (any_whole) {
+      rewritten.append(p, len);
+    } else {
+      first_piece = p;
+      first_piece_length = len;
+    }
+  };
+  const auto start_rewrite = [&]() {
+    if (any_whole) return;
+    any_whole = true;
+    if (first_piece_length > 0) rewritten.append(first_piece, first_piece_length);
+  };
   proto::FrameTracker::Scan scan;
   if (from == Side::kClient) {
-    scan = src.frames.Feed(data, n, Direction::kFrontend, max_length, [this](char type) {
-      ++client_messages_since_ready_;
-      if (type == proto::kPqMsg_Terminate) client_terminated_ = true;
-    });
+    scan = src.frames.Feed(
+        data, n, Direction::kFrontend, max_length, ClientGather(),
+        [this](char type) {
+          ++client_messages_since_ready_;
+          if (type == proto::kPqMsg_Terminate) client_terminated_ = true;
+          if (gate_) gate_->OnClientMessage(type);
+        },
+        on_pass,
+        [&](char type, std::string_view message, bool oversize) {
+          start_rewrite();
+          gate_->OnWholeClientMessage(type, message, oversize, rewritten);
+        });
   } else {
-    scan = src.frames.Feed(data, n, Direction::kBackend, max_length, [this](char type) {
-      if (type == proto::kPqMsg_ReadyForQuery) client_messages_since_ready_ = 0;
-    });
+    scan = src.frames.Feed(
+        data, n, Direction::kBackend, max_length, BackendGather(),
+        [this](char type) {
+          if (type == proto::kPqMsg_ReadyForQuery) {
+            client_messages_since_ready_ = 0;
+            if (gate_) gate_->OnReadyForQuery();
+          }
+        },
+        on_pass,
+        [&](char, std::string_view message, bool oversize) {
+          start_rewrite();
+          if (!oversize) gate_->OnBackendError(message, rewritten);
+        });
+  }
+  if (!any_whole && passed == n) {
+    WriteReceived(to, data, n, bid);
+  } else {
+    if (!any_whole && first_piece_length > 0) rewritten.append(first_piece, first_piece_length);
+    if (!rewritten.empty()) WriteOwned(to, std::move(rewritten));
+    if (bid >= 0) shard_.buffers().Recycle(static_cast<uint16_t>(bid));
   }
   if (!scan.error.empty()) {
-    // Forward the well-formed messages before the bad one, then stop: the bad
+    // The well-formed messages before the bad one went on; stop here: the bad
     // header is at a message boundary, so a FATAL can follow it cleanly.
-    if (scan.valid_prefix > 0) {
-      WriteReceived(to, data, scan.valid_prefix, bid);
-      bid = -1;
-    } else if (bid >= 0) {
-      shard_.buffers().Recycle(static_cast<uint16_t>(bid));
-    }
     if (from == Side::kClient) {
       PGB_LOG(kWarning) << Describe() << ": protocol violation by the client: " << scan.error;
       Flush(Side::kBackend);
@@ -1016,7 +1140,6 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
     }
     return;
   }
-  WriteReceived(to, data, n, bid);
   Flush(to);
   if (shutting_down_ && from == Side::kBackend && IdleBetweenTransactions()) {
     Terminate(sqlstate::kAdminShutdown,
@@ -1024,6 +1147,17 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
     return;
   }
   KeepReading(from);
+}
+
+void Session::OnRuntimeChanged(const std::shared_ptr<const Runtime>& runtime) {
+  if (!gate_) return;
+  // A local user's groups come from the file: take them from the new one (a
+  // user no longer listed keeps no groups).
+  if (identity_.method == policy::AuthMethod::kLocalPassword) {
+    const UserRuntime* user = runtime->FindUser(identity_.subject);
+    identity_.groups = user ? user->config->groups : std::vector<std::string>();
+  }
+  gate_->UsePolicy(runtime->config.policy, identity_);
 }
 
 bool Session::IdleBetweenTransactions() const {

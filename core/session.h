@@ -30,6 +30,7 @@
 
 #include "core/ring.h"
 #include "core/runtime.h"
+#include "core/statement_gate.h"
 #include "proto/frame.h"
 #include "proto/frame_tracker.h"
 #include "proto/messages.h"
@@ -61,6 +62,9 @@ class Session {
   bool MatchesCancelKey(int32_t key) const;
   // Re-arms receives that failed for lack of buffers.
   void RetryReceive(Side side);
+  // A reload published `runtime`: statements from now on are judged by its
+  // policy. The session keeps the Runtime it logged in with for the rest.
+  void OnRuntimeChanged(const std::shared_ptr<const Runtime>& runtime);
 
   bool finished() const { return closed_ && ops_in_flight_ == 0; }
   uint32_t slot() const { return slot_; }
@@ -143,9 +147,16 @@ class Session {
   void ProcessBackendLogin();
   bool HandleBackendLoginMessage(char type, std::string_view body, std::string_view raw);
   void EnterRelay();
+  bool MatchScope();
 
   // Relay.
   void Relay(Side from, const char* data, size_t n, int32_t bid);
+  const proto::FrameTracker::Gather& ClientGather() const {
+    return gate_ ? gate_->client_gather() : proto::FrameTracker::kNoGather;
+  }
+  const proto::FrameTracker::Gather& BackendGather() const {
+    return gate_ ? gate_->backend_gather() : proto::FrameTracker::kNoGather;
+  }
   bool IdleBetweenTransactions() const;
 
   // Endings.
@@ -159,6 +170,7 @@ class Session {
   std::string Describe() const;
 
   Shard& shard_;
+  const std::shared_ptr<const Runtime> runtime_;  // target_, user_, listener_ point into it
   const uint32_t slot_;
   const uint32_t generation_;
   const ListenerRuntime& listener_;
@@ -185,7 +197,16 @@ class Session {
   const TargetRuntime* target_ = nullptr;
   std::unique_ptr<proto::ScramServer> scram_server_;
   std::unique_ptr<proto::ScramClient> scram_client_;
-  std::string client_pending_;  // ParameterStatus etc. held until the backend is ready
+  std::string client_pending_;       // ParameterStatus etc. held until the backend is ready
+  std::string startup_search_path_;  // the client's, if it set one at startup
+  // Who the session belongs to, and the scope that covers it (inside policy_,
+  // which the gate takes over once relaying starts).
+  policy::Identity identity_;
+  std::shared_ptr<const policy::Policy> policy_;
+  const policy::Scope* scope_ = nullptr;
+
+  // The policy at the message boundary; set when the session starts relaying.
+  std::unique_ptr<StatementGate> gate_;
 
   int32_t gateway_pid_ = 0;
   int32_t gateway_key_ = 0;

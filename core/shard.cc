@@ -41,12 +41,14 @@ std::string FormatPeer(const sockaddr_storage& addr) {
 
 }  // namespace
 
-Shard::Shard(int index, std::shared_ptr<const Runtime> runtime, const ShardDirectory& directory)
+Shard::Shard(int index, const RuntimeStore& runtimes, const ShardDirectory& directory)
     : index_(index),
-      runtime_(std::move(runtime)),
+      runtimes_(runtimes),
+      runtime_generation_(runtimes.generation()),
+      runtime_(runtimes.Current()),
       directory_(directory),
       scratch_(64 * 1024),
-      scram_caches_(runtime_->targets.size()) {}
+      analysis_cache_(runtime_->config.analysis_cache_size) {}
 
 Shard::~Shard() {
   sessions_.clear();
@@ -232,6 +234,7 @@ void Shard::ArmTick() {
 }
 
 void Shard::OnTick() {
+  PickUpRuntime();
   if (!accept_retry_.empty()) {
     std::vector<uint32_t> retry;
     retry.swap(accept_retry_);
@@ -255,11 +258,33 @@ void Shard::ArmWake() {
 
 void Shard::RequestShutdown() {
   shutdown_requests_.fetch_add(1);
+  Wake();
+}
+
+void Shard::Wake() {
   const uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));
 }
 
+// A reload published a new Runtime: new sessions and new statements use it;
+// listeners keep their sockets (ListenerChanges refused any move) but take
+// the new TLS certificates.
+void Shard::PickUpRuntime() {
+  const uint64_t generation = runtimes_.generation();
+  if (generation == runtime_generation_) return;
+  runtime_generation_ = generation;
+  runtime_ = runtimes_.Current();
+  for (size_t i = 0; i < listeners_.size() && i < runtime_->listeners.size(); ++i) {
+    listeners_[i].runtime = &runtime_->listeners[i];
+  }
+  for (const std::unique_ptr<Session>& session : sessions_) {
+    if (session) session->OnRuntimeChanged(runtime_);
+  }
+  PGB_LOG(kDebug) << "shard " << index_ << ": configuration generation " << generation;
+}
+
 void Shard::OnWake() {
+  PickUpRuntime();
   const int requests = shutdown_requests_.load();
   if (requests > shutdown_seen_) {
     const bool force = requests > 1;

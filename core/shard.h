@@ -19,6 +19,7 @@
 #include "core/ring.h"
 #include "core/runtime.h"
 #include "core/session.h"
+#include "policy/sql_analysis.h"
 
 namespace pgb {
 
@@ -43,7 +44,7 @@ class Shard {
   static constexpr uint32_t kBufferSize = 16 * 1024;
   static constexpr uint32_t kBufferCount = 1024;
 
-  Shard(int index, std::shared_ptr<const Runtime> runtime, const ShardDirectory& directory);
+  Shard(int index, const RuntimeStore& runtimes, const ShardDirectory& directory);
   ~Shard();
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
@@ -54,12 +55,16 @@ class Shard {
   void Run();
   // Thread-safe: asks the shard to shut down gracefully (a second call forces).
   void RequestShutdown();
+  // Thread-safe: a new Runtime was published; pick it up now rather than at
+  // the next tick.
+  void Wake();
   int ring_fd() const { return ring_fd_.load(); }
 
   // For sessions.
   Ring& ring() { return ring_; }
   BufferRing& buffers() { return buffers_; }
   const Runtime& runtime() const { return *runtime_; }
+  const std::shared_ptr<const Runtime>& runtime_ptr() const { return runtime_; }
   int index() const { return index_; }
   char* scratch() { return scratch_.data(); }
   size_t scratch_size() const { return scratch_.size(); }
@@ -71,8 +76,10 @@ class Shard {
   void RouteCancel(int32_t pid, int32_t key);
   // Derived SCRAM keys for logging in to a target again without PBKDF2.
   proto::ScramClientKeyCache* scram_cache(const TargetRuntime& target) {
-    return &scram_caches_[target.index];
+    return &target.scram_keys[static_cast<size_t>(index_)].keys;
   }
+  // Statement analyses, shared by this shard's sessions (keyed by text).
+  policy::AnalysisCache& analysis_cache() { return analysis_cache_; }
   // A receive failed with -ENOBUFS; retry when buffers come back.
   void WaitForBuffers(uint32_t slot, Session::Side side);
 
@@ -97,6 +104,7 @@ class Shard {
   void ArmWake();
   void OnWake();
   void StartShutdown(bool force);
+  void PickUpRuntime();
   void HandleMessage(ShardMessage* message);
   void CancelLocal(int32_t pid, int32_t key);
   void OnCancelRelay(Op op, uint32_t slot, int res);
@@ -105,6 +113,8 @@ class Shard {
   static int64_t MonotonicNs();
 
   const int index_;
+  const RuntimeStore& runtimes_;
+  uint64_t runtime_generation_ = 0;  // read before runtime_: a publish in between is seen later
   std::shared_ptr<const Runtime> runtime_;
   const ShardDirectory& directory_;
   Ring ring_;
@@ -135,7 +145,7 @@ class Shard {
   absl::flat_hash_map<int32_t, uint32_t> cancel_keys_;  // gateway pid -> session slot
   uint32_t next_pid_sequence_ = 1;
   std::vector<char> scratch_;
-  std::vector<proto::ScramClientKeyCache> scram_caches_;  // by target index
+  policy::AnalysisCache analysis_cache_;
 };
 
 }  // namespace pgb

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/string_view.h"
+#include "policy/function_classes.h"
 
 namespace pgb::policy {
 namespace {
@@ -226,9 +227,20 @@ std::optional<double> SettingMilliseconds(std::string_view value) {
   return std::nullopt;
 }
 
+// "SELECT (server_access)", naming the function that made the class when a
+// built-in function raised it: "SELECT (server_access: pg_read_file reads a
+// server file)".
 std::string Kind(const StatementSummary& s) {
+  std::string why;
+  for (const FunctionRef& f : s.functions) {
+    const FunctionClassEntry* e = FindFunctionClass(f.name);
+    if (e != nullptr && e->statement_class == s.statement_class) {
+      why = Cat(": ", f.name, " ", e->reason);
+      break;
+    }
+  }
   return Cat(s.command.empty() ? "statement" : s.command, " (",
-             StatementClassName(s.statement_class), ")");
+             StatementClassName(s.statement_class), why, ")");
 }
 
 std::string ScopeLabel(const Scope& scope) {

@@ -23,6 +23,7 @@ void AppendFields(std::string& out, char type, const ErrorFields& fields) {
   w.Byte('M').CString(UpToNul(fields.message));
   if (!fields.detail.empty()) w.Byte('D').CString(UpToNul(fields.detail));
   if (!fields.hint.empty()) w.Byte('H').CString(UpToNul(fields.hint));
+  if (fields.position > 0) w.Byte('P').CString(std::to_string(fields.position));
   w.Byte('\0');
 }
 
@@ -138,6 +139,14 @@ void AppendSaslResponse(std::string& out, std::string_view data) {
 }
 
 void AppendTerminate(std::string& out) { MessageWriter(out, kPqMsg_Terminate); }
+
+void AppendQuery(std::string& out, std::string_view sql) {
+  MessageWriter(out, kPqMsg_Query).CString(sql);
+}
+
+void AppendParse(std::string& out, std::string_view statement, std::string_view sql) {
+  MessageWriter(out, kPqMsg_Parse).CString(statement).CString(sql).Int16(0);
+}
 
 absl::StatusOr<AuthenticationRequest> ParseAuthenticationRequest(std::string_view body) {
   constexpr std::string_view kWhat = "AuthenticationRequest";
@@ -282,6 +291,34 @@ absl::StatusOr<std::string_view> ParsePasswordMessage(std::string_view body) {
   if (!cursor.ReadCString(&password)) return Malformed(kWhat, "password is not terminated");
   if (!cursor.AtEnd()) return Malformed(kWhat, "unexpected bytes after the password");
   return password;
+}
+
+absl::StatusOr<std::string_view> ParseQuery(std::string_view body) {
+  constexpr std::string_view kWhat = "Query";
+  Cursor cursor(body);
+  std::string_view sql;
+  if (!cursor.ReadCString(&sql)) return Malformed(kWhat, "statement text is not terminated");
+  if (!cursor.AtEnd()) return Malformed(kWhat, "unexpected bytes after the statement text");
+  return sql;
+}
+
+absl::StatusOr<ParseMessage> ParseParseMessage(std::string_view body) {
+  constexpr std::string_view kWhat = "Parse";
+  Cursor cursor(body);
+  ParseMessage parse;
+  if (!cursor.ReadCString(&parse.statement)) {
+    return Malformed(kWhat, "statement name is not terminated");
+  }
+  if (!cursor.ReadCString(&parse.sql)) return Malformed(kWhat, "statement text is not terminated");
+  if (!cursor.ReadInt16(&parse.parameter_types) || parse.parameter_types < 0) {
+    return Malformed(kWhat, "invalid number of parameter types");
+  }
+  std::string_view oids;
+  if (!cursor.ReadBytes(static_cast<size_t>(parse.parameter_types) * 4, &oids)) {
+    return Malformed(kWhat, "parameter types are cut short");
+  }
+  if (!cursor.AtEnd()) return Malformed(kWhat, "unexpected bytes after the parameter types");
+  return parse;
 }
 
 }  // namespace pgb::proto

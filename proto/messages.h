@@ -35,6 +35,7 @@ struct ErrorFields {
   std::string message;   // 'M'
   std::string detail;    // 'D', sent only if non-empty
   std::string hint;      // 'H', sent only if non-empty
+  int position = 0;      // 'P': 1-based character position in the statement; sent if > 0
 };
 
 // Backend messages.
@@ -65,6 +66,9 @@ void AppendSaslInitialResponse(std::string& out, std::string_view mechanism,
                                std::optional<std::string_view> data);
 void AppendSaslResponse(std::string& out, std::string_view data);
 void AppendTerminate(std::string& out);
+void AppendQuery(std::string& out, std::string_view sql);
+// Parse without parameter types (the server infers them).
+void AppendParse(std::string& out, std::string_view statement, std::string_view sql);
 
 // AuthenticationRequest ('R'). Codes the gateway handles: kAuthReqOk,
 // kAuthReqPassword, kAuthReqMd5, kAuthReqSasl, kAuthReqSaslContinue,
@@ -81,6 +85,17 @@ struct AuthenticationRequest {
 // ErrorResponse / NoticeResponse. Unknown field codes are skipped; severity is
 // 'V' (never localized) if present, else 'S'.
 [[nodiscard]] absl::StatusOr<ErrorFields> ParseErrorFields(std::string_view body);
+
+// Query: the statement text (NUL-terminated, nothing after it).
+[[nodiscard]] absl::StatusOr<std::string_view> ParseQuery(std::string_view body);
+
+// Parse: the statement name, its text and the number of parameter types.
+struct ParseMessage {
+  std::string_view statement;
+  std::string_view sql;
+  int16_t parameter_types = 0;
+};
+[[nodiscard]] absl::StatusOr<ParseMessage> ParseParseMessage(std::string_view body);
 
 // ParameterStatus: (name, value).
 [[nodiscard]] absl::StatusOr<std::pair<std::string_view, std::string_view>> ParseParameterStatus(

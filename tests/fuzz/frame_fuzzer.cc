@@ -9,7 +9,10 @@
 // types (plus the type of a trailing incomplete message whose header is
 // complete), fail exactly when the reference fails on a complete header, with
 // the same error text and at the same offset, and track the same
-// ReadyForQuery status.
+// ReadyForQuery status. The bytes it reports (pass-through pieces and whole
+// messages) rebuild the stream: without gathering, a prefix of it reaching at
+// least every complete message (all of it when nothing failed); gathering
+// every type, exactly the complete messages.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -92,16 +95,26 @@ Reference Decode(std::string_view stream, Direction dir, uint32_t cap) {
 
 // Feeds `chunks` to one FrameTracker and compares with the reference.
 void CheckTracker(std::string_view stream, const std::vector<size_t>& cuts, Direction dir,
-                  uint32_t cap, const Reference& ref) {
+                  uint32_t cap, const Reference& ref, const FrameTracker::Gather& gather) {
   FrameTracker tracker;
   std::vector<char> seen;
+  std::string rebuilt;
   size_t start = 0;
   bool failed = false;
   for (size_t i = 0; i <= cuts.size(); ++i) {
     const size_t end = i < cuts.size() ? cuts[i] : stream.size();
     const size_t n = end - start;
-    FrameTracker::Scan scan = tracker.Feed(stream.data() + start, n, dir, cap,
-                                           [&seen](char type) { seen.push_back(type); });
+    FrameTracker::Scan scan = tracker.Feed(
+        stream.data() + start, n, dir, cap, gather, [&seen](char type) { seen.push_back(type); },
+        [&rebuilt](const char* p, size_t len) {
+          FUZZ_CHECK(len > 0);
+          rebuilt.append(p, len);
+        },
+        [&rebuilt](char type, std::string_view message, bool oversize) {
+          FUZZ_CHECK(!oversize);
+          FUZZ_CHECK(message.size() >= kHeaderLength && message[0] == type);
+          rebuilt.append(message);
+        });
     if (!scan.error.empty()) {
       // The reference failed on a complete header at offset ref.consumed.
       FUZZ_CHECK(ref.failed && ref.failed_on_full_header);
@@ -117,6 +130,13 @@ void CheckTracker(std::string_view stream, const std::vector<size_t>& cuts, Dire
   }
   if (!failed) FUZZ_CHECK(!(ref.failed && ref.failed_on_full_header));
   FUZZ_CHECK(seen == ref.types);
+  if (gather.types.none()) {
+    FUZZ_CHECK(stream.substr(0, rebuilt.size()) == rebuilt);
+    FUZZ_CHECK(rebuilt.size() >= ref.consumed);
+    if (!failed) FUZZ_CHECK(rebuilt.size() == stream.size());
+  } else {
+    FUZZ_CHECK(rebuilt == stream.substr(0, ref.consumed));
+  }
   if (!failed) {
     FUZZ_CHECK(tracker.AtBoundary() == ref.ends_at_boundary);
     FUZZ_CHECK(tracker.last_ready_status() == ref.ready_status);
@@ -132,15 +152,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t split = size_t{data[0]} * stream.size() / 255;
   constexpr uint32_t kCaps[] = {4, 64, pgb::proto::kDefaultMaxMessageLength,
                                 std::numeric_limits<uint32_t>::max()};
+  FrameTracker::Gather everything;
+  everything.types.set();
+  everything.max_size = std::numeric_limits<uint32_t>::max();
   for (Direction dir : {Direction::kFrontend, Direction::kBackend}) {
     for (uint32_t cap : kCaps) {
       const Reference ref = Decode(stream, dir, cap);
-      CheckTracker(stream, {split}, dir, cap, ref);
-      // Small inputs: also one byte at a time (every header split every way).
-      if (stream.size() <= 64) {
-        std::vector<size_t> every;
-        for (size_t i = 1; i < stream.size(); ++i) every.push_back(i);
-        CheckTracker(stream, every, dir, cap, ref);
+      const FrameTracker::Gather* const gathers[] = {&FrameTracker::kNoGather, &everything};
+      for (const FrameTracker::Gather* gather : gathers) {
+        CheckTracker(stream, {split}, dir, cap, ref, *gather);
+        // Small inputs: also one byte at a time (every header split every way).
+        if (stream.size() <= 64) {
+          std::vector<size_t> every;
+          for (size_t i = 1; i < stream.size(); ++i) every.push_back(i);
+          CheckTracker(stream, every, dir, cap, ref, *gather);
+        }
       }
     }
   }

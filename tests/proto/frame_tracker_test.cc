@@ -1,5 +1,6 @@
 #include "proto/frame_tracker.h"
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,23 +32,58 @@ std::string BackendStream() {
   return s;
 }
 
+// What a FrameTracker reported: header types, and the stream rebuilt from the
+// pass-through pieces and whole messages in the order they were reported
+// (an oversize message shows as "<oversize X>").
 struct Fed {
   std::string types;
+  std::string rebuilt;
+  std::string wholes;  // types of the messages reported whole
   std::vector<FrameTracker::Scan> scans;
 };
 
 Fed FeedPieces(FrameTracker& t, const std::string& stream, const std::vector<size_t>& cuts,
-               Direction d, uint32_t cap = kDefaultMaxMessageLength) {
+               Direction d, uint32_t cap = kDefaultMaxMessageLength,
+               const FrameTracker::Gather& gather = FrameTracker::kNoGather) {
   Fed fed;
   size_t from = 0;
   std::vector<size_t> ends = cuts;
   ends.push_back(stream.size());
   for (size_t to : ends) {
-    fed.scans.push_back(t.Feed(stream.data() + from, to - from, d, cap,
-                               [&](char type) { fed.types.push_back(type); }));
+    fed.scans.push_back(t.Feed(
+        stream.data() + from, to - from, d, cap, gather,
+        [&](char type) { fed.types.push_back(type); },
+        [&](const char* p, size_t n) {
+          EXPECT_GT(n, 0u);
+          fed.rebuilt.append(p, n);
+        },
+        [&](char type, std::string_view message, bool oversize) {
+          fed.wholes.push_back(type);
+          if (oversize) {
+            fed.rebuilt += std::string("<oversize ") + type + ">";
+          } else {
+            EXPECT_EQ(message[0], type);
+            fed.rebuilt.append(message);
+          }
+        }));
     from = to;
   }
   return fed;
+}
+
+// Feeds one chunk, only counting headers.
+FrameTracker::Scan FeedChunk(FrameTracker& t, const std::string& s, size_t n, Direction d,
+                             uint32_t cap, const std::function<void(char)>& on_header) {
+  return t.Feed(
+      s.data(), n, d, cap, FrameTracker::kNoGather, on_header, [](const char*, size_t) {},
+      [](char, std::string_view, bool) {});
+}
+
+FrameTracker::Gather GatherOf(const std::string& types, uint32_t max_size) {
+  FrameTracker::Gather g;
+  for (char c : types) g.types.set(static_cast<unsigned char>(c));
+  g.max_size = max_size;
+  return g;
 }
 
 TEST(FrameTrackerTest, WholeStreamInOneChunk) {
@@ -67,6 +103,7 @@ TEST(FrameTrackerTest, SplitAtEveryOffset) {
     FrameTracker t;
     Fed fed = FeedPieces(t, s, {cut}, Direction::kBackend);
     EXPECT_EQ(fed.types, "TDCZ") << "cut at " << cut;
+    EXPECT_EQ(fed.rebuilt, s) << "cut at " << cut;
     EXPECT_TRUE(t.AtBoundary()) << "cut at " << cut;
     EXPECT_EQ(t.last_ready_status(), kTxnInBlock) << "cut at " << cut;
   }
@@ -88,7 +125,7 @@ TEST(FrameTrackerTest, NotAtBoundaryMidMessage) {
   const std::string s = BackendStream();
   for (size_t n = 1; n < 5; ++n) {
     FrameTracker partial;
-    (void)partial.Feed(s.data(), n, Direction::kBackend, kDefaultMaxMessageLength, [](char) {});
+    (void)FeedChunk(partial, s, n, Direction::kBackend, kDefaultMaxMessageLength, [](char) {});
     EXPECT_FALSE(partial.AtBoundary()) << n;
   }
 }
@@ -101,8 +138,8 @@ TEST(FrameTrackerTest, ManyMessagesInOneChunk) {
   FrameTracker t;
   int count = 0;
   FrameTracker::Scan scan =
-      t.Feed(s.data(), s.size(), Direction::kFrontend, kDefaultMaxMessageLength,
-             [&](char type) { count += type == kPqMsg_Sync; });
+      FeedChunk(t, s, s.size(), Direction::kFrontend, kDefaultMaxMessageLength,
+                [&](char type) { count += type == kPqMsg_Sync; });
   EXPECT_EQ(count, 1000);
   EXPECT_TRUE(scan.error.empty());
 }
@@ -114,7 +151,7 @@ TEST(FrameTrackerTest, UnknownTypeReportsValidPrefix) {
   { MessageWriter(s, '\x01').Int32(0); }
   FrameTracker t;
   FrameTracker::Scan scan =
-      t.Feed(s.data(), s.size(), Direction::kFrontend, kDefaultMaxMessageLength, [](char) {});
+      FeedChunk(t, s, s.size(), Direction::kFrontend, kDefaultMaxMessageLength, [](char) {});
   EXPECT_FALSE(scan.error.empty());
   EXPECT_EQ(scan.valid_prefix, good);
 }
@@ -124,7 +161,7 @@ TEST(FrameTrackerTest, BackendOnlyTypeRefusedFromFrontend) {
   AppendReadyForQuery(s, kTxnIdle);
   FrameTracker t;
   FrameTracker::Scan scan =
-      t.Feed(s.data(), s.size(), Direction::kFrontend, kDefaultMaxMessageLength, [](char) {});
+      FeedChunk(t, s, s.size(), Direction::kFrontend, kDefaultMaxMessageLength, [](char) {});
   EXPECT_FALSE(scan.error.empty());
   EXPECT_EQ(scan.valid_prefix, 0u);
 }
@@ -135,13 +172,12 @@ TEST(FrameTrackerTest, LengthOverCapRefusedAtHeader) {
   header.append("\x00\x01\x00\x01", 4);  // 65537 > cap 65536
   FrameTracker t;
   FrameTracker::Scan scan =
-      t.Feed(header.data(), header.size(), Direction::kFrontend, 65536, [](char) {});
+      FeedChunk(t, header, header.size(), Direction::kFrontend, 65536, [](char) {});
   EXPECT_FALSE(scan.error.empty());
   std::string ok = "Q";
   ok.append("\x00\x01\x00\x00", 4);  // exactly at the cap
   FrameTracker t2;
-  EXPECT_TRUE(
-      t2.Feed(ok.data(), ok.size(), Direction::kFrontend, 65536, [](char) {}).error.empty());
+  EXPECT_TRUE(FeedChunk(t2, ok, ok.size(), Direction::kFrontend, 65536, [](char) {}).error.empty());
   EXPECT_FALSE(t2.AtBoundary());
 }
 
@@ -149,8 +185,8 @@ TEST(FrameTrackerTest, LengthBelowFourRefused) {
   std::string s = "Q";
   s.append("\x00\x00\x00\x03", 4);
   FrameTracker t;
-  EXPECT_FALSE(t.Feed(s.data(), s.size(), Direction::kFrontend, kDefaultMaxMessageLength, [](char) {
-                }).error.empty());
+  EXPECT_FALSE(FeedChunk(t, s, s.size(), Direction::kFrontend, kDefaultMaxMessageLength, [](char) {
+               }).error.empty());
 }
 
 TEST(FrameTrackerTest, BadHeaderSplitAcrossChunks) {
@@ -162,12 +198,85 @@ TEST(FrameTrackerTest, BadHeaderSplitAcrossChunks) {
   s.append("Q\x00\x00\x00\x03", 5);
   FrameTracker t;
   FrameTracker::Scan first =
-      t.Feed(s.data(), 7, Direction::kFrontend, kDefaultMaxMessageLength, [](char) {});
+      FeedChunk(t, s, 7, Direction::kFrontend, kDefaultMaxMessageLength, [](char) {});
   EXPECT_TRUE(first.error.empty());
-  FrameTracker::Scan second = t.Feed(s.data() + 7, s.size() - 7, Direction::kFrontend,
-                                     kDefaultMaxMessageLength, [](char) {});
+  const std::string rest = s.substr(7);
+  FrameTracker::Scan second =
+      FeedChunk(t, rest, rest.size(), Direction::kFrontend, kDefaultMaxMessageLength, [](char) {});
   EXPECT_FALSE(second.error.empty());
   EXPECT_EQ(second.valid_prefix, 0u);
+}
+
+// A client batch: Parse, Bind, Execute, Sync, then a Query.
+std::string FrontendBatch() {
+  std::string s;
+  { MessageWriter(s, kPqMsg_Parse).CString("s1").CString("SELECT $1").Int16(0); }
+  {
+    MessageWriter(s, kPqMsg_Bind)
+        .CString("")
+        .CString("s1")
+        .Int16(0)
+        .Int16(1)
+        .Int32(1)
+        .Bytes("7")
+        .Int16(0);
+  }
+  { MessageWriter(s, kPqMsg_Execute).CString("").Int32(0); }
+  { MessageWriter(s, kPqMsg_Sync); }
+  { MessageWriter(s, kPqMsg_Query).CString("SELECT 'a long enough statement text'"); }
+  return s;
+}
+
+TEST(FrameTrackerTest, GatheredMessagesAreWholeAtEveryPairOfOffsets) {
+  const std::string s = FrontendBatch();
+  const FrameTracker::Gather gather = GatherOf("PQ", 1 << 20);
+  for (size_t a = 0; a <= s.size(); ++a) {
+    for (size_t b = a; b <= s.size(); ++b) {
+      FrameTracker t;
+      Fed fed = FeedPieces(t, s, {a, b}, Direction::kFrontend, kDefaultMaxMessageLength, gather);
+      ASSERT_EQ(fed.types, "PBESQ") << "cuts " << a << "," << b;
+      ASSERT_EQ(fed.wholes, "PQ") << "cuts " << a << "," << b;
+      ASSERT_EQ(fed.rebuilt, s) << "cuts " << a << "," << b;
+      ASSERT_TRUE(t.AtBoundary());
+    }
+  }
+}
+
+TEST(FrameTrackerTest, NothingGatheredPassesEveryByteInOrder) {
+  const std::string s = FrontendBatch();
+  for (size_t cut = 0; cut <= s.size(); ++cut) {
+    FrameTracker t;
+    Fed fed = FeedPieces(t, s, {cut}, Direction::kFrontend);
+    EXPECT_EQ(fed.rebuilt, s) << cut;
+    EXPECT_TRUE(fed.wholes.empty());
+  }
+}
+
+TEST(FrameTrackerTest, OversizeGatheredMessageIsReportedAndDropped) {
+  const std::string s = FrontendBatch();
+  // Parse is 20 bytes, the Query 43: a cap of 30 keeps Parse, drops the Query.
+  const FrameTracker::Gather gather = GatherOf("PQ", 30);
+  std::string expected = s.substr(0, s.rfind('Q'));
+  expected += "<oversize Q>";
+  for (size_t cut = 0; cut <= s.size(); ++cut) {
+    FrameTracker t;
+    Fed fed = FeedPieces(t, s, {cut}, Direction::kFrontend, kDefaultMaxMessageLength, gather);
+    EXPECT_EQ(fed.rebuilt, expected) << cut;
+    EXPECT_TRUE(t.AtBoundary()) << cut;
+  }
+}
+
+TEST(FrameTrackerTest, BadHeaderAfterGatheredMessage) {
+  std::string s;
+  { MessageWriter(s, kPqMsg_Query).CString("SELECT 1"); }
+  const size_t good = s.size();
+  s.append("Q\x00\x00\x00\x02", 5);
+  FrameTracker t;
+  Fed fed =
+      FeedPieces(t, s, {}, Direction::kFrontend, kDefaultMaxMessageLength, GatherOf("Q", 1024));
+  EXPECT_FALSE(fed.scans[0].error.empty());
+  EXPECT_EQ(fed.scans[0].valid_prefix, good);
+  EXPECT_EQ(fed.rebuilt, s.substr(0, good));
 }
 
 }  // namespace

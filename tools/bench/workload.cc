@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "proto/protocol.h"
+#include "proto/messages.h"
 #include "proto/wire.h"
 
 namespace pgb::bench {
@@ -41,11 +42,6 @@ std::string_view WorkloadSql(Workload w) {
   return kSelectSql;
 }
 
-void AppendParse(std::string& out, std::string_view statement, std::string_view sql) {
-  // No parameter types: the server infers them, as pgbench's do.
-  proto::MessageWriter(out, proto::kPqMsg_Parse).CString(statement).CString(sql).Int16(0);
-}
-
 void AppendBind(std::string& out, std::string_view statement,
                 const std::vector<std::string_view>& params) {
   proto::MessageWriter w(out, proto::kPqMsg_Bind);
@@ -61,16 +57,12 @@ void AppendExecute(std::string& out) {
 
 void AppendSync(std::string& out) { proto::MessageWriter(out, proto::kPqMsg_Sync); }
 
-void AppendQuery(std::string& out, std::string_view sql) {
-  proto::MessageWriter(out, proto::kPqMsg_Query).CString(sql);
-}
-
 TransactionBuilder::TransactionBuilder(Workload workload, Protocol protocol, int scale,
                                        uint64_t seed)
     : workload_(workload), protocol_(protocol), max_aid_(int64_t{100000} * scale), rng_(seed) {}
 
 void TransactionBuilder::AppendPrepare(std::string& out) const {
-  AppendParse(out, kPreparedName, WorkloadSql(workload_));
+  proto::AppendParse(out, kPreparedName, WorkloadSql(workload_));
   AppendSync(out);
 }
 
@@ -98,11 +90,11 @@ void TransactionBuilder::AppendTransaction(std::string& out) {
           : params.size() == 1
               ? absl::StrReplaceAll(std::string(sql), {{"$1", std::string(params[0])}})
               : std::string(sql);
-      AppendQuery(out, text);
+      proto::AppendQuery(out, text);
       return;
     }
     case Protocol::kExtended:
-      AppendParse(out, "", sql);
+      proto::AppendParse(out, "", sql);
       AppendBind(out, "", params);
       break;
     case Protocol::kPrepared:

@@ -22,14 +22,12 @@ namespace pgb::bench {
 // The SQL of each workload, with $1, $2 for the parameters (select/update).
 std::string_view WorkloadSql(Workload w);
 
-// Frontend extended-query messages (the gateway itself only relays these).
-// Parameters are sent in text format; result columns in text format.
-void AppendParse(std::string& out, std::string_view statement, std::string_view sql);
+// Frontend extended-query messages the gateway itself only relays (Parse and
+// Query are in proto/messages.h). Parameters and result columns are text.
 void AppendBind(std::string& out, std::string_view statement,
                 const std::vector<std::string_view>& params);
 void AppendExecute(std::string& out);
 void AppendSync(std::string& out);
-void AppendQuery(std::string& out, std::string_view sql);
 
 class TransactionBuilder {
  public:

@@ -46,7 +46,7 @@ int RunServe(const Args& args) {
                  std::string(runtime.status().message()).c_str());
     return 1;
   }
-  if (absl::Status s = RunGateway(*runtime); !s.ok()) {
+  if (absl::Status s = RunGateway(*runtime, std::string(path)); !s.ok()) {
     std::fprintf(stderr, "pgbastion serve: %s\n", std::string(s.message()).c_str());
     return 1;
   }

@@ -1,0 +1,90 @@
+// StatementGate is the policy at one session's message boundary: every Query,
+// Parse and FunctionCall the client sends is gathered whole, analysed with
+// PostgreSQL's parser (through the shard's AnalysisCache), and decided by the
+// session's scope before a byte of it reaches the database. Allowed messages
+// go on unchanged; a refused one is replaced through StatementRefusals, so the
+// database aborts exactly what PostgreSQL would abort and the client sees the
+// refusal (SQLSTATE 42501, the rule, a hint) in the error's place.
+//
+// A Query is judged whole: if any of its statements is refused, none of them
+// runs (as with a syntax error anywhere in it).
+//
+//   StatementGate gate(policy, *scope, identity, "app", "app_owner", shard_cache, 16 << 20);
+//   tracker.Feed(..., gate.client_gather(), on_header -> gate.OnClientMessage(type), ...,
+//                on_whole -> gate.OnWholeClientMessage(type, message, oversize, to_database));
+//   backend: gate.backend_gather(), gate.OnBackendError(...), gate.OnReadyForQuery()
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "policy/identity.h"
+#include "policy/rules.h"
+#include "policy/sql_analysis.h"
+#include "proto/frame_tracker.h"
+#include "proto/statement_refusals.h"
+
+namespace pgb {
+
+class StatementGate {
+ public:
+  StatementGate(std::shared_ptr<const policy::Policy> policy, const policy::Scope& scope,
+                policy::Identity identity, std::string target, std::string role,
+                policy::AnalysisCache& cache, uint32_t max_statement_size);
+
+  const proto::FrameTracker::Gather& client_gather() const { return client_gather_; }
+  const proto::FrameTracker::Gather& backend_gather() const {
+    return refusals_.pending() ? kErrorResponses : proto::FrameTracker::kNoGather;
+  }
+
+  // Client -> database: every message header, then each gathered message
+  // whole (appends what goes to the database).
+  void OnClientMessage(char type) { refusals_.OnClientMessage(type); }
+  void OnWholeClientMessage(char type, std::string_view message, bool oversize,
+                            std::string& to_database);
+  // Database -> client.
+  void OnBackendError(std::string_view message, std::string& to_client) {
+    refusals_.OnBackendError(message, to_client);
+  }
+  void OnReadyForQuery() { refusals_.OnReadyForQuery(); }
+
+  // The client set search_path at startup: names resolve against it too.
+  void RememberSearchPath(std::string_view value);
+
+  // A reloaded policy applies to the statements that follow; the scope is
+  // matched again for `identity` (a local user's groups may have changed with
+  // the file); none matching refuses everything with rule no-scope.
+  void UsePolicy(std::shared_ptr<const policy::Policy> policy, policy::Identity identity);
+  const policy::Policy* policy() const { return policy_.get(); }
+  const policy::Scope* scope() const { return scope_; }
+
+ private:
+  static const proto::FrameTracker::Gather kErrorResponses;
+
+  // Judges the text of a Query or Parse; false when it was refused.
+  bool Admit(char type, std::string_view statement_name, std::string_view sql,
+             std::string& to_database);
+  void Refuse(char type, std::string_view statement_name, const policy::Decision& decision,
+              std::string& to_database);
+
+  std::shared_ptr<const policy::Policy> policy_;
+  const policy::Scope* scope_;  // inside *policy_; nullptr: no scope matches any more
+  policy::Identity identity_;
+  const std::string target_;
+  policy::AnalysisCache& cache_;
+  policy::SessionPolicyState state_;
+  proto::FrameTracker::Gather client_gather_;
+  proto::StatementRefusals refusals_;
+};
+
+// The settings a session of `scope` starts with on the database, as startup
+// parameters: its search_path (so that the rules resolve names as the
+// database will) and its limits (statement_timeout, ...). Values are in the
+// form PostgreSQL reads from a startup packet.
+std::vector<std::pair<std::string, std::string>> BackendSettings(const policy::Scope& scope);
+
+}  // namespace pgb
