@@ -1,0 +1,1103 @@
+#include "policy/internal/statement_classifier.h"
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_join.h"
+#include "policy/function_classes.h"
+#include "policy/internal/constant_expression.h"
+
+namespace pgb::policy::internal {
+namespace {
+
+using C = StatementClass;
+
+constexpr uint8_t kNoAccess = 0;
+
+// What the relations named in a statement undergo when the statement kind
+// does not say more precisely (a DDL statement's table is "ddl").
+constexpr uint8_t kDdl = kAccessDdl;
+
+// SQL words for PostgreSQL's ObjectType, for command tags ("DROP " + name).
+std::string_view ObjectTypeWords(std::string_view object_type) {
+  static const auto* const kWords = new absl::flat_hash_map<std::string_view, std::string_view>{
+      {"OBJECT_ACCESS_METHOD", "ACCESS METHOD"},
+      {"OBJECT_AGGREGATE", "AGGREGATE"},
+      {"OBJECT_CAST", "CAST"},
+      {"OBJECT_COLUMN", "COLUMN"},
+      {"OBJECT_COLLATION", "COLLATION"},
+      {"OBJECT_CONVERSION", "CONVERSION"},
+      {"OBJECT_DATABASE", "DATABASE"},
+      {"OBJECT_DOMAIN", "DOMAIN"},
+      {"OBJECT_DOMCONSTRAINT", "DOMAIN"},
+      {"OBJECT_EVENT_TRIGGER", "EVENT TRIGGER"},
+      {"OBJECT_EXTENSION", "EXTENSION"},
+      {"OBJECT_FDW", "FOREIGN DATA WRAPPER"},
+      {"OBJECT_FOREIGN_SERVER", "SERVER"},
+      {"OBJECT_FOREIGN_TABLE", "FOREIGN TABLE"},
+      {"OBJECT_FUNCTION", "FUNCTION"},
+      {"OBJECT_INDEX", "INDEX"},
+      {"OBJECT_LANGUAGE", "LANGUAGE"},
+      {"OBJECT_LARGEOBJECT", "LARGE OBJECT"},
+      {"OBJECT_MATVIEW", "MATERIALIZED VIEW"},
+      {"OBJECT_OPCLASS", "OPERATOR CLASS"},
+      {"OBJECT_OPERATOR", "OPERATOR"},
+      {"OBJECT_OPFAMILY", "OPERATOR FAMILY"},
+      {"OBJECT_POLICY", "POLICY"},
+      {"OBJECT_PROCEDURE", "PROCEDURE"},
+      {"OBJECT_PUBLICATION", "PUBLICATION"},
+      {"OBJECT_ROLE", "ROLE"},
+      {"OBJECT_ROUTINE", "ROUTINE"},
+      {"OBJECT_RULE", "RULE"},
+      {"OBJECT_SCHEMA", "SCHEMA"},
+      {"OBJECT_SEQUENCE", "SEQUENCE"},
+      {"OBJECT_SUBSCRIPTION", "SUBSCRIPTION"},
+      {"OBJECT_STATISTIC_EXT", "STATISTICS"},
+      {"OBJECT_TABCONSTRAINT", "TABLE"},
+      {"OBJECT_TABLE", "TABLE"},
+      {"OBJECT_TABLESPACE", "TABLESPACE"},
+      {"OBJECT_TRANSFORM", "TRANSFORM"},
+      {"OBJECT_TRIGGER", "TRIGGER"},
+      {"OBJECT_TSCONFIGURATION", "TEXT SEARCH CONFIGURATION"},
+      {"OBJECT_TSDICTIONARY", "TEXT SEARCH DICTIONARY"},
+      {"OBJECT_TSPARSER", "TEXT SEARCH PARSER"},
+      {"OBJECT_TSTEMPLATE", "TEXT SEARCH TEMPLATE"},
+      {"OBJECT_TYPE", "TYPE"},
+      {"OBJECT_USER_MAPPING", "USER MAPPING"},
+      {"OBJECT_VIEW", "VIEW"},
+  };
+  auto it = kWords->find(object_type);
+  return it == kWords->end() ? std::string_view() : it->second;
+}
+
+std::string PrefixedCommand(std::string_view verb, std::string_view object_type) {
+  std::string_view words = ObjectTypeWords(object_type);
+  std::string command(verb);
+  if (!words.empty()) command.append(" ").append(words);
+  return command;
+}
+
+// Object types whose name list names a relation ([schema,] name), and those
+// whose list ends with a name on a relation (trigger, rule, policy, column).
+bool NamesRelation(std::string_view object_type) {
+  return object_type == "OBJECT_TABLE" || object_type == "OBJECT_VIEW" ||
+         object_type == "OBJECT_MATVIEW" || object_type == "OBJECT_SEQUENCE" ||
+         object_type == "OBJECT_FOREIGN_TABLE" || object_type == "OBJECT_INDEX";
+}
+bool NamesSomethingOnRelation(std::string_view object_type) {
+  return object_type == "OBJECT_TRIGGER" || object_type == "OBJECT_RULE" ||
+         object_type == "OBJECT_POLICY" || object_type == "OBJECT_TABCONSTRAINT" ||
+         object_type == "OBJECT_COLUMN";
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) ch = absl::ascii_tolower(static_cast<unsigned char>(ch));
+  return out;
+}
+
+bool IsDataModifying(std::string_view node_type) {
+  return node_type == "InsertStmt" || node_type == "UpdateStmt" || node_type == "DeleteStmt" ||
+         node_type == "MergeStmt";
+}
+
+// Settings whose values PostgreSQL shows as a list of quoted identifiers
+// (GUC_LIST_QUOTE), so that SET search_path = a, "B" reads a, "B".
+bool IsIdentifierList(std::string_view name) {
+  return name == "search_path" || name == "temp_tablespaces" || name == "local_preload_libraries" ||
+         name == "session_preload_libraries" || name == "shared_preload_libraries";
+}
+
+std::string QuoteIdentifierIfNeeded(std::string_view id) {
+  bool plain =
+      !id.empty() && (absl::ascii_islower(static_cast<unsigned char>(id[0])) || id[0] == '_');
+  for (char ch : id) {
+    unsigned char u = static_cast<unsigned char>(ch);
+    if (!absl::ascii_islower(u) && !absl::ascii_isdigit(u) && ch != '_') plain = false;
+  }
+  if (plain) return std::string(id);
+  std::string quoted = "\"";
+  for (char ch : id) {
+    if (ch == '"') quoted += '"';
+    quoted += ch;
+  }
+  quoted += '"';
+  return quoted;
+}
+
+std::optional<std::string> ConstantAsText(element e, std::string_view sql) {
+  std::optional<ConstantValue> v = EvaluateConstant(e, sql);
+  if (!v) return std::nullopt;
+  switch (v->kind) {
+    case ConstantValue::Kind::kText:
+    case ConstantValue::Kind::kNumeric:
+      return v->text;
+    case ConstantValue::Kind::kInt:
+      return std::to_string(v->integer);
+    case ConstantValue::Kind::kBool:
+      return std::string(v->boolean ? "true" : "false");
+    case ConstantValue::Kind::kNull:
+    case ConstantValue::Kind::kOpaque:
+      break;
+  }
+  return std::nullopt;
+}
+
+class Classifier;
+struct Context;
+using Handler = void (Classifier::*)(object, const Context&);
+
+// One statement node type: its class, command tag ("" when it depends on the
+// statement, see Command()), what the relations it names undergo, and the
+// handler that knows its fields (nullptr: every field walked alike).
+struct StatementKind {
+  StatementClass statement_class;
+  std::string_view command;
+  uint8_t access;
+  Handler handler;
+};
+
+// The CTE names visible at a point of a query (WITH scoping).
+struct CteScope {
+  const CteScope* parent = nullptr;
+  std::vector<std::string_view> names;
+};
+
+struct Context {
+  uint8_t access = kAccessSelect;  // what a relation met here undergoes
+  bool from_clause = false;        // a RangeVar here may name a CTE
+  // The statement runs now. False inside definitions (function bodies, rule
+  // actions, view queries) and plain EXPLAIN: their relations and functions
+  // are listed, their writes and settings do not happen.
+  bool executes = true;
+  const CteScope* ctes = nullptr;
+  // CREATE SCHEMA s CREATE TABLE t ...: unqualified objects created in s.
+  std::string_view creation_schema;
+};
+
+class Classifier {
+ public:
+  Classifier(std::string_view sql, StatementSummary& summary) : sql_(sql), summary_(summary) {}
+
+  absl::Status ClassifyTop(element stmt) {
+    std::optional<Node> node = AsNode(stmt);
+    const StatementKind* kind = node ? FindKind(node->type) : nullptr;
+    if (kind == nullptr) {
+      std::string type(node ? node->type : std::string_view("no statement"));
+      return absl::PermissionDeniedError("statement could not be classified (" + type +
+                                         "): the gateway refuses what it cannot analyse");
+    }
+    summary_.statement_class = C::kRead;
+    summary_.command =
+        kind->command.empty() ? Command(node->type, node->fields) : std::string(kind->command);
+    RunKind(*kind, node->fields, Context{});
+    if (!refusal_.empty()) return absl::PermissionDeniedError(refusal_);
+    return absl::OkStatus();
+  }
+
+ private:
+  static const StatementKind* FindKind(std::string_view type);
+
+  void RunKind(const StatementKind& kind, object fields, const Context& c) {
+    if (c.executes) Raise(kind.statement_class);
+    Context inner = c;
+    inner.access = kind.access == kNoAccess ? uint8_t{kAccessSelect} : kind.access;
+    inner.from_clause = false;
+    if (kind.handler != nullptr) {
+      (this->*kind.handler)(fields, inner);
+    } else {
+      VisitFields(fields, inner);
+    }
+  }
+
+  void Raise(StatementClass c) {
+    if (c > summary_.statement_class) summary_.statement_class = c;
+  }
+
+  void Refuse(std::string message) {
+    if (refusal_.empty()) refusal_ = std::move(message);
+  }
+
+  // ---- The generic walk: every field of every node.
+
+  void Visit(element e, const Context& c) {
+    switch (e.type()) {
+      case simdjson::dom::element_type::ARRAY: {
+        array items;
+        if (e.get_array().get(items) != simdjson::SUCCESS) return;
+        for (element item : items) Visit(item, c);
+        return;
+      }
+      case simdjson::dom::element_type::OBJECT: {
+        if (std::optional<Node> node = AsNode(e)) {
+          VisitNode(*node, c);
+          return;
+        }
+        object bare;
+        if (e.get_object().get(bare) == simdjson::SUCCESS) VisitBare(bare, c);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  void VisitFields(object o, const Context& c) {
+    for (auto field : o) Visit(field.value, c);
+  }
+
+  // A struct in a field typed with it: recognised by its fields.
+  void VisitBare(object o, const Context& c) {
+    if (Field(o, "relname")) return RangeVar(o, c);
+    if (Field(o, "funcformat") && Field(o, "funcname")) return FuncCall(o, c);
+    if (Field(o, "limitOption")) return Select(o, c);
+    VisitFields(o, c);
+  }
+
+  void VisitNode(const Node& node, const Context& c) {
+    std::string_view t = node.type;
+    // Leaves first: most nodes of a tree are these.
+    if (t == "String" || t == "A_Const" || t == "ColumnRef" || t == "Integer" || t == "ParamRef" ||
+        t == "A_Star" || t == "TypeName") {
+      return;
+    }
+    if (t == "FuncCall") return FuncCall(node.fields, c);
+    if (t == "RangeVar") return RangeVar(node.fields, c);
+    if (t == "Constraint") return Constraint(node.fields, c);
+    if (t == "TableLikeClause") return TableLike(node.fields, c);
+    // lockedRels name FROM items (aliases, CTEs) seen already; nothing else inside.
+    if (t == "LockingClause") return;
+    if (const StatementKind* kind = FindKind(t)) {
+      Context nested = c;
+      nested.from_clause = false;
+      // A SET inside another statement (CREATE/ALTER FUNCTION ... SET x = y)
+      // applies while that function runs, not to the session.
+      if (t == "VariableSetStmt") nested.executes = false;
+      return RunKind(*kind, node.fields, nested);
+    }
+    Context inner = c;
+    if (t != "JoinExpr" && t != "RangeSubselect" && t != "RangeFunction" &&
+        t != "RangeTableSample" && t != "RangeTableFunc") {
+      inner.from_clause = false;
+    }
+    VisitFields(node.fields, inner);
+  }
+
+  // ---- Relations and functions.
+
+  static bool IsCte(std::string_view name, const CteScope* scope) {
+    for (; scope != nullptr; scope = scope->parent) {
+      if (std::find(scope->names.begin(), scope->names.end(), name) != scope->names.end()) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void RangeVar(object o, const Context& c) {
+    std::string_view schema = StringField(o, "schemaname");
+    std::string_view name = StringField(o, "relname");
+    if (name.empty()) return;
+    if (c.from_clause && schema.empty() && IsCte(name, c.ctes)) return;
+    if (schema.empty() && (c.access & kAccessDdl) != 0) schema = c.creation_schema;
+    AddRelation(schema, name, c.access);
+  }
+
+  void AddRelation(std::string_view schema, std::string_view name, uint8_t access) {
+    auto [it, added] =
+        relation_index_.try_emplace(std::pair(schema, name), summary_.relations.size());
+    if (added) {
+      summary_.relations.push_back(RelationRef{std::string(schema), std::string(name), access});
+    } else {
+      summary_.relations[it->second].access |= access;
+    }
+  }
+
+  // A relation written as a name list (DROP TABLE s.t, COMMENT ON COLUMN t.c):
+  // `drop_last` leaves out a trailing column, trigger or policy name.
+  void RelationFromNames(element list, bool drop_last, uint8_t access) {
+    std::optional<Node> node = AsNode(list);
+    if (!node || node->type != "List") return;
+    std::optional<array> items = ArrayField(node->fields, "items");
+    if (!items) return;
+    std::vector<std::string_view> names;
+    for (element item : *items) names.push_back(StringNodeValue(item));
+    if (drop_last && !names.empty()) names.pop_back();
+    if (names.empty()) return;
+    std::string_view schema = names.size() >= 2 ? names[names.size() - 2] : std::string_view();
+    AddRelation(schema, names.back(), access);
+  }
+
+  void AddFunction(std::string_view schema, std::string_view name, const Context& c) {
+    if (name.empty()) return;
+    if (function_index_.try_emplace(std::pair(schema, name), summary_.functions.size()).second) {
+      summary_.functions.push_back(FunctionRef{std::string(schema), std::string(name)});
+    }
+    if (const FunctionClassEntry* entry = FindFunctionClass(name)) {
+      Raise(entry->statement_class);
+      if (entry->statement_class == C::kWrite && c.executes) summary_.modifies_data = true;
+    }
+  }
+
+  // A qualified name list ["pg_catalog", "set_config"] as (schema, name).
+  static std::pair<std::string_view, std::string_view> QualifiedName(object o,
+                                                                     std::string_view key) {
+    std::optional<array> names = ArrayField(o, key);
+    std::string_view schema;
+    std::string_view name;
+    if (names) {
+      for (element n : *names) {
+        schema = name;
+        name = StringNodeValue(n);
+      }
+    }
+    return {schema, name};
+  }
+
+  void FuncCall(object o, const Context& c) {
+    auto [schema, name] = QualifiedName(o, "funcname");
+    AddFunction(schema, name, c);
+    if (name == "set_config") SetConfig(o, c);
+    Context args = c;
+    args.access = kAccessSelect;
+    args.from_clause = false;
+    for (auto field : o) {
+      if (field.key != "funcname") Visit(field.value, args);
+    }
+  }
+
+  void Constraint(object o, const Context& c) {
+    for (auto field : o) {
+      if (field.key == "pktable") {
+        Context ref = c;
+        ref.access = kAccessReferences;
+        Visit(field.value, ref);
+      } else {
+        Visit(field.value, c);
+      }
+    }
+  }
+
+  // CREATE TABLE t (LIKE other): reads other's definition.
+  void TableLike(object o, const Context& c) {
+    if (std::optional<element> rel = Field(o, "relation")) {
+      Context like = c;
+      like.access = kAccessSelect;
+      Visit(*rel, like);
+    }
+  }
+
+  // ---- Settings.
+
+  void SetConfig(object o, const Context& c) {
+    SettingChange s;
+    s.via_function = true;
+    std::optional<array> args = ArrayField(o, "args");
+    std::vector<element> a;
+    if (args) {
+      for (element e : *args) a.push_back(e);
+    }
+    bool name_known = false;
+    bool value_known = false;
+    if (a.size() == 3) {
+      if (std::optional<std::string> name = ConstantAsText(a[0], sql_)) {
+        s.name = Lower(*name);
+        name_known = true;
+      }
+      std::optional<ConstantValue> value = EvaluateConstant(a[1], sql_);
+      if (value && value->kind == ConstantValue::Kind::kNull) {
+        s.reset = true;
+        value_known = true;
+      } else if (std::optional<std::string> text = ConstantAsText(a[1], sql_)) {
+        s.value = std::move(*text);
+        value_known = true;
+      }
+      std::optional<ConstantValue> local = EvaluateConstant(a[2], sql_);
+      s.local = local && local->kind == ConstantValue::Kind::kBool && local->boolean;
+    }
+    s.value_known = name_known && value_known;
+    // A name the analyser cannot read may be "role": fail closed.
+    bool privileged = !name_known || s.name == "role" || s.name == "session_authorization";
+    Raise(privileged ? C::kDcl : C::kSessionSetting);
+    CheckLexerSetting(s);
+    if (c.executes) summary_.settings.push_back(std::move(s));
+  }
+
+  // The analyser reads statements as the server does only while the server
+  // reads them with standard_conforming_strings on and in UTF-8: with
+  // standard_conforming_strings off, 'a\'; DROP TABLE t; --' is one string to
+  // the server and two statements to the analyser (or the other way round).
+  void CheckLexerSetting(const SettingChange& s) {
+    if (s.reset) return;
+    if (s.name == "standard_conforming_strings") {
+      std::optional<bool> on = s.value_known ? ParseBoolText(s.value) : std::nullopt;
+      if (!on.value_or(false)) {
+        Refuse(
+            "standard_conforming_strings cannot be turned off through the gateway: statements "
+            "are analysed as the server reads them with it on");
+      }
+    }
+    if (s.name == "client_encoding") {
+      std::string v = Lower(s.value);
+      v.erase(std::remove_if(v.begin(), v.end(), [](char ch) { return ch == '-' || ch == '_'; }),
+              v.end());
+      if (!s.value_known || (v != "utf8" && v != "unicode")) {
+        Refuse("client_encoding cannot be changed from UTF8 through the gateway");
+      }
+    }
+  }
+
+  std::string SettingValue(std::string_view name, array args, bool& known) {
+    std::vector<std::string> parts;
+    for (element arg : args) {
+      std::optional<std::string> text = ConstantAsText(arg, sql_);
+      if (!text) {
+        known = false;
+        return "";
+      }
+      std::optional<ConstantValue> v = EvaluateConstant(arg, sql_);
+      bool is_string = v && v->kind == ConstantValue::Kind::kText;
+      parts.push_back(is_string && IsIdentifierList(name) ? QuoteIdentifierIfNeeded(*text)
+                                                          : std::move(*text));
+    }
+    return absl::StrJoin(parts, ", ");
+  }
+
+  void VariableSet(object o, const Context& c) {
+    std::string_view kind = StringField(o, "kind");
+    std::string name = Lower(StringField(o, "name"));
+    bool local = BoolField(o, "is_local");
+    if (kind == "VAR_SET_MULTI") {
+      // SET TRANSACTION ... / SET SESSION CHARACTERISTICS AS TRANSACTION ...
+      bool session = name == "session characteristics";
+      if (session && c.executes) Raise(C::kSessionSetting);
+      std::optional<array> items = ArrayField(o, "args");
+      if (!items || !c.executes) return;
+      for (element item : *items) {
+        std::optional<Node> def = AsNode(item);
+        if (!def || def->type != "DefElem") continue;
+        SettingChange s;
+        s.name = (session ? "default_" : "") + std::string(StringField(def->fields, "defname"));
+        s.local = !session;
+        std::optional<element> arg = Field(def->fields, "arg");
+        std::optional<std::string> value = arg ? ConstantAsText(*arg, sql_) : std::nullopt;
+        s.value_known = value.has_value();
+        s.value = value.value_or("");
+        summary_.settings.push_back(std::move(s));
+      }
+      return;
+    }
+    SettingChange s;
+    s.name = name;
+    s.local = local;
+    if (kind == "VAR_SET_VALUE") {
+      bool known = true;
+      if (std::optional<array> args = ArrayField(o, "args"))
+        s.value = SettingValue(name, *args, known);
+      s.value_known = known;
+    } else if (kind == "VAR_SET_DEFAULT" || kind == "VAR_RESET") {
+      s.reset = true;
+    } else if (kind == "VAR_RESET_ALL") {
+      s.name = "all";
+      s.reset = true;
+    } else {  // VAR_SET_CURRENT: the value the setting has now, unknown here
+      s.value_known = false;
+    }
+    if (!c.executes) return;  // CREATE FUNCTION ... SET x = y: set while f runs
+    bool privileged = s.name == "role" || s.name == "session_authorization";
+    Raise(privileged ? C::kDcl : C::kSessionSetting);
+    CheckLexerSetting(s);
+    summary_.settings.push_back(std::move(s));
+  }
+
+  // ---- Queries.
+
+  // WITH: CTE names shadow relations in FROM inside the statement. A CTE of a
+  // plain WITH sees the CTEs before it; WITH RECURSIVE ones see them all, their
+  // own name included. `scope` receives every name, for the main statement.
+  const CteScope* With(object with, const Context& c, CteScope& scope) {
+    scope.parent = c.ctes;
+    std::optional<array> ctes = ArrayField(with, "ctes");
+    if (!ctes) return &scope;
+    bool recursive = BoolField(with, "recursive");
+    std::vector<object> bodies;
+    for (element cte : *ctes) {
+      std::optional<Node> node = AsNode(cte);
+      if (!node) continue;
+      scope.names.push_back(StringField(node->fields, "ctename"));
+      bodies.push_back(node->fields);
+    }
+    for (size_t i = 0; i < bodies.size(); ++i) {
+      CteScope visible;
+      visible.parent = c.ctes;
+      visible.names.assign(scope.names.begin(),
+                           recursive ? scope.names.end() : scope.names.begin() + i);
+      Context body = c;
+      body.access = kAccessSelect;
+      body.from_clause = false;
+      body.ctes = &visible;
+      for (auto field : bodies[i]) {
+        if (field.key == "ctename") continue;
+        std::optional<Node> q = AsNode(field.value);
+        if (field.key == "ctequery" && q && IsDataModifying(q->type) && c.executes) {
+          summary_.data_modifying_cte = true;
+        }
+        Visit(field.value, body);
+      }
+    }
+    return &scope;
+  }
+
+  // Contexts for the parts of a query: expressions, and FROM items.
+  struct QueryContexts {
+    Context expr;
+    Context from;
+  };
+  QueryContexts ForQuery(object o, const Context& c, CteScope& scope) {
+    QueryContexts q{.expr = c, .from = c};
+    if (std::optional<object> with = ObjectField(o, "withClause")) {
+      q.expr.ctes = q.from.ctes = With(*with, c, scope);
+    }
+    q.expr.access = kAccessSelect;
+    q.expr.from_clause = false;
+    q.from.access = kAccessSelect;
+    q.from.from_clause = true;
+    return q;
+  }
+
+  void Select(object o, const Context& c) {
+    CteScope scope;
+    QueryContexts q = ForQuery(o, c, scope);
+    // FOR UPDATE / FOR SHARE lock the rows read from the FROM items.
+    if (Field(o, "lockingClause")) q.from.access |= kAccessLock;
+    for (auto field : o) {
+      std::string_view key = field.key;
+      if (key == "withClause" || key == "lockingClause") continue;
+      if (key == "fromClause") {
+        Visit(field.value, q.from);
+      } else if (key == "intoClause") {
+        // SELECT ... INTO new_table: creates a table and fills it.
+        if (c.executes) {
+          Raise(C::kDdl);
+          summary_.select_into = true;
+          summary_.modifies_data = true;
+        }
+        Context into = q.expr;
+        into.access = kAccessDdl;
+        Visit(field.value, into);
+      } else {
+        Visit(field.value, q.expr);
+      }
+    }
+  }
+
+  // The target of INSERT/UPDATE/DELETE/MERGE is always a table, never a CTE.
+  void Target(object o, uint8_t access, const Context& c) {
+    if (std::optional<element> rel = Field(o, "relation")) {
+      Context target = c;
+      target.access = access;
+      target.from_clause = false;
+      Visit(*rel, target);
+    }
+  }
+
+  void Filter(object o, const Context& c) {
+    if (!c.executes) return;
+    summary_.modifies_data = true;
+    std::optional<element> where = Field(o, "whereClause");
+    if (!where || PassesEveryRow(*where, sql_)) {
+      summary_.unfiltered_write = true;
+      summary_.destructive = true;
+    }
+  }
+
+  static uint8_t WithReturning(object o, uint8_t access) {
+    return Field(o, "returningList") ? access | kAccessSelect : access;
+  }
+
+  void Insert(object o, const Context& c) {
+    CteScope scope;
+    QueryContexts q = ForQuery(o, c, scope);
+    uint8_t access = WithReturning(o, kAccessInsert);
+    if (std::optional<object> conflict = ObjectField(o, "onConflictClause")) {
+      if (c.executes) summary_.on_conflict = true;
+      if (StringField(*conflict, "action") == "ONCONFLICT_UPDATE") access |= kAccessUpdate;
+    }
+    if (c.executes) summary_.modifies_data = true;
+    Target(o, access, q.expr);
+    for (auto field : o) {
+      if (field.key == "relation" || field.key == "withClause") continue;
+      Visit(field.value, q.expr);
+    }
+  }
+
+  void Update(object o, const Context& c) {
+    CteScope scope;
+    QueryContexts q = ForQuery(o, c, scope);
+    Target(o, WithReturning(o, kAccessUpdate), q.expr);
+    for (auto field : o) {
+      if (field.key == "relation" || field.key == "withClause") continue;
+      Visit(field.value, field.key == "fromClause" ? q.from : q.expr);
+    }
+    Filter(o, c);
+  }
+
+  void Delete(object o, const Context& c) {
+    CteScope scope;
+    QueryContexts q = ForQuery(o, c, scope);
+    Target(o, WithReturning(o, kAccessDelete), q.expr);
+    for (auto field : o) {
+      if (field.key == "relation" || field.key == "withClause") continue;
+      Visit(field.value, field.key == "usingClause" ? q.from : q.expr);
+    }
+    Filter(o, c);
+  }
+
+  void Merge(object o, const Context& c) {
+    CteScope scope;
+    QueryContexts q = ForQuery(o, c, scope);
+    uint8_t access = 0;
+    bool changes_every_match = false;
+    if (std::optional<array> clauses = ArrayField(o, "mergeWhenClauses")) {
+      for (element clause : *clauses) {
+        std::optional<Node> node = AsNode(clause);
+        if (!node) continue;
+        std::string_view command = StringField(node->fields, "commandType");
+        if (command == "CMD_UPDATE") access |= kAccessUpdate;
+        if (command == "CMD_DELETE") access |= kAccessDelete;
+        if (command == "CMD_INSERT") access |= kAccessInsert;
+        std::optional<element> condition = Field(node->fields, "condition");
+        if ((command == "CMD_UPDATE" || command == "CMD_DELETE") &&
+            (!condition || PassesEveryRow(*condition, sql_))) {
+          changes_every_match = true;
+        }
+      }
+    }
+    Target(o, access == 0 ? uint8_t{kAccessSelect} : access, q.expr);
+    for (auto field : o) {
+      if (field.key == "relation" || field.key == "withClause") continue;
+      Visit(field.value, field.key == "sourceRelation" ? q.from : q.expr);
+    }
+    if (!c.executes) return;
+    summary_.modifies_data = true;
+    std::optional<element> join = Field(o, "joinCondition");
+    if (changes_every_match && join && PassesEveryRow(*join, sql_)) {
+      summary_.unfiltered_write = true;
+      summary_.destructive = true;
+    }
+  }
+
+  // ---- Statements that wrap another one.
+
+  // EXPLAIN runs its statement only with ANALYZE; plain EXPLAIN plans it.
+  static bool ExplainAnalyzes(object o) {
+    std::optional<array> options = ArrayField(o, "options");
+    if (!options) return false;
+    bool analyze = false;
+    for (element option : *options) {
+      std::optional<Node> def = AsNode(option);
+      if (!def || def->type != "DefElem" || StringField(def->fields, "defname") != "analyze") {
+        continue;
+      }
+      // defGetBoolean: no argument is true; 0, false and off are false.
+      // Anything else is true or an error at the server; both count as true.
+      analyze = true;
+      std::optional<element> arg = Field(def->fields, "arg");
+      std::optional<Node> value = arg ? AsNode(*arg) : std::nullopt;
+      if (!value) continue;
+      if (value->type == "Integer" && !Field(value->fields, "ival")) analyze = false;
+      if (value->type == "String") {
+        std::string text = Lower(StringField(value->fields, "sval"));
+        if (text == "false" || text == "off") analyze = false;
+      }
+    }
+    return analyze;
+  }
+
+  void Explain(object o, const Context& c) {
+    bool analyze = ExplainAnalyzes(o);
+    if (analyze && c.executes) summary_.explain_analyze = true;
+    Context inner = c;
+    inner.executes = c.executes && analyze;
+    if (std::optional<element> query = Field(o, "query")) Visit(*query, inner);
+  }
+
+  // PREPARE name AS statement: judged by what it prepares. The summary is the
+  // prepared statement's (class, relations, functions, flags) under the
+  // command PREPARE, without its settings (they change when it is executed);
+  // `prepared` keeps the statement's own summary for EXECUTE.
+  void Prepare(object o, const Context& c) {
+    std::optional<element> query = Field(o, "query");
+    if (!c.executes || !query) {
+      if (query) Visit(*query, c);
+      return;
+    }
+    auto prepared = std::make_shared<StatementSummary>();
+    prepared->location = summary_.location;
+    prepared->length = summary_.length;
+    absl::Status inner = Classifier(sql_, *prepared).ClassifyTop(*query);
+    if (!inner.ok()) return Refuse(std::string(inner.message()));
+    StatementSummary outer = *prepared;
+    outer.command = summary_.command;
+    outer.settings.clear();
+    outer.prepare_name = std::string(StringField(o, "name"));
+    outer.prepared = std::move(prepared);
+    summary_ = std::move(outer);
+    relation_index_.clear();
+    function_index_.clear();
+  }
+
+  void Execute(object o, const Context& c) {
+    if (c.executes) summary_.execute_name = std::string(StringField(o, "name"));
+    VisitFields(o, c);
+  }
+
+  void Deallocate(object o, const Context& c) {
+    if (!c.executes) return;
+    summary_.deallocate_name = std::string(StringField(o, "name"));
+    summary_.deallocate_all = summary_.deallocate_name.empty();
+  }
+
+  // COPY: STDIN is a write, STDOUT a read (or what its query is), a server
+  // file or PROGRAM is server access either way.
+  void Copy(object o, const Context& c) {
+    bool from = BoolField(o, "is_from");
+    bool program = BoolField(o, "is_program");
+    bool server_file = !program && Field(o, "filename").has_value();
+    if (c.executes) {
+      summary_.copy = CopyInfo{.direction = from ? CopyDirection::kFrom : CopyDirection::kTo,
+                               .program = program,
+                               .server_file = server_file};
+      if (from) summary_.modifies_data = true;
+    }
+    if (program || server_file) Raise(C::kServerAccess);
+    if (from && c.executes) Raise(C::kWrite);
+    Target(o, from ? kAccessInsert : kAccessSelect, c);
+    for (auto field : o) {
+      if (field.key != "relation") Visit(field.value, c);
+    }
+  }
+
+  void CreateTableAs(object o, const Context& c) {
+    if (c.executes) {
+      summary_.select_into = true;
+      std::optional<object> into = ObjectField(o, "into");
+      summary_.modifies_data = !(into && BoolField(*into, "skipData"));
+    }
+    for (auto field : o) {
+      Context part = c;
+      part.access = field.key == "into" ? kAccessDdl : kAccessSelect;
+      Visit(field.value, part);
+    }
+  }
+
+  // ---- Definitions: their bodies run later, when used.
+
+  void VisitDefinition(object o, const Context& c, std::initializer_list<std::string_view> bodies) {
+    for (auto field : o) {
+      Context part = c;
+      if (std::find(bodies.begin(), bodies.end(), field.key) != bodies.end()) {
+        part.executes = false;
+        part.access = kAccessSelect;
+      }
+      Visit(field.value, part);
+    }
+  }
+
+  void View(object o, const Context& c) { VisitDefinition(o, c, {"query"}); }
+  void Rule(object o, const Context& c) { VisitDefinition(o, c, {"actions", "whereClause"}); }
+  void Policy(object o, const Context& c) { VisitDefinition(o, c, {"qual", "with_check"}); }
+  void CreateFunction(object o, const Context& c) {
+    Context body = c;
+    body.executes = false;
+    VisitFields(o, body);
+  }
+
+  // CREATE [EVENT] TRIGGER ... EXECUTE FUNCTION f(): f runs on every event.
+  void Trigger(object o, const Context& c) {
+    auto [schema, name] = QualifiedName(o, "funcname");
+    AddFunction(schema, name, c);
+    VisitFields(o, c);
+  }
+
+  // ---- Schema changes.
+
+  void Drop(object o, const Context& c) {
+    if (c.executes) summary_.destructive = true;
+    std::string_view type = StringField(o, "removeType");
+    bool relation = NamesRelation(type);
+    bool on_relation = NamesSomethingOnRelation(type);
+    if (!relation && !on_relation) return;
+    std::optional<array> objects = ArrayField(o, "objects");
+    if (!objects) return;
+    for (element object_name : *objects) RelationFromNames(object_name, on_relation, kAccessDdl);
+  }
+
+  void Destructive(object o, const Context& c) {
+    if (c.executes) summary_.destructive = true;
+    VisitFields(o, c);
+  }
+
+  void Truncate(object o, const Context& c) {
+    if (c.executes) {
+      summary_.modifies_data = true;
+      summary_.destructive = true;
+    }
+    VisitFields(o, c);
+  }
+
+  void RefreshMatView(object o, const Context& c) {
+    if (c.executes) summary_.modifies_data = true;
+    VisitFields(o, c);
+  }
+
+  // COMMENT ON / SECURITY LABEL ON an object given as a name list.
+  void OnObject(object o, const Context& c) {
+    std::string_view type = StringField(o, "objtype");
+    std::optional<element> target = Field(o, "object");
+    if (target && (NamesRelation(type) || NamesSomethingOnRelation(type))) {
+      RelationFromNames(*target, NamesSomethingOnRelation(type), c.access);
+    }
+  }
+
+  // ALTER TABLE: owner and row-level security changes are access control;
+  // DROP COLUMN destroys data.
+  void AlterTable(object o, const Context& c) {
+    if (std::optional<array> cmds = ArrayField(o, "cmds")) {
+      for (element cmd : *cmds) {
+        std::optional<Node> node = AsNode(cmd);
+        if (!node) continue;
+        std::string_view subtype = StringField(node->fields, "subtype");
+        if (subtype == "AT_ChangeOwner" || subtype == "AT_EnableRowSecurity" ||
+            subtype == "AT_DisableRowSecurity" || subtype == "AT_ForceRowSecurity" ||
+            subtype == "AT_NoForceRowSecurity") {
+          Raise(C::kDcl);
+        }
+        if (subtype == "AT_DropColumn" && c.executes) summary_.destructive = true;
+      }
+    }
+    VisitFields(o, c);
+  }
+
+  void CreateSchema(object o, const Context& c) {
+    Context elements = c;
+    elements.creation_schema = StringField(o, "schemaname");
+    VisitFields(o, elements);
+  }
+
+  // ---- Command tags that depend on the statement.
+
+  static std::string Command(std::string_view type, object f) {
+    if (type == "SelectStmt") return Field(f, "intoClause") ? "SELECT INTO" : "SELECT";
+    if (type == "VariableSetStmt") {
+      std::string_view kind = StringField(f, "kind");
+      return kind == "VAR_RESET" || kind == "VAR_RESET_ALL" ? "RESET" : "SET";
+    }
+    if (type == "TransactionStmt") return TransactionCommand(StringField(f, "kind"));
+    if (type == "DropStmt") return PrefixedCommand("DROP", StringField(f, "removeType"));
+    if (type == "AlterTableStmt") return PrefixedCommand("ALTER", StringField(f, "objtype"));
+    if (type == "RenameStmt") {
+      // As PostgreSQL: renaming a column is an ALTER of the column's relation.
+      std::string_view renamed = StringField(f, "renameType");
+      return PrefixedCommand("ALTER",
+                             renamed == "OBJECT_COLUMN" ? StringField(f, "relationType") : renamed);
+    }
+    if (type == "AlterObjectSchemaStmt" || type == "AlterOwnerStmt" ||
+        type == "AlterObjectDependsStmt") {
+      return PrefixedCommand("ALTER", StringField(f, "objectType"));
+    }
+    if (type == "AlterFunctionStmt") return PrefixedCommand("ALTER", StringField(f, "objtype"));
+    if (type == "DefineStmt") return PrefixedCommand("CREATE", StringField(f, "kind"));
+    if (type == "CreateFunctionStmt") {
+      return BoolField(f, "is_procedure") ? "CREATE PROCEDURE" : "CREATE FUNCTION";
+    }
+    if (type == "CreateTableAsStmt") {
+      return StringField(f, "objtype") == "OBJECT_MATVIEW" ? "CREATE MATERIALIZED VIEW"
+                                                           : "CREATE TABLE AS";
+    }
+    if (type == "GrantStmt") return BoolField(f, "is_grant") ? "GRANT" : "REVOKE";
+    if (type == "GrantRoleStmt") return BoolField(f, "is_grant") ? "GRANT ROLE" : "REVOKE ROLE";
+    if (type == "VacuumStmt") return BoolField(f, "is_vacuumcmd") ? "VACUUM" : "ANALYZE";
+    if (type == "FetchStmt") return BoolField(f, "ismove") ? "MOVE" : "FETCH";
+    if (type == "ClosePortalStmt") {
+      return Field(f, "portalname") ? "CLOSE CURSOR" : "CLOSE CURSOR ALL";
+    }
+    if (type == "DeallocateStmt") return Field(f, "name") ? "DEALLOCATE" : "DEALLOCATE ALL";
+    if (type == "DiscardStmt") {
+      std::string_view target = StringField(f, "target");
+      if (target == "DISCARD_PLANS") return "DISCARD PLANS";
+      if (target == "DISCARD_SEQUENCES") return "DISCARD SEQUENCES";
+      if (target == "DISCARD_TEMP") return "DISCARD TEMP";
+      return "DISCARD ALL";
+    }
+    return std::string(type);
+  }
+
+  static std::string TransactionCommand(std::string_view kind) {
+    if (kind == "TRANS_STMT_BEGIN") return "BEGIN";
+    if (kind == "TRANS_STMT_START") return "START TRANSACTION";
+    if (kind == "TRANS_STMT_COMMIT") return "COMMIT";
+    if (kind == "TRANS_STMT_ROLLBACK" || kind == "TRANS_STMT_ROLLBACK_TO") return "ROLLBACK";
+    if (kind == "TRANS_STMT_SAVEPOINT") return "SAVEPOINT";
+    if (kind == "TRANS_STMT_RELEASE") return "RELEASE";
+    if (kind == "TRANS_STMT_PREPARE") return "PREPARE TRANSACTION";
+    if (kind == "TRANS_STMT_COMMIT_PREPARED") return "COMMIT PREPARED";
+    if (kind == "TRANS_STMT_ROLLBACK_PREPARED") return "ROLLBACK PREPARED";
+    return "TRANSACTION";
+  }
+
+  std::string_view sql_;
+  StatementSummary& summary_;
+  std::string refusal_;
+  absl::flat_hash_map<std::pair<std::string_view, std::string_view>, size_t> relation_index_;
+  absl::flat_hash_map<std::pair<std::string_view, std::string_view>, size_t> function_index_;
+};
+
+// Every statement node type of PostgreSQL 15's raw grammar (parsenodes.h).
+// The class is the statement's own; walking its parts may raise it (a
+// function, a data-modifying CTE, COPY to a file). Commands spelled "" are
+// computed by Classifier::Command.
+const StatementKind* Classifier::FindKind(std::string_view type) {
+  using K = StatementKind;
+  static const auto* const kKinds = new absl::flat_hash_map<std::string_view, K>{
+      // Queries.
+      {"SelectStmt", K{C::kRead, "", kAccessSelect, &Classifier::Select}},
+      {"InsertStmt", K{C::kWrite, "INSERT", kAccessInsert, &Classifier::Insert}},
+      {"UpdateStmt", K{C::kWrite, "UPDATE", kAccessUpdate, &Classifier::Update}},
+      {"DeleteStmt", K{C::kWrite, "DELETE", kAccessDelete, &Classifier::Delete}},
+      {"MergeStmt", K{C::kWrite, "MERGE", kAccessUpdate, &Classifier::Merge}},
+      {"CopyStmt", K{C::kRead, "COPY", kAccessSelect, &Classifier::Copy}},
+      {"ExplainStmt", K{C::kRead, "EXPLAIN", kAccessSelect, &Classifier::Explain}},
+      {"DeclareCursorStmt", K{C::kRead, "DECLARE CURSOR", kAccessSelect, nullptr}},
+      {"FetchStmt", K{C::kRead, "", kNoAccess, nullptr}},
+      {"VariableShowStmt", K{C::kRead, "SHOW", kNoAccess, nullptr}},
+      // Prepared statements: PREPARE takes the class of what it prepares.
+      {"PrepareStmt", K{C::kRead, "PREPARE", kAccessSelect, &Classifier::Prepare}},
+      {"ExecuteStmt", K{C::kUtility, "EXECUTE", kAccessSelect, &Classifier::Execute}},
+      {"DeallocateStmt", K{C::kUtility, "", kNoAccess, &Classifier::Deallocate}},
+      // Transactions and session state.
+      {"TransactionStmt", K{C::kTransaction, "", kNoAccess, nullptr}},
+      {"ConstraintsSetStmt", K{C::kTransaction, "SET CONSTRAINTS", kNoAccess, nullptr}},
+      {"VariableSetStmt", K{C::kTransaction, "", kNoAccess, &Classifier::VariableSet}},
+      {"DiscardStmt", K{C::kSessionSetting, "", kNoAccess, nullptr}},
+      // Utilities.
+      {"ClosePortalStmt", K{C::kUtility, "", kNoAccess, nullptr}},
+      {"ListenStmt", K{C::kUtility, "LISTEN", kNoAccess, nullptr}},
+      {"NotifyStmt", K{C::kUtility, "NOTIFY", kNoAccess, nullptr}},
+      {"UnlistenStmt", K{C::kUtility, "UNLISTEN", kNoAccess, nullptr}},
+      {"LockStmt", K{C::kUtility, "LOCK TABLE", kAccessLock, nullptr}},
+      {"CheckPointStmt", K{C::kUtility, "CHECKPOINT", kNoAccess, nullptr}},
+      // Owner-only maintenance: PostgreSQL 15 requires ownership, as for DDL.
+      {"VacuumStmt", K{C::kUtility, "", kDdl, nullptr}},
+      {"ClusterStmt", K{C::kUtility, "CLUSTER", kDdl, nullptr}},
+      {"ReindexStmt", K{C::kUtility, "REINDEX", kDdl, nullptr}},
+      // Data changes.
+      {"TruncateStmt", K{C::kWrite, "TRUNCATE TABLE", kAccessTruncate, &Classifier::Truncate}},
+      {"RefreshMatViewStmt",
+       K{C::kWrite, "REFRESH MATERIALIZED VIEW", kAccessUpdate, &Classifier::RefreshMatView}},
+      // Schema changes.
+      {"CreateTableAsStmt", K{C::kDdl, "", kAccessSelect, &Classifier::CreateTableAs}},
+      {"CreateStmt", K{C::kDdl, "CREATE TABLE", kDdl, nullptr}},
+      {"CreateForeignTableStmt", K{C::kDdl, "CREATE FOREIGN TABLE", kDdl, nullptr}},
+      {"ViewStmt", K{C::kDdl, "CREATE VIEW", kDdl, &Classifier::View}},
+      {"IndexStmt", K{C::kDdl, "CREATE INDEX", kDdl, nullptr}},
+      {"CreateSeqStmt", K{C::kDdl, "CREATE SEQUENCE", kDdl, nullptr}},
+      {"AlterSeqStmt", K{C::kDdl, "ALTER SEQUENCE", kDdl, nullptr}},
+      {"AlterTableStmt", K{C::kDdl, "", kDdl, &Classifier::AlterTable}},
+      {"AlterTableMoveAllStmt", K{C::kDdl, "ALTER TABLE", kDdl, nullptr}},
+      {"RenameStmt", K{C::kDdl, "", kDdl, nullptr}},
+      {"AlterObjectSchemaStmt", K{C::kDdl, "", kDdl, nullptr}},
+      {"AlterObjectDependsStmt", K{C::kDdl, "", kDdl, nullptr}},
+      {"CommentStmt", K{C::kDdl, "COMMENT", kDdl, &Classifier::OnObject}},
+      {"DropStmt", K{C::kDdl, "", kDdl, &Classifier::Drop}},
+      {"CreateSchemaStmt", K{C::kDdl, "CREATE SCHEMA", kDdl, &Classifier::CreateSchema}},
+      {"CreatedbStmt", K{C::kDdl, "CREATE DATABASE", kDdl, nullptr}},
+      {"AlterDatabaseStmt", K{C::kDdl, "ALTER DATABASE", kDdl, nullptr}},
+      {"AlterDatabaseSetStmt", K{C::kDdl, "ALTER DATABASE", kDdl, nullptr}},
+      {"AlterDatabaseRefreshCollStmt", K{C::kDdl, "ALTER DATABASE", kDdl, nullptr}},
+      {"DropdbStmt", K{C::kDdl, "DROP DATABASE", kDdl, &Classifier::Destructive}},
+      {"DefineStmt", K{C::kDdl, "", kDdl, nullptr}},
+      {"CompositeTypeStmt", K{C::kDdl, "CREATE TYPE", kDdl, nullptr}},
+      {"CreateEnumStmt", K{C::kDdl, "CREATE TYPE", kDdl, nullptr}},
+      {"CreateRangeStmt", K{C::kDdl, "CREATE TYPE", kDdl, nullptr}},
+      {"AlterEnumStmt", K{C::kDdl, "ALTER TYPE", kDdl, nullptr}},
+      {"AlterTypeStmt", K{C::kDdl, "ALTER TYPE", kDdl, nullptr}},
+      {"CreateDomainStmt", K{C::kDdl, "CREATE DOMAIN", kDdl, nullptr}},
+      {"AlterDomainStmt", K{C::kDdl, "ALTER DOMAIN", kDdl, nullptr}},
+      {"CreateCastStmt", K{C::kDdl, "CREATE CAST", kDdl, nullptr}},
+      {"CreateConversionStmt", K{C::kDdl, "CREATE CONVERSION", kDdl, nullptr}},
+      {"CreateOpClassStmt", K{C::kDdl, "CREATE OPERATOR CLASS", kDdl, nullptr}},
+      {"CreateOpFamilyStmt", K{C::kDdl, "CREATE OPERATOR FAMILY", kDdl, nullptr}},
+      {"AlterOpFamilyStmt", K{C::kDdl, "ALTER OPERATOR FAMILY", kDdl, nullptr}},
+      {"AlterOperatorStmt", K{C::kDdl, "ALTER OPERATOR", kDdl, nullptr}},
+      {"AlterTSDictionaryStmt", K{C::kDdl, "ALTER TEXT SEARCH DICTIONARY", kDdl, nullptr}},
+      {"AlterTSConfigurationStmt", K{C::kDdl, "ALTER TEXT SEARCH CONFIGURATION", kDdl, nullptr}},
+      {"CreateStatsStmt", K{C::kDdl, "CREATE STATISTICS", kDdl, nullptr}},
+      {"AlterStatsStmt", K{C::kDdl, "ALTER STATISTICS", kDdl, nullptr}},
+      {"AlterCollationStmt", K{C::kDdl, "ALTER COLLATION", kDdl, nullptr}},
+      {"CreateForeignServerStmt", K{C::kDdl, "CREATE SERVER", kDdl, nullptr}},
+      {"AlterForeignServerStmt", K{C::kDdl, "ALTER SERVER", kDdl, nullptr}},
+      {"ImportForeignSchemaStmt", K{C::kDdl, "IMPORT FOREIGN SCHEMA", kDdl, nullptr}},
+      {"CreatePublicationStmt", K{C::kDdl, "CREATE PUBLICATION", kDdl, nullptr}},
+      {"AlterPublicationStmt", K{C::kDdl, "ALTER PUBLICATION", kDdl, nullptr}},
+      {"DropSubscriptionStmt", K{C::kDdl, "DROP SUBSCRIPTION", kDdl, &Classifier::Destructive}},
+      {"DropTableSpaceStmt", K{C::kDdl, "DROP TABLESPACE", kDdl, &Classifier::Destructive}},
+      {"AlterTableSpaceOptionsStmt", K{C::kDdl, "ALTER TABLESPACE", kDdl, nullptr}},
+      {"AlterExtensionContentsStmt", K{C::kDdl, "ALTER EXTENSION", kDdl, nullptr}},
+      // Access control.
+      {"GrantStmt", K{C::kDcl, "", kDdl, nullptr}},
+      {"GrantRoleStmt", K{C::kDcl, "", kNoAccess, nullptr}},
+      {"AlterDefaultPrivilegesStmt", K{C::kDcl, "ALTER DEFAULT PRIVILEGES", kDdl, nullptr}},
+      {"CreateRoleStmt", K{C::kDcl, "CREATE ROLE", kNoAccess, nullptr}},
+      {"AlterRoleStmt", K{C::kDcl, "ALTER ROLE", kNoAccess, nullptr}},
+      {"AlterRoleSetStmt", K{C::kDcl, "ALTER ROLE", kNoAccess, nullptr}},
+      {"DropRoleStmt", K{C::kDcl, "DROP ROLE", kNoAccess, &Classifier::Destructive}},
+      {"DropOwnedStmt", K{C::kDcl, "DROP OWNED", kNoAccess, &Classifier::Destructive}},
+      {"ReassignOwnedStmt", K{C::kDcl, "REASSIGN OWNED", kNoAccess, nullptr}},
+      {"AlterOwnerStmt", K{C::kDcl, "", kDdl, nullptr}},
+      {"SecLabelStmt", K{C::kDcl, "SECURITY LABEL", kDdl, &Classifier::OnObject}},
+      {"CreatePolicyStmt", K{C::kDcl, "CREATE POLICY", kDdl, &Classifier::Policy}},
+      {"AlterPolicyStmt", K{C::kDcl, "ALTER POLICY", kDdl, &Classifier::Policy}},
+      {"CreateUserMappingStmt", K{C::kDcl, "CREATE USER MAPPING", kNoAccess, nullptr}},
+      {"AlterUserMappingStmt", K{C::kDcl, "ALTER USER MAPPING", kNoAccess, nullptr}},
+      {"DropUserMappingStmt", K{C::kDcl, "DROP USER MAPPING", kNoAccess, &Classifier::Destructive}},
+      // Code that runs in the server, now or whenever its event happens.
+      {"DoStmt", K{C::kCodeExecution, "DO", kNoAccess, nullptr}},
+      {"CallStmt", K{C::kCodeExecution, "CALL", kNoAccess, nullptr}},
+      {"CreateFunctionStmt", K{C::kCodeExecution, "", kDdl, &Classifier::CreateFunction}},
+      {"AlterFunctionStmt", K{C::kCodeExecution, "", kDdl, nullptr}},
+      {"RuleStmt", K{C::kCodeExecution, "CREATE RULE", kDdl, &Classifier::Rule}},
+      {"CreateTrigStmt", K{C::kCodeExecution, "CREATE TRIGGER", kDdl, &Classifier::Trigger}},
+      {"CreateEventTrigStmt",
+       K{C::kCodeExecution, "CREATE EVENT TRIGGER", kNoAccess, &Classifier::Trigger}},
+      {"AlterEventTrigStmt", K{C::kCodeExecution, "ALTER EVENT TRIGGER", kNoAccess, nullptr}},
+      {"CreatePLangStmt", K{C::kCodeExecution, "CREATE LANGUAGE", kNoAccess, nullptr}},
+      {"CreateExtensionStmt", K{C::kCodeExecution, "CREATE EXTENSION", kNoAccess, nullptr}},
+      {"AlterExtensionStmt", K{C::kCodeExecution, "ALTER EXTENSION", kNoAccess, nullptr}},
+      {"LoadStmt", K{C::kCodeExecution, "LOAD", kNoAccess, nullptr}},
+      {"CreateTransformStmt", K{C::kCodeExecution, "CREATE TRANSFORM", kNoAccess, nullptr}},
+      {"CreateAmStmt", K{C::kCodeExecution, "CREATE ACCESS METHOD", kNoAccess, nullptr}},
+      {"CreateFdwStmt", K{C::kCodeExecution, "CREATE FOREIGN DATA WRAPPER", kNoAccess, nullptr}},
+      {"AlterFdwStmt", K{C::kCodeExecution, "ALTER FOREIGN DATA WRAPPER", kNoAccess, nullptr}},
+      // The server's files, configuration and network connections.
+      {"AlterSystemStmt", K{C::kServerAccess, "ALTER SYSTEM", kNoAccess, nullptr}},
+      {"CreateTableSpaceStmt", K{C::kServerAccess, "CREATE TABLESPACE", kNoAccess, nullptr}},
+      {"CreateSubscriptionStmt", K{C::kServerAccess, "CREATE SUBSCRIPTION", kNoAccess, nullptr}},
+      {"AlterSubscriptionStmt", K{C::kServerAccess, "ALTER SUBSCRIPTION", kNoAccess, nullptr}},
+  };
+  auto it = kKinds->find(type);
+  return it == kKinds->end() ? nullptr : &it->second;
+}
+
+}  // namespace
+
+absl::Status ClassifyStatement(element stmt, std::string_view sql, StatementSummary& summary) {
+  return Classifier(sql, summary).ClassifyTop(stmt);
+}
+
+}  // namespace pgb::policy::internal

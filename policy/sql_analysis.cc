@@ -1,0 +1,204 @@
+#include "policy/sql_analysis.h"
+
+#include <pg_query.h>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+#include "policy/internal/parse_tree.h"
+#include "policy/internal/parser_stack.h"
+#include "policy/internal/statement_classifier.h"
+
+namespace pgb::policy {
+namespace {
+
+// A thread's simdjson parser keeps its buffers between parses; one that grew
+// for an unusually large tree is dropped instead of being kept for good.
+constexpr size_t kRetainedParserCapacity = 1 << 20;
+
+SqlAnalysis Refused(std::string_view sqlstate, std::string message, int position = 0) {
+  SqlAnalysis a;
+  a.ok = false;
+  a.error_sqlstate = std::string(sqlstate);
+  a.error_message = std::move(message);
+  a.error_position = position;
+  return a;
+}
+
+SqlAnalysis TooComplex(int position = 0) {
+  return Refused(kSqlStateTooComplex, "statement is too complex", position);
+}
+
+// Offset of the first byte that does not start a valid UTF-8 sequence (as
+// PostgreSQL's pg_utf8_islegal judges: no overlongs, no surrogates, at most
+// U+10FFFF), and that sequence's length. Only called once simdjson's fast
+// check has failed.
+std::pair<size_t, size_t> FirstInvalidUtf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  size_t n = s.size();
+  size_t i = 0;
+  while (i < n) {
+    unsigned char c = p[i];
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xE  ? 3
+                 : (c >> 3) == 0x1E ? 4
+                                    : 0;
+    if (len == 0 || i + len > n) return {i, std::min<size_t>(std::max<size_t>(len, 1), n - i)};
+    bool ok = true;
+    for (size_t k = 1; k < len; ++k) ok = ok && (p[i + k] & 0xC0) == 0x80;
+    if (ok && len == 2) ok = c >= 0xC2;
+    if (ok && len == 3) {
+      ok = !(c == 0xE0 && p[i + 1] < 0xA0) && !(c == 0xED && p[i + 1] >= 0xA0);
+    }
+    if (ok && len == 4)
+      ok = !(c == 0xF0 && p[i + 1] < 0x90) && !(c == 0xF4 && p[i + 1] >= 0x90) && c <= 0xF4;
+    if (!ok) return {i, len};
+    i += len;
+  }
+  return {n, 0};
+}
+
+SqlAnalysis BadEncoding(std::string_view sql, size_t at, size_t len) {
+  std::string bytes;
+  for (size_t k = 0; k < len; ++k) {
+    absl::StrAppendFormat(&bytes, "%s0x%02x", k == 0 ? "" : " ",
+                          static_cast<unsigned char>(sql[at + k]));
+  }
+  return Refused(kSqlStateBadEncoding,
+                 absl::StrFormat("invalid byte sequence for encoding \"UTF8\": %s", bytes));
+}
+
+// Frees a libpg_query result on every path.
+struct ParseResultOwner {
+  PgQueryParseResult result;
+  ~ParseResultOwner() { pg_query_free_parse_result(result); }
+};
+
+// Classifies every RawStmt of libpg_query's JSON `tree`.
+SqlAnalysis ClassifyTree(simdjson::dom::parser& json, const char* tree, std::string_view sql) {
+  simdjson::dom::element root;
+  simdjson::error_code code = json.parse(tree, std::strlen(tree)).get(root);
+  if (code == simdjson::DEPTH_ERROR) return TooComplex();
+  if (code != simdjson::SUCCESS) {
+    return Refused(kSqlStateNotClassified,
+                   absl::StrFormat("statement could not be classified (parse tree: %s)",
+                                   simdjson::error_message(code)));
+  }
+  SqlAnalysis analysis;
+  simdjson::dom::object top;
+  simdjson::dom::array stmts;
+  if (root.get_object().get(top) != simdjson::SUCCESS ||
+      top.at_key("stmts").get_array().get(stmts) != simdjson::SUCCESS) {
+    return analysis;  // no statements: empty text or only comments
+  }
+  for (simdjson::dom::element raw : stmts) {
+    simdjson::dom::object raw_stmt;
+    simdjson::dom::element stmt;
+    if (raw.get_object().get(raw_stmt) != simdjson::SUCCESS ||
+        raw_stmt.at_key("stmt").get(stmt) != simdjson::SUCCESS) {
+      return Refused(kSqlStateNotClassified, "statement could not be classified (no node)");
+    }
+    StatementSummary summary;
+    int64_t size = static_cast<int64_t>(sql.size());
+    int64_t location = std::clamp<int64_t>(internal::IntField(raw_stmt, "stmt_location"), 0, size);
+    int64_t length = internal::IntField(raw_stmt, "stmt_len");
+    // stmt_len 0: the statement runs to the end of the text.
+    if (length <= 0 || location + length > size) length = size - location;
+    summary.location = static_cast<uint32_t>(location);
+    summary.length = static_cast<uint32_t>(length);
+    absl::Status status = internal::ClassifyStatement(stmt, sql, summary);
+    if (!status.ok()) return Refused(kSqlStateNotClassified, std::string(status.message()));
+    analysis.statements.push_back(std::move(summary));
+  }
+  return analysis;
+}
+
+SqlAnalysis ParseAndClassify(std::string_view sql) {
+  std::string text(sql);  // libpg_query takes a C string
+  ParseResultOwner parsed{pg_query_parse(text.c_str())};
+  if (const PgQueryError* error = parsed.result.error) {
+    std::string_view message = error->message != nullptr ? error->message : "syntax error";
+    // Bison's own stack limit (10000 nested levels) reads "memory exhausted".
+    if (message.rfind("memory exhausted", 0) == 0) return TooComplex(error->cursorpos);
+    return Refused(kSqlStateSyntaxError, std::string(message), error->cursorpos);
+  }
+  if (parsed.result.parse_tree == nullptr) {
+    return Refused(kSqlStateNotClassified, "statement could not be classified (no parse tree)");
+  }
+
+  thread_local simdjson::dom::parser json;
+  SqlAnalysis analysis = ClassifyTree(json, parsed.result.parse_tree, sql);
+  if (json.capacity() > kRetainedParserCapacity) json = simdjson::dom::parser();
+  return analysis;
+}
+
+size_t SummaryBytes(const StatementSummary& s) {
+  size_t n = sizeof(StatementSummary) + s.command.size() + s.prepare_name.size() +
+             s.execute_name.size() + s.deallocate_name.size();
+  n += s.relations.capacity() * sizeof(RelationRef);
+  for (const RelationRef& r : s.relations) n += r.schema.size() + r.name.size();
+  n += s.functions.capacity() * sizeof(FunctionRef);
+  for (const FunctionRef& f : s.functions) n += f.schema.size() + f.name.size();
+  n += s.settings.capacity() * sizeof(SettingChange);
+  for (const SettingChange& c : s.settings) n += c.name.size() + c.value.size();
+  if (s.prepared) n += 32 + SummaryBytes(*s.prepared);  // with the shared_ptr control block
+  return n;
+}
+
+}  // namespace
+
+SqlAnalysis AnalyseSql(std::string_view sql) {
+  if (size_t nul = sql.find('\0'); nul != std::string_view::npos) {
+    return BadEncoding(sql, nul, 1);  // PostgreSQL: ... "UTF8": 0x00
+  }
+  if (!simdjson::validate_utf8(sql.data(), sql.size())) {
+    auto [at, len] = FirstInvalidUtf8(sql);
+    return BadEncoding(sql, at, len);
+  }
+  size_t stack = internal::StackNeededFor(sql.size());
+  if (stack > internal::kMaxStack) return TooComplex();
+  SqlAnalysis analysis;
+  if (!internal::RunWithStack(stack, [&] { analysis = ParseAndClassify(sql); })) {
+    return Refused(kSqlStateOutOfMemory,
+                   "out of memory: no thread could be started to analyse a large statement");
+  }
+  return analysis;
+}
+
+size_t EstimateAnalysisBytes(const SqlAnalysis& analysis) {
+  size_t n = sizeof(SqlAnalysis) + analysis.error_sqlstate.size() + analysis.error_message.size();
+  n += (analysis.statements.capacity() - analysis.statements.size()) * sizeof(StatementSummary);
+  for (const StatementSummary& s : analysis.statements) n += SummaryBytes(s);
+  return n;
+}
+
+std::shared_ptr<const SqlAnalysis> AnalysisCache::Analyse(std::string_view sql) {
+  if (auto it = index_.find(sql); it != index_.end()) {
+    ++hits_;
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return it->second->analysis;
+  }
+  ++misses_;
+  auto analysis = std::make_shared<const SqlAnalysis>(AnalyseSql(sql));
+  // The list node, the map slot and the shared_ptr control block.
+  constexpr size_t kEntryOverhead = sizeof(Entry) + 64;
+  size_t entry_bytes = sql.size() + EstimateAnalysisBytes(*analysis) + kEntryOverhead;
+  if (entry_bytes > max_bytes_) return analysis;
+  while (bytes_ + entry_bytes > max_bytes_ && !lru_.empty()) {
+    Entry& oldest = lru_.back();
+    bytes_ -= oldest.bytes;
+    index_.erase(std::string_view(oldest.sql));
+    lru_.pop_back();
+  }
+  lru_.push_front(Entry{std::string(sql), analysis, entry_bytes});
+  index_.emplace(std::string_view(lru_.front().sql), lru_.begin());
+  bytes_ += entry_bytes;
+  return analysis;
+}
+
+}  // namespace pgb::policy

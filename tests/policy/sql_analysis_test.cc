@@ -1,0 +1,403 @@
+#include "policy/sql_analysis.h"
+
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "policy/function_classes.h"
+#include "policy/internal/statement_classifier.h"
+#include "tests/policy/summary_text.h"
+
+namespace pgb::policy {
+namespace {
+
+std::string Repeat(std::string_view piece, size_t n) {
+  std::string out;
+  out.reserve(piece.size() * n);
+  for (size_t i = 0; i < n; ++i) out += piece;
+  return out;
+}
+
+// The one statement of `a`, by value (callers pass temporaries).
+StatementSummary Only(const SqlAnalysis& a) {
+  EXPECT_TRUE(a.ok) << a.error_message;
+  EXPECT_EQ(a.statements.size(), 1u);
+  return a.statements.empty() ? StatementSummary() : a.statements[0];
+}
+
+// ---- Text with nothing in it.
+
+TEST(AnalyseSql, TextWithoutStatementsIsOkAndEmpty) {
+  for (std::string_view sql : {"", "   ", ";", " ; ;", "-- only a comment", "/* c */"}) {
+    SqlAnalysis a = AnalyseSql(sql);
+    EXPECT_TRUE(a.ok) << sql;
+    EXPECT_TRUE(a.statements.empty()) << sql;
+  }
+}
+
+// ---- Statement byte ranges.
+
+TEST(AnalyseSql, StatementRangesCoverEachStatementOfMultiStatementText) {
+  std::string sql = "SELECT 1; DROP TABLE t";
+  SqlAnalysis a = AnalyseSql(sql);
+  ASSERT_TRUE(a.ok);
+  ASSERT_EQ(a.statements.size(), 2u);
+  EXPECT_EQ(a.statements[0].location, 0u);
+  EXPECT_EQ(a.statements[0].length, 8u);  // "SELECT 1"
+  EXPECT_EQ(a.statements[1].location, 9u);
+  EXPECT_EQ(a.statements[1].length, sql.size() - 9);  // stmt_len 0: to the end
+  EXPECT_EQ(sql.substr(a.statements[1].location, a.statements[1].length), " DROP TABLE t");
+}
+
+TEST(AnalyseSql, EachRangeReanalysesToTheSameStatement) {
+  std::string sql =
+      "/* é */ SELECT 'a;b' AS \"x;y\";\nDELETE FROM t WHERE true; -- c\n"
+      "INSERT INTO u VALUES ($$;$$);  UPDATE v SET a = 1 WHERE id = 2;";
+  SqlAnalysis a = AnalyseSql(sql);
+  ASSERT_TRUE(a.ok) << a.error_message;
+  ASSERT_EQ(a.statements.size(), 4u);
+  const char* commands[] = {"SELECT", "DELETE", "INSERT", "UPDATE"};
+  for (size_t i = 0; i < a.statements.size(); ++i) {
+    const StatementSummary& s = a.statements[i];
+    ASSERT_LE(s.location + s.length, sql.size());
+    EXPECT_EQ(s.command, commands[i]);
+    SqlAnalysis alone = AnalyseSql(sql.substr(s.location, s.length));
+    ASSERT_TRUE(alone.ok) << i;
+    ASSERT_EQ(alone.statements.size(), 1u) << i;
+    EXPECT_EQ(testing::Facts(alone.statements[0]), testing::Facts(s)) << i;
+  }
+  EXPECT_EQ(a.statements[1].location, sql.find("\"x;y\";") + 6);
+}
+
+// ---- Refusals.
+
+TEST(AnalyseSql, SyntaxErrorCarriesPostgresMessageAndCursor) {
+  SqlAnalysis a = AnalyseSql("SELECT * FROM t WHERE");
+  EXPECT_FALSE(a.ok);
+  EXPECT_EQ(a.error_sqlstate, "42601");
+  EXPECT_EQ(a.error_message, "syntax error at end of input");
+  EXPECT_EQ(a.error_position, 22);
+  a = AnalyseSql("SELEC 1");
+  EXPECT_EQ(a.error_message, "syntax error at or near \"SELEC\"");
+  EXPECT_EQ(a.error_position, 1);
+  EXPECT_TRUE(a.statements.empty());
+}
+
+TEST(AnalyseSql, ErrorPositionCountsCharactersAsPostgresDoes) {
+  SqlAnalysis a = AnalyseSql("SELECT 'ééé' FROM");  // 17 characters, 20 bytes
+  EXPECT_EQ(a.error_sqlstate, "42601");
+  EXPECT_EQ(a.error_position, 18);
+}
+
+TEST(AnalyseSql, ASyntaxErrorInALaterStatementRefusesTheWholeText) {
+  SqlAnalysis a = AnalyseSql("SELECT 1; DELETE t");
+  EXPECT_FALSE(a.ok);
+  EXPECT_EQ(a.error_sqlstate, "42601");
+  EXPECT_TRUE(a.statements.empty());
+}
+
+TEST(AnalyseSql, ZeroByteIsRefusedAsPostgresWould) {
+  std::string sql("SELECT 1\0; DROP TABLE t", 23);
+  SqlAnalysis a = AnalyseSql(sql);
+  EXPECT_FALSE(a.ok);
+  EXPECT_EQ(a.error_sqlstate, "22021");
+  EXPECT_EQ(a.error_message, "invalid byte sequence for encoding \"UTF8\": 0x00");
+  EXPECT_TRUE(a.statements.empty());
+}
+
+TEST(AnalyseSql, InvalidUtf8IsRefused) {
+  for (std::string sql : {std::string("SELECT '\xff'"), std::string("SELECT '\xc3\x28'"),
+                          std::string("SELECT '\xed\xa0\x80'"),  // a surrogate
+                          std::string("SELECT '\xc0\xaf'"),      // overlong '/'
+                          std::string("SELECT 1 -- \xe2\x82")}) {
+    SqlAnalysis a = AnalyseSql(sql);
+    EXPECT_FALSE(a.ok) << sql;
+    EXPECT_EQ(a.error_sqlstate, "22021") << sql;
+    EXPECT_NE(a.error_message.find("invalid byte sequence for encoding \"UTF8\": 0x"),
+              std::string::npos)
+        << a.error_message;
+  }
+  EXPECT_NE(AnalyseSql("SELECT '\xff'").error_message.find("0xff"), std::string::npos);
+  EXPECT_TRUE(AnalyseSql("SELECT 'ü€😀'").ok);
+}
+
+TEST(AnalyseSql, NeverCrashesOnArbitraryBytes) {
+  uint32_t seed = 12345;
+  auto next = [&] {
+    seed = seed * 1103515245 + 12345;
+    return static_cast<unsigned char>(seed >> 16);
+  };
+  const std::string alphabet = "SELECT()'\"$;-/*+ 1aé\\\n,.:[]{}";
+  for (int round = 0; round < 3000; ++round) {
+    std::string sql;
+    size_t len = next() % 64;
+    for (size_t i = 0; i < len; ++i) {
+      sql += round % 2 == 0 ? static_cast<char>(next()) : alphabet[next() % alphabet.size()];
+    }
+    SqlAnalysis a = AnalyseSql(sql);
+    if (!a.ok) {
+      EXPECT_FALSE(a.error_sqlstate.empty());
+    }
+  }
+}
+
+// A statement kind the classifier has no entry for is refused, never passed.
+TEST(ClassifyStatement, UnknownStatementKindFailsClosed) {
+  simdjson::dom::parser json;
+  for (const char* tree : {R"({"ReturnStmt": {}})", R"({"FutureStmt": {"relation": {}}})",
+                           R"({"weird": 1})", R"([])"}) {
+    simdjson::dom::element e = json.parse(tree, std::strlen(tree)).value();
+    StatementSummary summary;
+    absl::Status s = internal::ClassifyStatement(e, "", summary);
+    EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << tree;
+    EXPECT_NE(s.message().find("could not be classified"), std::string::npos) << s.message();
+  }
+}
+
+// ---- Nesting: refused with 54001 or analysed, never a crash.
+
+void ExpectTooComplex(const std::string& sql) {
+  SqlAnalysis a = AnalyseSql(sql);
+  EXPECT_FALSE(a.ok) << sql.substr(0, 40);
+  EXPECT_EQ(a.error_sqlstate, "54001") << a.error_message;
+  EXPECT_EQ(a.error_message, "statement is too complex");
+}
+
+TEST(AnalyseSql, DeeplyNestedParenthesesAreTooComplex) {
+  ExpectTooComplex("SELECT " + Repeat("(", 10000) + "1" + Repeat(")", 10000));
+}
+
+TEST(AnalyseSql, DeeplyNestedSubselectsAreTooComplex) {
+  ExpectTooComplex("SELECT " + Repeat("(SELECT ", 10000) + "1" + Repeat(")", 10000));
+  // Below the grammar's limit, but deeper than the parse tree reader's 1024.
+  ExpectTooComplex("SELECT " + Repeat("(SELECT ", 400) + "1" + Repeat(")", 400));
+  ExpectTooComplex(Repeat("SELECT * FROM (", 400) + "SELECT 1" + Repeat(") s", 400));
+}
+
+TEST(AnalyseSql, NestingJustUnderTheTreeReadersLimitIsAnalysed) {
+  // The deepest trees the walk sees (simdjson allows 1024 JSON levels).
+  StatementSummary s =
+      Only(AnalyseSql("SELECT " + Repeat("(SELECT ", 100) + "pg_ls_dir('.')" + Repeat(")", 100)));
+  EXPECT_EQ(s.statement_class, StatementClass::kServerAccess);
+  s = Only(AnalyseSql("DELETE FROM t WHERE " + Repeat("NOT ", 330) + "true"));
+  EXPECT_TRUE(s.unfiltered_write);
+}
+
+TEST(AnalyseSql, LongLeftDeepExpressionChainsAreTooComplex) {
+  // Left-deep trees the grammar builds without its own stack growing: they
+  // overflow libpg_query's recursive JSON output unless given a large stack.
+  // 70,000 terms overflow an 8 MiB stack.
+  ExpectTooComplex("SELECT 1" + Repeat("+1", 70000));
+  ExpectTooComplex("SELECT 1" + Repeat("::int", 12000));
+  ExpectTooComplex("SELECT a" + Repeat(" IS NULL", 12000));
+  ExpectTooComplex("SELECT 1" + Repeat(" UNION SELECT 1", 12000));
+  ExpectTooComplex("SELECT * FROM a" + Repeat(" JOIN a USING (x)", 12000));
+  ExpectTooComplex("SELECT " + Repeat("NOT ", 12000) + "true");
+  ExpectTooComplex("SELECT " + Repeat("ARRAY[", 5000) + "1" + Repeat("]", 5000));
+}
+
+TEST(AnalyseSql, LongFlatListsAreAnalysed) {
+  // OR chains are flattened by the grammar; a long VALUES list is flat too.
+  SqlAnalysis a = AnalyseSql("DELETE FROM t WHERE a" + Repeat(" OR a", 50000));
+  StatementSummary s = Only(a);
+  EXPECT_EQ(s.statement_class, StatementClass::kWrite);
+  EXPECT_FALSE(s.unfiltered_write);
+  a = AnalyseSql("DELETE FROM t WHERE a" + Repeat(" OR a", 5000) + " OR true");
+  EXPECT_TRUE(Only(a).unfiltered_write);
+  a = AnalyseSql("INSERT INTO t VALUES (1, 'x')" + Repeat(", (now(), 'x')", 30000));
+  EXPECT_EQ(Only(a).command, "INSERT");
+  EXPECT_EQ(testing::Facts(Only(a)),
+            (std::vector<std::string>{"fn=now", "modifies", "rel=t:insert"}));
+}
+
+TEST(AnalyseSql, TextNeedingMoreThanTheLargestStackIsRefusedUnparsed) {
+  ExpectTooComplex("SELECT 1" + std::string(8 << 20, ' '));
+}
+
+// ---- Threads: libpg_query keeps per-thread memory; shards call in parallel.
+
+TEST(AnalyseSql, IsSafeFromSeveralThreadsAtOnce) {
+  const std::vector<std::string> texts = {
+      "SELECT abalance FROM pgbench_accounts WHERE aid = $1",
+      "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+      "SELECT pg_read_file('x'); SET search_path = a, b",
+      "SELECT * FROM",                   // a syntax error
+      "SELECT 1" + Repeat("+1", 2000),   // deep, on the calling thread's stack
+      "SELECT 1" + Repeat(",1", 26000),  // long: parsed on a thread of its own
+      "COPY t FROM PROGRAM 'x'",
+  };
+  std::vector<std::string> expected;
+  for (const std::string& t : texts) {
+    SqlAnalysis a = AnalyseSql(t);
+    std::string all;
+    for (size_t i = 0; i < std::max<size_t>(a.statements.size(), 1); ++i) {
+      all += testing::SummaryText(a, i) + "|";
+    }
+    expected.push_back(all);
+  }
+  constexpr int kThreads = 4;
+  std::vector<int> mismatches(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 36; ++round) {
+        size_t k = static_cast<size_t>(round + t) % texts.size();
+        SqlAnalysis a = AnalyseSql(texts[k]);
+        std::string all;
+        for (size_t i = 0; i < std::max<size_t>(a.statements.size(), 1); ++i) {
+          all += testing::SummaryText(a, i) + "|";
+        }
+        if (all != expected[k]) ++mismatches[static_cast<size_t>(t)];
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(mismatches[static_cast<size_t>(t)], 0) << t;
+}
+
+// ---- What the summaries say, beyond the corpus.
+
+TEST(AnalyseSql, PrepareCarriesThePreparedStatementsSummary) {
+  SqlAnalysis a = AnalyseSql("PREPARE p (int) AS SELECT set_config('search_path', 'x', false)");
+  StatementSummary s = Only(a);
+  EXPECT_EQ(s.command, "PREPARE");
+  EXPECT_EQ(s.prepare_name, "p");
+  EXPECT_EQ(s.statement_class, StatementClass::kSessionSetting);
+  EXPECT_TRUE(s.settings.empty());  // nothing changes until EXECUTE
+  ASSERT_NE(s.prepared, nullptr);
+  EXPECT_EQ(s.prepared->command, "SELECT");
+  ASSERT_EQ(s.prepared->settings.size(), 1u);
+  EXPECT_EQ(s.prepared->settings[0].name, "search_path");
+  EXPECT_EQ(s.prepared->location, s.location);
+  EXPECT_EQ(s.prepared->length, s.length);
+}
+
+TEST(AnalyseSql, SettingValuesReadAsPostgresShowsThem) {
+  StatementSummary s = Only(AnalyseSql("SET search_path = app, \"Sales\", \"$user\""));
+  ASSERT_EQ(s.settings.size(), 1u);
+  EXPECT_EQ(s.settings[0].value, "app, \"Sales\", \"$user\"");
+  EXPECT_TRUE(s.settings[0].value_known);
+  EXPECT_FALSE(s.settings[0].via_function);
+}
+
+TEST(AnalyseSql, LexerSettingsThatWouldBlindTheAnalyserAreRefused) {
+  for (std::string_view sql :
+       {"SET standard_conforming_strings = off", "SET standard_conforming_strings TO false",
+        "SET LOCAL standard_conforming_strings = 0",
+        "SELECT set_config('standard_conforming_strings', 'off', true)",
+        "SELECT set_config('standard_conforming_strings', $1, false)", "SET NAMES 'SJIS'",
+        "SET client_encoding = 'LATIN1'", "SELECT 1; SET client_encoding TO 'GBK'"}) {
+    SqlAnalysis a = AnalyseSql(sql);
+    EXPECT_FALSE(a.ok) << sql;
+    EXPECT_EQ(a.error_sqlstate, "42501") << sql;
+  }
+  for (std::string_view sql :
+       {"SET standard_conforming_strings = on", "RESET standard_conforming_strings",
+        "SET client_encoding = 'UTF8'", "SET NAMES 'unicode'", "SET client_encoding TO DEFAULT"}) {
+    EXPECT_TRUE(AnalyseSql(sql).ok) << sql;
+  }
+}
+
+TEST(AnalyseSql, StringsThatLookLikeSqlAreData) {
+  for (std::string_view sql :
+       {"SELECT 'DROP TABLE t'", "SELECT $$DELETE FROM t$$", "SELECT E'\\'; DROP TABLE t; --'",
+        "SELECT U&'\\0044ROP TABLE t'", "SELECT 1 /* ; DROP TABLE t */"}) {
+    StatementSummary s = Only(AnalyseSql(sql));
+    EXPECT_EQ(s.statement_class, StatementClass::kRead) << sql;
+    EXPECT_TRUE(s.relations.empty()) << sql;
+  }
+}
+
+// ---- The function table.
+
+TEST(BuiltinFunctionClasses, IsSortedUniqueAndFindable) {
+  const std::vector<FunctionClassEntry>& table = BuiltinFunctionClasses();
+  ASSERT_GT(table.size(), 20u);
+  std::set<std::string_view> names;
+  for (size_t i = 0; i < table.size(); ++i) {
+    EXPECT_TRUE(names.insert(table[i].name).second) << table[i].name;
+    if (i > 0) {
+      EXPECT_LT(table[i - 1].name, table[i].name);
+    }
+    EXPECT_FALSE(table[i].reason.empty()) << table[i].name;
+    EXPECT_EQ(FindFunctionClass(table[i].name), &table[i]);
+  }
+  EXPECT_EQ(FindFunctionClass("pg_read_file")->statement_class, StatementClass::kServerAccess);
+  EXPECT_EQ(FindFunctionClass("query_to_xml")->statement_class, StatementClass::kCodeExecution);
+  EXPECT_EQ(FindFunctionClass("now"), nullptr);
+  EXPECT_EQ(FindFunctionClass("PG_READ_FILE"), nullptr);  // quoted upper case: another function
+}
+
+// ---- The cache.
+
+TEST(AnalysisCache, ReturnsTheSameAnalysisOnAHit) {
+  AnalysisCache cache(1 << 20);
+  std::shared_ptr<const SqlAnalysis> first = cache.Analyse("SELECT * FROM t WHERE id = $1");
+  std::shared_ptr<const SqlAnalysis> second = cache.Analyse("SELECT * FROM t WHERE id = $1");
+  EXPECT_EQ(first.get(), second.get());
+  EXPECT_EQ(cache.hits(), 1u);
+  EXPECT_EQ(cache.misses(), 1u);
+  EXPECT_EQ(cache.entries(), 1u);
+  ASSERT_EQ(first->statements.size(), 1u);
+  EXPECT_EQ(first->statements[0].relations[0].name, "t");
+  // The key is the exact text.
+  std::shared_ptr<const SqlAnalysis> other = cache.Analyse("SELECT * FROM t WHERE id = $1 ");
+  EXPECT_NE(other.get(), first.get());
+  EXPECT_EQ(cache.misses(), 2u);
+}
+
+TEST(AnalysisCache, CachesRefusalsToo) {
+  AnalysisCache cache(1 << 20);
+  std::shared_ptr<const SqlAnalysis> a = cache.Analyse("SELEC 1");
+  EXPECT_FALSE(a->ok);
+  EXPECT_EQ(cache.Analyse("SELEC 1").get(), a.get());
+  EXPECT_EQ(cache.hits(), 1u);
+}
+
+TEST(AnalysisCache, StaysWithinItsByteBoundEvictingTheLeastRecentlyUsed) {
+  const size_t kBound = 16 << 10;
+  AnalysisCache cache(kBound);
+  std::shared_ptr<const SqlAnalysis> keep = cache.Analyse("SELECT * FROM keep_me");
+  for (int i = 0; i < 500; ++i) {
+    (void)cache.Analyse("SELECT * FROM keep_me");  // used again and again: stays
+    (void)cache.Analyse("SELECT a, b, c FROM table_" + std::to_string(i) + " WHERE x = $1");
+    EXPECT_LE(cache.bytes(), kBound);
+  }
+  EXPECT_LT(cache.entries(), 500u);
+  EXPECT_GT(cache.entries(), 5u);
+  uint64_t hits = cache.hits();
+  EXPECT_EQ(cache.Analyse("SELECT * FROM keep_me").get(), keep.get());
+  EXPECT_EQ(cache.hits(), hits + 1);
+  // The oldest one-off statement is gone.
+  uint64_t misses = cache.misses();
+  (void)cache.Analyse("SELECT a, b, c FROM table_0 WHERE x = $1");
+  EXPECT_EQ(cache.misses(), misses + 1);
+}
+
+TEST(AnalysisCache, AnEntryLargerThanTheBoundIsReturnedButNotKept) {
+  AnalysisCache cache(4096);
+  std::string big = "SELECT '" + std::string(8000, 'x') + "'";
+  std::shared_ptr<const SqlAnalysis> a = cache.Analyse(big);
+  EXPECT_TRUE(a->ok);
+  EXPECT_EQ(cache.entries(), 0u);
+  EXPECT_EQ(cache.bytes(), 0u);
+  EXPECT_NE(cache.Analyse(big).get(), a.get());
+}
+
+TEST(AnalysisCache, CountsTheTextAndTheSummaryInItsBytes) {
+  AnalysisCache one(1 << 20);
+  (void)one.Analyse("SELECT * FROM a0");
+  std::string many = "SELECT * FROM a0";
+  for (int i = 1; i < 50; ++i) many += ", a" + std::to_string(i);
+  AnalysisCache fifty(1 << 20);
+  (void)fifty.Analyse(many);
+  EXPECT_GT(one.bytes(), sizeof(SqlAnalysis) + sizeof(StatementSummary));
+  EXPECT_GE(fifty.bytes() - one.bytes(), (many.size() - 16) + 49 * sizeof(RelationRef));
+}
+
+}  // namespace
+}  // namespace pgb::policy
