@@ -157,6 +157,8 @@ const NameList kHarmlessUtility = {"LISTEN",      "UNLISTEN",       "PREPARE",  
                                    "CLOSE*",      "DISCARD*",       "SET CONSTRAINTS"};
 // Utility commands read-write also allows; any other needs approval.
 const NameList kRoutineUtility = {"NOTIFY", "LOCK TABLE", "VACUUM", "ANALYZE"};
+// Commands that are queries, whatever class their functions give them.
+const NameList kQueryCommands = {"SELECT", "VALUES", "INSERT", "UPDATE", "DELETE", "MERGE"};
 // Transaction commands that leave a prepared transaction behind.
 const NameList kTwoPhaseCommands = {"PREPARE TRANSACTION", "COMMIT PREPARED", "ROLLBACK PREPARED"};
 
@@ -432,8 +434,10 @@ std::optional<Decision> Judge::CheckProfileConditions() {
                "and needs approval under ", ScopeLabel(scope_)),
            "UPDATE and DELETE with a WHERE that selects rows are allowed without approval");
     }
+    // A query the analyser raised to utility for a function it calls
+    // (pg_notify(): a NOTIFY) is judged as that command would be: routine.
     if (c == StatementClass::kUtility && !InList(kHarmlessUtility, s_.command) &&
-        !InList(kRoutineUtility, s_.command)) {
+        !InList(kRoutineUtility, s_.command) && !InList(kQueryCommands, s_.command)) {
       Hold(ProfileRule("utility"), Cat(Kind(s_), " needs approval under ", ScopeLabel(scope_)),
            "read-write allows LISTEN/NOTIFY, LOCK, VACUUM, ANALYZE, cursors and prepared "
            "statements among utility commands without approval");

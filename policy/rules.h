@@ -6,11 +6,18 @@
 //
 //   const Scope* scope = policy.MatchScope(identity, "app");  // nullptr: no access at all
 //   SessionPolicyState state(*scope, /*role=*/"app_rw");
-//   for (const StatementSummary& s : analysis.statements) {
+//   for (const StatementSummary& s : analysis.statements) {  // a simple Query, in order
 //     Decision d = policy.Decide(*scope, s, state);
 //     if (d.kind != Decision::kAllow) { ... refuse with DecisionMessage(d), HINT d.hint ... }
+//     state.Remember(s);  // before judging the next: `SET search_path = x; SELECT ...`
 //   }
-//   ... forward; after each forwarded statement: state.Remember(s);
+//
+// Remember only widens what the state considers possible (search paths,
+// roles, prepared statements) or forgets prepared statements, so calling it
+// for a statement that was judged but then not forwarded is safe: it can only
+// make later decisions stricter. Judge the statements of one Query in order,
+// remembering each before judging the next, or a SET earlier in the same
+// Query would be missed.
 //
 // Deny by default: an identity that matches no scope gets nothing; a statement
 // is allowed only when its scope's profile (or `classes`) allows its class and
@@ -36,7 +43,8 @@
 //   builtin.secret-catalog           a system catalog that holds secrets
 //   builtin.protected-setting        role, session_authorization and other protected settings
 //   builtin.function-call            a FunctionCall protocol message
-//   prepared.unknown                 EXECUTE of a name this session has not prepared
+//   prepared.unknown                 EXECUTE of a name this session has not prepared (admin too:
+//                                    what it runs is unknown, and approval rules apply to admin)
 #pragma once
 
 #include <cstdint>
@@ -161,9 +169,10 @@ class SessionPolicyState {
   SessionPolicyState(const Scope& scope, std::string role);
   SessionPolicyState(std::vector<std::string> search_path, std::string role);
 
-  // Called after a statement was allowed and forwarded: PREPARE remembers its
-  // statement, DEALLOCATE / DISCARD ALL forget, SET / RESET / set_config of
-  // search_path and role widen the possible search paths.
+  // Called for each judged statement, before the next one is judged (see the
+  // top of this file): PREPARE remembers its statement, DEALLOCATE /
+  // DISCARD ALL forget, SET / RESET / set_config of search_path and role
+  // widen the possible search paths.
   void Remember(const StatementSummary& statement);
 
   // The statements a session may have prepared under `name` (several when a

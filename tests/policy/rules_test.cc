@@ -303,6 +303,11 @@ TEST(ReadWriteTest, RowsFreelyEverythingElseOnApproval) {
   EXPECT_DECISION(f.Decide(copy_program), kApproval, "profile.read-write.server_access");
   EXPECT_DECISION(f.Decide(Stmt(StatementClass::kUtility, "CHECKPOINT")), kApproval,
                   "profile.read-write.utility");
+  // A query raised to utility by the function it calls (pg_notify(): a NOTIFY).
+  StatementSummary notify = Select({}, {Fn("", "pg_notify")});
+  notify.statement_class = StatementClass::kUtility;
+  EXPECT_DECISION(f.Decide(notify), kAllow, "profile.read-write");
+  EXPECT_DECISION(ReadOnly().Decide(notify), kDeny, "profile.read-only.writing-function");
 }
 
 TEST(AdminTest, EverythingIsAllowed) {

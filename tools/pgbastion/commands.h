@@ -16,6 +16,7 @@ int RunServe(const Args& args);          // serve.cc
 int RunCheckConfig(const Args& args);    // check_config.cc
 int RunScramVerifier(const Args& args);  // scram_verifier.cc
 int RunReload(const Args& args);         // reload.cc
+int RunPolicy(const Args& args);         // policy_explain.cc
 
 // Finds "--name VALUE" or "--name=VALUE" in args. Returns false if absent.
 bool FindFlag(const Args& args, std::string_view name, std::string_view* value);

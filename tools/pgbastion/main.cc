@@ -42,6 +42,8 @@ constexpr const char kUsage[] =
     "  check-config --config FILE  validate a configuration file and exit\n"
     "  reload --config FILE        check a changed file, then have the running gateway apply it\n"
     "  scram-verifier              read a password on stdin, print its SCRAM-SHA-256 verifier\n"
+    "  policy explain --config FILE --claims JSON SQL\n"
+    "                              show the policy's decision on each statement\n"
     "\n"
     "Run 'pgbastion COMMAND --help' for a command's options.\n";
 
@@ -68,6 +70,7 @@ int main(int argc, char** argv) {
   if (command == "check-config") return RunCheckConfig(args);
   if (command == "scram-verifier") return RunScramVerifier(args);
   if (command == "reload") return RunReload(args);
+  if (command == "policy") return RunPolicy(args);
   std::fprintf(stderr, "pgbastion: unknown command '%s'\n\n%s", argv[1], kUsage);
   return 2;
 }

@@ -1,0 +1,338 @@
+// `pgbastion policy explain --config FILE (--claims JSON | --user NAME)
+//  [--target NAME] [--json] SQL`: the decision the policy takes on each
+// statement of SQL for an identity, without a database. The config's secrets
+// and TLS files need not exist (ConfigOptions::check_files = false).
+#include <algorithm>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "core/config.h"
+#include "core/json_text.h"
+#include "policy/identity.h"
+#include "policy/rules.h"
+#include "policy/sql_analysis.h"
+#include "simdjson.h"
+#include "tools/pgbastion/commands.h"
+
+namespace pgb::tools {
+namespace {
+
+constexpr const char kPolicyUsage[] =
+    "Usage: pgbastion policy explain --config FILE (--claims JSON | --user NAME)\n"
+    "                                [--target NAME] [--json] SQL\n"
+    "\n"
+    "Shows the decision the policy of FILE takes on each statement of SQL for an\n"
+    "identity: allow, deny or approval, with the rule, the reason and a hint, the\n"
+    "statement's class, and the relations and functions it uses with the schemas\n"
+    "each may resolve to. Needs no database; the config's password files and TLS\n"
+    "files need not exist. SQL '-' reads the statements from stdin. Statements are\n"
+    "judged in order, each in the light of the ones before (SET search_path,\n"
+    "PREPARE), as the gateway judges them.\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE   the configuration file\n"
+    "  --claims JSON   the identity as token claims, for example\n"
+    "                  '{\"sub\":\"bot-7\",\"groups\":[\"read-only\"],\"iss\":\"https://idp\"}'\n"
+    "                  (sub, groups, iss, azp or client_id; other string claims match\n"
+    "                  a scope's claims)\n"
+    "  --user NAME     the identity of a [[user]] of the config (its name and groups)\n"
+    "  --target NAME   the target (dbname); default: the first [[target]]\n"
+    "  --json          one JSON object per statement, one per line\n"
+    "  --help          show this help\n"
+    "\n"
+    "Exit status: 0 decided (whatever the decisions), 1 bad config, 2 usage error.\n";
+
+int Usage(std::string_view message) {
+  std::fprintf(stderr, "pgbastion policy explain: %.*s\n\n%s", static_cast<int>(message.size()),
+               message.data(), kPolicyUsage);
+  return 2;
+}
+
+// Token claims as JSON into an Identity: the fields the gateway maps from a
+// verified token, and every other string claim for scope `claims`.
+absl::StatusOr<policy::Identity> IdentityFromClaims(std::string_view json) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(json.data(), json.size()).get(root) != simdjson::SUCCESS) {
+    return absl::InvalidArgumentError("--claims is not valid JSON");
+  }
+  simdjson::dom::object object;
+  if (root.get_object().get(object) != simdjson::SUCCESS) {
+    return absl::InvalidArgumentError("--claims must be a JSON object");
+  }
+  policy::Identity identity;
+  identity.method = policy::AuthMethod::kToken;
+  for (const auto field : object) {
+    const std::string key(field.key);
+    std::string_view text;
+    if (key == "groups") {
+      if (field.value.get_string().get(text) == simdjson::SUCCESS) {
+        identity.groups.emplace_back(text);
+        continue;
+      }
+      simdjson::dom::array groups;
+      if (field.value.get_array().get(groups) != simdjson::SUCCESS) {
+        return absl::InvalidArgumentError(
+            "--claims: groups must be a string or an array of strings");
+      }
+      for (const auto group : groups) {
+        if (group.get_string().get(text) != simdjson::SUCCESS) {
+          return absl::InvalidArgumentError("--claims: groups must be an array of strings");
+        }
+        identity.groups.emplace_back(text);
+      }
+      continue;
+    }
+    if (field.value.get_string().get(text) != simdjson::SUCCESS) continue;  // exp, iat, ...
+    if (key == "sub") {
+      identity.subject = std::string(text);
+    } else if (key == "iss") {
+      identity.issuer = std::string(text);
+    } else if (key == "azp" || key == "client_id") {
+      identity.client_id = std::string(text);
+      identity.claims.emplace_back(key, std::string(text));
+    } else {
+      identity.claims.emplace_back(key, std::string(text));
+    }
+  }
+  if (identity.subject.empty()) {
+    return absl::InvalidArgumentError("--claims needs a \"sub\" (the subject)");
+  }
+  return identity;
+}
+
+std::string AccessList(uint8_t access) {
+  static constexpr std::pair<uint8_t, std::string_view> kNames[] = {
+      {policy::kAccessSelect, "select"},     {policy::kAccessInsert, "insert"},
+      {policy::kAccessUpdate, "update"},     {policy::kAccessDelete, "delete"},
+      {policy::kAccessTruncate, "truncate"}, {policy::kAccessReferences, "references"},
+      {policy::kAccessLock, "lock"},         {policy::kAccessDdl, "ddl"}};
+  std::string out = "[";
+  for (const auto& [bit, name] : kNames) {
+    if ((access & bit) == 0) continue;
+    if (out.size() > 1) out += ',';
+    out += JsonString(name);
+  }
+  return out + "]";
+}
+
+// ["public"], or the schemas an unqualified name may land in, or ["*"].
+std::vector<std::string> Schemas(const std::string& schema, const std::string& name,
+                                 policy::NameKind kind, const policy::SessionPolicyState& state) {
+  if (!schema.empty()) return {schema};
+  policy::SchemaResolution resolution = state.ResolveSchemas(name, kind);
+  if (resolution.any_schema) return {"*"};
+  return resolution.schemas;
+}
+
+std::string JsonStrings(const std::vector<std::string>& values) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    out += JsonString(values[i]);
+  }
+  return out + "]";
+}
+
+// The statement's own text (the analyser's byte range; a length of 0 runs to
+// the end, as PostgreSQL's stmt_len does), without surrounding white space.
+std::string_view StatementText(std::string_view sql, const policy::StatementSummary& s) {
+  if (s.location >= sql.size()) return {};
+  std::string_view text = sql.substr(s.location);
+  if (s.length != 0) text = text.substr(0, s.length);
+  while (!text.empty() && absl::ascii_isspace(static_cast<unsigned char>(text.front()))) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && absl::ascii_isspace(static_cast<unsigned char>(text.back()))) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+struct Context {
+  std::string target;
+  const policy::Scope* scope = nullptr;
+  bool json = false;
+};
+
+void Print(const Context& context, size_t index, std::string_view text,
+           const policy::StatementSummary* statement, const policy::Decision& decision,
+           const policy::SessionPolicyState* state) {
+  if (context.json) {
+    std::string out = "{\"statement\":" + std::to_string(index + 1);
+    out += ",\"decision\":" + JsonString(policy::DecisionKindName(decision.kind));
+    if (statement != nullptr) {
+      out += ",\"class\":" + JsonString(policy::StatementClassName(statement->statement_class));
+      out += ",\"command\":" + JsonString(statement->command);
+    }
+    out += ",\"rule\":" + JsonString(decision.rule);
+    out += ",\"reason\":" + JsonString(decision.reason);
+    out += ",\"hint\":" + JsonString(decision.hint);
+    out += ",\"target\":" + JsonString(context.target);
+    if (context.scope != nullptr) {
+      out += ",\"scope\":" + JsonString(context.scope->name);
+      out += ",\"profile\":" + JsonString(policy::ProfileName(context.scope->profile));
+    } else {
+      out += ",\"scope\":null,\"profile\":null";
+    }
+    if (statement != nullptr && state != nullptr) {
+      out += ",\"relations\":[";
+      for (size_t i = 0; i < statement->relations.size(); ++i) {
+        const policy::RelationRef& r = statement->relations[i];
+        if (i > 0) out += ',';
+        out += "{\"name\":" + JsonString(r.name) + ",\"schemas\":" +
+               JsonStrings(Schemas(r.schema, r.name, policy::NameKind::kRelation, *state)) +
+               ",\"access\":" + AccessList(r.access) + "}";
+      }
+      out += "],\"functions\":[";
+      for (size_t i = 0; i < statement->functions.size(); ++i) {
+        const policy::FunctionRef& f = statement->functions[i];
+        if (i > 0) out += ',';
+        out += "{\"name\":" + JsonString(f.name) + ",\"schemas\":" +
+               JsonStrings(Schemas(f.schema, f.name, policy::NameKind::kFunction, *state)) + "}";
+      }
+      out += "]";
+    }
+    out += ",\"text\":" + JsonString(text) + "}\n";
+    std::fputs(out.c_str(), stdout);
+    return;
+  }
+  std::string out = std::to_string(index + 1) + ". " + policy::DecisionKindName(decision.kind) +
+                    ": " + std::string(text) + "\n";
+  if (statement != nullptr) {
+    out += "   class " + std::string(policy::StatementClassName(statement->statement_class)) +
+           ", command " + statement->command + "\n";
+  }
+  out += "   rule " + decision.rule + "\n";
+  if (!decision.reason.empty()) out += "   reason: " + decision.reason + "\n";
+  if (!decision.hint.empty()) out += "   hint: " + decision.hint + "\n";
+  std::fputs(out.c_str(), stdout);
+}
+
+}  // namespace
+
+int RunPolicy(const Args& args) {
+  if (args.empty()) return Usage("expected a subcommand: explain");
+  if (args[0] == "--help" || args[0] == "-h") {
+    std::fputs(kPolicyUsage, stdout);
+    return 0;
+  }
+  if (args[0] != "explain") return Usage("unknown subcommand '" + std::string(args[0]) + "'");
+  std::string_view config_path, claims, user, target_name, sql;
+  bool have_sql = false;
+  Context context;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string_view arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kPolicyUsage, stdout);
+      return 0;
+    }
+    if (arg == "--json") {
+      context.json = true;
+      continue;
+    }
+    bool matched = false;
+    for (auto [name, value] :
+         {std::pair<std::string_view, std::string_view*>{"--config", &config_path},
+          {"--claims", &claims},
+          {"--user", &user},
+          {"--target", &target_name}}) {
+      if (arg == name) {
+        if (i + 1 >= args.size()) return Usage(std::string(name) + " needs a value");
+        *value = args[++i];
+        matched = true;
+      } else if (arg.starts_with(name) && arg.size() > name.size() && arg[name.size()] == '=') {
+        *value = arg.substr(name.size() + 1);
+        matched = true;
+      }
+      if (matched) break;
+    }
+    if (matched) continue;
+    if (arg.starts_with("--") || have_sql) {
+      return Usage("unexpected argument '" + std::string(arg) + "'");
+    }
+    sql = arg;
+    have_sql = true;
+  }
+  if (config_path.empty()) return Usage("--config FILE is required");
+  if (claims.empty() == user.empty()) return Usage("give either --claims JSON or --user NAME");
+  if (!have_sql) return Usage("expected the SQL to explain (or '-' for stdin)");
+  std::string sql_text(sql);
+  if (sql == "-") {
+    sql_text.clear();
+    char buffer[8192];
+    for (size_t n; (n = std::fread(buffer, 1, sizeof(buffer), stdin)) > 0;)
+      sql_text.append(buffer, n);
+  }
+
+  std::optional<policy::Identity> identity;
+  if (!claims.empty()) {
+    absl::StatusOr<policy::Identity> parsed = IdentityFromClaims(claims);
+    if (!parsed.ok()) return Usage(std::string(parsed.status().message()));
+    identity = *std::move(parsed);
+  }
+
+  const absl::StatusOr<Config> config =
+      LoadConfigFile(std::string(config_path), ConfigOptions{.check_files = false});
+  if (!config.ok()) {
+    std::fprintf(stderr, "%s\npgbastion policy explain: invalid config %.*s\n",
+                 std::string(config.status().message()).c_str(),
+                 static_cast<int>(config_path.size()), config_path.data());
+    return 1;
+  }
+  if (!user.empty()) {
+    const UserConfig* local = config->FindUser(user);
+    if (local == nullptr) return Usage("no [[user]] named '" + std::string(user) + "'");
+    identity.emplace();
+    identity->method = policy::AuthMethod::kLocalPassword;
+    identity->subject = local->name;
+    identity->groups = local->groups;
+  }
+  const TargetConfig* target =
+      target_name.empty() ? &config->targets.front() : config->FindTarget(target_name);
+  if (target == nullptr) return Usage("no [[target]] named '" + std::string(target_name) + "'");
+  context.target = target->name;
+  context.scope = config->policy->MatchScope(*identity, target->name);
+  // A [[user]] limited to other targets never gets a session on this one.
+  if (!user.empty()) {
+    const UserConfig* local = config->FindUser(user);
+    if (!local->targets.empty() && std::find(local->targets.begin(), local->targets.end(),
+                                             target->name) == local->targets.end()) {
+      context.scope = nullptr;
+    }
+  }
+
+  const policy::SqlAnalysis analysis = policy::AnalyseSql(sql_text);
+  if (!analysis.ok) {
+    policy::Decision refused{policy::Decision::kDeny, "analysis",
+                             "the statement was not analysed: " + analysis.error_message +
+                                 " (SQLSTATE " + analysis.error_sqlstate + ", position " +
+                                 std::to_string(analysis.error_position) + ")",
+                             "nothing that cannot be analysed is forwarded; fix the statement"};
+    Print(context, 0, sql_text, nullptr, refused, nullptr);
+    return 0;
+  }
+  if (context.scope == nullptr) {
+    const policy::Decision none = policy::Policy::NoScope(*identity, target->name);
+    for (size_t i = 0; i < analysis.statements.size(); ++i) {
+      const policy::StatementSummary& s = analysis.statements[i];
+      Print(context, i, StatementText(sql_text, s), &s, none, nullptr);
+    }
+    return 0;
+  }
+  policy::SessionPolicyState state(*context.scope, target->user);
+  for (size_t i = 0; i < analysis.statements.size(); ++i) {
+    const policy::StatementSummary& s = analysis.statements[i];
+    const policy::Decision decision = config->policy->Decide(*context.scope, s, state);
+    Print(context, i, StatementText(sql_text, s), &s, decision, &state);
+    state.Remember(s);
+  }
+  return 0;
+}
+
+}  // namespace pgb::tools
