@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/audit/audit_config.h"
 #include "core/log.h"
 
 namespace pgb {
@@ -77,6 +78,7 @@ struct Config {
   std::vector<ListenerConfig> listeners;
   std::vector<TargetConfig> targets;
   std::vector<UserConfig> users;
+  audit::AuditConfig audit;  // [audit]; core/audit/audit_config.h
 
   // nullptr if there is no such target / user.
   const TargetConfig* FindTarget(std::string_view name) const;
