@@ -41,6 +41,7 @@ constexpr const char kUsage[] =
     "  serve --config FILE         run the gateway\n"
     "  check-config --config FILE  validate a configuration file and exit\n"
     "  scram-verifier              read a password on stdin, print its SCRAM-SHA-256 verifier\n"
+    "  audit verify|keygen         check an audit trail; make its signing key pair\n"
     "\n"
     "Run 'pgbastion COMMAND --help' for a command's options.\n";
 
@@ -66,6 +67,7 @@ int main(int argc, char** argv) {
   if (command == "serve") return RunServe(args);
   if (command == "check-config") return RunCheckConfig(args);
   if (command == "scram-verifier") return RunScramVerifier(args);
+  if (command == "audit") return RunAudit(args);
   std::fprintf(stderr, "pgbastion: unknown command '%s'\n\n%s", argv[1], kUsage);
   return 2;
 }
