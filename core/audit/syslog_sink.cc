@@ -95,6 +95,18 @@ absl::Status SyslogSink::Connect() {
     Disconnect();
     return status;
   }
+  if (type == SOCK_STREAM) {
+    // With no listener on a loopback port inside the ephemeral range, TCP
+    // can connect a socket to itself (simultaneous open): that is "down".
+    sockaddr_storage local = {}, peer = {};
+    socklen_t local_length = sizeof(local), peer_length = sizeof(peer);
+    if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &local_length) == 0 &&
+        ::getpeername(fd_, reinterpret_cast<sockaddr*>(&peer), &peer_length) == 0 &&
+        local_length == peer_length && std::memcmp(&local, &peer, local_length) == 0) {
+      Disconnect();
+      return absl::UnavailableError("syslog connect: no listener (connected to itself)");
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -180,6 +180,7 @@ absl::StatusOr<VerifyReport> VerifyTrail(const std::vector<std::string>& files,
   }
   Stream stream(OrderFiles(files));
   std::optional<Rec> prev;
+  std::string prev_prev_hash;  // hash of the record before `prev`
   std::optional<Rec> last_checkpoint;
   std::optional<Rec> first_unsigned;  // first record after the last checkpoint
   const auto finding = [&](const Rec& at, TamperKind kind, std::string detail) {
@@ -215,10 +216,23 @@ absl::StatusOr<VerifyReport> VerifyTrail(const std::vector<std::string>& files,
         absl::StatusOr<const Rec*> next = stream.Peek();
         if (!next.ok()) return next.status();
         const Rec* n = *next;
-        if (n != nullptr && n->valid && n->prev == prev_hash) {
+        if (n != nullptr && n->valid && n->prev == prev_hash && n->seq == expected &&
+            cur->prev == View(n->hash)) {
+          finding(
+              *cur, TamperKind::kReordered,
+              "out of order: it belongs after seq " + std::to_string(n->seq) + " at " + where(*n));
+        } else if (n != nullptr && n->valid && n->prev == prev_hash) {
           finding(*cur, TamperKind::kInserted,
                   "the next record chains to seq " + std::to_string(prev->seq) + " at " +
                       where(*prev) + ": this one does not belong between them");
+        } else if (cur->prev == prev_prev_hash && cur->seq == prev->seq &&
+                   (n == nullptr || (n->valid && n->prev == View(cur->hash)))) {
+          // Two records claim the same place; the chain goes on from this
+          // one, so the one before it is the intruder.
+          report.finding = VerifyFinding{
+              TamperKind::kInserted, stream.file(prev->file), prev->line_no, prev->seq,
+              "it does not belong: the next record chains to seq " + std::to_string(cur->seq) +
+                  " at " + where(*cur) + " instead"};
         } else if (cur->prev == prev_hash) {
           finding(*cur, TamperKind::kEdited,
                   "its seq should be " + std::to_string(expected) + " (it chains to seq " +
@@ -288,6 +302,7 @@ absl::StatusOr<VerifyReport> VerifyTrail(const std::vector<std::string>& files,
       first_unsigned = cur;
       first_unsigned->text.clear();
     }
+    prev_prev_hash = prev.has_value() ? std::string(View(prev->hash)) : std::string();
     prev = std::move(cur);
   }
 

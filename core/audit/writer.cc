@@ -299,7 +299,7 @@ absl::StatusOr<std::unique_ptr<AuditTrail>> AuditTrail::Start(
   for (auto& sink : extra_sinks) sinks.push_back(std::move(sink));
   if (sinks.empty()) return absl::InvalidArgumentError("audit: no [[audit.sink]] configured");
   for (auto& sink : sinks) {
-    absl::Duration initial = absl::Milliseconds(100), max = absl::Seconds(30);
+    absl::Duration initial = absl::Milliseconds(100), max = absl::Seconds(5);
     for (const AuditSinkConfig& c : config.sinks) {
       if (c.name == sink->name() && c.type == AuditSinkType::kHttp) {
         initial = c.http.retry_initial;
@@ -358,6 +358,8 @@ absl::StatusOr<std::unique_ptr<AuditTrail>> AuditTrail::Start(
   trail->writer_ = std::thread([t = trail.get()] { t->Run(); });
   return trail;
 }
+
+AuditTrail::AuditTrail(const AuditConfig& config) : config_(config) {}
 
 AuditTrail::~AuditTrail() {
   Stop();
@@ -425,6 +427,7 @@ size_t AuditTrail::DrainRings(size_t max_per_ring) {
         AppendRecordJson(record, serialize_, next_seq_, View(prev_), &batch_);
       }
       Chain(start);
+      if (since_checkpoint_ >= config_.checkpoint_every) AddCheckpoint(false);
     }
     ring.Release(n);
     total += n;
@@ -519,7 +522,6 @@ void AuditTrail::Run() {
   AddDroppedRecords();
   AddCheckpoint(true);
   Dispatch();
-  pg_query_exit();  // the normalizer's per-thread memory
 }
 
 }  // namespace pgb::audit

@@ -47,10 +47,12 @@ class SinkRunner;
 // A shard's side of the trail. Used by exactly one thread (the shard's).
 class AuditShard {
  public:
-  // Cheap: one relaxed load of the trail's health and this ring's fill level.
-  bool MayProceed() const {
+  // Cheap: a relaxed load of the trail's health; the writer's ring index is
+  // loaded only when the ring looked 3/4 full at the last look.
+  bool MayProceed() {
     if (fail_open_) return true;
-    return healthy_->load(std::memory_order_relaxed) && ring_.ProducerSizeApprox() < high_water_;
+    if (!healthy_->load(std::memory_order_relaxed)) return false;
+    return ring_.ProducerSizeApprox() < high_water_ || ring_.ProducerSize() < high_water_;
   }
   // A cleared record to fill in, or nullptr when the ring is full (counted as
   // dropped). Do not call Begin again before Commit.
@@ -122,7 +124,7 @@ class AuditTrail {
   void Stop();
 
  private:
-  explicit AuditTrail(const AuditConfig& config) : config_(config) {}
+  explicit AuditTrail(const AuditConfig& config);
   void Run();
   // Serializes up to `max` records of every ring into batch_; returns the count.
   size_t DrainRings(size_t max_per_ring);

@@ -1,11 +1,10 @@
-#include "core/audit/record.h"
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <memory>
 #include <string>
 
+#include "core/audit/record.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -15,7 +14,8 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr std::string_view kPrev = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+constexpr std::string_view kPrev =
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 std::string Json(const AuditRecord& r, SerializeOptions options = {}, uint64_t seq = 7) {
   std::string out;
@@ -114,7 +114,8 @@ TEST(AuditRecordTest, EscapesControlCharactersAndInvalidUtf8) {
   std::string out;
   constexpr char kText[] = "a\"b\\c\n\t\x01 caf\xC3\xA9 \xFF end\xE2\x82";
   AppendJsonString(std::string_view(kText, sizeof(kText) - 1), &out);
-  EXPECT_EQ(out, "\"a\\\"b\\\\c\\n\\t\\u0001 caf\xC3\xA9 \xEF\xBF\xBD end\xEF\xBF\xBD\xEF\xBF\xBD\"");
+  EXPECT_EQ(out,
+            "\"a\\\"b\\\\c\\n\\t\\u0001 caf\xC3\xA9 \xEF\xBF\xBD end\xEF\xBF\xBD\xEF\xBF\xBD\"");
   out.clear();
   AppendJsonString("\xED\xA0\x80", &out);  // a UTF-16 surrogate is not UTF-8
   EXPECT_EQ(out, "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");

@@ -1,8 +1,7 @@
-#include "core/audit/ring.h"
-
 #include <thread>
 
 #include "core/audit/record.h"
+#include "core/audit/ring.h"
 #include "gtest/gtest.h"
 
 namespace pgb::audit {
