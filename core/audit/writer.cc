@@ -109,7 +109,8 @@ class SinkRunner {
   void Run() {
     std::deque<std::shared_ptr<const std::string>> pending;  // taken, not yet delivered or spilled
     absl::Duration backoff = backoff_initial_;
-    absl::Time next_retry = absl::InfinitePast();
+    absl::Time next_retry = absl::InfinitePast();   // next delivery attempt
+    absl::Time spill_retry = absl::InfinitePast();  // next append to a full spill
     absl::Time last_tick = absl::Now();
     bool down = false;  // logged once per outage
     for (;;) {
@@ -137,13 +138,14 @@ class SinkRunner {
 
       // New batches: straight to the sink while nothing older waits in the
       // spill; otherwise behind it, in the spill.
-      while (!pending.empty()) {
+      while (!pending.empty() && now >= spill_retry) {
         const std::string& lines = *pending.front();
         if (spill_->empty() && now >= next_retry) {
           absl::Status status = sink_->Deliver(lines);
           if (status.ok()) {
             Done(lines.size());
             pending.pop_front();
+            healthy_.store(true, std::memory_order_relaxed);
             if (down) {
               PGB_LOG(kInfo) << "audit: sink " << sink_->name() << " is delivering again";
               down = false;
@@ -178,8 +180,8 @@ class SinkRunner {
           PGB_LOG(kError) << "audit: sink " << sink_->name() << ": cannot spill ("
                           << spilled.message() << "); fail-closed: refusing new statements";
         }
-        next_retry = now + backoff;
-        break;  // keep the batch; try again after the backoff
+        spill_retry = now + absl::Milliseconds(50);
+        break;  // keep the batch; try again soon
       }
 
       // Redeliver from the spill, oldest first.
