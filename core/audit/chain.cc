@@ -80,8 +80,24 @@ struct MdCtxDeleter {
 }  // namespace
 
 HashHex HashLine(std::string_view line) {
+  // OpenSSL 3's one-shot SHA256() fetches the algorithm and allocates a
+  // context on every call; the writer hashes every line, so keep both.
+  struct Sha256Context {
+    EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Sha256Context() {
+      EVP_MD_CTX_free(ctx);
+      EVP_MD_free(md);
+    }
+  };
+  thread_local Sha256Context sha;
   unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(line.data()), line.size(), digest);
+  unsigned int length = 0;
+  if (EVP_DigestInit_ex2(sha.ctx, sha.md, nullptr) != 1 ||
+      EVP_DigestUpdate(sha.ctx, line.data(), line.size()) != 1 ||
+      EVP_DigestFinal_ex(sha.ctx, digest, &length) != 1) {
+    SHA256(reinterpret_cast<const unsigned char*>(line.data()), line.size(), digest);
+  }
   static constexpr char kHex[] = "0123456789abcdef";
   HashHex out;
   for (size_t i = 0; i < sizeof(digest); ++i) {
