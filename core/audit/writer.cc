@@ -81,9 +81,14 @@ class SinkRunner {
   }
 
   // Waits while the sink already holds kMaxQueuedBytes (backpressure).
-  void Enqueue(std::shared_ptr<const std::string> lines) {
+  // While the trail stops (`stop` set) it does not wait, so that shutdown
+  // cannot hang on a dead sink; the runner's own stop deadline bounds it.
+  void Enqueue(std::shared_ptr<const std::string> lines, const std::atomic<bool>& stop) {
     std::unique_lock lock(mu_);
-    space_.wait(lock, [&] { return queued_bytes_ < kMaxQueuedBytes || stopping_; });
+    while (queued_bytes_ >= kMaxQueuedBytes && !stopping_ &&
+           !stop.load(std::memory_order_acquire)) {
+      space_.wait_for(lock, std::chrono::milliseconds(100));
+    }
     queued_bytes_ += lines->size();
     queue_.push_back(std::move(lines));
     wake_.notify_one();
@@ -487,7 +492,7 @@ void AuditTrail::Dispatch() {
   auto lines = std::make_shared<const std::string>(std::move(batch_));
   batch_ = std::string();
   batch_.reserve(lines->size());
-  for (auto& runner : sinks_) runner->Enqueue(lines);
+  for (auto& runner : sinks_) runner->Enqueue(lines, stop_);
 }
 
 void AuditTrail::UpdateHealth() {
