@@ -260,7 +260,7 @@ void AuditRecord::Store(AuditField field, std::string_view value, size_t cap) {
   const size_t room = kArenaBytes - used_;
   const size_t n = Utf8Prefix(value, std::min(cap, room));
   if (n < value.size()) truncated_ |= 1u << Index(field);
-  std::memcpy(arena_ + used_, value.data(), n);
+  if (n > 0) std::memcpy(arena_ + used_, value.data(), n);
   refs_[Index(field)] = Ref{used_, static_cast<uint16_t>(n)};
   used_ = static_cast<uint16_t>(used_ + n);
   last_field_ = static_cast<uint16_t>(Index(field));
@@ -314,7 +314,7 @@ void AuditRecord::AddListItems(AuditField field, std::string_view* values, size_
     p[0] = static_cast<char>(tag);
     p[1] = static_cast<char>(values[i].size() & 0xff);
     p[2] = static_cast<char>(values[i].size() >> 8);
-    std::memcpy(p + 3, values[i].data(), values[i].size());
+    if (!values[i].empty()) std::memcpy(p + 3, values[i].data(), values[i].size());
     used_ = static_cast<uint16_t>(used_ + 3 + values[i].size());
   }
   ref.length = static_cast<uint16_t>(ref.length + bytes);

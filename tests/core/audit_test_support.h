@@ -143,7 +143,7 @@ class SyslogReceiver {
           buffers.emplace_back();
         }
       }
-      for (size_t i = 0; i < conns.size(); ++i) {
+      for (size_t i = 0; i + 1 < fds.size(); ++i) {  // not one accepted just now
         if (!(fds[i + 1].revents & (POLLIN | POLLHUP))) continue;
         char chunk[65536];
         const ssize_t n = ::recv(conns[i], chunk, sizeof(chunk), 0);
