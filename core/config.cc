@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/time/time.h"
+#include "core/audit/audit_config_parse.h"
 #include "policy/policy_config.h"
 #include "proto/scram.h"
 #include "toml++/toml.h"
@@ -822,11 +823,17 @@ void ConfigParser::ParseUsers(const toml::table& root, Config& config) {
 absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
   Config config;
   {
-    TableReader top(*this, root, "", {"gateway", "listener", "target", "user", "scope"});
+    TableReader top(*this, root, "", {"gateway", "listener", "target", "user", "scope", "audit"});
     ParseGateway(root, config);
     ParseListeners(root, config);
     ParseTargets(root, config);
     ParseUsers(root, config);
+    audit::ParseAuditConfig(
+        root.get("audit"), [this](std::string_view path) { return ResolvePath(path); },
+        [this](const toml::source_region& where, std::string_view key, std::string_view message) {
+          AddError(where, key, message);
+        },
+        &config.audit);
   }
   // Users may only name targets that exist. A target whose name was itself
   // invalid is not known here, so a user naming it gets a second error.

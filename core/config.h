@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/audit/audit_config.h"
 #include "core/log.h"
 #include "policy/rules.h"
 
@@ -87,6 +88,7 @@ struct Config {
   std::vector<UserConfig> users;
   // The [[scope]]s (policy/policy_config.h); never null in a Config that loaded.
   std::shared_ptr<const policy::Policy> policy;
+  audit::AuditConfig audit;  // [audit]; core/audit/audit_config.h
 
   // nullptr if there is no such target / user.
   const TargetConfig* FindTarget(std::string_view name) const;

@@ -44,6 +44,7 @@ constexpr const char kUsage[] =
     "  scram-verifier              read a password on stdin, print its SCRAM-SHA-256 verifier\n"
     "  policy explain --config FILE --claims JSON SQL\n"
     "                              show the policy's decision on each statement\n"
+    "  audit verify|keygen         check an audit trail; make its signing key pair\n"
     "\n"
     "Run 'pgbastion COMMAND --help' for a command's options.\n";
 
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
   if (command == "scram-verifier") return RunScramVerifier(args);
   if (command == "reload") return RunReload(args);
   if (command == "policy") return RunPolicy(args);
+  if (command == "audit") return RunAudit(args);
   std::fprintf(stderr, "pgbastion: unknown command '%s'\n\n%s", argv[1], kUsage);
   return 2;
 }

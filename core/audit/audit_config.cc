@@ -1,0 +1,324 @@
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/audit/audit_config_parse.h"
+#include "core/audit/chain.h"
+
+namespace pgb::audit {
+namespace {
+
+std::string Join(const std::vector<std::string_view>& parts, std::string_view separator) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out.append(separator);
+    out.append(parts[i]);
+  }
+  return out;
+}
+
+// Reads one table's keys with their types and ranges, and reports keys it
+// was not told about (the value of an unknown key is never echoed).
+class Reader {
+ public:
+  Reader(const toml::table& table, std::string path, std::vector<std::string_view> known,
+         const AuditConfigError& error)
+      : table_(table), path_(std::move(path)), known_(std::move(known)), error_(error) {}
+  ~Reader() {
+    for (const auto& [key, node] : table_) {
+      if (std::find(known_.begin(), known_.end(), key.str()) != known_.end()) continue;
+      error_(key.source(), KeyPath(key.str()),
+             "unknown key (known keys: " + Join(known_, ", ") + ")");
+    }
+  }
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  std::string KeyPath(std::string_view key) const { return path_ + "." + std::string(key); }
+  const toml::node* Get(std::string_view key) const { return table_.get(key); }
+  void Error(std::string_view key, std::string_view message) const {
+    const toml::node* node = table_.get(key);
+    error_(node != nullptr ? node->source() : table_.source(), KeyPath(key), message);
+  }
+
+  std::optional<std::string> String(std::string_view key) const {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return std::nullopt;
+    if (!node->is_string()) {
+      Error(key, "expected a string");
+      return std::nullopt;
+    }
+    return node->as_string()->get();
+  }
+  std::optional<std::string> RequiredString(std::string_view key, std::string_view what) const {
+    if (table_.get(key) == nullptr) {
+      Error(key, "required (" + std::string(what) + ")");
+      return std::nullopt;
+    }
+    std::optional<std::string> value = String(key);
+    if (value.has_value() && value->empty()) {
+      Error(key, "must not be empty (" + std::string(what) + ")");
+      return std::nullopt;
+    }
+    return value;
+  }
+  std::optional<bool> Bool(std::string_view key) const {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return std::nullopt;
+    if (!node->is_boolean()) {
+      Error(key, "expected true or false");
+      return std::nullopt;
+    }
+    return node->as_boolean()->get();
+  }
+  std::optional<int64_t> Integer(std::string_view key, int64_t min, int64_t max) const {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return std::nullopt;
+    if (!node->is_integer()) {
+      Error(key, "expected an integer " + std::to_string(min) + ".." + std::to_string(max));
+      return std::nullopt;
+    }
+    const int64_t value = node->as_integer()->get();
+    if (value < min || value > max) {
+      Error(key, "must be " + std::to_string(min) + ".." + std::to_string(max) + ", got " +
+                     std::to_string(value));
+      return std::nullopt;
+    }
+    return value;
+  }
+  // A duration string ("500ms", "10s"); `allow_zero` accepts "0s" (off).
+  std::optional<absl::Duration> Duration(std::string_view key, bool allow_zero = false) const {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return std::nullopt;
+    absl::Duration value;
+    if (!node->is_string() || !absl::ParseDuration(node->as_string()->get(), &value)) {
+      Error(key, "expected a duration string such as \"500ms\", \"10s\", \"1h\"");
+      return std::nullopt;
+    }
+    if (value < absl::ZeroDuration() || value == absl::InfiniteDuration() ||
+        (!allow_zero && value == absl::ZeroDuration())) {
+      Error(key, allow_zero ? "must be a finite duration >= 0" : "must be a finite duration > 0");
+      return std::nullopt;
+    }
+    return value;
+  }
+  std::optional<size_t> Enum(std::string_view key,
+                             const std::vector<std::string_view>& allowed) const {
+    std::optional<std::string> text = String(key);
+    if (!text.has_value()) return std::nullopt;
+    for (size_t i = 0; i < allowed.size(); ++i) {
+      if (*text == allowed[i]) return i;
+    }
+    Error(key, "\"" + *text + "\" is not one of " + Join(allowed, " | "));
+    return std::nullopt;
+  }
+
+ private:
+  const toml::table& table_;
+  std::string path_;
+  std::vector<std::string_view> known_;
+  const AuditConfigError& error_;
+};
+
+bool IsSinkName(std::string_view name) {
+  return !name.empty() && name.size() <= 63 && name != "." && name != ".." &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-' || c == '.';
+         });
+}
+
+void ParseSink(const toml::table& table, const std::string& path, size_t index,
+               const std::function<std::string(std::string_view)>& resolve,
+               const AuditConfigError& error, AuditSinkConfig* out) {
+  const toml::node* type_node = table.get("type");
+  std::string type;
+  if (type_node == nullptr || !type_node->is_string()) {
+    error(type_node != nullptr ? type_node->source() : table.source(), path + ".type",
+          "required: \"file\" | \"syslog\" | \"http\"");
+    return;
+  }
+  type = type_node->as_string()->get();
+  if (type == "file") {
+    out->type = AuditSinkType::kFile;
+    Reader r(table, path,
+             {"type", "name", "path", "rotate_bytes", "rotate_interval", "keep", "fsync",
+              "fsync_interval"},
+             error);
+    if (auto v = r.RequiredString("path", "the audit file, e.g. /var/log/pgbastion/audit.jsonl")) {
+      out->file.path = resolve(*v);
+    }
+    if (auto v = r.Integer("rotate_bytes", 0, int64_t{1} << 50)) {
+      if (*v != 0 && *v < 4096) {
+        r.Error("rotate_bytes", "must be 0 (no size rotation) or at least 4096");
+      } else {
+        out->file.rotate_bytes = static_cast<uint64_t>(*v);
+      }
+    }
+    if (auto v = r.Duration("rotate_interval", true)) out->file.rotate_interval = *v;
+    if (auto v = r.Integer("keep", 0, 1000000)) out->file.keep = static_cast<uint32_t>(*v);
+    if (auto v = r.Enum("fsync", {"always", "interval", "never"})) {
+      out->file.fsync = static_cast<FsyncPolicy>(*v);
+    }
+    if (auto v = r.Duration("fsync_interval")) out->file.fsync_interval = *v;
+    if (auto v = r.String("name")) out->name = *v;
+  } else if (type == "syslog") {
+    out->type = AuditSinkType::kSyslog;
+    Reader r(
+        table, path,
+        {"type", "name", "transport", "host", "port", "socket", "facility", "app_name", "hostname"},
+        error);
+    if (auto v = r.Enum("transport", {"udp", "tcp", "unix"})) {
+      out->syslog.transport = static_cast<SyslogTransport>(*v);
+    }
+    if (out->syslog.transport == SyslogTransport::kUnix) {
+      if (auto v = r.RequiredString("socket", "the unix datagram socket, e.g. /dev/log")) {
+        out->syslog.socket_path = *v;
+      }
+      if (r.Get("host") != nullptr) r.Error("host", "is not used with transport = \"unix\"");
+    } else {
+      if (auto v = r.String("host")) {
+        unsigned char buf[16];
+        if (inet_pton(AF_INET, v->c_str(), buf) != 1 && inet_pton(AF_INET6, v->c_str(), buf) != 1) {
+          r.Error("host", "\"" + *v + "\" is not an IPv4 or IPv6 address literal");
+        } else {
+          out->syslog.host = *v;
+        }
+      }
+      if (auto v = r.Integer("port", 1, 65535)) out->syslog.port = static_cast<uint16_t>(*v);
+    }
+    if (auto v = r.Integer("facility", 0, 23)) out->syslog.facility = static_cast<int>(*v);
+    if (auto v = r.String("app_name")) out->syslog.app_name = *v;
+    if (auto v = r.String("hostname")) out->syslog.hostname = *v;
+    if (auto v = r.String("name")) out->name = *v;
+  } else if (type == "http") {
+    out->type = AuditSinkType::kHttp;
+    Reader r(table, path,
+             {"type", "name", "url", "timeout", "max_batch", "retry_initial", "retry_max", "tls_ca",
+              "bearer_token_file"},
+             error);
+    if (auto v = r.RequiredString("url", "the collector, http:// or https://")) {
+      if (v->rfind("http://", 0) != 0 && v->rfind("https://", 0) != 0) {
+        r.Error("url", "must start with http:// or https://");
+      } else {
+        out->http.url = *v;
+      }
+    }
+    if (auto v = r.Duration("timeout")) out->http.timeout = *v;
+    if (auto v = r.Integer("max_batch", 1, 100000)) out->http.max_batch = static_cast<uint32_t>(*v);
+    if (auto v = r.Duration("retry_initial")) out->http.retry_initial = *v;
+    if (auto v = r.Duration("retry_max")) out->http.retry_max = *v;
+    if (out->http.retry_max < out->http.retry_initial) {
+      r.Error("retry_max", "must be at least retry_initial");
+    }
+    if (auto v = r.String("tls_ca")) out->http.tls_ca = resolve(*v);
+    if (auto v = r.String("bearer_token_file")) out->http.bearer_token_file = resolve(*v);
+    if (auto v = r.String("name")) out->name = *v;
+  } else {
+    error(type_node->source(), path + ".type",
+          "\"" + type + "\" is not one of file | syslog | http");
+    return;
+  }
+  if (out->name.empty()) {
+    out->name = type + std::to_string(index);
+  } else if (!IsSinkName(out->name)) {
+    error(table.get("name")->source(), path + ".name",
+          "must be 1..63 characters of A-Z a-z 0-9 _ . - (it names the spill directory)");
+  }
+}
+
+}  // namespace
+
+void ParseAuditConfig(const toml::node* audit,
+                      const std::function<std::string(std::string_view)>& resolve_path,
+                      const AuditConfigError& error, AuditConfig* out) {
+  *out = AuditConfig{};
+  if (audit == nullptr) return;
+  const toml::table* table = audit->as_table();
+  if (table == nullptr) {
+    error(audit->source(), "audit", "expected a table ([audit])");
+    return;
+  }
+  out->enabled = true;
+  Reader r(
+      *table, "audit",
+      {"enabled", "mode", "ring_slots", "signing_key", "checkpoint_every", "checkpoint_interval",
+       "spill_dir", "spill_max_bytes", "statement_text", "parameters", "sink"},
+      error);
+  if (auto v = r.Bool("enabled")) out->enabled = *v;
+  if (auto v = r.Enum("mode", {"fail-closed", "fail-open"})) out->mode = static_cast<AuditMode>(*v);
+  if (auto v = r.Integer("ring_slots", 64, 1 << 20)) {
+    if ((*v & (*v - 1)) != 0) {
+      r.Error("ring_slots", "must be a power of two (64, 128, ..., 1048576)");
+    } else {
+      out->ring_slots = static_cast<uint32_t>(*v);
+    }
+  }
+  if (auto v = r.Integer("checkpoint_every", 1, 100'000'000)) {
+    out->checkpoint_every = static_cast<uint64_t>(*v);
+  }
+  if (auto v = r.Duration("checkpoint_interval")) out->checkpoint_interval = *v;
+  if (auto v = r.String("spill_dir")) {
+    if (v->empty()) {
+      r.Error("spill_dir", "must not be empty");
+    } else {
+      out->spill_dir = resolve_path(*v);
+    }
+  }
+  if (auto v = r.Integer("spill_max_bytes", 1 << 20, int64_t{1} << 50)) {
+    out->spill_max_bytes = static_cast<uint64_t>(*v);
+  }
+  if (auto v = r.Enum("statement_text", {"full", "normalized"})) {
+    out->statement_text = static_cast<StatementText>(*v);
+  }
+  if (auto v = r.Enum("parameters", {"off", "redacted", "on"})) {
+    out->parameters = static_cast<ParameterMode>(*v);
+  }
+
+  if (auto v = r.String("signing_key")) {
+    out->signing_key = resolve_path(*v);
+    if (out->enabled) {
+      absl::StatusOr<AuditSigningKey> key = AuditSigningKey::LoadFile(out->signing_key);
+      if (!key.ok()) r.Error("signing_key", std::string(key.status().message()));
+    }
+  } else if (out->enabled && r.Get("signing_key") == nullptr) {
+    r.Error("signing_key",
+            "required: the Ed25519 private key that signs checkpoints (make one with "
+            "`pgbastion audit keygen`)");
+  }
+
+  const toml::node* sinks = table->get("sink");
+  if (sinks == nullptr) {
+    if (out->enabled) {
+      error(table->source(), "audit.sink", "at least one [[audit.sink]] is required");
+    }
+    return;
+  }
+  const toml::array* array = sinks->as_array();
+  if (array == nullptr || array->empty()) {
+    error(sinks->source(), "audit.sink", "expected one or more [[audit.sink]] tables");
+    return;
+  }
+  std::set<std::string> names;
+  for (size_t i = 0; i < array->size(); ++i) {
+    const std::string path = "audit.sink[" + std::to_string(i) + "]";
+    const toml::node& element = (*array)[i];
+    const toml::table* sink_table = element.as_table();
+    if (sink_table == nullptr) {
+      error(element.source(), path, "expected a table");
+      continue;
+    }
+    AuditSinkConfig sink;
+    ParseSink(*sink_table, path, i, resolve_path, error, &sink);
+    if (!names.insert(sink.name).second) {
+      error(sink_table->source(), path + ".name", "duplicate sink name \"" + sink.name + "\"");
+    }
+    out->sinks.push_back(std::move(sink));
+  }
+}
+
+}  // namespace pgb::audit

@@ -1,0 +1,28 @@
+// Parses the [audit] section (core/audit/audit_config.h) from the TOML tree;
+// called by core/config.cc, the only other file that needs toml++.
+//
+//   ParseAuditConfig(root.get("audit"), resolve, report_error, &config.audit);
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "core/audit/audit_config.h"
+#include "toml++/toml.h"
+
+namespace pgb::audit {
+
+// Reports one error: where, the key path ("audit.sink[0].path"), the message.
+using AuditConfigError = std::function<void(const toml::source_region& where, std::string_view key,
+                                            std::string_view message)>;
+
+// Parses the [audit] node (nullptr if absent: audit disabled) into `out`,
+// reporting every problem through `error`. Relative paths are resolved with
+// `resolve_path`. The signing key file is loaded to check it (its contents
+// never appear in a message).
+void ParseAuditConfig(const toml::node* audit,
+                      const std::function<std::string(std::string_view)>& resolve_path,
+                      const AuditConfigError& error, AuditConfig* out);
+
+}  // namespace pgb::audit

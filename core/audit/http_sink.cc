@@ -1,0 +1,121 @@
+#include "core/audit/http_sink.h"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstring>
+#include <mutex>
+
+namespace pgb::audit {
+namespace {
+
+uint64_t LineSeq(std::string_view line) {
+  constexpr std::string_view kKey = "\"seq\":";
+  const size_t at = line.find(kKey);
+  if (at == std::string_view::npos) return 0;
+  uint64_t seq = 0;
+  std::from_chars(line.data() + at + kKey.size(), line.data() + line.size(), seq);
+  return seq;
+}
+
+size_t DiscardBody(char*, size_t size, size_t count, void*) { return size * count; }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HttpSink>> HttpSink::Create(std::string name,
+                                                           HttpSinkConfig config) {
+  static std::once_flag curl_init;
+  std::call_once(curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::unique_ptr<HttpSink> sink(new HttpSink(std::move(name), std::move(config)));
+  if (!sink->config_.bearer_token_file.empty()) {
+    const std::string& path = sink->config_.bearer_token_file;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+      return absl::PermissionDeniedError("cannot open \"" + path + "\": " + std::strerror(errno));
+    }
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0 ||
+        st.st_size > 16384) {
+      ::close(fd);
+      return absl::PermissionDeniedError("\"" + path +
+                                         "\" must be a regular file of mode 600 (at most 16 KiB)");
+    }
+    std::string token(static_cast<size_t>(st.st_size), '\0');
+    const ssize_t n = ::read(fd, token.data(), token.size());
+    ::close(fd);
+    token.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    token = token.substr(0, token.find_first_of("\r\n"));
+    if (token.empty()) return absl::InvalidArgumentError("\"" + path + "\" is empty");
+    sink->authorization_ = "Authorization: Bearer " + token;
+  }
+  sink->curl_ = curl_easy_init();
+  if (sink->curl_ == nullptr) return absl::InternalError("curl_easy_init failed");
+  return sink;
+}
+
+HttpSink::~HttpSink() {
+  if (curl_ != nullptr) curl_easy_cleanup(static_cast<CURL*>(curl_));
+}
+
+absl::Status HttpSink::Post(const std::string& body) {
+  CURL* curl = static_cast<CURL*>(curl_);
+  curl_easy_reset(curl);
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  if (!authorization_.empty()) headers = curl_slist_append(headers, authorization_.c_str());
+  curl_easy_setopt(curl, CURLOPT_URL, config_.url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(absl::ToInt64Milliseconds(config_.timeout)));
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, DiscardBody);
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (!config_.tls_ca.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, config_.tls_ca.c_str());
+  const CURLcode code = curl_easy_perform(curl);
+  long http_status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &http_status);
+  curl_slist_free_all(headers);
+  if (code != CURLE_OK) {
+    return absl::UnavailableError(std::string("POST ") + config_.url + ": " +
+                                  curl_easy_strerror(code));
+  }
+  if (http_status < 200 || http_status > 299) {
+    return absl::UnavailableError("POST " + config_.url + ": HTTP " + std::to_string(http_status));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status HttpSink::Deliver(std::string_view lines) {
+  std::string body;
+  size_t count = 0;
+  uint64_t last_seq = 0;
+  const auto flush = [&]() -> absl::Status {
+    if (count == 0) return absl::OkStatus();
+    body.push_back(']');
+    if (absl::Status status = Post(body); !status.ok()) return status;
+    delivered_seq_ = std::max(delivered_seq_, last_seq);
+    body.clear();
+    count = 0;
+    return absl::OkStatus();
+  };
+  while (!lines.empty()) {
+    const size_t end = lines.find('\n');
+    const std::string_view line = lines.substr(0, end);
+    lines.remove_prefix(end == std::string_view::npos ? lines.size() : end + 1);
+    const uint64_t seq = LineSeq(line);
+    if (seq != 0 && seq <= delivered_seq_) continue;  // taken by an earlier attempt
+    body.push_back(count == 0 ? '[' : ',');
+    body.append(line);
+    last_seq = seq;
+    if (++count >= config_.max_batch) {
+      if (absl::Status status = flush(); !status.ok()) return status;
+    }
+  }
+  return flush();
+}
+
+}  // namespace pgb::audit

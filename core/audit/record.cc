@@ -1,0 +1,633 @@
+#include "core/audit/record.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace pgb::audit {
+namespace {
+
+// The longest prefix of `text` of at most `max` bytes that does not end in
+// the middle of a UTF-8 sequence.
+size_t Utf8Prefix(std::string_view text, size_t max) {
+  if (text.size() <= max) return text.size();
+  size_t n = max;
+  // Step back over continuation bytes (10xxxxxx) to a character start.
+  size_t back = 0;
+  while (n > 0 && back < 4 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) {
+    --n;
+    ++back;
+  }
+  return n;
+}
+
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+void AppendUnsigned(uint64_t value, std::string* out) {
+  char buffer[20];
+  char* end = buffer + sizeof(buffer);
+  char* p = end;
+  do {
+    *--p = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value != 0);
+  out->append(p, static_cast<size_t>(end - p));
+}
+
+void AppendSigned(int64_t value, std::string* out) {
+  if (value < 0) {
+    out->push_back('-');
+    AppendUnsigned(static_cast<uint64_t>(-(value + 1)) + 1, out);
+  } else {
+    AppendUnsigned(static_cast<uint64_t>(value), out);
+  }
+}
+
+// Decodes one UTF-8 sequence at text[i]; returns its length, or 0 if it is
+// not a valid, shortest-form sequence of a scalar value.
+size_t Utf8SequenceLength(std::string_view text, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char c = byte(i);
+  size_t n;
+  uint32_t cp;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+    cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + n > text.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i + k) & 0x3F);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
+  if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
+  return n;
+}
+
+}  // namespace
+
+const char* AuditKindName(AuditKind kind) {
+  switch (kind) {
+    case AuditKind::kStatement:
+      return "statement";
+    case AuditKind::kConnect:
+      return "connect";
+    case AuditKind::kAuthOk:
+      return "auth_ok";
+    case AuditKind::kAuthFailed:
+      return "auth_failed";
+    case AuditKind::kDisconnect:
+      return "disconnect";
+    case AuditKind::kTokenExpired:
+      return "token_expired";
+    case AuditKind::kCancel:
+      return "cancel";
+    case AuditKind::kCheckpoint:
+      return "checkpoint";
+    case AuditKind::kDropped:
+      return "dropped";
+  }
+  return "unknown";
+}
+
+const char* AuditDecisionName(AuditDecision decision) {
+  switch (decision) {
+    case AuditDecision::kNone:
+      return "";
+    case AuditDecision::kAllow:
+      return "allow";
+    case AuditDecision::kDeny:
+      return "deny";
+    case AuditDecision::kHold:
+      return "hold";
+    case AuditDecision::kApproved:
+      return "approved";
+    case AuditDecision::kRejected:
+      return "rejected";
+    case AuditDecision::kApprovalTimedOut:
+      return "approval_timeout";
+  }
+  return "";
+}
+
+const char* AuditProtocolName(AuditProtocol protocol) {
+  switch (protocol) {
+    case AuditProtocol::kNone:
+      return "";
+    case AuditProtocol::kSimple:
+      return "simple";
+    case AuditProtocol::kExtended:
+      return "extended";
+    case AuditProtocol::kFunctionCall:
+      return "function_call";
+  }
+  return "";
+}
+
+const char* AuditFieldName(AuditField field) {
+  switch (field) {
+    case AuditField::kSubject:
+      return "subject";
+    case AuditField::kIssuer:
+      return "issuer";
+    case AuditField::kClientId:
+      return "client_id";
+    case AuditField::kRunId:
+      return "run_id";
+    case AuditField::kGroups:
+      return "groups";
+    case AuditField::kClaims:
+      return "claims";
+    case AuditField::kApplicationName:
+      return "application_name";
+    case AuditField::kTarget:
+      return "target";
+    case AuditField::kDatabaseRole:
+      return "db_role";
+    case AuditField::kStatement:
+      return "statement";
+    case AuditField::kParameters:
+      return "parameters";
+    case AuditField::kRule:
+      return "rule";
+    case AuditField::kApprovalId:
+      return "approval_id";
+    case AuditField::kCommandTag:
+      return "command_tag";
+    case AuditField::kMessage:
+      return "message";
+    case AuditField::kCount:
+      break;
+  }
+  return "";
+}
+
+int64_t AuditClockMicros() {
+  timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+}
+
+void AuditRecord::Reset() {
+  kind = AuditKind::kStatement;
+  decision = AuditDecision::kNone;
+  protocol = AuditProtocol::kNone;
+  auth_method = policy::AuthMethod::kLocalPassword;
+  has_identity = false;
+  has_rows = false;
+  statement_normalized = false;
+  shard = 0;
+  std::memset(sqlstate, 0, sizeof(sqlstate));
+  masked_values = 0;
+  start_us = 0;
+  end_us = 0;
+  duration_us = -1;
+  session_id = 0;
+  fingerprint = 0;
+  rows = 0;
+  bytes_in = 0;
+  bytes_out = 0;
+  truncated_ = 0;
+  statement_bytes_ = 0;
+  used_ = 0;
+  last_field_ = kUnset;
+  client_port_ = 0;
+  client_family_ = AF_UNSPEC;
+  for (Ref& ref : refs_) ref = Ref{};
+}
+
+void AuditRecord::SetSqlState(std::string_view code) {
+  if (code.size() != sizeof(sqlstate)) return;
+  std::memcpy(sqlstate, code.data(), sizeof(sqlstate));
+}
+
+void AuditRecord::SetClientAddress(const sockaddr* address) {
+  client_family_ = AF_UNSPEC;
+  if (address == nullptr) return;
+  switch (address->sa_family) {
+    case AF_INET: {
+      sockaddr_in in;
+      std::memcpy(&in, address, sizeof(in));
+      std::memcpy(client_addr_, &in.sin_addr, 4);
+      client_port_ = ntohs(in.sin_port);
+      client_family_ = AF_INET;
+      break;
+    }
+    case AF_INET6: {
+      sockaddr_in6 in6;
+      std::memcpy(&in6, address, sizeof(in6));
+      std::memcpy(client_addr_, &in6.sin6_addr, 16);
+      client_port_ = ntohs(in6.sin6_port);
+      client_family_ = AF_INET6;
+      break;
+    }
+    case AF_UNIX:
+      client_family_ = AF_UNIX;
+      break;
+    default:
+      break;
+  }
+}
+
+std::string AuditRecord::ClientAddressText() const {
+  char text[INET6_ADDRSTRLEN] = {};
+  switch (client_family_) {
+    case AF_INET:
+      ::inet_ntop(AF_INET, client_addr_, text, sizeof(text));
+      return std::string(text) + ":" + std::to_string(client_port_);
+    case AF_INET6:
+      ::inet_ntop(AF_INET6, client_addr_, text, sizeof(text));
+      return "[" + std::string(text) + "]:" + std::to_string(client_port_);
+    case AF_UNIX:
+      return "unix";
+    default:
+      return "";
+  }
+}
+
+void AuditRecord::Store(AuditField field, std::string_view value, size_t cap) {
+  const size_t room = kArenaBytes - used_;
+  const size_t n = Utf8Prefix(value, std::min(cap, room));
+  if (n < value.size()) truncated_ |= 1u << Index(field);
+  if (n > 0) std::memcpy(arena_ + used_, value.data(), n);
+  refs_[Index(field)] = Ref{used_, static_cast<uint16_t>(n)};
+  used_ = static_cast<uint16_t>(used_ + n);
+  last_field_ = static_cast<uint16_t>(Index(field));
+}
+
+void AuditRecord::SetStatement(std::string_view sql) {
+  const size_t room = kArenaBytes - used_;
+  const size_t cap = room > kReserveAfterStatement ? room - kReserveAfterStatement : 0;
+  statement_bytes_ = static_cast<uint32_t>(std::min<size_t>(sql.size(), UINT32_MAX));
+  Store(AuditField::kStatement, sql, cap);
+}
+
+bool AuditRecord::GrowList(AuditField field, size_t bytes) {
+  Ref& ref = refs_[Index(field)];
+  if (ref.length == kUnset) {
+    ref = Ref{used_, 0};
+  } else if (last_field_ != Index(field)) {
+    // Another field was stored after this list: move the list to the end.
+    if (kArenaBytes - used_ < ref.length + bytes) return false;
+    std::memmove(arena_ + used_, arena_ + ref.offset, ref.length);
+    ref.offset = used_;
+    used_ = static_cast<uint16_t>(used_ + ref.length);
+  }
+  last_field_ = static_cast<uint16_t>(Index(field));
+  if (kArenaBytes - used_ < bytes || ref.length + bytes > kListFieldMax) return false;
+  return true;
+}
+
+void AuditRecord::AddListItem(AuditField field, std::string_view value, uint8_t tag) {
+  AddListItems(field, &value, 1, tag);
+}
+
+void AuditRecord::AddListItems(AuditField field, std::string_view* values, size_t count,
+                               uint8_t tag) {
+  if (IsTruncated(field)) return;  // a list keeps its first items, never a later one
+  size_t bytes = 0;
+  for (size_t i = 0; i < count; ++i) {
+    if (values[i].size() > kShortFieldMax) {
+      values[i] = values[i].substr(0, Utf8Prefix(values[i], kShortFieldMax));
+      truncated_ |= 1u << Index(field);
+    }
+    bytes += 3 + values[i].size();
+  }
+  if (!GrowList(field, bytes)) {
+    truncated_ |= 1u << Index(field);
+    return;
+  }
+  Ref& ref = refs_[Index(field)];
+  for (size_t i = 0; i < count; ++i) {
+    char* p = arena_ + used_;
+    p[0] = static_cast<char>(tag);
+    p[1] = static_cast<char>(values[i].size() & 0xff);
+    p[2] = static_cast<char>(values[i].size() >> 8);
+    if (!values[i].empty()) std::memcpy(p + 3, values[i].data(), values[i].size());
+    used_ = static_cast<uint16_t>(used_ + 3 + values[i].size());
+  }
+  ref.length = static_cast<uint16_t>(ref.length + bytes);
+}
+
+void AuditRecord::AddRedactedParameter(size_t length) {
+  char digits[8];
+  uint64_t n = std::min<uint64_t>(length, 0xffffffffu);
+  for (size_t i = 0; i < 4; ++i) {
+    digits[i] = static_cast<char>(n & 0xff);
+    n >>= 8;
+  }
+  AddListItem(AuditField::kParameters, std::string_view(digits, 4), kRedactedItem);
+}
+
+void AuditRecord::SetIdentity(const policy::Identity& identity) {
+  has_identity = true;
+  auth_method = identity.method;
+  SetSubject(identity.subject);
+  if (!identity.issuer.empty()) SetIssuer(identity.issuer);
+  if (!identity.client_id.empty()) Store(AuditField::kClientId, identity.client_id, kShortFieldMax);
+  if (!identity.run_id.empty()) Store(AuditField::kRunId, identity.run_id, kShortFieldMax);
+  for (const std::string& group : identity.groups) AddListItem(AuditField::kGroups, group);
+  for (const auto& [name, value] : identity.claims) {
+    std::string_view pair[2] = {name, value};  // stored whole or not at all
+    AddListItems(AuditField::kClaims, pair, 2, 0);
+  }
+}
+
+std::string_view AuditRecord::Get(AuditField field) const {
+  const Ref& ref = refs_[Index(field)];
+  if (ref.length == kUnset) return {};
+  return std::string_view(arena_ + ref.offset, ref.length);
+}
+
+bool AuditRecord::ListReader::Next(ListItem* item) {
+  if (rest_.size() < 3) return false;
+  const auto tag = static_cast<uint8_t>(rest_[0]);
+  const size_t n = static_cast<unsigned char>(rest_[1]) |
+                   (static_cast<size_t>(static_cast<unsigned char>(rest_[2])) << 8);
+  if (rest_.size() < 3 + n) return false;
+  const std::string_view value = rest_.substr(3, n);
+  rest_.remove_prefix(3 + n);
+  *item = ListItem{};
+  if (tag == kNullItem) {
+    item->type = ListItem::kNull;
+  } else if (tag == kRedactedItem) {
+    item->type = ListItem::kRedacted;
+    for (size_t i = 0; i < value.size() && i < 8; ++i) {
+      item->redacted_length |= static_cast<uint64_t>(static_cast<unsigned char>(value[i]))
+                               << (8 * i);
+    }
+  } else {
+    item->value = value;
+  }
+  return true;
+}
+
+void AppendJsonString(std::string_view text, std::string* out) {
+  out->push_back('"');
+  size_t i = 0;
+  size_t run = 0;  // start of bytes copied as they are
+  const auto flush = [&](size_t end) { out->append(text.data() + run, end - run); };
+  while (i < text.size()) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      ++i;
+      continue;
+    }
+    if (c >= 0x80) {
+      const size_t n = Utf8SequenceLength(text, i);
+      if (n > 0) {
+        i += n;
+        continue;
+      }
+      flush(i);
+      out->append("\xEF\xBF\xBD");  // U+FFFD
+      run = ++i;
+      continue;
+    }
+    flush(i);
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      default: {
+        const char escape[6] = {'\\', 'u', '0', '0', kHexDigits[c >> 4], kHexDigits[c & 0xF]};
+        out->append(escape, sizeof(escape));
+      }
+    }
+    run = ++i;
+  }
+  flush(i);
+  out->push_back('"');
+}
+
+void AppendTimestamp(int64_t unix_micros, std::string* out) {
+  // Floor division, so that times before 1970 still format (tests, bad clocks).
+  int64_t seconds = unix_micros / 1'000'000;
+  int64_t micros = unix_micros % 1'000'000;
+  if (micros < 0) {
+    micros += 1'000'000;
+    --seconds;
+  }
+  // The calendar part changes once a second: keep the last one per thread.
+  thread_local int64_t cached_second = INT64_MIN;
+  thread_local char cached[20];  // "YYYY-MM-DDTHH:MM:SS"
+  if (seconds != cached_second) {
+    const time_t t = static_cast<time_t>(seconds);
+    tm parts;
+    ::gmtime_r(&t, &parts);
+    ::strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &parts);
+    cached_second = seconds;
+  }
+  out->append(cached, 19);
+  char fraction[8] = {'.'};
+  for (int k = 6; k >= 1; --k) {
+    fraction[k] = static_cast<char>('0' + micros % 10);
+    micros /= 10;
+  }
+  fraction[7] = 'Z';
+  out->append(fraction, 8);
+}
+
+namespace {
+
+class JsonLine {
+ public:
+  explicit JsonLine(std::string* out) : out_(out) {}
+  void Key(std::string_view key) {
+    out_->push_back(',');
+    out_->push_back('"');
+    out_->append(key);
+    out_->append("\":");
+  }
+  void String(std::string_view key, std::string_view value) {
+    Key(key);
+    AppendJsonString(value, out_);
+  }
+  void Literal(std::string_view key, std::string_view value) {  // value needs no escaping
+    Key(key);
+    out_->push_back('"');
+    out_->append(value);
+    out_->push_back('"');
+  }
+  void Unsigned(std::string_view key, uint64_t value) {
+    Key(key);
+    AppendUnsigned(value, out_);
+  }
+  void Signed(std::string_view key, int64_t value) {
+    Key(key);
+    AppendSigned(value, out_);
+  }
+  void Time(std::string_view key, int64_t micros) {
+    Key(key);
+    out_->push_back('"');
+    AppendTimestamp(micros, out_);
+    out_->push_back('"');
+  }
+  std::string* out() { return out_; }
+
+ private:
+  std::string* out_;
+};
+
+void AppendStringList(const AuditRecord& record, AuditField field, std::string* out) {
+  out->push_back('[');
+  bool first = true;
+  AuditRecord::ListReader reader = record.List(field);
+  AuditRecord::ListItem item;
+  while (reader.Next(&item)) {
+    if (!first) out->push_back(',');
+    first = false;
+    AppendJsonString(item.value, out);
+  }
+  out->push_back(']');
+}
+
+}  // namespace
+
+void AppendRecordJson(const AuditRecord& r, const SerializeOptions& options, uint64_t seq,
+                      std::string_view prev_hex, std::string* out,
+                      const NormalizedStatement* normalized) {
+  out->append("{\"v\":1");
+  JsonLine line(out);
+  line.Unsigned("seq", seq);
+  line.Literal("kind", AuditKindName(r.kind));
+  if (r.start_us != 0) line.Time("start", r.start_us);
+  if (r.end_us != 0) line.Time("end", r.end_us);
+  if (r.duration_us >= 0) {
+    line.Signed("duration_us", r.duration_us);
+  } else if (r.start_us != 0 && r.end_us != 0) {
+    line.Signed("duration_us", r.end_us - r.start_us);
+  }
+  if (r.session_id != 0) line.Unsigned("session", r.session_id);
+  if (r.kind != AuditKind::kCheckpoint && r.kind != AuditKind::kDropped) {
+    line.Unsigned("shard", r.shard);
+  }
+  if (r.protocol != AuditProtocol::kNone) line.Literal("protocol", AuditProtocolName(r.protocol));
+  if (r.has_identity) {
+    line.Key("identity");
+    out->append("{\"method\":\"");
+    out->append(policy::AuthMethodName(r.auth_method));
+    out->push_back('"');
+    for (AuditField f :
+         {AuditField::kSubject, AuditField::kIssuer, AuditField::kClientId, AuditField::kRunId}) {
+      if (r.Has(f)) line.String(AuditFieldName(f), r.Get(f));
+    }
+    if (r.Has(AuditField::kGroups)) {
+      line.Key("groups");
+      AppendStringList(r, AuditField::kGroups, out);
+    }
+    if (r.Has(AuditField::kClaims)) {
+      line.Key("claims");
+      out->push_back('{');
+      AuditRecord::ListReader reader = r.List(AuditField::kClaims);
+      AuditRecord::ListItem name, value;
+      bool first = true;
+      while (reader.Next(&name) && reader.Next(&value)) {
+        if (!first) out->push_back(',');
+        first = false;
+        AppendJsonString(name.value, out);
+        out->push_back(':');
+        AppendJsonString(value.value, out);
+      }
+      out->push_back('}');
+    }
+    out->push_back('}');
+  }
+  if (const std::string client = r.ClientAddressText(); !client.empty()) {
+    line.String("client", client);
+  }
+  for (AuditField f :
+       {AuditField::kApplicationName, AuditField::kTarget, AuditField::kDatabaseRole}) {
+    if (r.Has(f)) line.String(AuditFieldName(f), r.Get(f));
+  }
+  if (normalized != nullptr && r.Has(AuditField::kStatement)) {
+    if (normalized->error.empty()) {
+      line.String("statement", normalized->text);
+    } else {
+      line.String("statement_error", normalized->error);
+    }
+    if (r.IsTruncated(AuditField::kStatement))
+      line.Unsigned("statement_bytes", r.statement_bytes());
+  } else if (r.Has(AuditField::kStatement)) {
+    line.String("statement", r.Get(AuditField::kStatement));
+    if (r.IsTruncated(AuditField::kStatement))
+      line.Unsigned("statement_bytes", r.statement_bytes());
+  }
+  if (options.parameters != ParameterMode::kOff && r.Has(AuditField::kParameters)) {
+    line.Key("parameters");
+    out->push_back('[');
+    AuditRecord::ListReader reader = r.List(AuditField::kParameters);
+    AuditRecord::ListItem item;
+    bool first = true;
+    while (reader.Next(&item)) {
+      if (!first) out->push_back(',');
+      first = false;
+      if (item.type == AuditRecord::ListItem::kNull) {
+        out->append("null");
+      } else if (item.type == AuditRecord::ListItem::kRedacted) {
+        AppendUnsigned(item.redacted_length, out);
+      } else if (options.parameters == ParameterMode::kRedacted) {
+        AppendUnsigned(item.value.size(), out);
+      } else {
+        AppendJsonString(item.value, out);
+      }
+    }
+    out->push_back(']');
+  }
+  if (r.fingerprint != 0) {
+    char hex[16];
+    for (int i = 0; i < 16; ++i) hex[i] = kHexDigits[(r.fingerprint >> (60 - 4 * i)) & 0xF];
+    line.Literal("fingerprint", std::string_view(hex, 16));
+  }
+  if (r.decision != AuditDecision::kNone) line.Literal("decision", AuditDecisionName(r.decision));
+  if (r.Has(AuditField::kRule)) line.String("rule", r.Get(AuditField::kRule));
+  if (r.Has(AuditField::kApprovalId)) line.String("approval_id", r.Get(AuditField::kApprovalId));
+  if (r.Has(AuditField::kCommandTag)) line.String("command_tag", r.Get(AuditField::kCommandTag));
+  if (r.has_rows) line.Unsigned("rows", r.rows);
+  if (r.sqlstate[0] != 0) line.String("sqlstate", std::string_view(r.sqlstate, sizeof(r.sqlstate)));
+  if (r.Has(AuditField::kMessage)) line.String("message", r.Get(AuditField::kMessage));
+  if (r.bytes_in != 0) line.Unsigned("bytes_in", r.bytes_in);
+  if (r.bytes_out != 0) line.Unsigned("bytes_out", r.bytes_out);
+  if (r.masked_values != 0) line.Unsigned("masked_values", r.masked_values);
+  if (r.truncated_mask() != 0) {
+    line.Key("truncated");
+    out->push_back('[');
+    bool first = true;
+    for (size_t i = 0; i < static_cast<size_t>(AuditField::kCount); ++i) {
+      if ((r.truncated_mask() & (1u << i)) == 0) continue;
+      if (!first) out->push_back(',');
+      first = false;
+      out->push_back('"');
+      out->append(AuditFieldName(static_cast<AuditField>(i)));
+      out->push_back('"');
+    }
+    out->push_back(']');
+  }
+  line.Literal("prev", prev_hex);
+  out->append("}\n");
+}
+
+}  // namespace pgb::audit

@@ -1,0 +1,200 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <memory>
+#include <string>
+
+#include "core/audit/record.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace pgb::audit {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr std::string_view kPrev =
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+std::string Json(const AuditRecord& r, SerializeOptions options = {}, uint64_t seq = 7) {
+  std::string out;
+  AppendRecordJson(r, options, seq, kPrev, &out);
+  return out;
+}
+
+TEST(AuditRecordTest, SlotIsFixedSize) {
+  EXPECT_EQ(sizeof(AuditRecord), 4096u);
+  EXPECT_EQ(alignof(AuditRecord), 64u);
+}
+
+TEST(AuditRecordTest, StatementGolden) {
+  auto r = std::make_unique<AuditRecord>();
+  r->kind = AuditKind::kStatement;
+  r->start_us = 1714564800123456;  // 2024-05-01T12:00:00.123456Z
+  r->end_us = 1714564800124000;
+  r->session_id = 42;
+  r->shard = 3;
+  r->protocol = AuditProtocol::kExtended;
+  policy::Identity id;
+  id.method = policy::AuthMethod::kToken;
+  id.subject = "ci-bot-7";
+  id.issuer = "https://idp.example";
+  id.groups = {"read-only", "ci"};
+  id.claims = {{"repo", "acme/app"}};
+  r->SetIdentity(id);
+  sockaddr_in in = {};
+  in.sin_family = AF_INET;
+  in.sin_port = htons(50123);
+  ::inet_pton(AF_INET, "10.1.2.3", &in.sin_addr);
+  r->SetClientAddress(reinterpret_cast<const sockaddr*>(&in));
+  r->SetApplicationName("psql");
+  r->SetTarget("app");
+  r->SetDatabaseRole("pgb_s42");
+  r->SetStatement("SELECT * FROM t WHERE name = $1");
+  r->AddParameter("O'Brien \"x\"");
+  r->AddNullParameter();
+  r->fingerprint = 0x0123456789abcdefULL;
+  r->decision = AuditDecision::kAllow;
+  r->SetRule("readers");
+  r->SetCommandTag("SELECT 2");
+  r->SetRows(2);
+  r->bytes_in = 120;
+  r->bytes_out = 640;
+  r->masked_values = 1;
+  EXPECT_EQ(
+      Json(*r, {StatementText::kFull, ParameterMode::kOn}),
+      R"({"v":1,"seq":7,"kind":"statement","start":"2024-05-01T12:00:00.123456Z",)"
+      R"("end":"2024-05-01T12:00:00.124000Z","duration_us":544,"session":42,"shard":3,)"
+      R"("protocol":"extended","identity":{"method":"token","subject":"ci-bot-7",)"
+      R"("issuer":"https://idp.example","groups":["read-only","ci"],"claims":{"repo":"acme/app"}},)"
+      R"("client":"10.1.2.3:50123","application_name":"psql","target":"app","db_role":"pgb_s42",)"
+      R"("statement":"SELECT * FROM t WHERE name = $1","parameters":["O'Brien \"x\"",null],)"
+      R"("fingerprint":"0123456789abcdef","decision":"allow","rule":"readers",)"
+      R"("command_tag":"SELECT 2","rows":2,"bytes_in":120,"bytes_out":640,"masked_values":1,)"
+      R"("prev":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"})"
+      "\n");
+  // Redacted: lengths only. Off: no parameters at all.
+  EXPECT_THAT(Json(*r, {StatementText::kFull, ParameterMode::kRedacted}),
+              HasSubstr(R"("parameters":[11,null])"));
+  EXPECT_THAT(Json(*r, {StatementText::kFull, ParameterMode::kOff}), Not(HasSubstr("parameters")));
+}
+
+TEST(AuditRecordTest, SessionEventsOmitWhatDoesNotApply) {
+  auto r = std::make_unique<AuditRecord>();
+  r->kind = AuditKind::kAuthFailed;
+  r->start_us = 1714564800000000;
+  r->session_id = 9;
+  r->SetSqlState("28000");
+  r->SetMessage("token expired");
+  sockaddr_in6 in6 = {};
+  in6.sin6_family = AF_INET6;
+  in6.sin6_port = htons(6432);
+  ::inet_pton(AF_INET6, "::1", &in6.sin6_addr);
+  r->SetClientAddress(reinterpret_cast<const sockaddr*>(&in6));
+  EXPECT_EQ(Json(*r),
+            R"({"v":1,"seq":7,"kind":"auth_failed","start":"2024-05-01T12:00:00.000000Z",)"
+            R"("session":9,"shard":0,"client":"[::1]:6432","sqlstate":"28000",)"
+            R"("message":"token expired","prev":")" +
+                std::string(kPrev) + "\"}\n");
+}
+
+TEST(AuditRecordTest, ResetClearsEverything) {
+  auto r = std::make_unique<AuditRecord>();
+  r->SetStatement("DELETE FROM x");
+  r->SetRows(5);
+  r->decision = AuditDecision::kDeny;
+  r->Reset();
+  EXPECT_FALSE(r->Has(AuditField::kStatement));
+  EXPECT_EQ(Json(*r), std::string(R"({"v":1,"seq":7,"kind":"statement","shard":0,"prev":")") +
+                          std::string(kPrev) + "\"}\n");
+}
+
+TEST(AuditRecordTest, EscapesControlCharactersAndInvalidUtf8) {
+  std::string out;
+  constexpr char kText[] = "a\"b\\c\n\t\x01 caf\xC3\xA9 \xFF end\xE2\x82";
+  AppendJsonString(std::string_view(kText, sizeof(kText) - 1), &out);
+  EXPECT_EQ(out,
+            "\"a\\\"b\\\\c\\n\\t\\u0001 caf\xC3\xA9 \xEF\xBF\xBD end\xEF\xBF\xBD\xEF\xBF\xBD\"");
+  out.clear();
+  AppendJsonString("\xED\xA0\x80", &out);  // a UTF-16 surrogate is not UTF-8
+  EXPECT_EQ(out, "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
+}
+
+TEST(AuditRecordTest, LongStatementIsTruncatedAtACharacterWithFlagAndLength) {
+  auto r = std::make_unique<AuditRecord>();
+  std::string sql = "SELECT '";
+  while (sql.size() < 10000) sql += "\xC3\xA9";  // 2-byte characters
+  sql += "'";
+  r->SetStatement(sql);
+  r->SetCommandTag("SELECT 1");
+  r->SetMessage(std::string(300, 'm'));
+  EXPECT_TRUE(r->IsTruncated(AuditField::kStatement));
+  EXPECT_FALSE(r->IsTruncated(AuditField::kCommandTag));
+  EXPECT_FALSE(r->IsTruncated(AuditField::kMessage));  // kept room after the statement
+  const std::string_view kept = r->Get(AuditField::kStatement);
+  EXPECT_LT(kept.size(), AuditRecord::kArenaBytes);
+  EXPECT_GT(kept.size(), 2500u);
+  EXPECT_EQ(sql.compare(0, kept.size(), kept), 0);
+  const std::string json = Json(*r);
+  EXPECT_THAT(json, HasSubstr("\"statement_bytes\":" + std::to_string(sql.size())));
+  EXPECT_THAT(json, HasSubstr(R"("truncated":["statement"])"));
+  EXPECT_THAT(json, Not(HasSubstr("\xEF\xBF\xBD")));  // cut between characters
+}
+
+TEST(AuditRecordTest, ListsStopAtTheirCapAndKeepPairsWhole) {
+  auto r = std::make_unique<AuditRecord>();
+  policy::Identity id;
+  id.subject = "s";
+  for (int i = 0; i < 100; ++i) id.groups.push_back("group-" + std::to_string(i));
+  for (int i = 0; i < 100; ++i) id.claims.emplace_back("claim" + std::to_string(i), "value");
+  r->SetIdentity(id);
+  EXPECT_TRUE(r->IsTruncated(AuditField::kGroups));
+  EXPECT_TRUE(r->IsTruncated(AuditField::kClaims));
+  size_t items = 0;
+  AuditRecord::ListItem item;
+  for (auto reader = r->List(AuditField::kClaims); reader.Next(&item);) ++items;
+  EXPECT_GT(items, 0u);
+  EXPECT_EQ(items % 2, 0u);
+  const std::string json = Json(*r);
+  EXPECT_THAT(json, HasSubstr(R"("truncated":["groups","claims"])"));
+  EXPECT_THAT(json, HasSubstr(R"("group-0","group-1")"));
+}
+
+TEST(AuditRecordTest, ParametersGrowAfterOtherFields) {
+  auto r = std::make_unique<AuditRecord>();
+  r->AddParameter("1");
+  r->SetTarget("app");  // a field between two parameters
+  r->AddParameter("2");
+  r->AddRedactedParameter(12345);
+  EXPECT_THAT(Json(*r, {StatementText::kFull, ParameterMode::kOn}),
+              HasSubstr(R"("parameters":["1","2",12345])"));
+  EXPECT_EQ(r->Get(AuditField::kTarget), "app");
+}
+
+TEST(AuditRecordTest, NormalizedStatementReplacesTextOrReportsError) {
+  auto r = std::make_unique<AuditRecord>();
+  r->SetStatement("SELECT 'secret'");
+  std::string out;
+  NormalizedStatement normalized{"SELECT $1", ""};
+  AppendRecordJson(*r, {}, 1, kPrev, &out, &normalized);
+  EXPECT_THAT(out, HasSubstr(R"("statement":"SELECT $1")"));
+  EXPECT_THAT(out, Not(HasSubstr("secret")));
+  out.clear();
+  NormalizedStatement failed{"", "cannot normalize: syntax error"};
+  AppendRecordJson(*r, {}, 1, kPrev, &out, &failed);
+  EXPECT_THAT(out, Not(HasSubstr("secret")));
+  EXPECT_THAT(out, HasSubstr(R"("statement_error":"cannot normalize: syntax error")"));
+}
+
+TEST(AuditRecordTest, TimestampsBeforeTheEpochAndAtSecondBoundaries) {
+  std::string out;
+  AppendTimestamp(-1, &out);
+  EXPECT_EQ(out, "1969-12-31T23:59:59.999999Z");
+  out.clear();
+  AppendTimestamp(1'000'000, &out);
+  EXPECT_EQ(out, "1970-01-01T00:00:01.000000Z");
+}
+
+}  // namespace
+}  // namespace pgb::audit

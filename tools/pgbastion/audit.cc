@@ -1,0 +1,155 @@
+// `pgbastion audit verify|keygen`: checks an audit trail's hash chain and
+// signed checkpoints (core/audit/verify.h), and makes the Ed25519 key pair
+// the gateway signs checkpoints with.
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/audit/chain.h"
+#include "core/audit/verify.h"
+#include "core/json_text.h"
+#include "tools/pgbastion/commands.h"
+
+namespace pgb::tools {
+namespace {
+
+constexpr const char kAuditUsage[] =
+    "Usage: pgbastion audit verify --public-key FILE [--live] [--json] FILE...\n"
+    "       pgbastion audit keygen --private-key FILE --public-key FILE\n"
+    "\n"
+    "verify  checks an audit trail (the file sink's files, rotated ones included, in any\n"
+    "        order): every record's hash chain link, the sequence numbers and every\n"
+    "        checkpoint's Ed25519 signature. It names the first bad record (file:line, seq)\n"
+    "        and what happened to it: edited, deleted, reordered, inserted, bad_signature,\n"
+    "        unsigned_tail (records after the last checkpoint), truncated (no final\n"
+    "        checkpoint at the end).\n"
+    "  --public-key FILE  the PEM public key made by `audit keygen`\n"
+    "  --live             the trail is still being written: an unsigned tail is a note\n"
+    "  --json             print {\"ok\":...,\"records\":...,\"finding\":{...}} on stdout\n"
+    "\n"
+    "keygen  writes a new Ed25519 key pair: the private key (mode 600, for the gateway's\n"
+    "        audit.signing_key) and the public key (for verify). Never overwrites a file.\n"
+    "\n"
+    "Exit status: 0 intact (or keys written), 1 tampered (or keygen failed), 2 usage error.\n";
+
+int Usage(std::string_view message) {
+  std::fprintf(stderr, "pgbastion audit: %.*s\n\n%s", static_cast<int>(message.size()),
+               message.data(), kAuditUsage);
+  return 2;
+}
+
+int RunVerify(const Args& args) {
+  std::string public_key;
+  bool json = false;
+  audit::VerifyOptions options;
+  std::vector<std::string> files;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string_view arg = args[i];
+    if (arg == "--json") {
+      json = true;
+    } else if (arg == "--live") {
+      options.live = true;
+    } else if (arg == "--public-key" && i + 1 < args.size()) {
+      public_key = std::string(args[++i]);
+    } else if (arg.starts_with("--public-key=")) {
+      public_key = std::string(arg.substr(13));
+    } else if (arg.starts_with("-")) {
+      return Usage("unexpected option '" + std::string(arg) + "'");
+    } else {
+      files.emplace_back(arg);
+    }
+  }
+  if (public_key.empty()) return Usage("--public-key FILE is required");
+  if (files.empty()) return Usage("name at least one audit file");
+  absl::StatusOr<audit::AuditVerifyKey> key = audit::AuditVerifyKey::LoadFile(public_key);
+  if (!key.ok()) {
+    std::fprintf(stderr, "pgbastion audit verify: %s\n",
+                 std::string(key.status().message()).c_str());
+    return 2;
+  }
+  absl::StatusOr<audit::VerifyReport> report = audit::VerifyTrail(files, *key, options);
+  if (!report.ok()) {
+    std::fprintf(stderr, "pgbastion audit verify: %s\n",
+                 std::string(report.status().message()).c_str());
+    return 2;
+  }
+  const bool ok = !report->finding.has_value();
+  if (json) {
+    std::string out = std::string("{\"ok\":") + (ok ? "true" : "false") +
+                      ",\"records\":" + std::to_string(report->records) +
+                      ",\"checkpoints\":" + std::to_string(report->checkpoints) +
+                      ",\"first_seq\":" + std::to_string(report->first_seq) +
+                      ",\"last_seq\":" + std::to_string(report->last_seq) +
+                      ",\"last_signed_seq\":" + std::to_string(report->last_signed_seq);
+    if (!ok) {
+      const audit::VerifyFinding& f = *report->finding;
+      out += ",\"finding\":{\"kind\":\"" + std::string(audit::TamperKindName(f.kind)) +
+             "\",\"file\":" + JsonString(f.file) + ",\"line\":" + std::to_string(f.line) +
+             ",\"seq\":" + std::to_string(f.seq) + ",\"detail\":" + JsonString(f.detail) + "}";
+    }
+    out += ",\"notes\":[";
+    for (size_t i = 0; i < report->notes.size(); ++i) {
+      if (i > 0) out += ',';
+      out += JsonString(report->notes[i]);
+    }
+    out += "]}\n";
+    std::fputs(out.c_str(), stdout);
+    return ok ? 0 : 1;
+  }
+  for (const std::string& note : report->notes) std::fprintf(stderr, "note: %s\n", note.c_str());
+  if (!ok) {
+    std::printf("TAMPERED: %s\n", report->finding->Describe().c_str());
+    return 1;
+  }
+  std::printf("OK: %llu records (seq %llu..%llu), %llu checkpoints, signed through seq %llu\n",
+              static_cast<unsigned long long>(report->records),
+              static_cast<unsigned long long>(report->first_seq),
+              static_cast<unsigned long long>(report->last_seq),
+              static_cast<unsigned long long>(report->checkpoints),
+              static_cast<unsigned long long>(report->last_signed_seq));
+  return 0;
+}
+
+int RunKeygen(const Args& args) {
+  std::string_view private_key, public_key;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string_view arg = args[i];
+    if (arg == "--private-key" && i + 1 < args.size()) {
+      private_key = args[++i];
+    } else if (arg == "--public-key" && i + 1 < args.size()) {
+      public_key = args[++i];
+    } else {
+      return Usage("unexpected argument '" + std::string(arg) + "'");
+    }
+  }
+  if (private_key.empty() || public_key.empty()) {
+    return Usage("keygen needs --private-key FILE and --public-key FILE");
+  }
+  absl::Status status =
+      audit::GenerateKeyPairFiles(std::string(private_key), std::string(public_key));
+  if (!status.ok()) {
+    std::fprintf(stderr, "pgbastion audit keygen: %s\n", std::string(status.message()).c_str());
+    return 1;
+  }
+  std::printf("wrote %.*s (private, mode 600) and %.*s (public)\n",
+              static_cast<int>(private_key.size()), private_key.data(),
+              static_cast<int>(public_key.size()), public_key.data());
+  return 0;
+}
+
+}  // namespace
+
+int RunAudit(const Args& args) {
+  if (args.empty()) return Usage("verify or keygen?");
+  if (args[0] == "--help" || args[0] == "-h" || HasFlag(args, "--help")) {
+    std::fputs(kAuditUsage, stdout);
+    return 0;
+  }
+  const Args rest(args.begin() + 1, args.end());
+  if (args[0] == "verify") return RunVerify(rest);
+  if (args[0] == "keygen") return RunKeygen(rest);
+  return Usage("unknown audit command '" + std::string(args[0]) + "'");
+}
+
+}  // namespace pgb::tools
