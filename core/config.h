@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/log.h"
+#include "policy/issuer_config.h"
 
 namespace pgb {
 
@@ -77,6 +78,7 @@ struct Config {
   std::vector<ListenerConfig> listeners;
   std::vector<TargetConfig> targets;
   std::vector<UserConfig> users;
+  std::vector<policy::IssuerConfig> issuers;  // [[issuer]]: token identity providers
 
   // nullptr if there is no such target / user.
   const TargetConfig* FindTarget(std::string_view name) const;
