@@ -64,19 +64,19 @@ struct FunctionRef {
 
 // SET / RESET / SET LOCAL / set_config() of one setting.
 struct SettingChange {
-  std::string name;   // lower case; "role", "session_authorization", "search_path", ...
+  std::string name;  // lower case; "role", "session_authorization", "search_path", ...
   std::string value;  // as text when a constant ("" for RESET or DEFAULT)
   bool reset = false;
-  bool local = false;         // SET LOCAL, or set_config(..., true)
-  bool via_function = false;  // set_config() rather than SET
-  bool value_known = true;    // false when set_config's arguments are not constants
+  bool local = false;          // SET LOCAL, or set_config(..., true)
+  bool via_function = false;   // set_config() rather than SET
+  bool value_known = true;     // false when set_config's arguments are not constants
 };
 
 enum class CopyDirection : uint8_t { kNone, kFrom, kTo };
 
 struct CopyInfo {
   CopyDirection direction = CopyDirection::kNone;
-  bool program = false;      // COPY ... PROGRAM 'cmd'
+  bool program = false;  // COPY ... PROGRAM 'cmd'
   bool server_file = false;  // COPY ... 'filename' (not STDIN/STDOUT)
 };
 
@@ -101,9 +101,9 @@ struct StatementSummary {
   bool unfiltered_write = false;
   bool data_modifying_cte = false;
   bool explain_analyze = false;
-  bool select_into = false;  // SELECT INTO / CREATE TABLE AS
-  bool on_conflict = false;  // INSERT ... ON CONFLICT
-  bool destructive = false;  // DROP, TRUNCATE, unfiltered UPDATE/DELETE
+  bool select_into = false;   // SELECT INTO / CREATE TABLE AS
+  bool on_conflict = false;   // INSERT ... ON CONFLICT
+  bool destructive = false;   // DROP, TRUNCATE, unfiltered UPDATE/DELETE
   CopyInfo copy;
 
   // SQL-level PREPARE name AS <statement>: the inner statement's summary.
