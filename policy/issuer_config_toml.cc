@@ -238,8 +238,7 @@ IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
     out.jwks_file = resolve_path(*jwks_file);
     absl::StatusOr<KeySet> keys = LoadKeySetFile(out.jwks_file);
     if (!keys.ok()) {
-      reader.Error("jwks_file",
-                   "\"" + out.jwks_file + "\": " + std::string(keys.status().message()));
+      reader.Error("jwks_file", std::string(keys.status().message()));
     } else if (keys->keys.empty()) {
       reader.Error("jwks_file", "\"" + out.jwks_file + "\" has no usable signing key");
     }

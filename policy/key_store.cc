@@ -67,7 +67,11 @@ std::string DescribeKids(const KeySet& set) {
 absl::StatusOr<KeySet> LoadKeySetFile(const std::string& path) {
   absl::StatusOr<std::string> contents = ReadKeySetFile(path);
   if (!contents.ok()) return contents.status();
-  return ParseJwks(*contents);
+  absl::StatusOr<KeySet> keys = ParseJwks(*contents);
+  if (!keys.ok()) {
+    return absl::InvalidArgumentError("\"" + path + "\": " + std::string(keys.status().message()));
+  }
+  return keys;
 }
 
 std::optional<absl::Duration> CacheControlMaxAge(std::string_view header) {
