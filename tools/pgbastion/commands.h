@@ -15,6 +15,7 @@ using Args = std::vector<std::string_view>;
 int RunServe(const Args& args);          // serve.cc
 int RunCheckConfig(const Args& args);    // check_config.cc
 int RunScramVerifier(const Args& args);  // scram_verifier.cc
+int RunToken(const Args& args);          // token.cc: token mint|jwks|verify
 
 // Finds "--name VALUE" or "--name=VALUE" in args. Returns false if absent.
 bool FindFlag(const Args& args, std::string_view name, std::string_view* value);

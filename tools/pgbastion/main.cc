@@ -41,6 +41,7 @@ constexpr const char kUsage[] =
     "  serve --config FILE         run the gateway\n"
     "  check-config --config FILE  validate a configuration file and exit\n"
     "  scram-verifier              read a password on stdin, print its SCRAM-SHA-256 verifier\n"
+    "  token mint|jwks|verify      mint a demo token, print a key's JWKS, check a token\n"
     "\n"
     "Run 'pgbastion COMMAND --help' for a command's options.\n";
 
@@ -66,6 +67,7 @@ int main(int argc, char** argv) {
   if (command == "serve") return RunServe(args);
   if (command == "check-config") return RunCheckConfig(args);
   if (command == "scram-verifier") return RunScramVerifier(args);
+  if (command == "token") return RunToken(args);
   std::fprintf(stderr, "pgbastion: unknown command '%s'\n\n%s", argv[1], kUsage);
   return 2;
 }
