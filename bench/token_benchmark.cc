@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/time/clock.h"
+#include "policy/claims_mapping.h"
 #include "policy/token_verifier.h"
 #include "tests/policy/token_test_keys.h"
 

@@ -39,7 +39,6 @@
 #include "absl/time/time.h"
 #include "policy/identity.h"
 #include "policy/key_store.h"
-#include "simdjson.h"
 
 namespace pgb::policy {
 
@@ -89,6 +88,7 @@ class TokenVerifier {
   // most `cache_capacity` entries; 0 disables the cache.
   explicit TokenVerifier(std::shared_ptr<const KeyStore> keys, size_t cache_capacity = 4096);
 
+  ~TokenVerifier();
   TokenVerifier(const TokenVerifier&) = delete;
   TokenVerifier& operator=(const TokenVerifier&) = delete;
 
@@ -120,14 +120,9 @@ class TokenVerifier {
   size_t cache_capacity_;
   absl::flat_hash_map<std::string, CacheEntry> cache_;  // SHA-256 of the token -> entry
   std::deque<std::string> cache_order_;                 // insertion order, for eviction
-  simdjson::dom::parser header_parser_;
-  simdjson::dom::parser payload_parser_;
+  // simdjson's parsers, kept out of this header (session code includes it).
+  struct JsonParsers;
+  std::unique_ptr<JsonParsers> parsers_;
 };
-
-// The claims-to-identity mapping on its own (the payload must already be
-// verified): for `pgbastion token verify`, tests and benchmarks. Errors
-// (InvalidArgument) name the claim.
-[[nodiscard]] absl::StatusOr<Identity> MapClaims(simdjson::dom::object payload,
-                                                 const ClaimMapping& mapping);
 
 }  // namespace pgb::policy
