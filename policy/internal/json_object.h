@@ -22,7 +22,7 @@ inline bool HasDuplicateMember(simdjson::dom::object object) {
   return std::adjacent_find(names.begin(), names.end()) != names.end();
 }
 
-// A member's string value; nullopt-like empty optional when absent or not a string.
+// A member's string value into *out; false when absent or not a string.
 inline bool GetString(simdjson::dom::object object, std::string_view name, std::string_view* out) {
   simdjson::dom::element element;
   if (object.at_key(name).get(element) != simdjson::SUCCESS) return false;

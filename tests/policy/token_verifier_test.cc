@@ -30,13 +30,14 @@ constexpr char kIssuer[] = "https://idp.test/realms/agents";
 constexpr int64_t kNow = 1795860000;
 
 std::string TempPath(std::string_view name) {
-  static const std::string dir = [] {
+  // Never destroyed: the atexit handler runs after static destructors would.
+  static const std::string* dir = [] {
     char pattern[] = "/tmp/pgb_token_test.XXXXXX";
-    std::string d = ::mkdtemp(pattern);
-    std::atexit([] { std::filesystem::remove_all(dir); });
+    auto* d = new std::string(::mkdtemp(pattern));
+    std::atexit([] { std::filesystem::remove_all(*dir); });
     return d;
   }();
-  return dir + "/" + std::string(name);
+  return *dir + "/" + std::string(name);
 }
 
 void WriteFile(const std::string& path, std::string_view contents) {
