@@ -203,9 +203,10 @@ absl::Status KeyStore::Refresh(size_t index, absl::Time now) {
     issuer.next_refresh_ = now + fetched->second;
     issuer.consecutive_failures_ = 0;
     if (changed) {
-      PGB_LOG(kInfo) << "issuer " << config.name << ": verification keys loaded: "
-                     << next->keys.keys.size() << " (kids: " << DescribeKids(next->keys)
-                     << "); next refresh in " << absl::FormatDuration(fetched->second);
+      PGB_LOG(kInfo) << "issuer " << config.name
+                     << ": verification keys loaded: " << next->keys.keys.size()
+                     << " (kids: " << DescribeKids(next->keys) << "); next refresh in "
+                     << absl::FormatDuration(fetched->second);
       for (const std::string& skipped : next->keys.skipped) {
         PGB_LOG(kDebug) << "issuer " << config.name << ": key ignored: " << skipped;
       }
