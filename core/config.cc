@@ -25,6 +25,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/time/time.h"
 #include "core/audit/audit_config_parse.h"
+#include "policy/issuer_config_toml.h"
 #include "policy/policy_config.h"
 #include "proto/scram.h"
 #include "toml++/toml.h"
@@ -230,6 +231,7 @@ class ConfigParser {
   void ParseListeners(const toml::table& root, Config& config);
   void ParseTargets(const toml::table& root, Config& config);
   void ParseUsers(const toml::table& root, Config& config);
+  void ParseIssuers(const toml::table& root, Config& config);
   void ParseListener(const toml::table& table, const std::string& path, ListenerConfig& out);
   void ParseTarget(const toml::table& table, const std::string& path, TargetConfig& out);
   void ParseUser(const toml::table& table, const std::string& path, UserConfig& out);
@@ -804,6 +806,8 @@ void ConfigParser::ParseUser(const toml::table& table, const std::string& path, 
 }
 
 void ConfigParser::ParseUsers(const toml::table& root, Config& config) {
+  // With token identity providers, gateway-local users are optional.
+  if (!root.contains("user") && root.contains("issuer")) return;
   absl::flat_hash_map<std::string, size_t> seen;
   ForEachTableOf(
       root, "user", [&](const toml::table& table, const std::string& path, size_t index) {
@@ -820,10 +824,23 @@ void ConfigParser::ParseUsers(const toml::table& root, Config& config) {
       });
 }
 
+// [[issuer]] is read by policy/issuer_config_toml.h; its problems join ours.
+void ConfigParser::ParseIssuers(const toml::table& root, Config& config) {
+  const toml::node* node = root.get("issuer");
+  if (node == nullptr) return;
+  std::vector<policy::ConfigProblem> problems;
+  config.issuers = policy::ParseIssuerTables(
+      *node, [this](std::string_view path) { return ResolvePath(path); }, problems);
+  for (const policy::ConfigProblem& problem : problems) {
+    AddError(problem.where, problem.key, problem.message);
+  }
+}
+
 absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
   Config config;
   {
-    TableReader top(*this, root, "", {"gateway", "listener", "target", "user", "scope", "audit"});
+    TableReader top(*this, root, "",
+                    {"gateway", "listener", "target", "user", "scope", "audit", "issuer"});
     ParseGateway(root, config);
     ParseListeners(root, config);
     ParseTargets(root, config);
@@ -834,6 +851,7 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
           AddError(where, key, message);
         },
         &config.audit);
+    ParseIssuers(root, config);
   }
   // Users may only name targets that exist. A target whose name was itself
   // invalid is not known here, so a user naming it gets a second error.

@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "core/audit/audit_config.h"
 #include "core/log.h"
+#include "policy/issuer_config.h"
 #include "policy/rules.h"
 
 namespace pgb {
@@ -88,7 +89,8 @@ struct Config {
   std::vector<UserConfig> users;
   // The [[scope]]s (policy/policy_config.h); never null in a Config that loaded.
   std::shared_ptr<const policy::Policy> policy;
-  audit::AuditConfig audit;  // [audit]; core/audit/audit_config.h
+  audit::AuditConfig audit;                   // [audit]; core/audit/audit_config.h
+  std::vector<policy::IssuerConfig> issuers;  // [[issuer]]: token identity providers
 
   // nullptr if there is no such target / user.
   const TargetConfig* FindTarget(std::string_view name) const;

@@ -14,6 +14,7 @@ packages=(
   postgresql-15 postgresql-client-15 pgbouncer python3 python3-psycopg openssl
   procps iproute2 util-linux gnuplot-nox
   rpm  # rpmbuild, for the .rpm that `cmake --build build --target package` makes
+  nodejs  # the test identity provider (tests/identity_provider, npm oidc-provider)
 )
 
 missing=()
@@ -22,6 +23,12 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+
+# npm: Debian ships it as its own package; NodeSource's nodejs bundles it (and
+# conflicts with Debian's npm), so ask for it only when there is none.
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(npm)
+fi
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
@@ -40,4 +47,14 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
   if ((made_policy)); then rm -f /usr/sbin/policy-rc.d; fi
 fi
-echo "install-deps: all ${#packages[@]} packages present"
+# The test identity provider's npm packages (test tooling only), exactly as
+# locked; reinstalled only when package-lock.json changed.
+provider_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/identity_provider"
+lock_sum="$(sha256sum "$provider_dir/package-lock.json" | cut -d' ' -f1)"
+stamp="$provider_dir/node_modules/.pgb-lock-sha256"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_sum" ]]; then
+  (cd "$provider_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$lock_sum" > "$stamp"
+fi
+
+echo "install-deps: all ${#packages[@]} packages present (and the test identity provider's npm packages)"

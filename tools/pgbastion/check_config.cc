@@ -110,8 +110,9 @@ int RunCheckConfig(const Args& args) {
                                  " (one per online core)"
                            : Count(static_cast<size_t>(config->workers), "worker");
   std::printf(
-      "config OK: %s, %s, %s, %s, %s\n", Count(config->listeners.size(), "listener").c_str(),
+      "config OK: %s, %s, %s, %s, %s, %s\n", Count(config->listeners.size(), "listener").c_str(),
       Count(config->targets.size(), "target").c_str(), Count(config->users.size(), "user").c_str(),
+      Count(config->issuers.size(), "issuer").c_str(),
       Count(config->policy->scopes().size(), "scope").c_str(), workers.c_str());
   return 0;
 }

@@ -45,6 +45,7 @@ constexpr const char kUsage[] =
     "  policy explain --config FILE --claims JSON SQL\n"
     "                              show the policy's decision on each statement\n"
     "  audit verify|keygen         check an audit trail; make its signing key pair\n"
+    "  token mint|jwks|verify      mint a demo token, print a key's JWKS, check a token\n"
     "\n"
     "Run 'pgbastion COMMAND --help' for a command's options.\n";
 
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
   if (command == "reload") return RunReload(args);
   if (command == "policy") return RunPolicy(args);
   if (command == "audit") return RunAudit(args);
+  if (command == "token") return RunToken(args);
   std::fprintf(stderr, "pgbastion: unknown command '%s'\n\n%s", argv[1], kUsage);
   return 2;
 }

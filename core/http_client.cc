@@ -1,0 +1,107 @@
+#include "core/http_client.h"
+
+#include <curl/curl.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "absl/strings/ascii.h"
+#include "core/log.h"
+#include "policy/issuer_config.h"
+
+namespace pgb {
+namespace {
+
+struct CurlDeleter {
+  void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
+};
+
+struct Transfer {
+  policy::HttpResponse* response;
+  size_t max_body;
+  bool too_large = false;
+};
+
+size_t OnBody(char* data, size_t size, size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  const size_t length = size * count;
+  if (transfer->response->body.size() + length > transfer->max_body) {
+    transfer->too_large = true;
+    return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
+  }
+  transfer->response->body.append(data, length);
+  return length;
+}
+
+size_t OnHeader(char* data, size_t size, size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  const size_t length = size * count;
+  const std::string_view line(data, length);
+  const size_t colon = line.find(':');
+  if (colon != std::string_view::npos &&
+      absl::AsciiStrToLower(std::string(line.substr(0, colon))) == "cache-control") {
+    // A new response (after a 100 Continue) replaces; repeated headers join.
+    std::string value(absl::StripAsciiWhitespace(std::string(line.substr(colon + 1))));
+    std::string& out = transfer->response->cache_control;
+    if (!out.empty()) out += ", ";
+    out += value;
+  }
+  return length;
+}
+
+}  // namespace
+
+absl::StatusOr<policy::HttpResponse> HttpGet(const policy::HttpRequest& request) {
+  if (!policy::IsAllowedProviderUrl(request.url)) {
+    return absl::InvalidArgumentError("refusing to fetch \"" + LogSafe(request.url) +
+                                      "\": only https:// (or http:// on loopback) is allowed");
+  }
+  static std::once_flag global_init;
+  std::call_once(global_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+
+  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  if (curl == nullptr) return absl::InternalError("cannot create an HTTP client handle");
+  policy::HttpResponse response;
+  Transfer transfer{&response, request.max_body};
+  char error[CURL_ERROR_SIZE] = {};
+  const long timeout_ms = static_cast<long>(absl::ToInt64Milliseconds(request.timeout));
+  CURL* c = curl.get();
+  bool ok = curl_easy_setopt(c, CURLOPT_URL, request.url.c_str()) == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http") == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&  // threads: no SIGALRM
+            curl_easy_setopt(c, CURLOPT_PROXY, "") == CURLE_OK &&     // ignore *_proxy env
+            curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms) == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms) == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
+                             static_cast<curl_off_t>(request.max_body)) == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &OnBody) == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_WRITEDATA, &transfer) == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &OnHeader) == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_HEADERDATA, &transfer) == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error) == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_USERAGENT, "pgbastion") == CURLE_OK;
+  if (ok && !request.ca_file.empty()) {
+    ok = curl_easy_setopt(c, CURLOPT_CAINFO, request.ca_file.c_str()) == CURLE_OK;
+  }
+  if (!ok) return absl::InternalError("cannot configure the HTTP client");
+
+  const CURLcode code = curl_easy_perform(c);
+  if (transfer.too_large || code == CURLE_FILESIZE_EXCEEDED) {
+    return absl::InvalidArgumentError("GET " + LogSafe(request.url) + ": response larger than " +
+                                      std::to_string(request.max_body) + " bytes");
+  }
+  if (code != CURLE_OK) {
+    return absl::UnavailableError(
+        "GET " + LogSafe(request.url) + ": " +
+        (error[0] != '\0' ? std::string(error) : std::string(curl_easy_strerror(code))));
+  }
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &response.status);
+  return response;
+}
+
+}  // namespace pgb
