@@ -468,10 +468,40 @@ class Classifier {
     return absl::StrJoin(parts, ", ");
   }
 
+  // A VariableSetStmt other than SET TRANSACTION ... as one SettingChange.
+  SettingChange SingleSetting(object o) {
+    std::string_view kind = StringField(o, "kind");
+    SettingChange s;
+    s.name = Lower(StringField(o, "name"));
+    s.local = BoolField(o, "is_local");
+    if (kind == "VAR_SET_VALUE") {
+      bool known = true;
+      if (std::optional<array> args = ArrayField(o, "args")) {
+        s.value = SettingValue(s.name, *args, known);
+      }
+      s.value_known = known;
+    } else if (kind == "VAR_SET_DEFAULT" || kind == "VAR_RESET") {
+      s.reset = true;
+    } else if (kind == "VAR_RESET_ALL") {
+      s.name = "all";
+      s.reset = true;
+    } else {  // VAR_SET_CURRENT: the value the setting has now, unknown here
+      s.value_known = false;
+    }
+    return s;
+  }
+
+  // ALTER ROLE/DATABASE/SYSTEM ... SET: a default for later sessions. Not a
+  // change of this session, but one that would blind the analyser in them.
+  void StoredSetting(object o, const Context& c) {
+    std::optional<object> set = ObjectField(o, "setstmt");
+    if (set && StringField(*set, "kind") != "VAR_SET_MULTI") CheckLexerSetting(SingleSetting(*set));
+    VisitFields(o, c);
+  }
+
   void VariableSet(object o, const Context& c) {
     std::string_view kind = StringField(o, "kind");
     std::string name = Lower(StringField(o, "name"));
-    bool local = BoolField(o, "is_local");
     if (kind == "VAR_SET_MULTI") {
       // SET TRANSACTION ... / SET SESSION CHARACTERISTICS AS TRANSACTION ...
       bool session = name == "session characteristics";
@@ -492,22 +522,7 @@ class Classifier {
       }
       return;
     }
-    SettingChange s;
-    s.name = name;
-    s.local = local;
-    if (kind == "VAR_SET_VALUE") {
-      bool known = true;
-      if (std::optional<array> args = ArrayField(o, "args"))
-        s.value = SettingValue(name, *args, known);
-      s.value_known = known;
-    } else if (kind == "VAR_SET_DEFAULT" || kind == "VAR_RESET") {
-      s.reset = true;
-    } else if (kind == "VAR_RESET_ALL") {
-      s.name = "all";
-      s.reset = true;
-    } else {  // VAR_SET_CURRENT: the value the setting has now, unknown here
-      s.value_known = false;
-    }
+    SettingChange s = SingleSetting(o);
     if (!c.executes) return;  // CREATE FUNCTION ... SET x = y: set while f runs
     bool privileged = s.name == "role" || s.name == "session_authorization";
     Raise(privileged ? C::kDcl : C::kSessionSetting);
@@ -1018,7 +1033,7 @@ const StatementKind* Classifier::FindKind(std::string_view type) {
       {"CreateSchemaStmt", K{C::kDdl, "CREATE SCHEMA", kDdl, &Classifier::CreateSchema}},
       {"CreatedbStmt", K{C::kDdl, "CREATE DATABASE", kDdl, nullptr}},
       {"AlterDatabaseStmt", K{C::kDdl, "ALTER DATABASE", kDdl, nullptr}},
-      {"AlterDatabaseSetStmt", K{C::kDdl, "ALTER DATABASE", kDdl, nullptr}},
+      {"AlterDatabaseSetStmt", K{C::kDdl, "ALTER DATABASE", kDdl, &Classifier::StoredSetting}},
       {"AlterDatabaseRefreshCollStmt", K{C::kDdl, "ALTER DATABASE", kDdl, nullptr}},
       {"DropdbStmt", K{C::kDdl, "DROP DATABASE", kDdl, &Classifier::Destructive}},
       {"DefineStmt", K{C::kDdl, "", kDdl, nullptr}},
@@ -1055,7 +1070,7 @@ const StatementKind* Classifier::FindKind(std::string_view type) {
       {"AlterDefaultPrivilegesStmt", K{C::kDcl, "ALTER DEFAULT PRIVILEGES", kDdl, nullptr}},
       {"CreateRoleStmt", K{C::kDcl, "CREATE ROLE", kNoAccess, nullptr}},
       {"AlterRoleStmt", K{C::kDcl, "ALTER ROLE", kNoAccess, nullptr}},
-      {"AlterRoleSetStmt", K{C::kDcl, "ALTER ROLE", kNoAccess, nullptr}},
+      {"AlterRoleSetStmt", K{C::kDcl, "ALTER ROLE", kNoAccess, &Classifier::StoredSetting}},
       {"DropRoleStmt", K{C::kDcl, "DROP ROLE", kNoAccess, &Classifier::Destructive}},
       {"DropOwnedStmt", K{C::kDcl, "DROP OWNED", kNoAccess, &Classifier::Destructive}},
       {"ReassignOwnedStmt", K{C::kDcl, "REASSIGN OWNED", kNoAccess, nullptr}},
@@ -1085,7 +1100,8 @@ const StatementKind* Classifier::FindKind(std::string_view type) {
       {"CreateFdwStmt", K{C::kCodeExecution, "CREATE FOREIGN DATA WRAPPER", kNoAccess, nullptr}},
       {"AlterFdwStmt", K{C::kCodeExecution, "ALTER FOREIGN DATA WRAPPER", kNoAccess, nullptr}},
       // The server's files, configuration and network connections.
-      {"AlterSystemStmt", K{C::kServerAccess, "ALTER SYSTEM", kNoAccess, nullptr}},
+      {"AlterSystemStmt",
+       K{C::kServerAccess, "ALTER SYSTEM", kNoAccess, &Classifier::StoredSetting}},
       {"CreateTableSpaceStmt", K{C::kServerAccess, "CREATE TABLESPACE", kNoAccess, nullptr}},
       {"CreateSubscriptionStmt", K{C::kServerAccess, "CREATE SUBSCRIPTION", kNoAccess, nullptr}},
       {"AlterSubscriptionStmt", K{C::kServerAccess, "ALTER SUBSCRIPTION", kNoAccess, nullptr}},

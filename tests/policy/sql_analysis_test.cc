@@ -280,14 +280,21 @@ TEST(AnalyseSql, LexerSettingsThatWouldBlindTheAnalyserAreRefused) {
         "SET LOCAL standard_conforming_strings = 0",
         "SELECT set_config('standard_conforming_strings', 'off', true)",
         "SELECT set_config('standard_conforming_strings', $1, false)", "SET NAMES 'SJIS'",
-        "SET client_encoding = 'LATIN1'", "SELECT 1; SET client_encoding TO 'GBK'"}) {
+        "SET client_encoding = 'LATIN1'", "SELECT 1; SET client_encoding TO 'GBK'",
+        // Defaults for later sessions would blind the analyser in those.
+        "ALTER ROLE app SET standard_conforming_strings = off",
+        "ALTER DATABASE db SET client_encoding = 'SJIS'",
+        "ALTER ROLE app IN DATABASE db SET standard_conforming_strings TO false",
+        "ALTER SYSTEM SET standard_conforming_strings = off"}) {
     SqlAnalysis a = AnalyseSql(sql);
     EXPECT_FALSE(a.ok) << sql;
     EXPECT_EQ(a.error_sqlstate, "42501") << sql;
   }
   for (std::string_view sql :
        {"SET standard_conforming_strings = on", "RESET standard_conforming_strings",
-        "SET client_encoding = 'UTF8'", "SET NAMES 'unicode'", "SET client_encoding TO DEFAULT"}) {
+        "SET client_encoding = 'UTF8'", "SET NAMES 'unicode'", "SET client_encoding TO DEFAULT",
+        "ALTER ROLE app RESET standard_conforming_strings",
+        "ALTER ROLE app SET work_mem = '1GB'"}) {
     EXPECT_TRUE(AnalyseSql(sql).ok) << sql;
   }
 }
