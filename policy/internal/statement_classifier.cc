@@ -17,11 +17,8 @@ namespace {
 
 using C = StatementClass;
 
+// A statement kind naming no relations (their walk defaults to select).
 constexpr uint8_t kNoAccess = 0;
-
-// What the relations named in a statement undergo when the statement kind
-// does not say more precisely (a DDL statement's table is "ddl").
-constexpr uint8_t kDdl = kAccessDdl;
 
 // SQL words for PostgreSQL's ObjectType, for command tags ("DROP " + name).
 std::string_view ObjectTypeWords(std::string_view object_type) {
@@ -468,10 +465,40 @@ class Classifier {
     return absl::StrJoin(parts, ", ");
   }
 
+  // A VariableSetStmt other than SET TRANSACTION ... as one SettingChange.
+  SettingChange SingleSetting(object o) {
+    std::string_view kind = StringField(o, "kind");
+    SettingChange s;
+    s.name = Lower(StringField(o, "name"));
+    s.local = BoolField(o, "is_local");
+    if (kind == "VAR_SET_VALUE") {
+      bool known = true;
+      if (std::optional<array> args = ArrayField(o, "args")) {
+        s.value = SettingValue(s.name, *args, known);
+      }
+      s.value_known = known;
+    } else if (kind == "VAR_SET_DEFAULT" || kind == "VAR_RESET") {
+      s.reset = true;
+    } else if (kind == "VAR_RESET_ALL") {
+      s.name = "all";
+      s.reset = true;
+    } else {  // VAR_SET_CURRENT: the value the setting has now, unknown here
+      s.value_known = false;
+    }
+    return s;
+  }
+
+  // ALTER ROLE/DATABASE/SYSTEM ... SET: a default for later sessions. Not a
+  // change of this session, but one that would blind the analyser in them.
+  void StoredSetting(object o, const Context& c) {
+    std::optional<object> set = ObjectField(o, "setstmt");
+    if (set && StringField(*set, "kind") != "VAR_SET_MULTI") CheckLexerSetting(SingleSetting(*set));
+    VisitFields(o, c);
+  }
+
   void VariableSet(object o, const Context& c) {
     std::string_view kind = StringField(o, "kind");
     std::string name = Lower(StringField(o, "name"));
-    bool local = BoolField(o, "is_local");
     if (kind == "VAR_SET_MULTI") {
       // SET TRANSACTION ... / SET SESSION CHARACTERISTICS AS TRANSACTION ...
       bool session = name == "session characteristics";
@@ -492,22 +519,7 @@ class Classifier {
       }
       return;
     }
-    SettingChange s;
-    s.name = name;
-    s.local = local;
-    if (kind == "VAR_SET_VALUE") {
-      bool known = true;
-      if (std::optional<array> args = ArrayField(o, "args"))
-        s.value = SettingValue(name, *args, known);
-      s.value_known = known;
-    } else if (kind == "VAR_SET_DEFAULT" || kind == "VAR_RESET") {
-      s.reset = true;
-    } else if (kind == "VAR_RESET_ALL") {
-      s.name = "all";
-      s.reset = true;
-    } else {  // VAR_SET_CURRENT: the value the setting has now, unknown here
-      s.value_known = false;
-    }
+    SettingChange s = SingleSetting(o);
     if (!c.executes) return;  // CREATE FUNCTION ... SET x = y: set while f runs
     bool privileged = s.name == "role" || s.name == "session_authorization";
     Raise(privileged ? C::kDcl : C::kSessionSetting);
@@ -993,86 +1005,89 @@ const StatementKind* Classifier::FindKind(std::string_view type) {
       {"LockStmt", K{C::kUtility, "LOCK TABLE", kAccessLock, nullptr}},
       {"CheckPointStmt", K{C::kUtility, "CHECKPOINT", kNoAccess, nullptr}},
       // Owner-only maintenance: PostgreSQL 15 requires ownership, as for DDL.
-      {"VacuumStmt", K{C::kUtility, "", kDdl, nullptr}},
-      {"ClusterStmt", K{C::kUtility, "CLUSTER", kDdl, nullptr}},
-      {"ReindexStmt", K{C::kUtility, "REINDEX", kDdl, nullptr}},
+      {"VacuumStmt", K{C::kUtility, "", kAccessDdl, nullptr}},
+      {"ClusterStmt", K{C::kUtility, "CLUSTER", kAccessDdl, nullptr}},
+      {"ReindexStmt", K{C::kUtility, "REINDEX", kAccessDdl, nullptr}},
       // Data changes.
       {"TruncateStmt", K{C::kWrite, "TRUNCATE TABLE", kAccessTruncate, &Classifier::Truncate}},
       {"RefreshMatViewStmt",
        K{C::kWrite, "REFRESH MATERIALIZED VIEW", kAccessUpdate, &Classifier::RefreshMatView}},
       // Schema changes.
       {"CreateTableAsStmt", K{C::kDdl, "", kAccessSelect, &Classifier::CreateTableAs}},
-      {"CreateStmt", K{C::kDdl, "CREATE TABLE", kDdl, nullptr}},
-      {"CreateForeignTableStmt", K{C::kDdl, "CREATE FOREIGN TABLE", kDdl, nullptr}},
-      {"ViewStmt", K{C::kDdl, "CREATE VIEW", kDdl, &Classifier::View}},
-      {"IndexStmt", K{C::kDdl, "CREATE INDEX", kDdl, nullptr}},
-      {"CreateSeqStmt", K{C::kDdl, "CREATE SEQUENCE", kDdl, nullptr}},
-      {"AlterSeqStmt", K{C::kDdl, "ALTER SEQUENCE", kDdl, nullptr}},
-      {"AlterTableStmt", K{C::kDdl, "", kDdl, &Classifier::AlterTable}},
-      {"AlterTableMoveAllStmt", K{C::kDdl, "ALTER TABLE", kDdl, nullptr}},
-      {"RenameStmt", K{C::kDdl, "", kDdl, nullptr}},
-      {"AlterObjectSchemaStmt", K{C::kDdl, "", kDdl, nullptr}},
-      {"AlterObjectDependsStmt", K{C::kDdl, "", kDdl, nullptr}},
-      {"CommentStmt", K{C::kDdl, "COMMENT", kDdl, &Classifier::OnObject}},
-      {"DropStmt", K{C::kDdl, "", kDdl, &Classifier::Drop}},
-      {"CreateSchemaStmt", K{C::kDdl, "CREATE SCHEMA", kDdl, &Classifier::CreateSchema}},
-      {"CreatedbStmt", K{C::kDdl, "CREATE DATABASE", kDdl, nullptr}},
-      {"AlterDatabaseStmt", K{C::kDdl, "ALTER DATABASE", kDdl, nullptr}},
-      {"AlterDatabaseSetStmt", K{C::kDdl, "ALTER DATABASE", kDdl, nullptr}},
-      {"AlterDatabaseRefreshCollStmt", K{C::kDdl, "ALTER DATABASE", kDdl, nullptr}},
-      {"DropdbStmt", K{C::kDdl, "DROP DATABASE", kDdl, &Classifier::Destructive}},
-      {"DefineStmt", K{C::kDdl, "", kDdl, nullptr}},
-      {"CompositeTypeStmt", K{C::kDdl, "CREATE TYPE", kDdl, nullptr}},
-      {"CreateEnumStmt", K{C::kDdl, "CREATE TYPE", kDdl, nullptr}},
-      {"CreateRangeStmt", K{C::kDdl, "CREATE TYPE", kDdl, nullptr}},
-      {"AlterEnumStmt", K{C::kDdl, "ALTER TYPE", kDdl, nullptr}},
-      {"AlterTypeStmt", K{C::kDdl, "ALTER TYPE", kDdl, nullptr}},
-      {"CreateDomainStmt", K{C::kDdl, "CREATE DOMAIN", kDdl, nullptr}},
-      {"AlterDomainStmt", K{C::kDdl, "ALTER DOMAIN", kDdl, nullptr}},
-      {"CreateCastStmt", K{C::kDdl, "CREATE CAST", kDdl, nullptr}},
-      {"CreateConversionStmt", K{C::kDdl, "CREATE CONVERSION", kDdl, nullptr}},
-      {"CreateOpClassStmt", K{C::kDdl, "CREATE OPERATOR CLASS", kDdl, nullptr}},
-      {"CreateOpFamilyStmt", K{C::kDdl, "CREATE OPERATOR FAMILY", kDdl, nullptr}},
-      {"AlterOpFamilyStmt", K{C::kDdl, "ALTER OPERATOR FAMILY", kDdl, nullptr}},
-      {"AlterOperatorStmt", K{C::kDdl, "ALTER OPERATOR", kDdl, nullptr}},
-      {"AlterTSDictionaryStmt", K{C::kDdl, "ALTER TEXT SEARCH DICTIONARY", kDdl, nullptr}},
-      {"AlterTSConfigurationStmt", K{C::kDdl, "ALTER TEXT SEARCH CONFIGURATION", kDdl, nullptr}},
-      {"CreateStatsStmt", K{C::kDdl, "CREATE STATISTICS", kDdl, nullptr}},
-      {"AlterStatsStmt", K{C::kDdl, "ALTER STATISTICS", kDdl, nullptr}},
-      {"AlterCollationStmt", K{C::kDdl, "ALTER COLLATION", kDdl, nullptr}},
-      {"CreateForeignServerStmt", K{C::kDdl, "CREATE SERVER", kDdl, nullptr}},
-      {"AlterForeignServerStmt", K{C::kDdl, "ALTER SERVER", kDdl, nullptr}},
-      {"ImportForeignSchemaStmt", K{C::kDdl, "IMPORT FOREIGN SCHEMA", kDdl, nullptr}},
-      {"CreatePublicationStmt", K{C::kDdl, "CREATE PUBLICATION", kDdl, nullptr}},
-      {"AlterPublicationStmt", K{C::kDdl, "ALTER PUBLICATION", kDdl, nullptr}},
-      {"DropSubscriptionStmt", K{C::kDdl, "DROP SUBSCRIPTION", kDdl, &Classifier::Destructive}},
-      {"DropTableSpaceStmt", K{C::kDdl, "DROP TABLESPACE", kDdl, &Classifier::Destructive}},
-      {"AlterTableSpaceOptionsStmt", K{C::kDdl, "ALTER TABLESPACE", kDdl, nullptr}},
-      {"AlterExtensionContentsStmt", K{C::kDdl, "ALTER EXTENSION", kDdl, nullptr}},
+      {"CreateStmt", K{C::kDdl, "CREATE TABLE", kAccessDdl, nullptr}},
+      {"CreateForeignTableStmt", K{C::kDdl, "CREATE FOREIGN TABLE", kAccessDdl, nullptr}},
+      {"ViewStmt", K{C::kDdl, "CREATE VIEW", kAccessDdl, &Classifier::View}},
+      {"IndexStmt", K{C::kDdl, "CREATE INDEX", kAccessDdl, nullptr}},
+      {"CreateSeqStmt", K{C::kDdl, "CREATE SEQUENCE", kAccessDdl, nullptr}},
+      {"AlterSeqStmt", K{C::kDdl, "ALTER SEQUENCE", kAccessDdl, nullptr}},
+      {"AlterTableStmt", K{C::kDdl, "", kAccessDdl, &Classifier::AlterTable}},
+      {"AlterTableMoveAllStmt", K{C::kDdl, "ALTER TABLE", kAccessDdl, nullptr}},
+      {"RenameStmt", K{C::kDdl, "", kAccessDdl, nullptr}},
+      {"AlterObjectSchemaStmt", K{C::kDdl, "", kAccessDdl, nullptr}},
+      {"AlterObjectDependsStmt", K{C::kDdl, "", kAccessDdl, nullptr}},
+      {"CommentStmt", K{C::kDdl, "COMMENT", kAccessDdl, &Classifier::OnObject}},
+      {"DropStmt", K{C::kDdl, "", kAccessDdl, &Classifier::Drop}},
+      {"CreateSchemaStmt", K{C::kDdl, "CREATE SCHEMA", kAccessDdl, &Classifier::CreateSchema}},
+      {"CreatedbStmt", K{C::kDdl, "CREATE DATABASE", kAccessDdl, nullptr}},
+      {"AlterDatabaseStmt", K{C::kDdl, "ALTER DATABASE", kAccessDdl, nullptr}},
+      {"AlterDatabaseSetStmt",
+       K{C::kDdl, "ALTER DATABASE", kAccessDdl, &Classifier::StoredSetting}},
+      {"AlterDatabaseRefreshCollStmt", K{C::kDdl, "ALTER DATABASE", kAccessDdl, nullptr}},
+      {"DropdbStmt", K{C::kDdl, "DROP DATABASE", kAccessDdl, &Classifier::Destructive}},
+      {"DefineStmt", K{C::kDdl, "", kAccessDdl, nullptr}},
+      {"CompositeTypeStmt", K{C::kDdl, "CREATE TYPE", kAccessDdl, nullptr}},
+      {"CreateEnumStmt", K{C::kDdl, "CREATE TYPE", kAccessDdl, nullptr}},
+      {"CreateRangeStmt", K{C::kDdl, "CREATE TYPE", kAccessDdl, nullptr}},
+      {"AlterEnumStmt", K{C::kDdl, "ALTER TYPE", kAccessDdl, nullptr}},
+      {"AlterTypeStmt", K{C::kDdl, "ALTER TYPE", kAccessDdl, nullptr}},
+      {"CreateDomainStmt", K{C::kDdl, "CREATE DOMAIN", kAccessDdl, nullptr}},
+      {"AlterDomainStmt", K{C::kDdl, "ALTER DOMAIN", kAccessDdl, nullptr}},
+      {"CreateCastStmt", K{C::kDdl, "CREATE CAST", kAccessDdl, nullptr}},
+      {"CreateConversionStmt", K{C::kDdl, "CREATE CONVERSION", kAccessDdl, nullptr}},
+      {"CreateOpClassStmt", K{C::kDdl, "CREATE OPERATOR CLASS", kAccessDdl, nullptr}},
+      {"CreateOpFamilyStmt", K{C::kDdl, "CREATE OPERATOR FAMILY", kAccessDdl, nullptr}},
+      {"AlterOpFamilyStmt", K{C::kDdl, "ALTER OPERATOR FAMILY", kAccessDdl, nullptr}},
+      {"AlterOperatorStmt", K{C::kDdl, "ALTER OPERATOR", kAccessDdl, nullptr}},
+      {"AlterTSDictionaryStmt", K{C::kDdl, "ALTER TEXT SEARCH DICTIONARY", kAccessDdl, nullptr}},
+      {"AlterTSConfigurationStmt",
+       K{C::kDdl, "ALTER TEXT SEARCH CONFIGURATION", kAccessDdl, nullptr}},
+      {"CreateStatsStmt", K{C::kDdl, "CREATE STATISTICS", kAccessDdl, nullptr}},
+      {"AlterStatsStmt", K{C::kDdl, "ALTER STATISTICS", kAccessDdl, nullptr}},
+      {"AlterCollationStmt", K{C::kDdl, "ALTER COLLATION", kAccessDdl, nullptr}},
+      {"CreateForeignServerStmt", K{C::kDdl, "CREATE SERVER", kAccessDdl, nullptr}},
+      {"AlterForeignServerStmt", K{C::kDdl, "ALTER SERVER", kAccessDdl, nullptr}},
+      {"ImportForeignSchemaStmt", K{C::kDdl, "IMPORT FOREIGN SCHEMA", kAccessDdl, nullptr}},
+      {"CreatePublicationStmt", K{C::kDdl, "CREATE PUBLICATION", kAccessDdl, nullptr}},
+      {"AlterPublicationStmt", K{C::kDdl, "ALTER PUBLICATION", kAccessDdl, nullptr}},
+      {"DropSubscriptionStmt",
+       K{C::kDdl, "DROP SUBSCRIPTION", kAccessDdl, &Classifier::Destructive}},
+      {"DropTableSpaceStmt", K{C::kDdl, "DROP TABLESPACE", kAccessDdl, &Classifier::Destructive}},
+      {"AlterTableSpaceOptionsStmt", K{C::kDdl, "ALTER TABLESPACE", kAccessDdl, nullptr}},
+      {"AlterExtensionContentsStmt", K{C::kDdl, "ALTER EXTENSION", kAccessDdl, nullptr}},
       // Access control.
-      {"GrantStmt", K{C::kDcl, "", kDdl, nullptr}},
+      {"GrantStmt", K{C::kDcl, "", kAccessDdl, nullptr}},
       {"GrantRoleStmt", K{C::kDcl, "", kNoAccess, nullptr}},
-      {"AlterDefaultPrivilegesStmt", K{C::kDcl, "ALTER DEFAULT PRIVILEGES", kDdl, nullptr}},
+      {"AlterDefaultPrivilegesStmt", K{C::kDcl, "ALTER DEFAULT PRIVILEGES", kAccessDdl, nullptr}},
       {"CreateRoleStmt", K{C::kDcl, "CREATE ROLE", kNoAccess, nullptr}},
       {"AlterRoleStmt", K{C::kDcl, "ALTER ROLE", kNoAccess, nullptr}},
-      {"AlterRoleSetStmt", K{C::kDcl, "ALTER ROLE", kNoAccess, nullptr}},
+      {"AlterRoleSetStmt", K{C::kDcl, "ALTER ROLE", kNoAccess, &Classifier::StoredSetting}},
       {"DropRoleStmt", K{C::kDcl, "DROP ROLE", kNoAccess, &Classifier::Destructive}},
       {"DropOwnedStmt", K{C::kDcl, "DROP OWNED", kNoAccess, &Classifier::Destructive}},
       {"ReassignOwnedStmt", K{C::kDcl, "REASSIGN OWNED", kNoAccess, nullptr}},
-      {"AlterOwnerStmt", K{C::kDcl, "", kDdl, nullptr}},
-      {"SecLabelStmt", K{C::kDcl, "SECURITY LABEL", kDdl, &Classifier::OnObject}},
-      {"CreatePolicyStmt", K{C::kDcl, "CREATE POLICY", kDdl, &Classifier::Policy}},
-      {"AlterPolicyStmt", K{C::kDcl, "ALTER POLICY", kDdl, &Classifier::Policy}},
+      {"AlterOwnerStmt", K{C::kDcl, "", kAccessDdl, nullptr}},
+      {"SecLabelStmt", K{C::kDcl, "SECURITY LABEL", kAccessDdl, &Classifier::OnObject}},
+      {"CreatePolicyStmt", K{C::kDcl, "CREATE POLICY", kAccessDdl, &Classifier::Policy}},
+      {"AlterPolicyStmt", K{C::kDcl, "ALTER POLICY", kAccessDdl, &Classifier::Policy}},
       {"CreateUserMappingStmt", K{C::kDcl, "CREATE USER MAPPING", kNoAccess, nullptr}},
       {"AlterUserMappingStmt", K{C::kDcl, "ALTER USER MAPPING", kNoAccess, nullptr}},
       {"DropUserMappingStmt", K{C::kDcl, "DROP USER MAPPING", kNoAccess, &Classifier::Destructive}},
       // Code that runs in the server, now or whenever its event happens.
       {"DoStmt", K{C::kCodeExecution, "DO", kNoAccess, nullptr}},
       {"CallStmt", K{C::kCodeExecution, "CALL", kNoAccess, nullptr}},
-      {"CreateFunctionStmt", K{C::kCodeExecution, "", kDdl, &Classifier::CreateFunction}},
-      {"AlterFunctionStmt", K{C::kCodeExecution, "", kDdl, nullptr}},
-      {"RuleStmt", K{C::kCodeExecution, "CREATE RULE", kDdl, &Classifier::Rule}},
-      {"CreateTrigStmt", K{C::kCodeExecution, "CREATE TRIGGER", kDdl, &Classifier::Trigger}},
+      {"CreateFunctionStmt", K{C::kCodeExecution, "", kAccessDdl, &Classifier::CreateFunction}},
+      {"AlterFunctionStmt", K{C::kCodeExecution, "", kAccessDdl, nullptr}},
+      {"RuleStmt", K{C::kCodeExecution, "CREATE RULE", kAccessDdl, &Classifier::Rule}},
+      {"CreateTrigStmt", K{C::kCodeExecution, "CREATE TRIGGER", kAccessDdl, &Classifier::Trigger}},
       {"CreateEventTrigStmt",
        K{C::kCodeExecution, "CREATE EVENT TRIGGER", kNoAccess, &Classifier::Trigger}},
       {"AlterEventTrigStmt", K{C::kCodeExecution, "ALTER EVENT TRIGGER", kNoAccess, nullptr}},
@@ -1085,7 +1100,8 @@ const StatementKind* Classifier::FindKind(std::string_view type) {
       {"CreateFdwStmt", K{C::kCodeExecution, "CREATE FOREIGN DATA WRAPPER", kNoAccess, nullptr}},
       {"AlterFdwStmt", K{C::kCodeExecution, "ALTER FOREIGN DATA WRAPPER", kNoAccess, nullptr}},
       // The server's files, configuration and network connections.
-      {"AlterSystemStmt", K{C::kServerAccess, "ALTER SYSTEM", kNoAccess, nullptr}},
+      {"AlterSystemStmt",
+       K{C::kServerAccess, "ALTER SYSTEM", kNoAccess, &Classifier::StoredSetting}},
       {"CreateTableSpaceStmt", K{C::kServerAccess, "CREATE TABLESPACE", kNoAccess, nullptr}},
       {"CreateSubscriptionStmt", K{C::kServerAccess, "CREATE SUBSCRIPTION", kNoAccess, nullptr}},
       {"AlterSubscriptionStmt", K{C::kServerAccess, "ALTER SUBSCRIPTION", kNoAccess, nullptr}},

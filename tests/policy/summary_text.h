@@ -90,4 +90,13 @@ inline std::string SummaryText(const SqlAnalysis& a, size_t index) {
          JoinFacts(Facts(s));
 }
 
+// Every statement of `a` (or its error), one per line.
+inline std::string AnalysisText(const SqlAnalysis& a) {
+  std::string all;
+  for (size_t i = 0; i < std::max<size_t>(a.statements.size(), 1); ++i) {
+    all += SummaryText(a, i) + "\n";
+  }
+  return all;
+}
+
 }  // namespace pgb::policy::testing
