@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/audit/writer.h"
 #include "core/log.h"
 #include "core/shard.h"
 
@@ -59,11 +60,24 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
   signal(SIGPIPE, SIG_IGN);
 
   const int workers = runtime->config.ResolvedWorkers();
+  // The audit trail lives as long as the process: a reload does not change
+  // it (its settings take a restart).
+  std::unique_ptr<audit::AuditTrail> trail;
+  if (runtime->config.audit.enabled) {
+    absl::StatusOr<std::unique_ptr<audit::AuditTrail>> started =
+        audit::AuditTrail::Start(runtime->config.audit, workers);
+    if (!started.ok()) {
+      return absl::Status(started.status().code(),
+                          absl::StrCat("audit trail: ", started.status().message()));
+    }
+    trail = *std::move(started);
+  }
   RuntimeStore runtimes(runtime);
   ShardDirectory directory;
   std::vector<std::unique_ptr<Shard>> shards;
   for (int i = 0; i < workers; ++i) {
-    shards.push_back(std::make_unique<Shard>(i, runtimes, directory));
+    shards.push_back(
+        std::make_unique<Shard>(i, runtimes, directory, trail ? &trail->shard(i) : nullptr));
     directory.shards.push_back(shards.back().get());
   }
   std::vector<absl::Status> init(workers);
@@ -88,6 +102,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
   go.count_down();
   if (!start) {
     for (auto& t : threads) t.join();
+    if (trail) trail->Stop();
     return failed;
   }
   for (const ListenerRuntime& l : runtime->listeners) {
@@ -118,6 +133,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
     }
   });
   for (auto& t : threads) t.join();
+  if (trail) trail->Stop();  // every record the shards wrote, then a final checkpoint
   all_stopped.store(true);
   signal_thread.join();
   PGB_LOG(kInfo) << "pgbastion stopped";

@@ -109,13 +109,15 @@ std::string StartupSettingProblem(std::string_view name, std::string_view value)
 // Construction and I/O plumbing
 
 Session::Session(Shard& shard, uint32_t slot, uint32_t generation, int client_fd,
-                 const ListenerRuntime& listener, std::string peer)
+                 const ListenerRuntime& listener, std::string peer,
+                 const sockaddr_storage& peer_address)
     : shard_(shard),
       runtime_(shard.runtime_ptr()),
       slot_(slot),
       generation_(generation),
       listener_(listener),
-      peer_(std::move(peer)) {
+      peer_(std::move(peer)),
+      audit_(shard.audit(), peer_address) {
   client_.fd = client_fd;
 }
 
@@ -136,6 +138,7 @@ std::string Session::Describe() const {
 }
 
 void Session::Start() {
+  audit_.Event(audit::AuditKind::kConnect);
   deadline_ns_ = shard_.now_ns() + absl::ToInt64Nanoseconds(runtime_->config.auth_timeout);
   ArmRecv(Side::kClient);
 }
@@ -567,6 +570,7 @@ bool Session::HandleStartupPacket() {
     return true;
   }
   if (p.kind == Kind::kCancelRequest) {
+    audit_.Event(audit::AuditKind::kCancel);
     shard_.RouteCancel(p.cancel_pid, p.cancel_key);
     Close();
     return false;
@@ -610,6 +614,7 @@ bool Session::HandleStartupPacket() {
         return false;
       }
     } else if (IsForwardedParameter(name)) {
+      if (name == "application_name") application_name_ = std::string(value);
       if (std::string problem = StartupSettingProblem(name, value); !problem.empty()) {
         FailClient(sqlstate::kInsufficientPrivilege, std::move(problem), "",
                    "Connect with client_encoding=UTF8 and standard_conforming_strings=on.");
@@ -1039,8 +1044,10 @@ void Session::EnterRelay() {
   deadline_ns_ = 0;
   gate_ = std::make_unique<StatementGate>(
       std::move(policy_), *scope_, identity_, target_->config->name, target_->config->user,
-      shard_.analysis_cache(), runtime_->config.max_statement_size);
+      shard_.analysis_cache(), runtime_->config.max_statement_size, audit_);
   scope_ = nullptr;  // the gate owns the policy now
+  audit_.SetSession(&identity_, target_->config->name, target_->config->user, application_name_);
+  audit_.Event(audit::AuditKind::kAuthOk);
   if (!startup_search_path_.empty()) {
     gate_->RememberSearchPath(startup_search_path_);
     std::string().swap(startup_search_path_);
@@ -1104,21 +1111,21 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
         [&](char type, std::string_view message, bool oversize) {
           start_rewrite();
           gate_->OnWholeClientMessage(type, message, oversize, rewritten);
-        });
+        },
+        [this](char type, std::string_view prefix) { gate_->OnClientPeek(type, prefix); });
   } else {
     scan = src.frames.Feed(
         data, n, Direction::kBackend, max_length, BackendGather(),
         [this](char type) {
-          if (type == proto::kPqMsg_ReadyForQuery) {
-            client_messages_since_ready_ = 0;
-            if (gate_) gate_->OnReadyForQuery();
-          }
+          if (type == proto::kPqMsg_ReadyForQuery) client_messages_since_ready_ = 0;
+          if (gate_) gate_->OnBackendMessage(type);
         },
         on_pass,
         [&](char, std::string_view message, bool oversize) {
           start_rewrite();
           if (!oversize) gate_->OnBackendError(message, rewritten);
-        });
+        },
+        [this](char type, std::string_view prefix) { gate_->OnBackendPeek(type, prefix); });
   }
   if (!any_whole && passed == n) {
     WriteReceived(to, data, n, bid);
@@ -1172,6 +1179,11 @@ bool Session::IdleBetweenTransactions() const {
 void Session::FailClient(const char* code, std::string message, std::string detail,
                          std::string hint) {
   if (closed_ || phase_ == Phase::kClosing) return;
+  if (phase_ != Phase::kRelay) {
+    audit_.Event(audit::AuditKind::kAuthFailed, message, user_name_);
+  } else {
+    end_reason_ = message;
+  }
   std::string bytes;
   proto::AppendErrorResponse(bytes, proto::ErrorFields{"FATAL", code, std::move(message),
                                                        std::move(detail), std::move(hint)});
@@ -1182,6 +1194,7 @@ void Session::FailClient(const char* code, std::string message, std::string deta
 
 void Session::Terminate(const char* code, std::string message) {
   if (closed_ || phase_ == Phase::kClosing) return;
+  end_reason_ = message;
   PGB_LOG(kInfo) << Describe() << ": " << message;
   // A Terminate or FATAL may only go where the stream is at a message boundary.
   if (backend_.fd >= 0 && client_.frames.AtBoundary()) {
@@ -1239,6 +1252,12 @@ void Session::CloseEndpoint(Side side) {
 void Session::Close() {
   if (closed_) return;
   closed_ = true;
+  if (gate_) {
+    audit_.Event(audit::AuditKind::kDisconnect,
+                 end_reason_.empty()
+                     ? (client_terminated_ ? "client terminated the session" : "connection closed")
+                     : end_reason_);
+  }
   CloseEndpoint(Side::kClient);
   CloseEndpoint(Side::kBackend);
   if (gateway_pid_ != 0) {

@@ -30,6 +30,7 @@
 
 #include "core/ring.h"
 #include "core/runtime.h"
+#include "core/session_audit.h"
 #include "core/statement_gate.h"
 #include "proto/frame.h"
 #include "proto/frame_tracker.h"
@@ -46,7 +47,7 @@ class Session {
   enum class Side : uint8_t { kClient, kBackend };
 
   Session(Shard& shard, uint32_t slot, uint32_t generation, int client_fd,
-          const ListenerRuntime& listener, std::string peer);
+          const ListenerRuntime& listener, std::string peer, const sockaddr_storage& peer_address);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -207,6 +208,9 @@ class Session {
 
   // The policy at the message boundary; set when the session starts relaying.
   std::unique_ptr<StatementGate> gate_;
+  SessionAudit audit_;
+  std::string application_name_;  // from the startup packet, for audit records
+  std::string end_reason_;        // why the gateway ended the session, for the audit
 
   int32_t gateway_pid_ = 0;
   int32_t gateway_key_ = 0;

@@ -41,12 +41,14 @@ std::string FormatPeer(const sockaddr_storage& addr) {
 
 }  // namespace
 
-Shard::Shard(int index, const RuntimeStore& runtimes, const ShardDirectory& directory)
+Shard::Shard(int index, const RuntimeStore& runtimes, const ShardDirectory& directory,
+             audit::AuditShard* audit)
     : index_(index),
       runtimes_(runtimes),
       runtime_generation_(runtimes.generation()),
       runtime_(runtimes.Current()),
       directory_(directory),
+      audit_(audit),
       scratch_(64 * 1024),
       analysis_cache_(runtime_->config.analysis_cache_size) {}
 
@@ -219,8 +221,9 @@ void Shard::OnAccept(uint32_t listener_index, int res, uint32_t flags) {
     sessions_.emplace_back();
     generations_.push_back(0);
   }
-  sessions_[slot] = std::make_unique<Session>(
-      *this, slot, generations_[slot], fd, *listeners_[listener_index].runtime, FormatPeer(peer));
+  sessions_[slot] =
+      std::make_unique<Session>(*this, slot, generations_[slot], fd,
+                                *listeners_[listener_index].runtime, FormatPeer(peer), peer);
   ++live_sessions_;
   sessions_[slot]->Start();
 }

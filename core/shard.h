@@ -16,6 +16,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "core/audit/writer.h"
 #include "core/ring.h"
 #include "core/runtime.h"
 #include "core/session.h"
@@ -44,7 +45,9 @@ class Shard {
   static constexpr uint32_t kBufferSize = 16 * 1024;
   static constexpr uint32_t kBufferCount = 1024;
 
-  Shard(int index, const RuntimeStore& runtimes, const ShardDirectory& directory);
+  // `audit`: this shard's side of the audit trail, or null when there is none.
+  Shard(int index, const RuntimeStore& runtimes, const ShardDirectory& directory,
+        audit::AuditShard* audit);
   ~Shard();
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
@@ -78,6 +81,7 @@ class Shard {
   proto::ScramClientKeyCache* scram_cache(const TargetRuntime& target) {
     return &target.scram_keys[static_cast<size_t>(index_)].keys;
   }
+  audit::AuditShard* audit() { return audit_; }
   // Statement analyses, shared by this shard's sessions (keyed by text).
   policy::AnalysisCache& analysis_cache() { return analysis_cache_; }
   // A receive failed with -ENOBUFS; retry when buffers come back.
@@ -117,6 +121,7 @@ class Shard {
   uint64_t runtime_generation_ = 0;  // read before runtime_: a publish in between is seen later
   std::shared_ptr<const Runtime> runtime_;
   const ShardDirectory& directory_;
+  audit::AuditShard* const audit_;
   Ring ring_;
   BufferRing buffers_;
   std::atomic<int> ring_fd_{-1};

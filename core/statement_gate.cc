@@ -18,30 +18,134 @@ proto::FrameTracker::Gather GatherOf(std::string_view types, uint32_t max_size) 
   return g;
 }
 
-// A refusal of a message the gateway could not judge (malformed, too large,
-// not analysable). Fail closed: it never reaches the database.
-policy::Decision Unjudged(std::string rule, std::string reason, std::string hint = "") {
-  return policy::Decision{policy::Decision::kDeny, std::move(rule), std::move(reason),
-                          std::move(hint)};
+// What the relay gathers and peeks at. Client side: Query, Parse and
+// FunctionCall whole (judged); with an audit trail, the names at the start of
+// Bind, Execute and Close. Database side, with an audit trail: command tags and
+// errors; ErrorResponses whole while a refusal's answer is awaited (they are
+// small; one longer than 64 KiB is not a refusal's answer).
+constexpr uint32_t kNamesPrefix = 2 * 64 + 2;  // two NAMEDATALEN names and their NULs
+constexpr uint32_t kErrorPrefix = 1024;        // enough for the SQLSTATE and a message
+
+proto::FrameTracker::Gather BackendGatherOf(bool audit, bool refusals) {
+  proto::FrameTracker::Gather g = refusals ? GatherOf({&proto::kPqMsg_ErrorResponse, 1}, 64 * 1024)
+                                           : proto::FrameTracker::Gather{};
+  if (audit) {
+    g.peek.set(static_cast<unsigned char>(proto::kPqMsg_CommandComplete));
+    g.peek.set(static_cast<unsigned char>(proto::kPqMsg_ErrorResponse));
+    g.peek_size = kErrorPrefix;
+  }
+  return g;
+}
+
+const proto::FrameTracker::Gather kBackendRefusals = BackendGatherOf(false, true);
+const proto::FrameTracker::Gather kBackendAudit = BackendGatherOf(true, false);
+const proto::FrameTracker::Gather kBackendAuditRefusals = BackendGatherOf(true, true);
+
+// The first C string of `bytes` (all of it when it is cut short).
+std::string_view FirstString(std::string_view bytes) { return bytes.substr(0, bytes.find('\0')); }
+
+// SQLSTATE and message of an ErrorResponse body, possibly cut short.
+void ErrorFieldsOf(std::string_view body, std::string_view* sqlstate, std::string_view* message) {
+  while (!body.empty() && body[0] != '\0') {
+    const char code = body[0];
+    const std::string_view value = FirstString(body.substr(1));
+    if (code == 'C') *sqlstate = value;
+    if (code == 'M') *message = value;
+    body.remove_prefix(std::min(body.size(), value.size() + 2));
+  }
 }
 
 }  // namespace
 
-// ErrorResponses are small; one longer than this is not a refusal's answer.
-const proto::FrameTracker::Gather StatementGate::kErrorResponses =
-    GatherOf({&proto::kPqMsg_ErrorResponse, 1}, 64 * 1024);
-
 StatementGate::StatementGate(std::shared_ptr<const policy::Policy> policy,
                              const policy::Scope& scope, policy::Identity identity,
                              std::string target, std::string role, policy::AnalysisCache& cache,
-                             uint32_t max_statement_size)
+                             uint32_t max_statement_size, SessionAudit& audit)
     : policy_(std::move(policy)),
       scope_(&scope),
       identity_(std::move(identity)),
       target_(std::move(target)),
       cache_(cache),
       state_(scope, std::move(role)),
-      client_gather_(GatherOf({"QPF", 3}, max_statement_size)) {}
+      client_gather_(GatherOf({"QPF", 3}, max_statement_size)),
+      audit_(audit) {
+  if (audit_.enabled()) {
+    for (char c : {proto::kPqMsg_Bind, proto::kPqMsg_Execute, proto::kPqMsg_Close}) {
+      client_gather_.peek.set(static_cast<unsigned char>(c));
+    }
+    client_gather_.peek_size = kNamesPrefix;
+  }
+}
+
+const proto::FrameTracker::Gather& StatementGate::backend_gather() const {
+  if (audit_.enabled()) return refusals_.pending() ? kBackendAuditRefusals : kBackendAudit;
+  return refusals_.pending() ? kBackendRefusals : proto::FrameTracker::kNoGather;
+}
+
+void StatementGate::OnClientMessage(char type) {
+  refusals_.OnClientMessage(type);
+  if (type == proto::kPqMsg_Query || type == proto::kPqMsg_Sync ||
+      type == proto::kPqMsg_FunctionCall) {
+    ledger_.OnBatchEnd();
+  }
+}
+
+void StatementGate::OnClientPeek(char type, std::string_view prefix) {
+  switch (type) {
+    case proto::kPqMsg_Bind: {
+      const std::string_view portal = FirstString(prefix);
+      const std::string_view rest = prefix.substr(std::min(prefix.size(), portal.size() + 1));
+      ledger_.Bound(portal, FirstString(rest));
+      break;
+    }
+    case proto::kPqMsg_Execute:
+      ledger_.Executing(FirstString(prefix), audit::AuditClockMicros());
+      break;
+    case proto::kPqMsg_Close:
+      if (!prefix.empty()) ledger_.Closed(prefix[0], FirstString(prefix.substr(1)));
+      break;
+    default:
+      break;
+  }
+}
+
+void StatementGate::OnBackendMessage(char type) {
+  const auto report = [this](const StatementLedger::Execution& e,
+                             const StatementLedger::Outcome& o) { ReportExecution(e, o); };
+  switch (type) {
+    case proto::kPqMsg_ReadyForQuery:
+      refusals_.OnReadyForQuery();
+      if (audit_.enabled()) ledger_.OnReadyForQuery(report);
+      break;
+    case proto::kPqMsg_EmptyQueryResponse:
+      if (audit_.enabled()) ledger_.OnEmptyQuery(report);
+      break;
+    case proto::kPqMsg_PortalSuspended:
+      if (audit_.enabled()) ledger_.OnPortalSuspended(report);
+      break;
+    default:
+      break;
+  }
+}
+
+void StatementGate::OnBackendPeek(char type, std::string_view prefix) {
+  const auto report = [this](const StatementLedger::Execution& e,
+                             const StatementLedger::Outcome& o) { ReportExecution(e, o); };
+  if (type == proto::kPqMsg_CommandComplete) {
+    ledger_.OnCommandComplete(FirstString(prefix), report);
+  } else if (type == proto::kPqMsg_ErrorResponse) {
+    std::string_view sqlstate, message;
+    ErrorFieldsOf(prefix, &sqlstate, &message);
+    ledger_.OnError(sqlstate, message, report);
+  }
+}
+
+void StatementGate::OnBackendError(std::string_view message, std::string& to_client) {
+  if (refusals_.OnBackendError(message, to_client)) return;  // recorded when refused
+  if (audit_.enabled() && message.size() > proto::kHeaderLength) {
+    OnBackendPeek(proto::kPqMsg_ErrorResponse, message.substr(proto::kHeaderLength));
+  }
+}
 
 void StatementGate::UsePolicy(std::shared_ptr<const policy::Policy> policy,
                               policy::Identity identity) {
@@ -53,13 +157,24 @@ void StatementGate::UsePolicy(std::shared_ptr<const policy::Policy> policy,
 void StatementGate::OnWholeClientMessage(char type, std::string_view message, bool oversize,
                                          std::string& to_database) {
   if (oversize) {
-    Refuse(type, "",
-           Unjudged("gateway.max_statement_size",
-                    absl::StrCat("statement too large for the gateway to judge (more than ",
-                                 client_gather_.max_size, " bytes)"),
-                    "split the statement, or ask the operator to raise "
-                    "gateway.max_statement_size"),
-           to_database);
+    RefuseUnjudged(type, "", "(statement too large to judge)",
+                   proto::ErrorFields{"ERROR", proto::sqlstate::kInsufficientPrivilege,
+                                      absl::StrCat("statement too large for the gateway to judge "
+                                                   "(more than ",
+                                                   client_gather_.max_size, " bytes)"),
+                                      "",
+                                      "Split the statement, or ask the operator to raise "
+                                      "gateway.max_statement_size."},
+                   "gateway.max_statement_size", to_database);
+    return;
+  }
+  if (!audit_.MayProceed()) {
+    RefuseUnjudged(type, "", "(not judged: audit trail unavailable)",
+                   proto::ErrorFields{"ERROR", proto::sqlstate::kConfigurationLimitExceeded,
+                                      "the audit trail is unavailable, so statements are refused "
+                                      "until it recovers",
+                                      "", "Retry later; the operator can see why in the log."},
+                   "audit.unavailable", to_database);
     return;
   }
   const std::string_view body = message.substr(proto::kHeaderLength);
@@ -67,7 +182,10 @@ void StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
     case proto::kPqMsg_Query: {
       absl::StatusOr<std::string_view> sql = proto::ParseQuery(body);
       if (!sql.ok()) {
-        Refuse(type, "", Unjudged("protocol", std::string(sql.status().message())), to_database);
+        RefuseUnjudged(type, "", "(malformed Query message)",
+                       proto::ErrorFields{"ERROR", proto::sqlstate::kProtocolViolation,
+                                          std::string(sql.status().message()), "", ""},
+                       "protocol", to_database);
       } else if (Admit(type, "", *sql, to_database)) {
         to_database.append(message);
       }
@@ -76,19 +194,23 @@ void StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
     case proto::kPqMsg_Parse: {
       absl::StatusOr<proto::ParseMessage> parse = proto::ParseParseMessage(body);
       if (!parse.ok()) {
-        Refuse(type, "", Unjudged("protocol", std::string(parse.status().message())), to_database);
+        RefuseUnjudged(type, "", "(malformed Parse message)",
+                       proto::ErrorFields{"ERROR", proto::sqlstate::kProtocolViolation,
+                                          std::string(parse.status().message()), "", ""},
+                       "protocol", to_database);
       } else if (Admit(type, parse->statement, parse->sql, to_database)) {
         to_database.append(message);
       }
       return;
     }
     case proto::kPqMsg_FunctionCall: {
-      const policy::Decision d = scope_ ? policy_->DecideFunctionCall(*scope_)
-                                        : policy::Policy::NoScope(identity_, target_);
+      policy::Decision d = scope_ ? policy_->DecideFunctionCall(*scope_)
+                                  : policy::Policy::NoScope(identity_, target_);
       if (d.kind == policy::Decision::kAllow) {
+        if (audit_.enabled()) ledger_.FunctionCall(std::move(d.rule), audit::AuditClockMicros());
         to_database.append(message);
       } else {
-        Refuse(type, "", d, to_database);
+        Refuse(type, "", "(function call)", d, to_database);
       }
       return;
     }
@@ -108,43 +230,72 @@ void StatementGate::RememberSearchPath(std::string_view value) {
 bool StatementGate::Admit(char type, std::string_view statement_name, std::string_view sql,
                           std::string& to_database) {
   if (scope_ == nullptr) {
-    Refuse(type, statement_name, policy::Policy::NoScope(identity_, target_), to_database);
+    Refuse(type, statement_name, sql, policy::Policy::NoScope(identity_, target_), to_database);
     return false;
   }
   const std::shared_ptr<const policy::SqlAnalysis> analysis = cache_.Analyse(sql);
   if (!analysis->ok) {
-    refusals_.Refuse(type, statement_name,
-                     proto::ErrorFields{"ERROR", analysis->error_sqlstate, analysis->error_message,
-                                        "", "", analysis->error_position},
-                     to_database);
+    RefuseUnjudged(type, statement_name, sql,
+                   proto::ErrorFields{"ERROR", analysis->error_sqlstate, analysis->error_message,
+                                      "", "", analysis->error_position},
+                   "analysis", to_database);
     return false;
   }
   // Each statement is judged in the state the ones before it leave (a
   // `SET search_path = x; SELECT ...` resolves the SELECT's names against x).
   // Remembering a statement that then does not run only makes later
   // decisions stricter.
+  std::vector<policy::Decision> allowed;
+  if (audit_.enabled()) allowed.reserve(analysis->statements.size());
   for (const policy::StatementSummary& statement : analysis->statements) {
-    const policy::Decision d = policy_->Decide(*scope_, statement, state_);
+    policy::Decision d = policy_->Decide(*scope_, statement, state_);
     if (d.kind != policy::Decision::kAllow) {
-      Refuse(type, statement_name, d, to_database);
+      Refuse(type, statement_name, StatementText(sql, statement.location, statement.length), d,
+             to_database);
       return false;
     }
     state_.Remember(statement);
+    if (audit_.enabled()) allowed.push_back(std::move(d));
+  }
+  if (audit_.enabled()) {
+    auto text = std::make_shared<const std::string>(sql);
+    if (type == proto::kPqMsg_Parse) {
+      ledger_.Parsed(statement_name, std::move(text),
+                     allowed.empty() ? std::string() : std::move(allowed.front().rule));
+    } else {
+      const int64_t now = audit::AuditClockMicros();
+      for (size_t i = 0; i < allowed.size(); ++i) {
+        const policy::StatementSummary& st = analysis->statements[i];
+        ledger_.Query(text, st.location, st.length, std::move(allowed[i].rule), now);
+      }
+    }
   }
   return true;
 }
 
-void StatementGate::Refuse(char type, std::string_view statement_name,
-                           const policy::Decision& decision, std::string& to_database) {
+void StatementGate::Refuse(char type, std::string_view statement_name, std::string_view statement,
+                           const policy::Decision& decision, std::string& to_database,
+                           const char* sqlstate) {
   std::string detail;
   if (decision.kind == policy::Decision::kApproval) {
     detail = "This gateway cannot hold statements for approval yet, so the statement was refused.";
   }
-  refusals_.Refuse(
-      type, statement_name,
-      proto::ErrorFields{"ERROR", proto::sqlstate::kInsufficientPrivilege,
-                         policy::DecisionMessage(decision), std::move(detail), decision.hint},
-      to_database);
+  RefuseUnjudged(type, statement_name, statement,
+                 proto::ErrorFields{"ERROR", sqlstate, policy::DecisionMessage(decision),
+                                    std::move(detail), decision.hint},
+                 decision.rule, to_database);
+}
+
+void StatementGate::RefuseUnjudged(char type, std::string_view statement_name,
+                                   std::string_view statement, proto::ErrorFields error,
+                                   std::string rule, std::string& to_database) {
+  const StatementProtocol protocol = type == proto::kPqMsg_Parse ? StatementProtocol::kExtended
+                                     : type == proto::kPqMsg_FunctionCall
+                                         ? StatementProtocol::kFunctionCall
+                                         : StatementProtocol::kSimple;
+  audit_.Refusal(statement, protocol, rule, error.sqlstate, error.message);
+  if (type == proto::kPqMsg_Parse && audit_.enabled()) ledger_.Refused(statement_name);
+  refusals_.Refuse(type, statement_name, std::move(error), to_database);
 }
 
 std::vector<std::pair<std::string, std::string>> BackendSettings(const policy::Scope& scope) {

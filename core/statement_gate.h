@@ -9,6 +9,12 @@
 // A Query is judged whole: if any of its statements is refused, none of them
 // runs (as with a syntax error anywhere in it).
 //
+// With an audit trail, the gate also follows every execution to its answer
+// (StatementLedger: Bind, Execute and Close names and the database's command
+// tags and errors are peeked at, never copied out of the relay) and writes
+// one record per execution and per refusal through SessionAudit; while the
+// trail cannot take records, statements are refused with 53400.
+//
 //   StatementGate gate(policy, *scope, identity, "app", "app_owner", shard_cache, 16 << 20);
 //   tracker.Feed(..., gate.client_gather(), on_header -> gate.OnClientMessage(type), ...,
 //                on_whole -> gate.OnWholeClientMessage(type, message, oversize, to_database));
@@ -22,10 +28,13 @@
 #include <utility>
 #include <vector>
 
+#include "core/session_audit.h"
+#include "core/statement_ledger.h"
 #include "policy/identity.h"
 #include "policy/rules.h"
 #include "policy/sql_analysis.h"
 #include "proto/frame_tracker.h"
+#include "proto/protocol.h"
 #include "proto/statement_refusals.h"
 
 namespace pgb {
@@ -34,23 +43,23 @@ class StatementGate {
  public:
   StatementGate(std::shared_ptr<const policy::Policy> policy, const policy::Scope& scope,
                 policy::Identity identity, std::string target, std::string role,
-                policy::AnalysisCache& cache, uint32_t max_statement_size);
+                policy::AnalysisCache& cache, uint32_t max_statement_size, SessionAudit& audit);
 
   const proto::FrameTracker::Gather& client_gather() const { return client_gather_; }
-  const proto::FrameTracker::Gather& backend_gather() const {
-    return refusals_.pending() ? kErrorResponses : proto::FrameTracker::kNoGather;
-  }
+  const proto::FrameTracker::Gather& backend_gather() const;
 
-  // Client -> database: every message header, then each gathered message
-  // whole (appends what goes to the database).
-  void OnClientMessage(char type) { refusals_.OnClientMessage(type); }
+  // Client -> database: every message header, each peeked message's prefix,
+  // then each gathered message whole (appends what goes to the database).
+  void OnClientMessage(char type);
+  void OnClientPeek(char type, std::string_view prefix);
   void OnWholeClientMessage(char type, std::string_view message, bool oversize,
                             std::string& to_database);
-  // Database -> client.
-  void OnBackendError(std::string_view message, std::string& to_client) {
-    refusals_.OnBackendError(message, to_client);
-  }
-  void OnReadyForQuery() { refusals_.OnReadyForQuery(); }
+  // Database -> client: every message header, peeked prefixes (command tags,
+  // errors), and whole ErrorResponses while a refusal is pending (appends
+  // what goes to the client).
+  void OnBackendMessage(char type);
+  void OnBackendPeek(char type, std::string_view prefix);
+  void OnBackendError(std::string_view message, std::string& to_client);
 
   // The client set search_path at startup: names resolve against it too.
   void RememberSearchPath(std::string_view value);
@@ -63,13 +72,18 @@ class StatementGate {
   const policy::Scope* scope() const { return scope_; }
 
  private:
-  static const proto::FrameTracker::Gather kErrorResponses;
-
   // Judges the text of a Query or Parse; false when it was refused.
   bool Admit(char type, std::string_view statement_name, std::string_view sql,
              std::string& to_database);
-  void Refuse(char type, std::string_view statement_name, const policy::Decision& decision,
-              std::string& to_database);
+  // Refuses a message: `statement` is what the audit record names.
+  void Refuse(char type, std::string_view statement_name, std::string_view statement,
+              const policy::Decision& decision, std::string& to_database,
+              const char* sqlstate = proto::sqlstate::kInsufficientPrivilege);
+  void RefuseUnjudged(char type, std::string_view statement_name, std::string_view statement,
+                      proto::ErrorFields error, std::string rule, std::string& to_database);
+  void ReportExecution(const StatementLedger::Execution& e, const StatementLedger::Outcome& o) {
+    audit_.Execution(e, o);
+  }
 
   std::shared_ptr<const policy::Policy> policy_;
   const policy::Scope* scope_;  // inside *policy_; nullptr: no scope matches any more
@@ -79,6 +93,8 @@ class StatementGate {
   policy::SessionPolicyState state_;
   proto::FrameTracker::Gather client_gather_;
   proto::StatementRefusals refusals_;
+  SessionAudit& audit_;
+  StatementLedger ledger_;
 };
 
 // The settings a session of `scope` starts with on the database, as startup

@@ -9,7 +9,10 @@
 // the policy, ErrorResponse when it rewrites one) are reported whole instead:
 // as a view into the chunk when the message lies inside it, otherwise
 // assembled in the tracker (at most Gather::max_size bytes; a longer one is
-// reported as oversize and its bytes are dropped).
+// reported as oversize and its bytes are dropped). Messages whose type is in
+// the peek set pass through like the others, and the first peek_size bytes
+// of their body are also reported (for the audit: a command tag, a portal
+// name), so peeking never costs the zero-copy path.
 //
 //   FrameTracker t;
 //   FrameTracker::Gather queries{.types = {}, .max_size = 1 << 20};
@@ -17,7 +20,8 @@
 //   FrameTracker::Scan s = t.Feed(chunk, n, Direction::kFrontend, cap, queries,
 //       [](char type) { /* one call per message header */ },
 //       [](const char* p, size_t len) { /* forward these bytes */ },
-//       [](char type, std::string_view message, bool oversize) { /* judge */ });
+//       [](char type, std::string_view message, bool oversize) { /* judge */ },
+//       [](char type, std::string_view body_prefix) { /* note */ });
 //   if (!s.error.empty()) { /* a bad header starts at s.valid_prefix */ }
 #pragma once
 
@@ -37,6 +41,8 @@ class FrameTracker {
   struct Gather {
     std::bitset<256> types;  // indexed by the (unsigned) type byte
     uint32_t max_size = 0;   // whole message, type byte included
+    std::bitset<256> peek;   // types passed through whose body prefix is reported
+    uint32_t peek_size = 0;  // bytes of body reported, at most
   };
   static const Gather kNoGather;
 
@@ -48,11 +54,14 @@ class FrameTracker {
   // on_pass(data, length) for bytes of messages not gathered (pieces of this
   // chunk, never empty); on_whole(type, message, oversize) once per gathered
   // message (`message` is header plus body and valid only during the call;
-  // empty when oversize). On error, everything before the bad header has been
-  // reported.
-  template <typename OnHeader, typename OnPass, typename OnWhole>
+  // empty when oversize); on_peek(type, prefix) once per peeked message, with
+  // the first min(peek_size, body length) body bytes (valid only during the
+  // call; reported as soon as they are in, before the piece that holds them).
+  // On error, everything before the bad header has been reported.
+  template <typename OnHeader, typename OnPass, typename OnWhole, typename OnPeek>
   Scan Feed(const char* data, size_t n, Direction direction, uint32_t max_length,
-            const Gather& gather, OnHeader&& on_header, OnPass&& on_pass, OnWhole&& on_whole);
+            const Gather& gather, OnHeader&& on_header, OnPass&& on_pass, OnWhole&& on_whole,
+            OnPeek&& on_peek);
   bool AtBoundary() const { return body_remaining_ == 0 && header_have_ == 0; }
   // The first body byte of the last ReadyForQuery seen (its transaction status).
   char last_ready_status() const { return ready_status_; }
@@ -64,17 +73,20 @@ class FrameTracker {
   uint8_t header_have_ = 0;
   bool want_ready_status_ = false;
   Mode mode_ = Mode::kPass;
+  uint32_t peek_want_ = 0;  // body bytes of a peeked message still to collect
   char ready_status_ = 'I';
   char header_[kHeaderLength];
   std::string assembled_;  // a gathered message that spans chunks
+  std::string peeked_;     // a peeked prefix that spans chunks
 };
 
 inline const FrameTracker::Gather FrameTracker::kNoGather{};
 
-template <typename OnHeader, typename OnPass, typename OnWhole>
+template <typename OnHeader, typename OnPass, typename OnWhole, typename OnPeek>
 FrameTracker::Scan FrameTracker::Feed(const char* data, size_t n, Direction direction,
                                       uint32_t max_length, const Gather& gather,
-                                      OnHeader&& on_header, OnPass&& on_pass, OnWhole&& on_whole) {
+                                      OnHeader&& on_header, OnPass&& on_pass, OnWhole&& on_whole,
+                                      OnPeek&& on_peek) {
   size_t pos = 0;
   size_t pass_from = 0;  // start of the pass-through piece not yet reported
   const auto report_pass = [&](size_t end) {
@@ -95,6 +107,12 @@ FrameTracker::Scan FrameTracker::Feed(const char* data, size_t n, Direction dire
       }
       const size_t take = std::min<size_t>(body_remaining_, n - pos);
       if (mode_ == Mode::kGather) assembled_.append(data + pos, take);
+      if (peek_want_ > 0) {
+        const size_t part = std::min<size_t>(peek_want_, take);
+        peeked_.append(data + pos, part);
+        peek_want_ -= static_cast<uint32_t>(part);
+        if (peek_want_ == 0) on_peek(header_[0], std::string_view(peeked_));
+      }
       pos += take;
       body_remaining_ -= static_cast<uint32_t>(take);
       if (mode_ != Mode::kPass) {
@@ -137,7 +155,18 @@ FrameTracker::Scan FrameTracker::Feed(const char* data, size_t n, Direction dire
     body_remaining_ = h.header.length - 4;
     want_ready_status_ = (h.header.type == kPqMsg_ReadyForQuery &&
                           direction == Direction::kBackend && body_remaining_ > 0);
-    if (mode_ != Mode::kGather) continue;
+    if (mode_ != Mode::kGather) {
+      if (gather.peek.test(static_cast<unsigned char>(h.header.type))) {
+        const uint32_t want = std::min<uint32_t>(gather.peek_size, body_remaining_);
+        if (want <= n - pos) {
+          on_peek(h.header.type, std::string_view(data + pos, want));  // no copy
+        } else {
+          peeked_.clear();
+          peek_want_ = want;
+        }
+      }
+      continue;
+    }
     if (h.header.total() > gather.max_size) {
       on_whole(h.header.type, std::string_view(), true);
       mode_ = body_remaining_ > 0 ? Mode::kDrop : Mode::kPass;

@@ -81,6 +81,7 @@ inline constexpr char kTxnFailed = 'E';
 // SQLSTATEs the gateway raises itself (errcodes.txt).
 namespace sqlstate {
 inline constexpr const char* kProtocolViolation = "08P01";
+inline constexpr const char* kConfigurationLimitExceeded = "53400";
 inline constexpr const char* kConnectionFailure = "08006";
 inline constexpr const char* kConnectionException = "08000";
 inline constexpr const char* kSqlclientUnableToEstablish = "08001";

@@ -50,7 +50,7 @@ void StatementRefusals::Refuse(char type, std::string_view statement_name, Error
   pending_.push_back(std::move(r));
 }
 
-void StatementRefusals::OnBackendError(std::string_view message, std::string& to_client) {
+bool StatementRefusals::OnBackendError(std::string_view message, std::string& to_client) {
   const std::string_view body =
       message.size() > kHeaderLength ? message.substr(kHeaderLength) : std::string_view();
   absl::StatusOr<ErrorFields> fields = ParseErrorFields(body);
@@ -61,10 +61,11 @@ void StatementRefusals::OnBackendError(std::string_view message, std::string& to
       pending_.erase(it);
       if (refusal.severity.empty()) refusal.severity = "ERROR";
       AppendErrorResponse(to_client, refusal);
-      return;
+      return true;
     }
   }
   to_client.append(message);
+  return false;
 }
 
 void StatementRefusals::OnReadyForQuery() {

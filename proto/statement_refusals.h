@@ -46,8 +46,8 @@ class StatementRefusals {
   // Whether ErrorResponses from the database must pass through OnBackendError.
   bool pending() const { return !pending_.empty(); }
   // A whole ErrorResponse (header included) from the database: appends it to
-  // `to_client`, or the refusal it answers.
-  void OnBackendError(std::string_view message, std::string& to_client);
+  // `to_client`, or the refusal it answers (then returns true).
+  bool OnBackendError(std::string_view message, std::string& to_client);
   // A ReadyForQuery from the database: refusals of the batch it closes are over.
   void OnReadyForQuery();
 

@@ -114,6 +114,9 @@ void CheckTracker(std::string_view stream, const std::vector<size_t>& cuts, Dire
           FUZZ_CHECK(!oversize);
           FUZZ_CHECK(message.size() >= kHeaderLength && message[0] == type);
           rebuilt.append(message);
+        },
+        [&gather](char, std::string_view prefix) {
+          FUZZ_CHECK(gather.peek.any() && prefix.size() <= gather.peek_size);
         });
     if (!scan.error.empty()) {
       // The reference failed on a complete header at offset ref.consumed.
@@ -130,7 +133,7 @@ void CheckTracker(std::string_view stream, const std::vector<size_t>& cuts, Dire
   }
   if (!failed) FUZZ_CHECK(!(ref.failed && ref.failed_on_full_header));
   FUZZ_CHECK(seen == ref.types);
-  if (gather.types.none()) {
+  if (gather.types.none()) {  // (peeking passes every byte too)
     FUZZ_CHECK(stream.substr(0, rebuilt.size()) == rebuilt);
     FUZZ_CHECK(rebuilt.size() >= ref.consumed);
     if (!failed) FUZZ_CHECK(rebuilt.size() == stream.size());
@@ -155,10 +158,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FrameTracker::Gather everything;
   everything.types.set();
   everything.max_size = std::numeric_limits<uint32_t>::max();
+  FrameTracker::Gather peeking;  // nothing gathered, every type peeked
+  peeking.peek.set();
+  peeking.peek_size = 7;
   for (Direction dir : {Direction::kFrontend, Direction::kBackend}) {
     for (uint32_t cap : kCaps) {
       const Reference ref = Decode(stream, dir, cap);
-      const FrameTracker::Gather* const gathers[] = {&FrameTracker::kNoGather, &everything};
+      const FrameTracker::Gather* const gathers[] = {&FrameTracker::kNoGather, &everything,
+                                                     &peeking};
       for (const FrameTracker::Gather* gather : gathers) {
         CheckTracker(stream, {split}, dir, cap, ref, *gather);
         // Small inputs: also one byte at a time (every header split every way).

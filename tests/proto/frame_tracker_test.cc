@@ -38,7 +38,8 @@ std::string BackendStream() {
 struct Fed {
   std::string types;
   std::string rebuilt;
-  std::string wholes;  // types of the messages reported whole
+  std::string wholes;              // types of the messages reported whole
+  std::vector<std::string> peeks;  // type byte + reported prefix, per peeked message
   std::vector<FrameTracker::Scan> scans;
 };
 
@@ -65,6 +66,9 @@ Fed FeedPieces(FrameTracker& t, const std::string& stream, const std::vector<siz
             EXPECT_EQ(message[0], type);
             fed.rebuilt.append(message);
           }
+        },
+        [&](char type, std::string_view prefix) {
+          fed.peeks.push_back(type + std::string(prefix));
         }));
     from = to;
   }
@@ -76,7 +80,7 @@ FrameTracker::Scan FeedChunk(FrameTracker& t, const std::string& s, size_t n, Di
                              uint32_t cap, const std::function<void(char)>& on_header) {
   return t.Feed(
       s.data(), n, d, cap, FrameTracker::kNoGather, on_header, [](const char*, size_t) {},
-      [](char, std::string_view, bool) {});
+      [](char, std::string_view, bool) {}, [](char, std::string_view) {});
 }
 
 FrameTracker::Gather GatherOf(const std::string& types, uint32_t max_size) {
@@ -238,6 +242,27 @@ TEST(FrameTrackerTest, GatheredMessagesAreWholeAtEveryPairOfOffsets) {
       ASSERT_EQ(fed.wholes, "PQ") << "cuts " << a << "," << b;
       ASSERT_EQ(fed.rebuilt, s) << "cuts " << a << "," << b;
       ASSERT_TRUE(t.AtBoundary());
+    }
+  }
+}
+
+TEST(FrameTrackerTest, PeekedPrefixesAtEveryPairOfOffsetsWithoutCopyingTheStream) {
+  const std::string s = FrontendBatch();
+  FrameTracker::Gather gather = GatherOf("Q", 1 << 20);
+  gather.peek.set('B');
+  gather.peek.set('E');
+  gather.peek.set('S');
+  gather.peek_size = 4;
+  for (size_t a = 0; a <= s.size(); ++a) {
+    for (size_t b = a; b <= s.size(); ++b) {
+      FrameTracker t;
+      Fed fed = FeedPieces(t, s, {a, b}, Direction::kFrontend, kDefaultMaxMessageLength, gather);
+      ASSERT_EQ(fed.rebuilt, s) << "cuts " << a << "," << b;
+      ASSERT_EQ(fed.wholes, "Q");
+      // Bind: portal "" then "s1\0"; Execute: portal "" then max rows 0; Sync: no body.
+      ASSERT_EQ(fed.peeks, (std::vector<std::string>{std::string("B\0s1\0", 5),
+                                                     std::string("E\0\0\0\0", 5), "S"}))
+          << "cuts " << a << "," << b;
     }
   }
 }

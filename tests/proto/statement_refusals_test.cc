@@ -51,7 +51,7 @@ TEST(StatementRefusalsTest, RefusedQueryIsAnsweredWithTheRefusal) {
   EXPECT_TRUE(std::regex_match(token, std::regex("pgbastion_refused_[0-9a-f]{32}"))) << token;
   EXPECT_TRUE(r.pending());
   std::string to_client;
-  r.OnBackendError(SyntaxError(token), to_client);
+  EXPECT_TRUE(r.OnBackendError(SyntaxError(token), to_client));
   const ErrorFields e = Decoded(to_client);
   EXPECT_EQ(e.sqlstate, "42501");
   EXPECT_EQ(e.message, "DROP TABLE denied by rule x");
@@ -76,7 +76,7 @@ TEST(StatementRefusalsTest, OtherErrorsPassUnchanged) {
   // An error naming a different token (a client guessing) is not a refusal.
   const std::string other = SyntaxError("pgbastion_refused_00000000000000000000000000000000");
   std::string to_client;
-  r.OnBackendError(other, to_client);
+  EXPECT_FALSE(r.OnBackendError(other, to_client));
   EXPECT_EQ(to_client, other);
   EXPECT_TRUE(r.pending());
 }
@@ -110,7 +110,7 @@ TEST(StatementRefusalsTest, SkippedSubstituteIsForgottenAtItsReadyForQuery) {
   std::string division;
   AppendErrorResponse(division, ErrorFields{"ERROR", "22012", "division by zero", "", ""});
   std::string to_client;
-  r.OnBackendError(division, to_client);
+  EXPECT_FALSE(r.OnBackendError(division, to_client));
   EXPECT_EQ(to_client, division);
   r.OnReadyForQuery();
   EXPECT_FALSE(r.pending());
@@ -122,7 +122,7 @@ TEST(StatementRefusalsTest, MalformedErrorPassesThrough) {
   r.Refuse(kPqMsg_Query, "", Refusal("no"), to_db);
   const std::string junk("E\0\0\0\x06xy", 7);
   std::string to_client;
-  r.OnBackendError(junk, to_client);
+  EXPECT_FALSE(r.OnBackendError(junk, to_client));
   EXPECT_EQ(to_client, junk);
 }
 

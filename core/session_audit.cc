@@ -1,0 +1,120 @@
+#include "core/session_audit.h"
+
+#include <openssl/rand.h>
+
+#include <charconv>
+
+namespace pgb {
+namespace {
+
+audit::AuditProtocol ProtocolOf(StatementProtocol p) {
+  switch (p) {
+    case StatementProtocol::kSimple:
+      return audit::AuditProtocol::kSimple;
+    case StatementProtocol::kExtended:
+      return audit::AuditProtocol::kExtended;
+    case StatementProtocol::kFunctionCall:
+      return audit::AuditProtocol::kFunctionCall;
+  }
+  return audit::AuditProtocol::kNone;
+}
+
+// The row count of a command tag ("SELECT 5", "INSERT 0 5", "COPY 7"): its
+// last word, when that is a number. Tags without one ("CREATE TABLE") have none.
+bool RowsOf(std::string_view tag, uint64_t* rows) {
+  const size_t space = tag.rfind(' ');
+  if (space == std::string_view::npos) return false;
+  const std::string_view last = tag.substr(space + 1);
+  return !last.empty() &&
+         std::from_chars(last.data(), last.data() + last.size(), *rows).ec == std::errc();
+}
+
+}  // namespace
+
+SessionAudit::SessionAudit(audit::AuditShard* shard, const sockaddr_storage& client)
+    : shard_(shard), client_(client), session_id_(0), started_us_(audit::AuditClockMicros()) {
+  if (shard_ != nullptr &&
+      RAND_bytes(reinterpret_cast<unsigned char*>(&session_id_), sizeof(session_id_)) != 1) {
+    session_id_ = static_cast<uint64_t>(started_us_);
+  }
+}
+
+void SessionAudit::SetSession(const policy::Identity* identity, std::string target,
+                              std::string role, std::string application_name) {
+  identity_ = identity;
+  target_ = std::move(target);
+  role_ = std::move(role);
+  application_name_ = std::move(application_name);
+}
+
+audit::AuditRecord* SessionAudit::Begin(audit::AuditKind kind) {
+  audit::AuditRecord* r = shard_->Begin();
+  if (r == nullptr) return nullptr;  // counted as dropped by the trail, reported there
+  r->kind = kind;
+  r->session_id = session_id_;
+  r->SetClientAddress(reinterpret_cast<const sockaddr*>(&client_));
+  if (identity_ != nullptr) {
+    r->SetIdentity(*identity_);
+    r->auth_method = identity_->method;
+  }
+  if (!target_.empty()) r->SetTarget(target_);
+  if (!role_.empty()) r->SetDatabaseRole(role_);
+  if (!application_name_.empty()) r->SetApplicationName(application_name_);
+  return r;
+}
+
+void SessionAudit::Execution(const StatementLedger::Execution& execution,
+                             const StatementLedger::Outcome& outcome) {
+  if (shard_ == nullptr) return;
+  audit::AuditRecord* r = Begin(audit::AuditKind::kStatement);
+  if (r == nullptr) return;
+  r->decision = audit::AuditDecision::kAllow;
+  r->protocol = ProtocolOf(execution.protocol);
+  r->start_us = execution.start_us;
+  r->end_us = audit::AuditClockMicros();
+  r->SetRule(execution.rule);
+  r->SetStatement(execution.statement());
+  if (!outcome.command_tag.empty()) {
+    r->SetCommandTag(outcome.command_tag);
+    if (uint64_t rows = 0; RowsOf(outcome.command_tag, &rows)) r->SetRows(rows);
+  }
+  if (!outcome.sqlstate.empty()) {
+    r->SetSqlState(outcome.sqlstate);
+    r->SetMessage(outcome.message);
+  } else if (!outcome.ran) {
+    r->SetMessage("not run: an earlier statement of the same batch failed");
+  } else if (outcome.suspended) {
+    r->SetMessage("portal suspended: more rows to fetch");
+  }
+  shard_->Commit();
+}
+
+void SessionAudit::Refusal(std::string_view statement, StatementProtocol protocol,
+                           std::string_view rule, std::string_view sqlstate,
+                           std::string_view message) {
+  if (shard_ == nullptr) return;
+  audit::AuditRecord* r = Begin(audit::AuditKind::kStatement);
+  if (r == nullptr) return;
+  r->decision = audit::AuditDecision::kDeny;
+  r->protocol = ProtocolOf(protocol);
+  r->start_us = r->end_us = audit::AuditClockMicros();
+  r->SetRule(rule);
+  r->SetStatement(statement);
+  r->SetSqlState(sqlstate);
+  r->SetMessage(message);
+  shard_->Commit();
+}
+
+void SessionAudit::Event(audit::AuditKind kind, std::string_view message,
+                         std::string_view user_name) {
+  if (shard_ == nullptr) return;
+  audit::AuditRecord* r = Begin(kind);
+  if (r == nullptr) return;
+  r->start_us = kind == audit::AuditKind::kDisconnect ? started_us_ : audit::AuditClockMicros();
+  r->end_us = audit::AuditClockMicros();
+  if (identity_ == nullptr && !user_name.empty()) r->SetSubject(user_name);
+  if (!message.empty()) r->SetMessage(message);
+  shard_->Commit();
+}
+
+}  // namespace pgb

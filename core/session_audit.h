@@ -1,0 +1,63 @@
+// SessionAudit writes one session's audit records into its shard's audit
+// ring (core/audit/writer.h): one per statement execution or refusal, and one
+// per session event (authentication success or failure, disconnect). It holds
+// what every record of the session repeats (session id, identity, client
+// address, target, database role) and never allocates per record: fields are
+// copied straight into the ring slot.
+//
+//   SessionAudit audit(&shard_audit, shard_index, peer_address);
+//   audit.SetSession(identity, "app", "app_owner", "psql");
+//   audit.Execution(execution, outcome, decision_rule);   // from StatementLedger
+//   audit.Event(audit::AuditKind::kDisconnect, "client closed the connection");
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/audit/record.h"
+#include "core/audit/writer.h"
+#include "core/statement_ledger.h"
+#include "policy/identity.h"
+
+namespace pgb {
+
+class SessionAudit {
+ public:
+  // `shard` null: no audit trail configured (every call is a no-op).
+  SessionAudit(audit::AuditShard* shard, const sockaddr_storage& client);
+
+  bool enabled() const { return shard_ != nullptr; }
+  // Fail closed: false while the trail cannot take records (53400).
+  bool MayProceed() const { return shard_ == nullptr || shard_->MayProceed(); }
+
+  // Who and where, once known (after authentication).
+  void SetSession(const policy::Identity* identity, std::string target, std::string role,
+                  std::string application_name);
+  uint64_t session_id() const { return session_id_; }
+
+  // A statement that ran (or was skipped), as the ledger reports it.
+  void Execution(const StatementLedger::Execution& execution,
+                 const StatementLedger::Outcome& outcome);
+  // A statement the gateway refused (it never reached the database).
+  void Refusal(std::string_view statement, StatementProtocol protocol, std::string_view rule,
+               std::string_view sqlstate, std::string_view message);
+  // A session event; `message` is the reason for failures and ends.
+  void Event(audit::AuditKind kind, std::string_view message = {}, std::string_view user_name = {});
+
+ private:
+  audit::AuditRecord* Begin(audit::AuditKind kind);
+
+  audit::AuditShard* shard_;
+  sockaddr_storage client_;
+  uint64_t session_id_;
+  int64_t started_us_;
+  const policy::Identity* identity_ = nullptr;
+  std::string target_;
+  std::string role_;
+  std::string application_name_;
+};
+
+}  // namespace pgb
