@@ -8,7 +8,9 @@ edited record.
 
 import json
 import os
-import subprocess
+import socket
+import threading
+import time
 import unittest
 from collections import Counter
 from pathlib import Path
@@ -133,6 +135,110 @@ class AuditTest(ClusterTestCase):
                     check=False, timeout=60)
         self.assertEqual(bad.returncode, 1)
         self.assertIn("edited", bad.stdout.decode() + bad.stderr.decode())
+
+
+
+class SyslogReceiver:
+    """A TCP syslog receiver (RFC 6587 octet counting) that keeps every message."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server.bind(("127.0.0.1", port))
+        self._server.listen(8)
+        self._server.settimeout(0.2)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except socket.timeout:
+                continue
+            conn.settimeout(0.2)
+            buf = b""
+            while not self._stop.is_set():
+                try:
+                    data = conn.recv(65536)
+                except socket.timeout:
+                    continue
+                if not data:
+                    break
+                buf += data
+                while b" " in buf:
+                    length, rest = buf.split(b" ", 1)
+                    if len(rest) < int(length):
+                        break
+                    self.messages.append(rest[:int(length)].decode())
+                    buf = rest[int(length):]
+            conn.close()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._server.close()
+
+
+class AuditFailClosedTest(ClusterTestCase):
+    """A sink that is down fills its spill; then statements are refused (53400) until it is back,
+    and every record reaches it, in order, none lost."""
+
+    def test_full_spill_refuses_statements_until_the_sink_is_back(self):
+        users = {"ada": random_password()}
+        d = h.make_temp_dir("audit-fc")
+        self.addCleanup(h._rmtree, d)
+        key = os.path.join(d, "audit.key")
+        h.run([h.gateway_binary(), "audit", "keygen", "--private-key", key, "--public-key",
+               key + ".pub"], timeout=30)
+        port = h.free_port()
+        extra = "\n".join([
+            "[audit]", f'signing_key = "{key}"', f'spill_dir = "{d}/spill"',
+            "spill_max_bytes = 1048576", "",
+            "[[audit.sink]]", 'type = "syslog"', 'transport = "tcp"', 'host = "127.0.0.1"',
+            f"port = {port}"])
+        gw = self.gateway("fail-closed", users=users, user_groups={"ada": ["admin"]},
+                          scopes=SCOPES, extra_config=extra)
+        filler = "x" * 2000
+        ran = 0
+        refused = None
+        with psycopg.connect(gw.conninfo("ada"), password=users["ada"], autocommit=True) as conn:
+            for i in range(3000):  # about 2.5 KB per record: the 1 MiB spill fills in ~400
+                try:
+                    conn.execute(f"SELECT {i} AS n, '{filler}' AS filler")
+                    ran += 1
+                except psycopg.Error as e:
+                    refused = e
+                    break
+            self.assertIsNotNone(refused, "the spill never filled")
+            self.assertEqual(refused.sqlstate, "53400")
+            self.assertIn("audit trail is unavailable", str(refused))
+            # The sink comes back: the spill drains and statements are accepted again.
+            receiver = SyslogReceiver(port)
+            self.addCleanup(receiver.stop)
+            deadline = time.time() + 60
+            while True:
+                try:
+                    conn.execute("SELECT 'after recovery' AS marker")
+                    break
+                except psycopg.errors.ConfigurationLimitExceeded:
+                    self.assertLess(time.time(), deadline, gw.log())
+                    time.sleep(0.2)
+        deadline = time.time() + 30
+        while not any("after recovery" in m for m in receiver.messages):
+            self.assertLess(time.time(), deadline, "the record after recovery never arrived")
+            time.sleep(0.2)
+        got = [json.loads(m[m.index("{"):]) for m in receiver.messages if "{" in m]
+        filled = [r for r in got if r.get("kind") == "statement" and filler in r.get("statement", "")
+                  and r.get("decision") == "allow"]
+        self.assertEqual(len(filled), ran, "records lost or duplicated")
+        numbers = [int(r["statement"].split()[1]) for r in filled]
+        self.assertEqual(numbers, list(range(ran)))
+        seqs = [r["seq"] for r in got]
+        self.assertEqual(seqs, sorted(seqs))
 
 
 if __name__ == "__main__":
