@@ -124,6 +124,7 @@ class PolicyTest(ClusterTestCase):
                 with conn.pipeline():
                     conn.execute("INSERT INTO orders VALUES (%s, 'pipelined', 1)", (2000,))
                     conn.execute("DROP TABLE orders")  # needs approval: refused
+                    conn.execute("SELECT %s::int", (7,))  # valid, after it: skipped until Sync
             # The INSERT was in the same implicit transaction: rolled back.
             self.assertEqual(conn.execute("SELECT count(*) FROM orders WHERE id = 2000").fetchone()[0], 0)
             conn.execute("INSERT INTO orders VALUES (%s, 'alone', 1)", (2001,))
