@@ -41,6 +41,7 @@ void Reload(const std::string& config_path, RuntimeStore& runtimes,
     return;
   }
   SetLogLevel(level);
+  StartKeyRefresh(**next);
   runtimes.Publish(*std::move(next));
   for (const auto& shard : shards) shard->Wake();
   PGB_LOG(kInfo) << "configuration reloaded; new statements and sessions use it";
@@ -59,6 +60,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
   signal(SIGPIPE, SIG_IGN);
 
   const int workers = runtime->config.ResolvedWorkers();
+  StartKeyRefresh(*runtime);
   RuntimeStore runtimes(runtime);
   ShardDirectory directory;
   std::vector<std::unique_ptr<Shard>> shards;

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
 #include "core/shard.h"
+#include "policy/jwt.h"
 #include "proto/md5_password.h"
 #include "proto/protocol.h"
 #include "proto/startup.h"
@@ -505,6 +506,9 @@ void Session::ProcessClientLogin() {
       case Phase::kSaslContinue:
         progressed = HandleSaslMessage();
         break;
+      case Phase::kTokenPassword:
+        progressed = HandleTokenMessage();
+        break;
       case Phase::kClientTlsHandshake:
         // Plaintext while a TLS handshake is pending is impossible; bytes are
         // only ever pushed into the TLS stream in this phase.
@@ -627,6 +631,24 @@ bool Session::HandleStartupPacket() {
   if (database_.empty()) database_ = user_name_;
   client_.staging.clear();
   user_ = runtime_->FindUser(user_name_);
+  const ListenerConfig& listener = *listener_.config;
+  if (user_ == nullptr || !listener.Allows(LoginMethod::kPassword)) {
+    user_ = nullptr;
+    // Not a [[user]] of this listener: the password is a token, if tokens
+    // are accepted here. A token is a bearer credential: never in clear.
+    if (listener.Allows(LoginMethod::kToken) && shard_.token_verifier() != nullptr) {
+      if (!client_.tls_active) {
+        FailClient(sqlstate::kInvalidAuthorizationSpecification,
+                   "token login requires TLS: this connection is not encrypted", "",
+                   "Connect with sslmode=require (or verify-full).");
+        return false;
+      }
+      proto::AppendAuthenticationCleartextPassword(reply);
+      WriteOwned(Side::kClient, std::move(reply));
+      phase_ = Phase::kTokenPassword;
+      return true;
+    }
+  }
   // An unknown user runs the same exchange against a made-up verifier and
   // fails at the proof, so user names cannot be probed.
   scram_server_ =
@@ -724,6 +746,81 @@ bool Session::HandleSaslMessage() {
   if (!MatchScope()) return false;
   StartBackend();
   return false;
+}
+
+bool Session::HandleTokenMessage() {
+  // The length alone refuses a token far over the verifier's cap, before the
+  // gateway buffers it (the 5 bytes: the message's length word and the NUL).
+  if (client_.staging.size() >= 5 && client_.staging[0] == proto::kPqMsg_PasswordMessage &&
+      proto::LoadBigEndian32(client_.staging.data() + 1) > policy::kMaxTokenSize + 5) {
+    PGB_LOG(kInfo) << Describe() << ": token refused (format): over " << policy::kMaxTokenSize
+                   << " bytes";
+    FailClient(sqlstate::kInvalidPassword,
+               absl::StrCat("token refused (format): token is longer than ", policy::kMaxTokenSize,
+                            " bytes"));
+    return false;
+  }
+  const proto::MessageResult m =
+      proto::DecodeMessage(client_.staging, Direction::kFrontend, kMaxLoginMessage);
+  if (m.status == proto::DecodeStatus::kNeedMore) return false;
+  if (m.status == proto::DecodeStatus::kError) {
+    FailClient(sqlstate::kProtocolViolation, std::string(m.error));
+    return false;
+  }
+  const proto::MessageView msg = m.message;
+  if (msg.type == proto::kPqMsg_Terminate) {
+    Close();
+    return false;
+  }
+  if (msg.type != proto::kPqMsg_PasswordMessage) {
+    FailClient(sqlstate::kProtocolViolation,
+               absl::StrCat("expected password message, got message type \"",
+                            std::string(1, msg.type), "\""));
+    return false;
+  }
+  std::string_view token = msg.body;
+  if (!token.empty() && token.back() == '\0') token.remove_suffix(1);
+  policy::TokenVerdict verdict = shard_.token_verifier()->Verify(token, user_name_, absl::Now());
+  OPENSSL_cleanse(client_.staging.data(), msg.total_size);
+  client_.staging.erase(0, msg.total_size);
+  if (!verdict.ok()) {
+    const policy::TokenRefusal& refusal = *verdict.refusal;
+    const std::string check(policy::TokenCheckName(refusal.check));
+    PGB_LOG(kInfo) << Describe() << ": token refused (" << check << ")"
+                   << (verdict.issuer_name.empty() ? "" : " issuer=" + verdict.issuer_name) << ": "
+                   << refusal.reason;
+    FailClient(
+        std::string(refusal.sqlstate()).c_str(),
+        absl::StrCat("token refused (", check, "): ", refusal.reason), "",
+        refusal.retry_later() ? "The gateway is fetching the issuer's keys; retry shortly." : "");
+    return false;
+  }
+  identity_ = std::move(verdict.identity);
+  if (identity_.expires_at_unix != 0) {
+    absl::Duration grace = absl::ZeroDuration();
+    for (const policy::IssuerConfig& issuer : runtime_->config.issuers) {
+      if (issuer.name == verdict.issuer_name) grace = issuer.session_grace;
+    }
+    identity_ends_unix_ = identity_.expires_at_unix + absl::ToInt64Seconds(grace);
+  }
+  // The user name is the subject's from here on (user_match = "ignore" may
+  // have let any startup user through).
+  // AuthenticationOk follows once the database has accepted the gateway.
+  user_name_ = identity_.subject;
+  AuthorizeTokenLogin();
+  return false;
+}
+
+void Session::AuthorizeTokenLogin() {
+  target_ = runtime_->FindTarget(database_);
+  if (target_ == nullptr) {
+    FailClient(sqlstate::kInvalidCatalogName,
+               absl::StrCat("target \"", database_, "\" does not exist"), "",
+               "Use the name of a configured target as the database name.");
+    return;
+  }
+  if (!MatchScope()) return;
+  StartBackend();
 }
 
 // Deny by default: an identity that no scope covers for this target does not
@@ -1141,6 +1238,10 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
     return;
   }
   Flush(to);
+  if (identity_ends_unix_ != 0 && from == Side::kBackend) {
+    EndIfIdentityExpired();
+    if (phase_ != Phase::kRelay) return;
+  }
   if (shutting_down_ && from == Side::kBackend && IdleBetweenTransactions()) {
     Terminate(sqlstate::kAdminShutdown,
               "terminating connection because the gateway is shutting down");
@@ -1164,6 +1265,22 @@ bool Session::IdleBetweenTransactions() const {
   return phase_ == Phase::kRelay && client_messages_since_ready_ == 0 &&
          backend_.frames.AtBoundary() && client_.frames.AtBoundary() &&
          backend_.frames.last_ready_status() == proto::kTxnIdle;
+}
+
+// Between statements: the database's last ReadyForQuery answered everything
+// the client sent (in a transaction or not; ending the session rolls it back).
+void Session::EndIfIdentityExpired() {
+  if (closed_ || phase_ != Phase::kRelay || client_messages_since_ready_ != 0 ||
+      !backend_.frames.AtBoundary() || !client_.frames.AtBoundary() ||
+      absl::ToUnixSeconds(absl::Now()) < identity_ends_unix_) {
+    return;
+  }
+  const std::string expired_at = absl::FormatTime(
+      "%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(identity_.expires_at_unix), absl::UTCTimeZone());
+  Terminate(
+      sqlstate::kInvalidAuthorizationSpecification,
+      absl::StrCat("your ", policy::AuthMethodName(identity_.method), " expired at ", expired_at,
+                   "; reconnect with a new ", policy::AuthMethodName(identity_.method)));
 }
 
 // ---------------------------------------------------------------------------
@@ -1249,6 +1366,7 @@ void Session::Close() {
 }
 
 void Session::OnTick(int64_t now_ns) {
+  if (identity_ends_unix_ != 0) EndIfIdentityExpired();
   if (closed_ || deadline_ns_ == 0 || now_ns < deadline_ns_) return;
   switch (phase_) {
     case Phase::kClosing:

@@ -589,7 +589,8 @@ class Gateway:
                  max_message_size: int | None = None, log_level: str = "info",
                  port: int | None = None, binary: str | None = None, verifier_tool: bool = False,
                  extra_env: dict | None = None, scopes: list[dict] | None = None,
-                 user_groups: dict[str, list[str]] | None = None):
+                 user_groups: dict[str, list[str]] | None = None,
+                 issuers: list[str] | None = None):
         self.cluster = cluster
         self.users = users if users is not None else {"alice": random_password()}
         if targets is None:
@@ -611,6 +612,7 @@ class Gateway:
         self.scopes = scopes if scopes is not None else [
             {"name": "admin", "subjects": ["*"], "profile": "admin"}]
         self.user_groups = user_groups or {}
+        self.issuers = issuers or []  # [[issuer]] tables as TOML text (OidcProvider.issuer_toml)
         self.proc: subprocess.Popen | None = None
         self.dir: str | None = None
 
@@ -645,6 +647,8 @@ class Gateway:
                 lines.append(f"groups = {_toml(self.user_groups[name])}")
         for scope in self.scopes:
             lines += ["", "[[scope]]"] + [f"{k} = {_toml(v)}" for k, v in scope.items()]
+        for issuer in self.issuers:
+            lines += ["", issuer.rstrip("\n")]
         self.config = os.path.join(self.dir, "pgbastion.toml")
         Path(self.config).write_text("\n".join(lines) + "\n")
         return self.config
