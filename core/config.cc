@@ -476,11 +476,11 @@ void ConfigParser::ParseListenerAuth(TableReader& reader, const toml::node& node
                                      ListenerConfig& out) {
   const toml::array* list = node.as_array();
   if (list == nullptr) {
-    reader.TypeError("auth", "an array of \"password\", \"token\"", node);
+    reader.TypeError("auth", "an array of \"password\", \"token\", \"certificate\"", node);
     return;
   }
   if (list->empty()) {
-    reader.Error("auth", "must name at least one of \"password\", \"token\"");
+    reader.Error("auth", "must name at least one of \"password\", \"token\", \"certificate\"");
     return;
   }
   for (size_t i = 0; i < list->size(); ++i) {
@@ -490,8 +490,9 @@ void ConfigParser::ParseListenerAuth(TableReader& reader, const toml::node& node
     std::optional<LoginMethod> method;
     if (name != nullptr && *name == "password") method = LoginMethod::kPassword;
     if (name != nullptr && *name == "token") method = LoginMethod::kToken;
+    if (name != nullptr && *name == "certificate") method = LoginMethod::kCertificate;
     if (!method.has_value()) {
-      AddError(element.source(), key, "must be \"password\" or \"token\"");
+      AddError(element.source(), key, "must be \"password\", \"token\" or \"certificate\"");
     } else if (out.Allows(*method)) {
       AddError(element.source(), key, Cat("\"", *name, "\" is listed twice"));
     } else {
@@ -503,7 +504,9 @@ void ConfigParser::ParseListenerAuth(TableReader& reader, const toml::node& node
 void ConfigParser::ParseListener(const toml::table& table, const std::string& path,
                                  ListenerConfig& out) {
   TableReader reader(
-      *this, table, path, {"address", "port", "tls", "tls_cert", "tls_key", "auth"},
+      *this, table, path,
+      {"address", "port", "tls", "tls_cert", "tls_key", "auth", "tls_client_ca",
+       "certificate_user_match"},
       {{"ssl", "use \"tls\""}, {"cert", "use \"tls_cert\""}, {"key", "use \"tls_key\""}});
   if (auto v = reader.String("address")) {
     unsigned char buf[sizeof(in6_addr)];
@@ -536,7 +539,25 @@ void ConfigParser::ParseListener(const toml::table& table, const std::string& pa
                  "\"token\" needs tls = \"optional\" or \"required\": a token travels as a "
                  "cleartext password and is accepted only over TLS");
   }
+  if (auto v = reader.String("tls_client_ca")) out.tls_client_ca_file = ResolvePath(*v);
+  if (auto v = reader.Enum("certificate_user_match", {"subject", "ignore"})) {
+    out.certificate_user_must_match = *v == 0;
+  }
+  if (tls_valid && out.tls == ListenerTls::kDisabled && out.Allows(LoginMethod::kCertificate)) {
+    reader.Error("auth", "\"certificate\" needs tls = \"optional\" or \"required\"");
+  }
+  if (out.Allows(LoginMethod::kCertificate) && !reader.Has("tls_client_ca")) {
+    reader.Error("tls_client_ca",
+                 "required with auth \"certificate\" (PEM file of the CAs that sign client "
+                 "certificates)");
+  }
+  if (reader.Has("tls_client_ca") && !out.Allows(LoginMethod::kCertificate)) {
+    reader.Error("tls_client_ca", "only used with auth = [..., \"certificate\"]");
+  }
   if (!tls_valid || out.tls == ListenerTls::kDisabled) return;
+  if (const toml::node* node = reader.Get("tls_client_ca"); node != nullptr && node->is_string()) {
+    CheckReadableFile(node->source(), reader.KeyPath("tls_client_ca"), out.tls_client_ca_file);
+  }
   for (const auto& [key, file] :
        {std::pair<std::string_view, const std::string*>{"tls_cert", &out.tls_cert_file},
         {"tls_key", &out.tls_key_file}}) {

@@ -101,7 +101,12 @@ absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config) {
                                     "\" is not an IPv4 or IPv6 address"));
     }
     if (lc.tls != ListenerTls::kDisabled) {
-      auto tls = proto::TlsContext::ForServer(lc.tls_cert_file, lc.tls_key_file);
+      // A listener that accepts nothing but certificates refuses a handshake
+      // without one; otherwise a certificate is checked when presented.
+      const proto::TlsClientCertificates clients{
+          .ca_file = lc.Allows(LoginMethod::kCertificate) ? lc.tls_client_ca_file : "",
+          .required = lc.auth == std::vector<LoginMethod>{LoginMethod::kCertificate}};
+      auto tls = proto::TlsContext::ForServer(lc.tls_cert_file, lc.tls_key_file, clients);
       if (!tls.ok()) {
         errors.push_back(absl::StrCat("listener[", i, "].tls_cert: ", tls.status().message()));
       } else {

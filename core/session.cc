@@ -630,8 +630,20 @@ bool Session::HandleStartupPacket() {
   }
   if (database_.empty()) database_ = user_name_;
   client_.staging.clear();
-  user_ = runtime_->FindUser(user_name_);
   const ListenerConfig& listener = *listener_.config;
+  if (listener.Allows(LoginMethod::kCertificate) && client_.tls_active &&
+      client_.tls->PeerCertificateVerified()) {
+    WriteOwned(Side::kClient, std::move(reply));  // NegotiateProtocolVersion, if any
+    AcceptClientCertificate();
+    return false;
+  }
+  if (listener.auth == std::vector<LoginMethod>{LoginMethod::kCertificate}) {
+    FailClient(sqlstate::kInvalidAuthorizationSpecification,
+               "this gateway listener accepts only logins with a client certificate", "",
+               "Connect with sslmode=require, sslcert and sslkey.");
+    return false;
+  }
+  user_ = runtime_->FindUser(user_name_);
   if (user_ == nullptr || !listener.Allows(LoginMethod::kPassword)) {
     user_ = nullptr;
     // Not a [[user]] of this listener: the password is a token, if tokens
@@ -807,11 +819,50 @@ bool Session::HandleTokenMessage() {
   // have let any startup user through).
   // AuthenticationOk follows once the database has accepted the gateway.
   user_name_ = identity_.subject;
-  AuthorizeTokenLogin();
+  AuthorizeIdentity();
   return false;
 }
 
-void Session::AuthorizeTokenLogin() {
+// As PostgreSQL's cert authentication: the certificate is the proof. Its
+// subject is the first SAN URI (a SPIFFE ID, say), else the subject CN; its
+// groups are the subject's OUs; it is good until notAfter.
+void Session::AcceptClientCertificate() {
+  const proto::TlsStream& tls = *client_.tls;
+  std::string subject;
+  for (const std::string& name : tls.PeerCertificateAltNames()) {
+    if (name.starts_with("URI:")) {
+      subject = name.substr(4);
+      break;
+    }
+  }
+  if (subject.empty()) {
+    std::vector<std::string> cn = tls.PeerCertificateSubjectField("CN");
+    if (!cn.empty()) subject = std::move(cn.front());
+  }
+  if (subject.empty()) {
+    FailClient(sqlstate::kInvalidAuthorizationSpecification,
+               "the client certificate names no subject (no SAN URI, no CN)");
+    return;
+  }
+  if (listener_.config->certificate_user_must_match && user_name_ != subject) {
+    PGB_LOG(kInfo) << Describe() << ": refused, certificate subject " << LogSafe(subject)
+                   << " is not the startup user";
+    FailClient(sqlstate::kInvalidAuthorizationSpecification,
+               absl::StrCat("certificate authentication failed for user \"", user_name_,
+                            "\": the client certificate is for \"", subject, "\""),
+               "", "Connect with user set to the certificate's subject.");
+    return;
+  }
+  identity_.method = policy::AuthMethod::kCertificate;
+  identity_.subject = std::move(subject);
+  identity_.groups = tls.PeerCertificateSubjectField("OU");
+  identity_.expires_at_unix = tls.PeerCertificateNotAfterUnix();
+  identity_ends_unix_ = identity_.expires_at_unix;
+  user_name_ = identity_.subject;
+  AuthorizeIdentity();
+}
+
+void Session::AuthorizeIdentity() {
   target_ = runtime_->FindTarget(database_);
   if (target_ == nullptr) {
     FailClient(sqlstate::kInvalidCatalogName,

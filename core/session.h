@@ -142,8 +142,10 @@ class Session {
   bool HandleStartupPacket();
   bool HandleSaslMessage();
   bool HandleTokenMessage();
-  // After a token login: the target, the scope, then the database.
-  void AuthorizeTokenLogin();
+  // Identity from the verified client certificate; no password asked.
+  void AcceptClientCertificate();
+  // After a token or certificate login: the target, the scope, then the database.
+  void AuthorizeIdentity();
   // Login, backend side.
   void StartBackend();
   void OnBackendConnected(int res);
@@ -212,7 +214,7 @@ class Session {
   std::shared_ptr<const policy::Policy> policy_;
   const policy::Scope* scope_ = nullptr;
   // Unix seconds after which the session ends at its next statement boundary
-  // (token exp + session_grace); 0 = never.
+  // (token exp + session_grace, or the certificate's notAfter); 0 = never.
   int64_t identity_ends_unix_ = 0;
 
   // The policy at the message boundary; set when the session starts relaying.

@@ -199,5 +199,94 @@ class TokenLoginTest(ClusterTestCase):
         self.assertIn("your token expired at", str(caught.exception))
 
 
+def client_certificate(ca: Certificates, name: str, subject: str, san: str | None = None):
+    """A client certificate signed by ca's CA: (cert path, key path)."""
+    d = ca.dir
+    key, csr, crt = (os.path.join(d, f"{name}.{ext}") for ext in ("key", "csr", "crt"))
+    ext = os.path.join(d, f"{name}.ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+        if san:
+            f.write(f"subjectAltName={san}\n")
+    run(["openssl", "req", "-new", "-nodes", "-newkey", "rsa:2048", "-subj", subject,
+         "-keyout", key, "-out", csr])
+    run(["openssl", "x509", "-req", "-in", csr, "-CA", str(ca.ca_crt), "-CAkey", str(ca.ca_key),
+         "-CAcreateserial", "-days", "1", "-extfile", ext, "-out", crt])
+    os.chmod(key, 0o600)
+    return crt, key
+
+
+class ClientCertificateTest(ClusterTestCase):
+    """auth = ["certificate", "password"] on one listener, ["certificate"] alone on another."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.certs = Certificates("mtls")
+        cls.addClassCleanup(cls.certs.cleanup)
+        cls.other = Certificates("mtls-other")
+        cls.addClassCleanup(cls.other.cleanup)
+        cls.reader = client_certificate(cls.certs, "reader", "/CN=agent-cn/OU=read-only")
+        cls.spiffe = client_certificate(cls.certs, "spiffe", "/CN=ignored/OU=read-only",
+                                        san="URI:spiffe://example.org/agent")
+        cls.stranger = client_certificate(cls.other, "stranger", "/CN=agent-cn/OU=read-only")
+
+    def gw(self, only_certificates: bool):
+        key = "certonly" if only_certificates else "mixed"
+        if key in self._gateways:
+            return self.gateway(key)
+        port = free_port()
+        listener = {"address": "127.0.0.1", "port": port, "tls": "optional",
+                    "tls_cert": str(self.certs.server_crt), "tls_key": str(self.certs.server_key),
+                    "tls_client_ca": str(self.certs.ca_crt),
+                    "auth": ["certificate"] if only_certificates else ["certificate", "password"]}
+        return self.gateway(key, listeners=[listener], port=port, scopes=SCOPES)
+
+    def connect(self, gw, user, cert=None, **kw):
+        params = dict(host="127.0.0.1", port=gw.port, dbname="app", user=user,
+                      sslmode="require", connect_timeout=10)
+        if cert:
+            params.update(sslcert=cert[0], sslkey=cert[1])
+        params.update(kw)
+        return psycopg.connect(**params)
+
+    def test_identity_from_common_name(self):
+        gw = self.gw(only_certificates=True)
+        with self.connect(gw, "agent-cn", self.reader) as conn:
+            self.assertEqual(conn.execute("SELECT 1").fetchone(), (1,))
+            with self.assertRaises(psycopg.errors.InsufficientPrivilege):  # OU read-only
+                conn.execute("CREATE TABLE t_cert (i int)")
+        self.assertIn("user=agent-cn", gw.log())
+
+    def test_identity_from_san_uri(self):
+        gw = self.gw(only_certificates=True)
+        with self.connect(gw, "spiffe://example.org/agent", self.spiffe) as conn:
+            self.assertEqual(conn.execute("SELECT 1").fetchone(), (1,))
+
+    def test_user_must_match_certificate(self):
+        with self.assertRaisesRegex(psycopg.OperationalError, "the client certificate is for"):
+            self.connect(self.gw(only_certificates=True), "someone-else", self.reader)
+
+    def test_no_certificate_refused(self):
+        gw = self.gw(only_certificates=True)
+        with self.assertRaises(psycopg.OperationalError):  # the handshake asks for one
+            self.connect(gw, "agent-cn")
+        with self.assertRaisesRegex(psycopg.OperationalError, "only logins with a client certificate"):
+            self.connect(gw, "agent-cn", sslmode="disable")
+
+    def test_certificate_from_another_ca_refused(self):
+        for only in (True, False):
+            with self.assertRaises(psycopg.OperationalError) as caught:
+                self.connect(self.gw(only_certificates=only), "agent-cn", self.stranger)
+            self.assertRegex(str(caught.exception), "(?i)certificate|alert|ssl")
+
+    def test_password_still_works_beside_certificates(self):
+        gw = self.gw(only_certificates=False)
+        with self.connect(gw, "alice", password=gw.users["alice"]) as conn:
+            self.assertEqual(conn.execute("SELECT 1").fetchone(), (1,))
+        with self.connect(gw, "agent-cn", self.reader) as conn:
+            self.assertEqual(conn.execute("SELECT 1").fetchone(), (1,))
+
+
 if __name__ == "__main__":
     unittest.main()
