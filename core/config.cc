@@ -911,7 +911,19 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
         &config.audit);
     ParseIssuers(root, config);
   }
-  for (ListenerConfig& listener : config.listeners) {
+  const toml::array* listener_tables =
+      root.get("listener") ? root.get("listener")->as_array() : nullptr;
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    ListenerConfig& listener = config.listeners[i];
+    if (listener.Allows(LoginMethod::kToken) && config.issuers.empty()) {
+      const toml::node* table = listener_tables != nullptr && i < listener_tables->size()
+                                    ? listener_tables->get(i)
+                                    : nullptr;
+      const toml::node* auth =
+          table != nullptr && table->is_table() ? table->as_table()->get("auth") : nullptr;
+      AddError(auth != nullptr ? auth->source() : root.source(), Cat("listener[", i, "].auth"),
+               "\"token\" needs at least one [[issuer]] to verify tokens with");
+    }
     if (!listener.auth.empty()) continue;
     listener.auth.push_back(LoginMethod::kPassword);
     if (!config.issuers.empty() && listener.tls != ListenerTls::kDisabled) {

@@ -102,6 +102,11 @@ TEST(ConfigListenerAuthTest, TokenWithoutTlsIsRefused) {
               HasSubstr("listener[0].auth: \"token\" needs tls = \"optional\" or \"required\""));
 }
 
+TEST(ConfigListenerAuthTest, TokenWithoutIssuersIsRefused) {
+  EXPECT_THAT(ErrorOf(std::string(kTls) + "auth = [\"token\"]\n"),
+              HasSubstr("listener[0].auth: \"token\" needs at least one [[issuer]]"));
+}
+
 TEST(ConfigListenerAuthTest, UnknownMethodNamesItsIndex) {
   EXPECT_THAT(ErrorOf("auth = [\"password\", \"kerberos\"]\n"),
               HasSubstr("listener[0].auth[1]: must be \"password\", \"token\" or \"certificate\""));
