@@ -816,8 +816,8 @@ bool Session::HandleTokenMessage() {
     identity_ends_unix_ = identity_.expires_at_unix + absl::ToInt64Seconds(grace);
   }
   // The user name is the subject's from here on (user_match = "ignore" may
-  // have let any startup user through).
-  // AuthenticationOk follows once the database has accepted the gateway.
+  // have let any startup user through). AuthenticationOk goes to the client
+  // once the database has accepted the gateway, as after SCRAM.
   user_name_ = identity_.subject;
   AuthorizeIdentity();
   return false;
