@@ -199,6 +199,61 @@ class TokenLoginTest(ClusterTestCase):
         self.assertIn("your token expired at", str(caught.exception))
 
 
+class TokenReloadTest(ClusterTestCase):
+    """A reload builds a new key store; shards verify with it; open sessions keep running."""
+
+    def test_reload_swaps_the_issuer_keys(self):
+        binary = gateway_binary()
+        certs = Certificates("token-reload")
+        self.addCleanup(certs.cleanup)
+        keys = {}
+        for name in ("old", "new"):
+            key = os.path.join(certs.dir, f"{name}.pem")
+            run(["openssl", "genpkey", "-algorithm", "Ed25519", "-out", key])
+            jwks = os.path.join(certs.dir, f"{name}.jwks.json")
+            with open(jwks, "wb") as f:
+                f.write(run([binary, "token", "jwks", "--key", key]).stdout)
+            keys[name] = (key, jwks)
+
+        def issuer(name):
+            return "\n".join(["[[issuer]]", 'name = "local"', f'issuer = "{LOCAL_ISSUER}"',
+                              'audience = "pgbastion"', f'jwks_file = "{keys[name][1]}"'])
+
+        def mint(name):
+            return run([binary, "token", "mint", "--key", keys[name][0], "--issuer", LOCAL_ISSUER,
+                        "--audience", "pgbastion", "--subject", "agent-7", "--groups",
+                        "read-only"]).stdout.decode().strip()
+
+        def connect(token):
+            return psycopg.connect(host="127.0.0.1", port=gw.port, dbname="app", user="agent-7",
+                                   password=token, sslmode="require", connect_timeout=10)
+
+        port = free_port()
+        gw = self.gateway("reload", port=port, scopes=SCOPES, issuers=[issuer("old")],
+                          listeners=[{"address": "127.0.0.1", "port": port, "tls": "required",
+                                      "tls_cert": str(certs.server_crt),
+                                      "tls_key": str(certs.server_key)}])
+        with self.assertRaisesRegex(psycopg.OperationalError, r"token refused \(unknown_key\)"):
+            connect(mint("new"))
+        with connect(mint("old")) as conn:
+            gw.issuers = [issuer("new")]
+            gw.write_config()
+            run([binary, "reload", "--config", gw.config], timeout=30)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    with connect(mint("new")) as fresh:
+                        self.assertEqual(fresh.execute("SELECT 1").fetchone(), (1,))
+                    break
+                except psycopg.OperationalError as e:
+                    self.assertIn("unknown_key", str(e))
+                    self.assertLess(time.monotonic(), deadline, gw.log())
+                    time.sleep(0.2)
+            with self.assertRaisesRegex(psycopg.OperationalError, r"token refused \(unknown_key\)"):
+                connect(mint("old"))
+            self.assertEqual(conn.execute("SELECT 2").fetchone(), (2,))
+
+
 def client_certificate(ca: Certificates, name: str, subject: str, san: str | None = None):
     """A client certificate signed by ca's CA: (cert path, key path)."""
     d = ca.dir
