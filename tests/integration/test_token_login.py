@@ -199,6 +199,37 @@ class TokenLoginTest(ClusterTestCase):
         self.assertIn("your token expired at", str(caught.exception))
 
 
+class ProviderOutageTest(ClusterTestCase):
+    """The provider goes away: keys already loaded keep verifying, sessions keep running."""
+
+    def test_outage_keeps_cached_keys(self):
+        certs = Certificates("token-outage")
+        self.addCleanup(certs.cleanup)
+        idp = OidcProvider(certs, groups=["read-only"])
+        self.addCleanup(idp.stop)
+        idp.start()
+        port = free_port()
+        gw = self.gateway("outage", port=port, scopes=SCOPES,
+                          issuers=[idp.issuer_toml("corp", refresh_interval='"1s"',
+                                                   refresh_min='"1s"')],
+                          listeners=[{"address": "127.0.0.1", "port": port, "tls": "required",
+                                      "tls_cert": str(certs.server_crt),
+                                      "tls_key": str(certs.server_key)}])
+        tokens = [idp.token(), idp.token()]
+
+        def connect(token):
+            return psycopg.connect(host="127.0.0.1", port=gw.port, dbname="app", user="ci-bot",
+                                   password=token, sslmode="require", connect_timeout=10)
+
+        with connect(tokens[0]) as conn:
+            idp.stop()
+            time.sleep(3)  # several failed refreshes (refresh_interval 1s)
+            self.assertEqual(conn.execute("SELECT 1").fetchone(), (1,))
+            with connect(tokens[1]) as other:  # never seen, its key is still cached
+                self.assertEqual(other.execute("SELECT 2").fetchone(), (2,))
+        self.assertIn("issuer corp: cannot refresh verification keys", gw.log())
+
+
 class TokenReloadTest(ClusterTestCase):
     """A reload builds a new key store; shards verify with it; open sessions keep running."""
 
