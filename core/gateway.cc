@@ -60,7 +60,6 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
   signal(SIGPIPE, SIG_IGN);
 
   const int workers = runtime->config.ResolvedWorkers();
-  StartKeyRefresh(*runtime);
   RuntimeStore runtimes(runtime);
   ShardDirectory directory;
   std::vector<std::unique_ptr<Shard>> shards;
@@ -68,6 +67,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
     shards.push_back(std::make_unique<Shard>(i, runtimes, directory));
     directory.shards.push_back(shards.back().get());
   }
+  StartKeyRefresh(*runtime);  // before any shard accepts a connection
   std::vector<absl::Status> init(workers);
   std::latch ready(workers);
   std::latch go(1);

@@ -587,10 +587,10 @@ class Gateway:
                  targets: list[dict] | None = None, listeners: list[dict] | None = None,
                  workers: int = 2, auth_timeout: str = "60s", shutdown_timeout: str = "10s",
                  max_message_size: int | None = None, log_level: str = "info",
+                 issuers: list[str] | None = None,
                  port: int | None = None, binary: str | None = None, verifier_tool: bool = False,
                  extra_env: dict | None = None, scopes: list[dict] | None = None,
-                 user_groups: dict[str, list[str]] | None = None,
-                 issuers: list[str] | None = None):
+                 user_groups: dict[str, list[str]] | None = None):
         self.cluster = cluster
         self.users = users if users is not None else {"alice": random_password()}
         if targets is None:
@@ -602,6 +602,7 @@ class Gateway:
         self.port = port or free_port()
         self.listeners = listeners or [{"address": "127.0.0.1", "port": self.port, "tls": "disabled"}]
         self.workers = workers
+        self.issuers = issuers or []  # [[issuer]] tables as TOML text (OidcProvider.issuer_toml)
         self.auth_timeout = auth_timeout
         self.shutdown_timeout = shutdown_timeout
         self.max_message_size = max_message_size
@@ -612,7 +613,6 @@ class Gateway:
         self.scopes = scopes if scopes is not None else [
             {"name": "admin", "subjects": ["*"], "profile": "admin"}]
         self.user_groups = user_groups or {}
-        self.issuers = issuers or []  # [[issuer]] tables as TOML text (OidcProvider.issuer_toml)
         self.proc: subprocess.Popen | None = None
         self.dir: str | None = None
 
@@ -645,10 +645,10 @@ class Gateway:
                       f"scram_verifier = {_toml(self._verifier(pw))}"]
             if name in self.user_groups:
                 lines.append(f"groups = {_toml(self.user_groups[name])}")
-        for scope in self.scopes:
-            lines += ["", "[[scope]]"] + [f"{k} = {_toml(v)}" for k, v in scope.items()]
         for issuer in self.issuers:
             lines += ["", issuer.rstrip("\n")]
+        for scope in self.scopes:
+            lines += ["", "[[scope]]"] + [f"{k} = {_toml(v)}" for k, v in scope.items()]
         self.config = os.path.join(self.dir, "pgbastion.toml")
         Path(self.config).write_text("\n".join(lines) + "\n")
         return self.config
