@@ -185,6 +185,8 @@ struct ConfigError {
 
 // Walks the parsed TOML document, collecting every error rather than stopping
 // at the first, and builds the Config.
+class TableReader;
+
 class ConfigParser {
  public:
   ConfigParser(std::string_view origin, std::string_view base_dir, ConfigOptions options)
@@ -233,6 +235,7 @@ class ConfigParser {
   void ParseUsers(const toml::table& root, Config& config);
   void ParseIssuers(const toml::table& root, Config& config);
   void ParseListener(const toml::table& table, const std::string& path, ListenerConfig& out);
+  void ParseListenerAuth(TableReader& reader, const toml::node& node, ListenerConfig& out);
   void ParseTarget(const toml::table& table, const std::string& path, TargetConfig& out);
   void ParseUser(const toml::table& table, const std::string& path, UserConfig& out);
 
@@ -469,10 +472,41 @@ void ConfigParser::ParseGateway(const toml::table& root, Config& config) {
   }
 }
 
+void ConfigParser::ParseListenerAuth(TableReader& reader, const toml::node& node,
+                                     ListenerConfig& out) {
+  const toml::array* list = node.as_array();
+  if (list == nullptr) {
+    reader.TypeError("auth", "an array of \"password\", \"token\", \"certificate\"", node);
+    return;
+  }
+  if (list->empty()) {
+    reader.Error("auth", "must name at least one of \"password\", \"token\", \"certificate\"");
+    return;
+  }
+  for (size_t i = 0; i < list->size(); ++i) {
+    const toml::node& element = *list->get(i);
+    const std::string key = Cat(reader.KeyPath("auth"), "[", i, "]");
+    const std::string* name = element.is_string() ? &element.as_string()->get() : nullptr;
+    std::optional<LoginMethod> method;
+    if (name != nullptr && *name == "password") method = LoginMethod::kPassword;
+    if (name != nullptr && *name == "token") method = LoginMethod::kToken;
+    if (name != nullptr && *name == "certificate") method = LoginMethod::kCertificate;
+    if (!method.has_value()) {
+      AddError(element.source(), key, "must be \"password\", \"token\" or \"certificate\"");
+    } else if (out.Allows(*method)) {
+      AddError(element.source(), key, Cat("\"", *name, "\" is listed twice"));
+    } else {
+      out.auth.push_back(*method);
+    }
+  }
+}
+
 void ConfigParser::ParseListener(const toml::table& table, const std::string& path,
                                  ListenerConfig& out) {
   TableReader reader(
-      *this, table, path, {"address", "port", "tls", "tls_cert", "tls_key"},
+      *this, table, path,
+      {"address", "port", "tls", "tls_cert", "tls_key", "auth", "tls_client_ca",
+       "certificate_user_match"},
       {{"ssl", "use \"tls\""}, {"cert", "use \"tls_cert\""}, {"key", "use \"tls_key\""}});
   if (auto v = reader.String("address")) {
     unsigned char buf[sizeof(in6_addr)];
@@ -499,7 +533,31 @@ void ConfigParser::ParseListener(const toml::table& table, const std::string& pa
       tls_valid = false;
     }
   }
+  if (const toml::node* node = reader.Get("auth")) ParseListenerAuth(reader, *node, out);
+  if (tls_valid && out.tls == ListenerTls::kDisabled && out.Allows(LoginMethod::kToken)) {
+    reader.Error("auth",
+                 "\"token\" needs tls = \"optional\" or \"required\": a token travels as a "
+                 "cleartext password and is accepted only over TLS");
+  }
+  if (auto v = reader.String("tls_client_ca")) out.tls_client_ca_file = ResolvePath(*v);
+  if (auto v = reader.Enum("certificate_user_match", {"subject", "ignore"})) {
+    out.certificate_user_must_match = *v == 0;
+  }
+  if (tls_valid && out.tls == ListenerTls::kDisabled && out.Allows(LoginMethod::kCertificate)) {
+    reader.Error("auth", "\"certificate\" needs tls = \"optional\" or \"required\"");
+  }
+  if (out.Allows(LoginMethod::kCertificate) && !reader.Has("tls_client_ca")) {
+    reader.Error("tls_client_ca",
+                 "required with auth \"certificate\" (PEM file of the CAs that sign client "
+                 "certificates)");
+  }
+  if (reader.Has("tls_client_ca") && !out.Allows(LoginMethod::kCertificate)) {
+    reader.Error("tls_client_ca", "only used with auth = [..., \"certificate\"]");
+  }
   if (!tls_valid || out.tls == ListenerTls::kDisabled) return;
+  if (const toml::node* node = reader.Get("tls_client_ca"); node != nullptr && node->is_string()) {
+    CheckReadableFile(node->source(), reader.KeyPath("tls_client_ca"), out.tls_client_ca_file);
+  }
   for (const auto& [key, file] :
        {std::pair<std::string_view, const std::string*>{"tls_cert", &out.tls_cert_file},
         {"tls_key", &out.tls_key_file}}) {
@@ -853,6 +911,25 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
         &config.audit);
     ParseIssuers(root, config);
   }
+  const toml::array* listener_tables =
+      root.get("listener") ? root.get("listener")->as_array() : nullptr;
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    ListenerConfig& listener = config.listeners[i];
+    if (listener.Allows(LoginMethod::kToken) && config.issuers.empty()) {
+      const toml::node* table = listener_tables != nullptr && i < listener_tables->size()
+                                    ? listener_tables->get(i)
+                                    : nullptr;
+      const toml::node* auth =
+          table != nullptr && table->is_table() ? table->as_table()->get("auth") : nullptr;
+      AddError(auth != nullptr ? auth->source() : root.source(), Cat("listener[", i, "].auth"),
+               "\"token\" needs at least one [[issuer]] to verify tokens with");
+    }
+    if (!listener.auth.empty()) continue;
+    listener.auth.push_back(LoginMethod::kPassword);
+    if (!config.issuers.empty() && listener.tls != ListenerTls::kDisabled) {
+      listener.auth.push_back(LoginMethod::kToken);
+    }
+  }
   // Users may only name targets that exist. A target whose name was itself
   // invalid is not known here, so a user naming it gets a second error.
   const toml::array* users = root.get("user") ? root.get("user")->as_array() : nullptr;
@@ -885,6 +962,10 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
 }
 
 }  // namespace
+
+bool ListenerConfig::Allows(LoginMethod method) const {
+  return std::find(auth.begin(), auth.end(), method) != auth.end();
+}
 
 const TargetConfig* Config::FindTarget(std::string_view name) const {
   for (const TargetConfig& target : targets) {

@@ -41,12 +41,27 @@ class Secret {
 
 enum class ListenerTls { kDisabled, kOptional, kRequired };
 
+// How a client of a listener may prove who it is (listener key `auth`).
+enum class LoginMethod : uint8_t {
+  kPassword,     // SCRAM-SHA-256 against a [[user]]
+  kToken,        // a JWT from an [[issuer]] sent as the password, over TLS only
+  kCertificate,  // a TLS client certificate that chains to tls_client_ca; no password
+};
+
 struct ListenerConfig {
   std::string address = "127.0.0.1";  // IPv4 or IPv6 literal
   uint16_t port = 6432;
   ListenerTls tls = ListenerTls::kDisabled;  // "disabled" | "optional" | "required"
   std::string tls_cert_file;                 // PEM; required unless tls = "disabled"
   std::string tls_key_file;                  // PEM
+  // Default: password, plus token when [[issuer]]s exist and TLS is possible.
+  std::vector<LoginMethod> auth;
+  std::string tls_client_ca_file;  // PEM CAs of client certificates; needed by "certificate"
+  // Whether the startup user must equal the certificate's subject
+  // (certificate_user_match = "subject", the default, or "ignore").
+  bool certificate_user_must_match = true;
+
+  bool Allows(LoginMethod method) const;
 };
 
 // How the gateway secures its connection to the database (libpq's sslmode names).

@@ -42,6 +42,7 @@ void Reload(const std::string& config_path, RuntimeStore& runtimes,
     return;
   }
   SetLogLevel(level);
+  StartKeyRefresh(**next);
   runtimes.Publish(*std::move(next));
   for (const auto& shard : shards) shard->Wake();
   PGB_LOG(kInfo) << "configuration reloaded; new statements and sessions use it";
@@ -80,6 +81,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
         std::make_unique<Shard>(i, runtimes, directory, trail ? &trail->shard(i) : nullptr));
     directory.shards.push_back(shards.back().get());
   }
+  StartKeyRefresh(*runtime);  // before any shard accepts a connection
   std::vector<absl::Status> init(workers);
   std::latch ready(workers);
   std::latch go(1);

@@ -7,6 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/http_client.h"
+#include "core/log.h"
 
 namespace pgb {
 namespace {
@@ -99,7 +101,12 @@ absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config) {
                                     "\" is not an IPv4 or IPv6 address"));
     }
     if (lc.tls != ListenerTls::kDisabled) {
-      auto tls = proto::TlsContext::ForServer(lc.tls_cert_file, lc.tls_key_file);
+      // A listener that accepts nothing but certificates refuses a handshake
+      // without one; otherwise a certificate is checked when presented.
+      const proto::TlsClientCertificates clients{
+          .ca_file = lc.Allows(LoginMethod::kCertificate) ? lc.tls_client_ca_file : "",
+          .required = lc.auth == std::vector<LoginMethod>{LoginMethod::kCertificate}};
+      auto tls = proto::TlsContext::ForServer(lc.tls_cert_file, lc.tls_key_file, clients);
       if (!tls.ok()) {
         errors.push_back(absl::StrCat("listener[", i, "].tls_cert: ", tls.status().message()));
       } else {
@@ -135,7 +142,22 @@ absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config) {
     rt->users.push_back(UserRuntime{&uc, *std::move(verifier)});
   }
   if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  if (!rt->config.issuers.empty()) {
+    rt->keys = std::make_shared<policy::KeyStore>(rt->config.issuers, &HttpGet);
+  }
   return std::shared_ptr<const Runtime>(std::move(rt));
+}
+
+void StartKeyRefresh(const Runtime& runtime) {
+  if (!runtime.keys) return;
+  for (size_t i = 0; i < runtime.keys->size(); ++i) {
+    const policy::IssuerConfig& issuer = runtime.keys->issuer(i).config();
+    if (absl::Status s = runtime.keys->Refresh(i, absl::Now()); !s.ok()) {
+      PGB_LOG(kWarning) << "issuer " << issuer.name << ": keys not loaded, its tokens are refused "
+                        << "until they are: " << s.message();
+    }
+  }
+  runtime.keys->StartRefresher();
 }
 
 std::string ListenerChanges(const Runtime& current, const Runtime& next) {

@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/config.h"
+#include "policy/key_store.h"
 #include "proto/scram.h"
 #include "proto/tls.h"
 
@@ -61,6 +62,10 @@ struct Runtime {
   std::vector<ListenerRuntime> listeners;
   std::vector<TargetRuntime> targets;
   std::vector<UserRuntime> users;
+  // The [[issuer]]s' keys (null without issuers). Built with the Runtime but
+  // idle until StartKeyRefresh; its refresher thread stops when the last
+  // holder of this Runtime lets go.
+  std::shared_ptr<policy::KeyStore> keys;
 
   const TargetRuntime* FindTarget(std::string_view name) const;
   const UserRuntime* FindUser(std::string_view name) const;
@@ -70,6 +75,12 @@ struct Runtime {
 
 // Takes ownership of config; reports every problem found, one per line.
 absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config);
+
+// Loads every issuer's keys once on the calling thread (a provider that is
+// down is logged; its tokens are refused until the refresher gets them), then
+// starts the KeyStore's refresher thread. Only for a Runtime that will serve:
+// not for check-config.
+void StartKeyRefresh(const Runtime& runtime);
 
 // Whether `next` listens where `current` does, the same way: listeners are
 // bound once, so a reload that moves them needs a restart. Empty when it

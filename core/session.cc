@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
 #include "core/shard.h"
+#include "policy/jwt.h"
 #include "proto/md5_password.h"
 #include "proto/protocol.h"
 #include "proto/startup.h"
@@ -508,6 +509,9 @@ void Session::ProcessClientLogin() {
       case Phase::kSaslContinue:
         progressed = HandleSaslMessage();
         break;
+      case Phase::kTokenPassword:
+        progressed = HandleTokenMessage();
+        break;
       case Phase::kClientTlsHandshake:
         // Plaintext while a TLS handshake is pending is impossible; bytes are
         // only ever pushed into the TLS stream in this phase.
@@ -631,7 +635,37 @@ bool Session::HandleStartupPacket() {
   }
   if (database_.empty()) database_ = user_name_;
   client_.staging.clear();
+  const ListenerConfig& listener = *listener_.config;
+  if (listener.Allows(LoginMethod::kCertificate) && client_.tls_active &&
+      client_.tls->PeerCertificateVerified()) {
+    WriteOwned(Side::kClient, std::move(reply));  // NegotiateProtocolVersion, if any
+    AcceptClientCertificate();
+    return false;
+  }
+  if (listener.auth == std::vector<LoginMethod>{LoginMethod::kCertificate}) {
+    FailClient(sqlstate::kInvalidAuthorizationSpecification,
+               "this gateway listener accepts only logins with a client certificate", "",
+               "Connect with sslmode=require, sslcert and sslkey.");
+    return false;
+  }
   user_ = runtime_->FindUser(user_name_);
+  if (user_ == nullptr || !listener.Allows(LoginMethod::kPassword)) {
+    user_ = nullptr;
+    // Not a [[user]] of this listener: the password is a token, if tokens
+    // are accepted here. A token is a bearer credential: never in clear.
+    if (listener.Allows(LoginMethod::kToken) && shard_.token_verifier() != nullptr) {
+      if (!client_.tls_active) {
+        FailClient(sqlstate::kInvalidAuthorizationSpecification,
+                   "token login requires TLS: this connection is not encrypted", "",
+                   "Connect with sslmode=require (or verify-full).");
+        return false;
+      }
+      proto::AppendAuthenticationCleartextPassword(reply);
+      WriteOwned(Side::kClient, std::move(reply));
+      phase_ = Phase::kTokenPassword;
+      return true;
+    }
+  }
   // An unknown user runs the same exchange against a made-up verifier and
   // fails at the proof, so user names cannot be probed.
   scram_server_ =
@@ -729,6 +763,120 @@ bool Session::HandleSaslMessage() {
   if (!MatchScope()) return false;
   StartBackend();
   return false;
+}
+
+bool Session::HandleTokenMessage() {
+  // The length alone refuses a token far over the verifier's cap, before the
+  // gateway buffers it (the 5 bytes: the message's length word and the NUL).
+  if (client_.staging.size() >= 5 && client_.staging[0] == proto::kPqMsg_PasswordMessage &&
+      proto::LoadBigEndian32(client_.staging.data() + 1) > policy::kMaxTokenSize + 5) {
+    PGB_LOG(kInfo) << Describe() << ": token refused (format): over " << policy::kMaxTokenSize
+                   << " bytes";
+    FailClient(sqlstate::kInvalidPassword,
+               absl::StrCat("token refused (format): token is longer than ", policy::kMaxTokenSize,
+                            " bytes"));
+    return false;
+  }
+  const proto::MessageResult m =
+      proto::DecodeMessage(client_.staging, Direction::kFrontend, kMaxLoginMessage);
+  if (m.status == proto::DecodeStatus::kNeedMore) return false;
+  if (m.status == proto::DecodeStatus::kError) {
+    FailClient(sqlstate::kProtocolViolation, std::string(m.error));
+    return false;
+  }
+  const proto::MessageView msg = m.message;
+  if (msg.type == proto::kPqMsg_Terminate) {
+    Close();
+    return false;
+  }
+  if (msg.type != proto::kPqMsg_PasswordMessage) {
+    FailClient(sqlstate::kProtocolViolation,
+               absl::StrCat("expected password message, got message type \"",
+                            std::string(1, msg.type), "\""));
+    return false;
+  }
+  std::string_view token = msg.body;
+  if (!token.empty() && token.back() == '\0') token.remove_suffix(1);
+  policy::TokenVerdict verdict = shard_.token_verifier()->Verify(token, user_name_, absl::Now());
+  OPENSSL_cleanse(client_.staging.data(), msg.total_size);
+  client_.staging.erase(0, msg.total_size);
+  if (!verdict.ok()) {
+    const policy::TokenRefusal& refusal = *verdict.refusal;
+    const std::string check(policy::TokenCheckName(refusal.check));
+    PGB_LOG(kInfo) << Describe() << ": token refused (" << check << ")"
+                   << (verdict.issuer_name.empty() ? "" : " issuer=" + verdict.issuer_name) << ": "
+                   << refusal.reason;
+    FailClient(
+        std::string(refusal.sqlstate()).c_str(),
+        absl::StrCat("token refused (", check, "): ", refusal.reason), "",
+        refusal.retry_later() ? "The gateway is fetching the issuer's keys; retry shortly." : "");
+    return false;
+  }
+  identity_ = std::move(verdict.identity);
+  if (identity_.expires_at_unix != 0) {
+    absl::Duration grace = absl::ZeroDuration();
+    for (const policy::IssuerConfig& issuer : runtime_->config.issuers) {
+      if (issuer.name == verdict.issuer_name) grace = issuer.session_grace;
+    }
+    identity_ends_unix_ = identity_.expires_at_unix + absl::ToInt64Seconds(grace);
+  }
+  // The user name is the subject's from here on (user_match = "ignore" may
+  // have let any startup user through). AuthenticationOk goes to the client
+  // once the database has accepted the gateway, as after SCRAM.
+  user_name_ = identity_.subject;
+  AuthorizeIdentity();
+  return false;
+}
+
+// As PostgreSQL's cert authentication: the certificate is the proof. Its
+// subject is the first SAN URI (a SPIFFE ID, say), else the subject CN; its
+// groups are the subject's OUs; it is good until notAfter.
+void Session::AcceptClientCertificate() {
+  const proto::TlsStream& tls = *client_.tls;
+  std::string subject;
+  for (const std::string& name : tls.PeerCertificateAltNames()) {
+    if (name.starts_with("URI:")) {
+      subject = name.substr(4);
+      break;
+    }
+  }
+  if (subject.empty()) {
+    std::vector<std::string> cn = tls.PeerCertificateSubjectField("CN");
+    if (!cn.empty()) subject = std::move(cn.front());
+  }
+  if (subject.empty()) {
+    FailClient(sqlstate::kInvalidAuthorizationSpecification,
+               "the client certificate names no subject (no SAN URI, no CN)");
+    return;
+  }
+  if (listener_.config->certificate_user_must_match && user_name_ != subject) {
+    PGB_LOG(kInfo) << Describe() << ": refused, certificate subject " << LogSafe(subject)
+                   << " is not the startup user";
+    FailClient(sqlstate::kInvalidAuthorizationSpecification,
+               absl::StrCat("certificate authentication failed for user \"", user_name_,
+                            "\": the client certificate is for \"", subject, "\""),
+               "", "Connect with user set to the certificate's subject.");
+    return;
+  }
+  identity_.method = policy::AuthMethod::kCertificate;
+  identity_.subject = std::move(subject);
+  identity_.groups = tls.PeerCertificateSubjectField("OU");
+  identity_.expires_at_unix = tls.PeerCertificateNotAfterUnix();
+  identity_ends_unix_ = identity_.expires_at_unix;
+  user_name_ = identity_.subject;
+  AuthorizeIdentity();
+}
+
+void Session::AuthorizeIdentity() {
+  target_ = runtime_->FindTarget(database_);
+  if (target_ == nullptr) {
+    FailClient(sqlstate::kInvalidCatalogName,
+               absl::StrCat("target \"", database_, "\" does not exist"), "",
+               "Use the name of a configured target as the database name.");
+    return;
+  }
+  if (!MatchScope()) return;
+  StartBackend();
 }
 
 // Deny by default: an identity that no scope covers for this target does not
@@ -1148,6 +1296,10 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
     return;
   }
   Flush(to);
+  if (identity_ends_unix_ != 0 && from == Side::kBackend) {
+    EndIfIdentityExpired();
+    if (phase_ != Phase::kRelay) return;
+  }
   if (shutting_down_ && from == Side::kBackend && IdleBetweenTransactions()) {
     Terminate(sqlstate::kAdminShutdown,
               "terminating connection because the gateway is shutting down");
@@ -1171,6 +1323,22 @@ bool Session::IdleBetweenTransactions() const {
   return phase_ == Phase::kRelay && client_messages_since_ready_ == 0 &&
          backend_.frames.AtBoundary() && client_.frames.AtBoundary() &&
          backend_.frames.last_ready_status() == proto::kTxnIdle;
+}
+
+// Between statements: the database's last ReadyForQuery answered everything
+// the client sent (in a transaction or not; ending the session rolls it back).
+void Session::EndIfIdentityExpired() {
+  if (closed_ || phase_ != Phase::kRelay || client_messages_since_ready_ != 0 ||
+      !backend_.frames.AtBoundary() || !client_.frames.AtBoundary() ||
+      absl::ToUnixSeconds(absl::Now()) < identity_ends_unix_) {
+    return;
+  }
+  const std::string expired_at = absl::FormatTime(
+      "%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(identity_.expires_at_unix), absl::UTCTimeZone());
+  Terminate(
+      sqlstate::kInvalidAuthorizationSpecification,
+      absl::StrCat("your ", policy::AuthMethodName(identity_.method), " expired at ", expired_at,
+                   "; reconnect with a new ", policy::AuthMethodName(identity_.method)));
 }
 
 // ---------------------------------------------------------------------------
@@ -1268,6 +1436,7 @@ void Session::Close() {
 }
 
 void Session::OnTick(int64_t now_ns) {
+  if (identity_ends_unix_ != 0) EndIfIdentityExpired();
   if (closed_ || deadline_ns_ == 0 || now_ns < deadline_ns_) return;
   switch (phase_) {
     case Phase::kClosing:

@@ -80,6 +80,7 @@ class Session {
     kClientTlsHandshake,  // after answering 'S'
     kSaslInitial,         // sent AuthenticationSASL
     kSaslContinue,        // sent AuthenticationSASLContinue
+    kTokenPassword,       // sent AuthenticationCleartextPassword: the client sends a token
     kBackendConnect,      // connect() in flight
     kBackendSslResponse,  // sent SSLRequest to the database
     kBackendTlsHandshake,
@@ -141,6 +142,11 @@ class Session {
   void ProcessClientLogin();
   bool HandleStartupPacket();
   bool HandleSaslMessage();
+  bool HandleTokenMessage();
+  // Identity from the verified client certificate; no password asked.
+  void AcceptClientCertificate();
+  // After a token or certificate login: the target, the scope, then the database.
+  void AuthorizeIdentity();
   // Login, backend side.
   void StartBackend();
   void OnBackendConnected(int res);
@@ -159,6 +165,9 @@ class Session {
     return gate_ ? gate_->backend_gather() : proto::FrameTracker::kNoGather;
   }
   bool IdleBetweenTransactions() const;
+  // Ends the session once its token has expired (plus the issuer's
+  // session_grace), if it is between statements.
+  void EndIfIdentityExpired();
 
   // Endings.
   void FailClient(const char* sqlstate, std::string message, std::string detail = "",
@@ -205,6 +214,9 @@ class Session {
   policy::Identity identity_;
   std::shared_ptr<const policy::Policy> policy_;
   const policy::Scope* scope_ = nullptr;
+  // Unix seconds after which the session ends at its next statement boundary
+  // (token exp + session_grace, or the certificate's notAfter); 0 = never.
+  int64_t identity_ends_unix_ = 0;
 
   // The policy at the message boundary; set when the session starts relaying.
   std::unique_ptr<StatementGate> gate_;

@@ -50,7 +50,9 @@ Shard::Shard(int index, const RuntimeStore& runtimes, const ShardDirectory& dire
       directory_(directory),
       audit_(audit),
       scratch_(64 * 1024),
-      analysis_cache_(runtime_->config.analysis_cache_size) {}
+      analysis_cache_(runtime_->config.analysis_cache_size),
+      token_verifier_(runtime_->keys ? std::make_unique<policy::TokenVerifier>(runtime_->keys)
+                                     : nullptr) {}
 
 Shard::~Shard() {
   sessions_.clear();
@@ -277,6 +279,8 @@ void Shard::PickUpRuntime() {
   if (generation == runtime_generation_) return;
   runtime_generation_ = generation;
   runtime_ = runtimes_.Current();
+  token_verifier_ =
+      runtime_->keys ? std::make_unique<policy::TokenVerifier>(runtime_->keys) : nullptr;
   for (size_t i = 0; i < listeners_.size() && i < runtime_->listeners.size(); ++i) {
     listeners_[i].runtime = &runtime_->listeners[i];
   }

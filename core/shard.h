@@ -21,6 +21,7 @@
 #include "core/runtime.h"
 #include "core/session.h"
 #include "policy/sql_analysis.h"
+#include "policy/token_verifier.h"
 
 namespace pgb {
 
@@ -84,6 +85,9 @@ class Shard {
   audit::AuditShard* audit() { return audit_; }
   // Statement analyses, shared by this shard's sessions (keyed by text).
   policy::AnalysisCache& analysis_cache() { return analysis_cache_; }
+  // Checks tokens sent as passwords, with the current Runtime's keys; null
+  // when it has no [[issuer]].
+  policy::TokenVerifier* token_verifier() { return token_verifier_.get(); }
   // A receive failed with -ENOBUFS; retry when buffers come back.
   void WaitForBuffers(uint32_t slot, Session::Side side);
 
@@ -151,6 +155,7 @@ class Shard {
   uint32_t next_pid_sequence_ = 1;
   std::vector<char> scratch_;
   policy::AnalysisCache analysis_cache_;
+  std::unique_ptr<policy::TokenVerifier> token_verifier_;  // rebuilt with each Runtime
 };
 
 }  // namespace pgb

@@ -65,6 +65,9 @@ struct IssuerConfig {
   absl::Duration refresh_min = absl::Seconds(10);
   absl::Duration refresh_max = absl::Hours(24);
   absl::Duration http_timeout = absl::Seconds(10);  // per HTTP request, connect included
+  // How long a session may outlive its token's exp before it is ended at the
+  // next statement boundary; 0: at the first boundary after exp.
+  absl::Duration session_grace = absl::ZeroDuration();
 
   bool AllowsAlgorithm(JwsAlgorithm alg) const;
 };

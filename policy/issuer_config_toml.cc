@@ -26,7 +26,7 @@ constexpr std::string_view kKnownKeys[] = {
     "jwks_uri",     "discovery",     "ca_file",      "clock_skew",
     "algorithms",   "subject_claim", "groups_claim", "client_id_claim",
     "run_id_claim", "keep_claims",   "user_match",   "refresh_interval",
-    "refresh_min",  "refresh_max",   "http_timeout"};
+    "refresh_min",  "refresh_max",   "http_timeout", "session_grace"};
 
 std::string Joined(const std::vector<std::string_view>& parts, std::string_view separator) {
   std::string out;
@@ -318,6 +318,9 @@ IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
                      absl::FormatDuration(out.refresh_max) + ")");
   } else {
     out.refresh_interval = std::clamp(out.refresh_interval, out.refresh_min, out.refresh_max);
+  }
+  if (auto v = reader.Duration("session_grace", absl::ZeroDuration(), kDay)) {
+    out.session_grace = *v;
   }
   if (auto v = reader.Duration("http_timeout", absl::Milliseconds(100), kMaxHttpTimeout)) {
     out.http_timeout = *v;

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -195,7 +196,8 @@ std::string ServerEndPoint(X509* cert) {
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::ForServer(
-    const std::string& cert_file, const std::string& key_file) {
+    const std::string& cert_file, const std::string& key_file,
+    const TlsClientCertificates& clients) {
   ERR_clear_error();
   absl::StatusOr<SSL_CTX*> made = NewContext(/*server=*/true);
   if (!made.ok()) return made.status();
@@ -220,6 +222,20 @@ absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::ForServer(
   SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_alpn_select_cb(ctx, SelectAlpn, nullptr);
+  if (!clients.ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx, clients.ca_file.c_str(), nullptr) != 1) {
+      return FileError("client CA", clients.ca_file);
+    }
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(clients.ca_file.c_str());
+    if (names == nullptr) return FileError("client CA", clients.ca_file);
+    SSL_CTX_set_client_CA_list(ctx, names);  // takes ownership
+    SSL_CTX_set_verify(
+        ctx, SSL_VERIFY_PEER | (clients.required ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), nullptr);
+    // Resumed sessions keep the verified client identity; OpenSSL refuses to
+    // resume a verified session without a context id.
+    static constexpr unsigned char kSessionContext[] = "pgbastion";
+    SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
+  }
   owned->server_end_point_ = ServerEndPoint(SSL_CTX_get0_certificate(ctx));
   ERR_clear_error();
   return context;
@@ -455,6 +471,35 @@ std::string TlsStream::PeerCertificateSubject() const {
   }
   BIO_free(bio);
   return subject;
+}
+
+bool TlsStream::PeerCertificateVerified() const {
+  return SSL_get0_peer_certificate(ssl_) != nullptr && SSL_get_verify_result(ssl_) == X509_V_OK;
+}
+
+std::vector<std::string> TlsStream::PeerCertificateSubjectField(const char* short_name) const {
+  std::vector<std::string> values;
+  X509* cert = SSL_get0_peer_certificate(ssl_);
+  const int nid = OBJ_sn2nid(short_name);
+  if (cert == nullptr || nid == NID_undef) return values;
+  const X509_NAME* subject = X509_get_subject_name(cert);
+  for (int i = X509_NAME_get_index_by_NID(subject, nid, -1); i >= 0;
+       i = X509_NAME_get_index_by_NID(subject, nid, i)) {
+    unsigned char* utf8 = nullptr;
+    const int length =
+        ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i)));
+    if (length >= 0) values.emplace_back(reinterpret_cast<const char*>(utf8), length);
+    OPENSSL_free(utf8);
+  }
+  return values;
+}
+
+int64_t TlsStream::PeerCertificateNotAfterUnix() const {
+  X509* cert = SSL_get0_peer_certificate(ssl_);
+  if (cert == nullptr) return 0;
+  tm when{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &when) != 1) return 0;
+  return static_cast<int64_t>(timegm(&when));
 }
 
 std::vector<std::string> TlsStream::PeerCertificateAltNames() const {

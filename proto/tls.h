@@ -56,6 +56,7 @@
 #include <openssl/ssl.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -79,14 +80,23 @@ enum class TlsVerify {
 // tickets are on for the server; its stateful session cache is off, because it
 // is a lock shared by every shard and tickets need no server state.
 // Both sides use ALPN "postgresql", as PostgreSQL 17 and libpq 17 do.
+// Client certificates a server context asks for (mutual TLS).
+struct TlsClientCertificates {
+  std::string ca_file;    // PEM CAs a client certificate must chain to; empty: none asked
+  bool required = false;  // refuse the handshake without one (else: checked if presented)
+};
+
 class TlsContext {
  public:
   // A server context from PEM files. cert_file may hold the chain (leaf first).
   // Fails, naming the file, when a file is missing or unreadable, does not hold
   // what it should, is encrypted (no passphrase prompt: startup must not block
-  // on a terminal), or when the key does not match the certificate.
-  static absl::StatusOr<std::shared_ptr<const TlsContext>> ForServer(const std::string& cert_file,
-                                                                     const std::string& key_file);
+  // on a terminal), or when the key does not match the certificate. With a
+  // client CA, a client certificate that does not chain to it fails the
+  // handshake.
+  static absl::StatusOr<std::shared_ptr<const TlsContext>> ForServer(
+      const std::string& cert_file, const std::string& key_file,
+      const TlsClientCertificates& clients = {});
 
   // A client context (gateway -> PostgreSQL). ca_file (PEM, may hold several
   // certificates) is required for kChain and kChainAndHost. With kNone it is
@@ -194,6 +204,13 @@ class TlsStream {
   // "IP:addr", "email:...", "URI:...". Empty if none.
   std::string PeerCertificateSubject() const;
   std::vector<std::string> PeerCertificateAltNames() const;
+  // Servers asking for client certificates: whether the client presented one
+  // and it chained to the client CA.
+  bool PeerCertificateVerified() const;
+  // The values of one subject attribute ("CN", "OU", ...), in order.
+  std::vector<std::string> PeerCertificateSubjectField(const char* short_name) const;
+  // The certificate's notAfter in Unix seconds; 0 without a certificate.
+  int64_t PeerCertificateNotAfterUnix() const;
   // True when both sides agreed on ALPN "postgresql" (required by PostgreSQL
   // 17 for direct TLS connections, i.e. without SSLRequest).
   bool NegotiatedPostgresqlAlpn() const;

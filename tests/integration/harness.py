@@ -587,6 +587,7 @@ class Gateway:
                  targets: list[dict] | None = None, listeners: list[dict] | None = None,
                  workers: int = 2, auth_timeout: str = "60s", shutdown_timeout: str = "10s",
                  max_message_size: int | None = None, log_level: str = "info",
+                 issuers: list[str] | None = None,
                  port: int | None = None, binary: str | None = None, verifier_tool: bool = False,
                  extra_env: dict | None = None, scopes: list[dict] | None = None,
                  user_groups: dict[str, list[str]] | None = None, extra_config: str = ""):
@@ -601,6 +602,7 @@ class Gateway:
         self.port = port or free_port()
         self.listeners = listeners or [{"address": "127.0.0.1", "port": self.port, "tls": "disabled"}]
         self.workers = workers
+        self.issuers = issuers or []  # [[issuer]] tables as TOML text (OidcProvider.issuer_toml)
         self.auth_timeout = auth_timeout
         self.shutdown_timeout = shutdown_timeout
         self.max_message_size = max_message_size
@@ -644,6 +646,8 @@ class Gateway:
                       f"scram_verifier = {_toml(self._verifier(pw))}"]
             if name in self.user_groups:
                 lines.append(f"groups = {_toml(self.user_groups[name])}")
+        for issuer in self.issuers:
+            lines += ["", issuer.rstrip("\n")]
         for scope in self.scopes:
             lines += ["", "[[scope]]"] + [f"{k} = {_toml(v)}" for k, v in scope.items()]
         if self.extra_config:
@@ -845,7 +849,7 @@ def demo(binary: str) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    cluster = gw = None
+    cluster = gw = certs = None
     try:
         say("starting a throwaway PostgreSQL 15")
         cluster = PostgresCluster(max_connections=200).start()
@@ -853,14 +857,36 @@ def demo(binary: str) -> int:
         cluster.sql("CREATE TABLE demo (id int PRIMARY KEY, name text, created timestamptz DEFAULT now());"
                     "INSERT INTO demo (id, name) VALUES (1, 'ada'), (2, 'grace'), (3, 'linus');"
                     "ALTER TABLE demo OWNER TO gateway_login;", db="app")
+        # An agent's login: a token signed by a demo issuer's key (made here with openssl;
+        # a real deployment points [[issuer]] at its identity provider), over TLS.
+        certs = Certificates("demo")
+        issuer_key = os.path.join(certs.dir, "demo-issuer.pem")
+        run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-out", issuer_key])
+        jwks = os.path.join(certs.dir, "demo-issuer.jwks.json")
+        Path(jwks).write_bytes(run([binary, "token", "jwks", "--key", issuer_key]).stdout)
+        issuer = "https://demo-issuer.pgbastion.local"
+        token = run([binary, "token", "mint", "--key", issuer_key, "--issuer", issuer,
+                     "--audience", "pgbastion", "--subject", "demo-agent", "--groups", "agents",
+                     "--ttl", "1h"]).stdout.decode().strip()
         password = random_password(16)
-        gw = Gateway(cluster, users={"demo": password}, port=free_port(prefer=6432), binary=binary,
-                     verifier_tool=True, workers=os.cpu_count() or 2)
+        port = free_port(prefer=6432)
+        gw = Gateway(cluster, users={"demo": password}, port=port, binary=binary,
+                     verifier_tool=True, workers=os.cpu_count() or 2,
+                     listeners=[{"address": "127.0.0.1", "port": port, "tls": "optional",
+                                 "tls_cert": str(certs.server_crt),
+                                 "tls_key": str(certs.server_key)}],
+                     issuers=["\n".join(["[[issuer]]", 'name = "demo"', f'issuer = "{issuer}"',
+                                         'audience = "pgbastion"', f'jwks_file = "{jwks}"'])],
+                     scopes=[{"name": "agents", "groups": ["agents"], "profile": "read-write"},
+                             {"name": "operator", "subjects": ["demo"], "profile": "admin"}])
         say(f"starting the gateway on 127.0.0.1:{gw.port} (PostgreSQL on {cluster.port})")
         gw.start()
         say(f"gateway log: {gw.logfile}; Ctrl-C stops everything and removes the temp files")
-        print(f'psql "host=127.0.0.1 port={gw.port} dbname=app user=demo password={password}"',
-              flush=True)
+        say(f"the token below is for demo-agent (group agents, scope read-write) and expires in "
+            f"1h; a password login also works: user=demo password={password}")
+        print(f'psql "host=127.0.0.1 port={gw.port} dbname=app user=demo-agent sslmode=require '
+              f'password={token}"', flush=True)
         while not stop["now"]:
             if not gw.alive():
                 say(f"the gateway exited unexpectedly:\n{gw.log()}")
@@ -876,6 +902,8 @@ def demo(binary: str) -> int:
                 say(str(e))
         if cluster is not None:
             cluster.stop(quiet=True)
+        if certs is not None:
+            certs.cleanup()
         _cleanup_everything()
 
 

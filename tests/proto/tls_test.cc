@@ -46,7 +46,7 @@ void AddExtension(X509* cert, X509* issuer, int nid, const char* value) {
 
 // issuer == nullptr: self-signed CA.
 Cert NewCert(const char* common_name, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key,
-             const char* san, long serial) {
+             const char* san, long serial, const char* extended_key_usage = "serverAuth") {
   Cert cert(X509_new());
   X509_set_version(cert.get(), 2);
   ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial);
@@ -65,7 +65,7 @@ Cert NewCert(const char* common_name, EVP_PKEY* key, X509* issuer, EVP_PKEY* iss
     AddExtension(cert.get(), signer, NID_key_usage, "critical,keyCertSign,cRLSign");
   } else {
     AddExtension(cert.get(), signer, NID_basic_constraints, "critical,CA:FALSE");
-    AddExtension(cert.get(), signer, NID_ext_key_usage, "serverAuth");
+    AddExtension(cert.get(), signer, NID_ext_key_usage, extended_key_usage);
     AddExtension(cert.get(), signer, NID_subject_alt_name, san);
   }
   AddExtension(cert.get(), signer, NID_subject_key_identifier, "hash");
@@ -112,6 +112,15 @@ class TlsTest : public ::testing::Test {
     WritePem(Path("other_ca.pem"), other_ca.get());
     WritePem(Path("other.pem"), other.get());
     WritePem(Path("other.key"), other_key.get());
+    Key agent_key = NewKey(), stranger_key = NewKey();
+    Cert agent = NewCert("agent-7", agent_key.get(), ca.get(), ca_key.get(),
+                         "URI:spiffe://example.org/agent", 5, "clientAuth");
+    Cert stranger = NewCert("agent-7", stranger_key.get(), other_ca.get(), other_ca_key.get(),
+                            "URI:spiffe://example.org/agent", 6, "clientAuth");
+    WritePem(Path("agent.pem"), agent.get());
+    WritePem(Path("agent.key"), agent_key.get());
+    WritePem(Path("stranger.pem"), stranger.get());
+    WritePem(Path("stranger.key"), stranger_key.get());
     Key rsa(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}));
     WritePem(Path("rsa.key"), rsa.get());
   }
@@ -460,6 +469,76 @@ TEST_F(TlsTest, RequireAcceptsAnyCertificate) {
     EXPECT_TRUE(Handshake(*p.client, *p.server, 64 * 1024).ok()) << name;
     EXPECT_EQ(p.client->PeerCertificateSubject(), "CN=db.example.com,O=pgbastion test");
   }
+}
+
+// Mutual TLS: a client context that presents `cert` (ForClient has no
+// option for it: the gateway never presents one to PostgreSQL).
+std::shared_ptr<const TlsContext> ClientWithCertificate(const std::string& ca,
+                                                        const std::string& cert,
+                                                        const std::string& key) {
+  auto ctx = TlsContext::ForClient(TlsVerify::kChain, ca);
+  EXPECT_TRUE(ctx.ok()) << ctx.status();
+  if (!ctx.ok()) return nullptr;
+  if (!cert.empty()) {
+    EXPECT_EQ(SSL_CTX_use_certificate_file((*ctx)->ctx(), cert.c_str(), SSL_FILETYPE_PEM), 1);
+    EXPECT_EQ(SSL_CTX_use_PrivateKey_file((*ctx)->ctx(), key.c_str(), SSL_FILETYPE_PEM), 1);
+  }
+  return *ctx;
+}
+
+TEST_F(TlsTest, ClientCertificateIsVerifiedAndRead) {
+  auto server_ctx = TlsContext::ForServer(Path("server.pem"), Path("server.key"),
+                                          {.ca_file = Path("ca.pem"), .required = false});
+  ASSERT_TRUE(server_ctx.ok()) << server_ctx.status();
+  auto client_ctx = ClientWithCertificate(Path("ca.pem"), Path("agent.pem"), Path("agent.key"));
+  Pair p = Connect(*client_ctx, **server_ctx);
+  ASSERT_TRUE(Handshake(*p.client, *p.server, 64 * 1024).ok());
+  EXPECT_TRUE(p.server->PeerCertificateVerified());
+  EXPECT_THAT(p.server->PeerCertificateSubjectField("CN"), ElementsAre("agent-7"));
+  EXPECT_THAT(p.server->PeerCertificateSubjectField("O"), ElementsAre("pgbastion test"));
+  EXPECT_THAT(p.server->PeerCertificateSubjectField("OU"), ElementsAre());
+  EXPECT_THAT(p.server->PeerCertificateAltNames(), ElementsAre("URI:spiffe://example.org/agent"));
+  const int64_t in_a_day = static_cast<int64_t>(time(nullptr)) + 86400;
+  EXPECT_NEAR(static_cast<double>(p.server->PeerCertificateNotAfterUnix()),
+              static_cast<double>(in_a_day), 600.0);
+}
+
+TEST_F(TlsTest, ClientCertificateOptionalOrRequired) {
+  for (bool required : {false, true}) {
+    auto server_ctx = TlsContext::ForServer(Path("server.pem"), Path("server.key"),
+                                            {.ca_file = Path("ca.pem"), .required = required});
+    ASSERT_TRUE(server_ctx.ok()) << server_ctx.status();
+    auto client_ctx = ClientWithCertificate(Path("ca.pem"), "", "");
+    Pair p = Connect(*client_ctx, **server_ctx);
+    absl::Status s = Handshake(*p.client, *p.server, 64 * 1024);
+    if (required) {
+      EXPECT_FALSE(s.ok());
+    } else {
+      ASSERT_TRUE(s.ok()) << s;
+      EXPECT_FALSE(p.server->PeerCertificateVerified());
+      EXPECT_EQ(p.server->PeerCertificateNotAfterUnix(), 0);
+      EXPECT_THAT(p.server->PeerCertificateSubjectField("CN"), ElementsAre());
+    }
+  }
+}
+
+TEST_F(TlsTest, ClientCertificateFromAnotherCaFailsTheHandshake) {
+  auto server_ctx = TlsContext::ForServer(Path("server.pem"), Path("server.key"),
+                                          {.ca_file = Path("ca.pem"), .required = false});
+  ASSERT_TRUE(server_ctx.ok()) << server_ctx.status();
+  auto client_ctx =
+      ClientWithCertificate(Path("ca.pem"), Path("stranger.pem"), Path("stranger.key"));
+  Pair p = Connect(*client_ctx, **server_ctx);
+  absl::Status s = Handshake(*p.client, *p.server, 64 * 1024);
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(p.server->PeerCertificateVerified());
+}
+
+TEST_F(TlsTest, MissingClientCaIsNamed) {
+  auto server_ctx = TlsContext::ForServer(Path("server.pem"), Path("server.key"),
+                                          {.ca_file = Path("no-such-ca.pem")});
+  ASSERT_FALSE(server_ctx.ok());
+  EXPECT_THAT(std::string(server_ctx.status().message()), HasSubstr("no-such-ca.pem"));
 }
 
 TEST_F(TlsTest, ServerWithMismatchedKeyFailsNamingTheKeyFile) {
