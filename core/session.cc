@@ -1335,6 +1335,7 @@ void Session::EndIfIdentityExpired() {
   }
   const std::string expired_at = absl::FormatTime(
       "%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(identity_.expires_at_unix), absl::UTCTimeZone());
+  audit_.Event(audit::AuditKind::kTokenExpired, absl::StrCat("expired at ", expired_at));
   Terminate(
       sqlstate::kInvalidAuthorizationSpecification,
       absl::StrCat("your ", policy::AuthMethodName(identity_.method), " expired at ", expired_at,

@@ -22,7 +22,8 @@ from oidc import OidcProvider, jwt_header
 def write_config(directory: str, name: str, issuers: str) -> str:
     path = Path(directory) / name
     path.write_text('[[listener]]\nport = 6432\n\n[[target]]\nname = "app"\nhost = "127.0.0.1"\n'
-                    'user = "pgbastion"\n\n' + issuers)
+                    'user = "pgbastion"\n\n[[scope]]\nname = "agents"\nsubjects = ["*"]\n'
+                    'profile = "read-only"\n\n' + issuers)
     return str(path)
 
 
