@@ -682,7 +682,10 @@ bool Session::HandleStartupPacket() {
   return true;
 }
 
-bool Session::HandleSaslMessage() {
+// The client's next login message, which must be a PasswordMessage (SASL
+// responses and cleartext passwords share its type). False when it has not
+// fully arrived, or when the session was ended (Terminate, a bad message).
+bool Session::NextPasswordMessage(std::string_view expected, proto::MessageView* msg) {
   const proto::MessageResult m =
       proto::DecodeMessage(client_.staging, Direction::kFrontend, kMaxLoginMessage);
   if (m.status == proto::DecodeStatus::kNeedMore) return false;
@@ -690,17 +693,23 @@ bool Session::HandleSaslMessage() {
     FailClient(sqlstate::kProtocolViolation, std::string(m.error));
     return false;
   }
-  const proto::MessageView msg = m.message;
-  if (msg.type == proto::kPqMsg_Terminate) {
+  if (m.message.type == proto::kPqMsg_Terminate) {
     Close();
     return false;
   }
-  if (msg.type != proto::kPqMsg_PasswordMessage) {
+  if (m.message.type != proto::kPqMsg_PasswordMessage) {
     FailClient(sqlstate::kProtocolViolation,
-               absl::StrCat("expected SASL response, got message type \"", std::string(1, msg.type),
-                            "\""));
+               absl::StrCat("expected ", std::string(expected), ", got message type \"",
+                            std::string(1, m.message.type), "\""));
     return false;
   }
+  *msg = m.message;
+  return true;
+}
+
+bool Session::HandleSaslMessage() {
+  proto::MessageView msg;
+  if (!NextPasswordMessage("SASL response", &msg)) return false;
   const std::string failed_login =
       absl::StrCat("password authentication failed for user \"", user_name_, "\"");
   if (phase_ == Phase::kSaslInitial) {
@@ -777,24 +786,8 @@ bool Session::HandleTokenMessage() {
                             " bytes"));
     return false;
   }
-  const proto::MessageResult m =
-      proto::DecodeMessage(client_.staging, Direction::kFrontend, kMaxLoginMessage);
-  if (m.status == proto::DecodeStatus::kNeedMore) return false;
-  if (m.status == proto::DecodeStatus::kError) {
-    FailClient(sqlstate::kProtocolViolation, std::string(m.error));
-    return false;
-  }
-  const proto::MessageView msg = m.message;
-  if (msg.type == proto::kPqMsg_Terminate) {
-    Close();
-    return false;
-  }
-  if (msg.type != proto::kPqMsg_PasswordMessage) {
-    FailClient(sqlstate::kProtocolViolation,
-               absl::StrCat("expected password message, got message type \"",
-                            std::string(1, msg.type), "\""));
-    return false;
-  }
+  proto::MessageView msg;
+  if (!NextPasswordMessage("password message", &msg)) return false;
   std::string_view token = msg.body;
   if (!token.empty() && token.back() == '\0') token.remove_suffix(1);
   policy::TokenVerdict verdict = shard_.token_verifier()->Verify(token, user_name_, absl::Now());

@@ -141,6 +141,7 @@ class Session {
   // Login, client side.
   void ProcessClientLogin();
   bool HandleStartupPacket();
+  bool NextPasswordMessage(std::string_view expected, proto::MessageView* msg);
   bool HandleSaslMessage();
   bool HandleTokenMessage();
   // Identity from the verified client certificate; no password asked.

@@ -2,8 +2,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "proto/protocol.h"
 #include "proto/messages.h"
+#include "proto/protocol.h"
 #include "proto/wire.h"
 
 namespace pgb::bench {
