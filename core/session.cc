@@ -1216,6 +1216,7 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
   Endpoint& src = ep(from);
   const Side to = Other(from);
   const uint32_t max_length = runtime_->config.max_message_size;
+  (from == Side::kClient ? relayed_from_client_ : relayed_from_backend_) += n;
   // Bytes of this chunk go on untouched and zero-copy, unless a message in it
   // was gathered whole (to be judged or rewritten): then what goes on is
   // assembled in `rewritten`, and the chunk's buffer is recycled at once.
@@ -1243,10 +1244,10 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
   if (from == Side::kClient) {
     scan = src.frames.Feed(
         data, n, Direction::kFrontend, max_length, ClientGather(),
-        [this](char type) {
+        [this](char type, uint32_t size) {
           ++client_messages_since_ready_;
           if (type == proto::kPqMsg_Terminate) client_terminated_ = true;
-          if (gate_) gate_->OnClientMessage(type);
+          if (gate_) gate_->OnClientMessage(type, size);
         },
         on_pass,
         [&](char type, std::string_view message, bool oversize) {
@@ -1257,9 +1258,9 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
   } else {
     scan = src.frames.Feed(
         data, n, Direction::kBackend, max_length, BackendGather(),
-        [this](char type) {
+        [this](char type, uint32_t size) {
           if (type == proto::kPqMsg_ReadyForQuery) client_messages_since_ready_ = 0;
-          if (gate_) gate_->OnBackendMessage(type);
+          if (gate_) gate_->OnBackendMessage(type, size);
         },
         on_pass,
         [&](char, std::string_view message, bool oversize) {
@@ -1415,10 +1416,10 @@ void Session::Close() {
   if (closed_) return;
   closed_ = true;
   if (gate_) {
-    audit_.Event(audit::AuditKind::kDisconnect,
-                 end_reason_.empty()
-                     ? (client_terminated_ ? "client terminated the session" : "connection closed")
-                     : end_reason_);
+    audit_.Disconnect(end_reason_.empty() ? (client_terminated_ ? "client terminated the session"
+                                                                : "connection closed")
+                                          : end_reason_,
+                      relayed_from_client_, relayed_from_backend_);
   }
   CloseEndpoint(Side::kClient);
   CloseEndpoint(Side::kBackend);

@@ -189,7 +189,9 @@ class Session {
   Phase phase_ = Phase::kStartup;
   bool closed_ = false;
   bool shutting_down_ = false;
-  bool client_terminated_ = false;  // the client sent Terminate
+  bool client_terminated_ = false;    // the client sent Terminate
+  uint64_t relayed_from_client_ = 0;  // bytes received while relaying (the audit's totals)
+  uint64_t relayed_from_backend_ = 0;
   bool login_complete_ = false;
   bool ssl_answered_ = false;  // SSLRequest / GSSENCRequest already answered
   bool gss_answered_ = false;  // the database sent its first ReadyForQuery

@@ -29,6 +29,25 @@ bool RowsOf(std::string_view tag, uint64_t* rows) {
          std::from_chars(last.data(), last.data() + last.size(), *rows).ec == std::errc();
 }
 
+// The parameters as the configured mode records them: each value ("on"),
+// each length ("redacted"), SQL NULLs as null; a Bind the gateway saw only
+// part of is marked cut.
+void AddParameters(const BoundParameters& parameters, audit::ParameterMode mode,
+                   audit::AuditRecord* r) {
+  if (mode == audit::ParameterMode::kOff) return;
+  const bool values = mode == audit::ParameterMode::kOn;
+  for (const BoundParameters::Value& v : parameters.values) {
+    if (v.length < 0) {
+      r->AddNullParameter();
+    } else if (values) {
+      r->AddParameter(v.text);
+    } else {
+      r->AddRedactedParameter(static_cast<size_t>(v.length));
+    }
+  }
+  if (parameters.cut) r->MarkTruncated(audit::AuditField::kParameters);
+}
+
 }  // namespace
 
 SessionAudit::SessionAudit(audit::AuditShard* shard, const sockaddr_storage& client)
@@ -74,6 +93,10 @@ void SessionAudit::Execution(const StatementLedger::Execution& execution,
   r->end_us = audit::AuditClockMicros();
   r->SetRule(execution.rule);
   r->SetStatement(execution.statement());
+  r->fingerprint = execution.fingerprint;
+  r->bytes_in = execution.bytes_in;
+  r->bytes_out = outcome.bytes_out;
+  if (execution.parameters) AddParameters(*execution.parameters, shard_->parameters(), r);
   if (!outcome.command_tag.empty()) {
     r->SetCommandTag(outcome.command_tag);
     if (uint64_t rows = 0; RowsOf(outcome.command_tag, &rows)) r->SetRows(rows);
@@ -91,7 +114,7 @@ void SessionAudit::Execution(const StatementLedger::Execution& execution,
 
 void SessionAudit::Refusal(std::string_view statement, StatementProtocol protocol,
                            std::string_view rule, std::string_view sqlstate,
-                           std::string_view message) {
+                           std::string_view message, uint64_t fingerprint, uint64_t bytes_in) {
   if (shard_ == nullptr) return;
   audit::AuditRecord* r = Begin(audit::AuditKind::kStatement);
   if (r == nullptr) return;
@@ -102,7 +125,18 @@ void SessionAudit::Refusal(std::string_view statement, StatementProtocol protoco
   r->SetStatement(statement);
   r->SetSqlState(sqlstate);
   r->SetMessage(message);
+  r->fingerprint = fingerprint;
+  r->bytes_in = bytes_in;
   shard_->Commit();
+}
+
+void SessionAudit::Disconnect(std::string_view message, uint64_t bytes_in, uint64_t bytes_out) {
+  if (shard_ == nullptr) return;
+  audit::AuditRecord* r = Begin(audit::AuditKind::kDisconnect);
+  if (r == nullptr) return;
+  r->bytes_in = bytes_in;
+  r->bytes_out = bytes_out;
+  Finish(r, audit::AuditKind::kDisconnect, message, {});
 }
 
 void SessionAudit::Event(audit::AuditKind kind, std::string_view message,
@@ -110,6 +144,11 @@ void SessionAudit::Event(audit::AuditKind kind, std::string_view message,
   if (shard_ == nullptr) return;
   audit::AuditRecord* r = Begin(kind);
   if (r == nullptr) return;
+  Finish(r, kind, message, user_name);
+}
+
+void SessionAudit::Finish(audit::AuditRecord* r, audit::AuditKind kind, std::string_view message,
+                          std::string_view user_name) {
   r->start_us = kind == audit::AuditKind::kDisconnect ? started_us_ : audit::AuditClockMicros();
   r->end_us = audit::AuditClockMicros();
   if (identity_ == nullptr && !user_name.empty()) r->SetSubject(user_name);

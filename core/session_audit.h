@@ -32,6 +32,10 @@ class SessionAudit {
   bool enabled() const { return shard_ != nullptr; }
   // Fail closed: false while the trail cannot take records (53400).
   bool MayProceed() const { return shard_ == nullptr || shard_->MayProceed(); }
+  // What records hold of extended-protocol parameters.
+  audit::ParameterMode parameters() const {
+    return shard_ == nullptr ? audit::ParameterMode::kOff : shard_->parameters();
+  }
 
   // Who and where, once known (after authentication).
   void SetSession(const policy::Identity* identity, std::string target, std::string role,
@@ -43,12 +47,19 @@ class SessionAudit {
                  const StatementLedger::Outcome& outcome);
   // A statement the gateway refused (it never reached the database).
   void Refusal(std::string_view statement, StatementProtocol protocol, std::string_view rule,
-               std::string_view sqlstate, std::string_view message);
+               std::string_view sqlstate, std::string_view message, uint64_t fingerprint,
+               uint64_t bytes_in);
   // A session event; `message` is the reason for failures and ends.
   void Event(audit::AuditKind kind, std::string_view message = {}, std::string_view user_name = {});
+  // The session's end, with every byte it received from the client and the
+  // database.
+  void Disconnect(std::string_view message, uint64_t bytes_in, uint64_t bytes_out);
 
  private:
   audit::AuditRecord* Begin(audit::AuditKind kind);
+  // Fills an event's times, subject and message, and commits it.
+  void Finish(audit::AuditRecord* r, audit::AuditKind kind, std::string_view message,
+              std::string_view user_name);
 
   audit::AuditShard* shard_;
   sockaddr_storage client_;

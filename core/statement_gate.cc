@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "proto/messages.h"
@@ -24,7 +25,13 @@ proto::FrameTracker::Gather GatherOf(std::string_view types, uint32_t max_size) 
 // errors; ErrorResponses whole while a refusal's answer is awaited (they are
 // small; one longer than 64 KiB is not a refusal's answer).
 constexpr uint32_t kNamesPrefix = 2 * 64 + 2;  // two NAMEDATALEN names and their NULs
-constexpr uint32_t kErrorPrefix = 1024;        // enough for the SQLSTATE and a message
+// With `parameters = "on"` or `"redacted"`, Bind is peeked further: a record
+// keeps at most 512 bytes of parameters, so 4 KiB covers the values it can
+// hold and the lengths of many more (a Bind longer than that is marked cut).
+constexpr uint32_t kParametersPrefix = 4096;
+// A binary parameter recorded with "on": \x and the hex of its first bytes.
+constexpr size_t kBinaryParameterBytes = 64;
+constexpr uint32_t kErrorPrefix = 1024;  // enough for the SQLSTATE and a message
 
 proto::FrameTracker::Gather BackendGatherOf(bool audit, bool refusals) {
   proto::FrameTracker::Gather g = refusals ? GatherOf({&proto::kPqMsg_ErrorResponse, 1}, 64 * 1024)
@@ -73,7 +80,8 @@ StatementGate::StatementGate(std::shared_ptr<const policy::Policy> policy,
     for (char c : {proto::kPqMsg_Bind, proto::kPqMsg_Execute, proto::kPqMsg_Close}) {
       client_gather_.peek.set(static_cast<unsigned char>(c));
     }
-    client_gather_.peek_size = kNamesPrefix;
+    client_gather_.peek_size =
+        audit_.parameters() == audit::ParameterMode::kOff ? kNamesPrefix : kParametersPrefix;
   }
 }
 
@@ -82,8 +90,9 @@ const proto::FrameTracker::Gather& StatementGate::backend_gather() const {
   return refusals_.pending() ? kBackendRefusals : proto::FrameTracker::kNoGather;
 }
 
-void StatementGate::OnClientMessage(char type) {
+void StatementGate::OnClientMessage(char type, uint32_t size) {
   refusals_.OnClientMessage(type);
+  ledger_.OnClientBytes(size);
   if (type == proto::kPqMsg_Query || type == proto::kPqMsg_Sync ||
       type == proto::kPqMsg_FunctionCall) {
     ledger_.OnBatchEnd();
@@ -93,6 +102,11 @@ void StatementGate::OnClientMessage(char type) {
 void StatementGate::OnClientPeek(char type, std::string_view prefix) {
   switch (type) {
     case proto::kPqMsg_Bind: {
+      if (audit_.parameters() != audit::ParameterMode::kOff) {
+        const proto::BindPrefix bind = proto::ReadBindPrefix(prefix);
+        ledger_.Bound(bind.portal, bind.statement, ParametersOf(bind));
+        break;
+      }
       const std::string_view portal = FirstString(prefix);
       const std::string_view rest = prefix.substr(std::min(prefix.size(), portal.size() + 1));
       ledger_.Bound(portal, FirstString(rest));
@@ -109,7 +123,34 @@ void StatementGate::OnClientPeek(char type, std::string_view prefix) {
   }
 }
 
-void StatementGate::OnBackendMessage(char type) {
+std::shared_ptr<const BoundParameters> StatementGate::ParametersOf(
+    const proto::BindPrefix& bind) const {
+  auto parameters = std::make_shared<BoundParameters>();
+  const bool values = audit_.parameters() == audit::ParameterMode::kOn;
+  // Lengths only: a value cut short loses nothing of what is recorded.
+  parameters->cut = values ? !bind.complete
+                           : bind.parameters.size() < static_cast<size_t>(bind.count) ||
+                                 (bind.count == 0 && !bind.complete);
+  parameters->values.reserve(bind.parameters.size());
+  for (const proto::BindParameter& p : bind.parameters) {
+    BoundParameters::Value& v = parameters->values.emplace_back();
+    v.length = p.length;
+    if (!values || p.length < 0) continue;
+    if (p.binary) {
+      const std::string_view shown = p.value.substr(0, kBinaryParameterBytes);
+      if (p.length > static_cast<int32_t>(shown.size())) parameters->cut = true;
+      v.text = absl::StrCat("\\x",
+                            absl::BytesToHexString(absl::string_view(shown.data(), shown.size())));
+    } else {
+      // One byte over the record's cap, so that the record marks it cut.
+      v.text.assign(p.value.substr(0, audit::AuditRecord::kShortFieldMax + 1));
+    }
+  }
+  return parameters;
+}
+
+void StatementGate::OnBackendMessage(char type, uint32_t size) {
+  if (audit_.enabled()) ledger_.OnBackendBytes(size);
   const auto report = [this](const StatementLedger::Execution& e,
                              const StatementLedger::Outcome& o) { ReportExecution(e, o); };
   switch (type) {
@@ -157,7 +198,7 @@ void StatementGate::UsePolicy(std::shared_ptr<const policy::Policy> policy,
 void StatementGate::OnWholeClientMessage(char type, std::string_view message, bool oversize,
                                          std::string& to_database) {
   if (oversize) {
-    RefuseUnjudged(type, "", "(statement too large to judge)",
+    RefuseUnjudged(type, "", "(statement too large to judge)", 0,
                    proto::ErrorFields{"ERROR", proto::sqlstate::kInsufficientPrivilege,
                                       absl::StrCat("statement too large for the gateway to judge "
                                                    "(more than ",
@@ -169,7 +210,7 @@ void StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
     return;
   }
   if (!audit_.MayProceed()) {
-    RefuseUnjudged(type, "", "(not judged: audit trail unavailable)",
+    RefuseUnjudged(type, "", "(not judged: audit trail unavailable)", 0,
                    proto::ErrorFields{"ERROR", proto::sqlstate::kConfigurationLimitExceeded,
                                       "the audit trail is unavailable, so statements are refused "
                                       "until it recovers",
@@ -182,7 +223,7 @@ void StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
     case proto::kPqMsg_Query: {
       absl::StatusOr<std::string_view> sql = proto::ParseQuery(body);
       if (!sql.ok()) {
-        RefuseUnjudged(type, "", "(malformed Query message)",
+        RefuseUnjudged(type, "", "(malformed Query message)", 0,
                        proto::ErrorFields{"ERROR", proto::sqlstate::kProtocolViolation,
                                           std::string(sql.status().message()), "", ""},
                        "protocol", to_database);
@@ -194,7 +235,7 @@ void StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
     case proto::kPqMsg_Parse: {
       absl::StatusOr<proto::ParseMessage> parse = proto::ParseParseMessage(body);
       if (!parse.ok()) {
-        RefuseUnjudged(type, "", "(malformed Parse message)",
+        RefuseUnjudged(type, "", "(malformed Parse message)", 0,
                        proto::ErrorFields{"ERROR", proto::sqlstate::kProtocolViolation,
                                           std::string(parse.status().message()), "", ""},
                        "protocol", to_database);
@@ -210,7 +251,7 @@ void StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
         if (audit_.enabled()) ledger_.FunctionCall(std::move(d.rule), audit::AuditClockMicros());
         to_database.append(message);
       } else {
-        Refuse(type, "", "(function call)", d, to_database);
+        Refuse(type, "", "(function call)", 0, d, to_database);
       }
       return;
     }
@@ -230,12 +271,12 @@ void StatementGate::RememberSearchPath(std::string_view value) {
 bool StatementGate::Admit(char type, std::string_view statement_name, std::string_view sql,
                           std::string& to_database) {
   if (scope_ == nullptr) {
-    Refuse(type, statement_name, sql, policy::Policy::NoScope(identity_, target_), to_database);
+    Refuse(type, statement_name, sql, 0, policy::Policy::NoScope(identity_, target_), to_database);
     return false;
   }
   const std::shared_ptr<const policy::SqlAnalysis> analysis = cache_.Analyse(sql);
   if (!analysis->ok) {
-    RefuseUnjudged(type, statement_name, sql,
+    RefuseUnjudged(type, statement_name, sql, 0,
                    proto::ErrorFields{"ERROR", analysis->error_sqlstate, analysis->error_message,
                                       "", "", analysis->error_position},
                    "analysis", to_database);
@@ -250,8 +291,8 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
   for (const policy::StatementSummary& statement : analysis->statements) {
     policy::Decision d = policy_->Decide(*scope_, statement, state_);
     if (d.kind != policy::Decision::kAllow) {
-      Refuse(type, statement_name, StatementText(sql, statement.location, statement.length), d,
-             to_database);
+      Refuse(type, statement_name, StatementText(sql, statement.location, statement.length),
+             statement.fingerprint, d, to_database);
       return false;
     }
     state_.Remember(statement);
@@ -261,12 +302,14 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
     auto text = std::make_shared<const std::string>(sql);
     if (type == proto::kPqMsg_Parse) {
       ledger_.Parsed(statement_name, std::move(text),
+                     allowed.empty() ? 0 : analysis->statements.front().fingerprint,
                      allowed.empty() ? std::string() : std::move(allowed.front().rule));
     } else {
       const int64_t now = audit::AuditClockMicros();
       for (size_t i = 0; i < allowed.size(); ++i) {
         const policy::StatementSummary& st = analysis->statements[i];
-        ledger_.Query(text, st.location, st.length, std::move(allowed[i].rule), now);
+        ledger_.Query(text, st.location, st.length, st.fingerprint, std::move(allowed[i].rule),
+                      now);
       }
     }
   }
@@ -274,26 +317,29 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
 }
 
 void StatementGate::Refuse(char type, std::string_view statement_name, std::string_view statement,
-                           const policy::Decision& decision, std::string& to_database,
-                           const char* sqlstate) {
+                           uint64_t fingerprint, const policy::Decision& decision,
+                           std::string& to_database) {
   std::string detail;
   if (decision.kind == policy::Decision::kApproval) {
     detail = "This gateway cannot hold statements for approval yet, so the statement was refused.";
   }
-  RefuseUnjudged(type, statement_name, statement,
-                 proto::ErrorFields{"ERROR", sqlstate, policy::DecisionMessage(decision),
-                                    std::move(detail), decision.hint},
-                 decision.rule, to_database);
+  RefuseUnjudged(
+      type, statement_name, statement, fingerprint,
+      proto::ErrorFields{"ERROR", proto::sqlstate::kInsufficientPrivilege,
+                         policy::DecisionMessage(decision), std::move(detail), decision.hint},
+      decision.rule, to_database);
 }
 
 void StatementGate::RefuseUnjudged(char type, std::string_view statement_name,
-                                   std::string_view statement, proto::ErrorFields error,
-                                   std::string rule, std::string& to_database) {
+                                   std::string_view statement, uint64_t fingerprint,
+                                   proto::ErrorFields error, std::string rule,
+                                   std::string& to_database) {
   const StatementProtocol protocol = type == proto::kPqMsg_Parse ? StatementProtocol::kExtended
                                      : type == proto::kPqMsg_FunctionCall
                                          ? StatementProtocol::kFunctionCall
                                          : StatementProtocol::kSimple;
-  audit_.Refusal(statement, protocol, rule, error.sqlstate, error.message);
+  audit_.Refusal(statement, protocol, rule, error.sqlstate, error.message, fingerprint,
+                 ledger_.TakeClientBytes());
   if (type == proto::kPqMsg_Parse && audit_.enabled()) ledger_.Refused(statement_name);
   refusals_.Refuse(type, statement_name, std::move(error), to_database);
 }

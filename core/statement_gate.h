@@ -16,7 +16,7 @@
 // trail cannot take records, statements are refused with 53400.
 //
 //   StatementGate gate(policy, *scope, identity, "app", "app_owner", shard_cache, 16 << 20);
-//   tracker.Feed(..., gate.client_gather(), on_header -> gate.OnClientMessage(type), ...,
+//   tracker.Feed(..., gate.client_gather(), on_header -> gate.OnClientMessage(type, size), ...,
 //                on_whole -> gate.OnWholeClientMessage(type, message, oversize, to_database));
 //   backend: gate.backend_gather(), gate.OnBackendError(...), gate.OnReadyForQuery()
 #pragma once
@@ -34,6 +34,7 @@
 #include "policy/rules.h"
 #include "policy/sql_analysis.h"
 #include "proto/frame_tracker.h"
+#include "proto/messages.h"
 #include "proto/protocol.h"
 #include "proto/statement_refusals.h"
 
@@ -50,14 +51,15 @@ class StatementGate {
 
   // Client -> database: every message header, each peeked message's prefix,
   // then each gathered message whole (appends what goes to the database).
-  void OnClientMessage(char type);
+  // `size`: the whole message's bytes.
+  void OnClientMessage(char type, uint32_t size);
   void OnClientPeek(char type, std::string_view prefix);
   void OnWholeClientMessage(char type, std::string_view message, bool oversize,
                             std::string& to_database);
   // Database -> client: every message header, peeked prefixes (command tags,
   // errors), and whole ErrorResponses while a refusal is pending (appends
   // what goes to the client).
-  void OnBackendMessage(char type);
+  void OnBackendMessage(char type, uint32_t size);
   void OnBackendPeek(char type, std::string_view prefix);
   void OnBackendError(std::string_view message, std::string& to_client);
 
@@ -77,10 +79,12 @@ class StatementGate {
              std::string& to_database);
   // Refuses a message: `statement` is what the audit record names.
   void Refuse(char type, std::string_view statement_name, std::string_view statement,
-              const policy::Decision& decision, std::string& to_database,
-              const char* sqlstate = proto::sqlstate::kInsufficientPrivilege);
+              uint64_t fingerprint, const policy::Decision& decision, std::string& to_database);
   void RefuseUnjudged(char type, std::string_view statement_name, std::string_view statement,
-                      proto::ErrorFields error, std::string rule, std::string& to_database);
+                      uint64_t fingerprint, proto::ErrorFields error, std::string rule,
+                      std::string& to_database);
+  // A Bind's parameters as the audit trail records them (nullptr: not recorded).
+  std::shared_ptr<const BoundParameters> ParametersOf(const proto::BindPrefix& bind) const;
   void ReportExecution(const StatementLedger::Execution& e, const StatementLedger::Outcome& o) {
     audit_.Execution(e, o);
   }

@@ -21,6 +21,7 @@ std::string_view StatementLedger::Execution::statement() const {
 }
 
 void StatementLedger::Expect(Execution execution) {
+  execution.bytes_in = TakeClientBytes();
   if (head_ == pending_.size()) {
     pending_.clear();
     head_ = 0;
@@ -29,38 +30,53 @@ void StatementLedger::Expect(Execution execution) {
 }
 
 void StatementLedger::Query(std::shared_ptr<const std::string> text, uint32_t location,
-                            uint32_t length, std::string rule, int64_t now_us) {
-  Expect(Execution{std::move(text), location, length, StatementProtocol::kSimple, std::move(rule),
-                   now_us, batches_sent_});
+                            uint32_t length, uint64_t fingerprint, std::string rule,
+                            int64_t now_us) {
+  Expect(Execution{.text = std::move(text),
+                   .location = location,
+                   .length = length,
+                   .protocol = StatementProtocol::kSimple,
+                   .rule = std::move(rule),
+                   .start_us = now_us,
+                   .batch = batches_sent_,
+                   .fingerprint = fingerprint});
 }
 
 void StatementLedger::FunctionCall(std::string rule, int64_t now_us) {
-  Expect(Execution{nullptr, 0, 0, StatementProtocol::kFunctionCall, std::move(rule), now_us,
-                   batches_sent_});
+  Expect(Execution{.protocol = StatementProtocol::kFunctionCall,
+                   .rule = std::move(rule),
+                   .start_us = now_us,
+                   .batch = batches_sent_});
 }
 
 void StatementLedger::Parsed(std::string_view name, std::shared_ptr<const std::string> text,
-                             std::string rule) {
-  statements_[std::string(name)] = Prepared{std::move(text), std::move(rule)};
+                             uint64_t fingerprint, std::string rule) {
+  statements_[std::string(name)] = Prepared{std::move(text), fingerprint, std::move(rule)};
 }
 
 void StatementLedger::Refused(std::string_view name) {
   statements_[std::string(name)] = Prepared{};
 }
 
-void StatementLedger::Bound(std::string_view portal, std::string_view statement) {
-  portals_[std::string(portal)] = std::string(statement);
+void StatementLedger::Bound(std::string_view portal, std::string_view statement,
+                            std::shared_ptr<const BoundParameters> parameters) {
+  portals_[std::string(portal)] = Portal{std::string(statement), std::move(parameters)};
 }
 
 void StatementLedger::Executing(std::string_view portal, int64_t now_us) {
   // (Debian's Abseil hashes only absl::string_view: look up by std::string.)
   const auto p = portals_.find(std::string(portal));
   if (p == portals_.end()) return;  // the database will say the portal does not exist
-  const auto s = statements_.find(p->second);
+  const auto s = statements_.find(p->second.statement);
   if (s == statements_.end() || !s->second.text) return;  // unknown, or refused (recorded)
   // The batch ends at the next Sync.
-  Expect(Execution{s->second.text, 0, 0, StatementProtocol::kExtended, s->second.rule, now_us,
-                   batches_sent_ + 1});
+  Expect(Execution{.text = s->second.text,
+                   .protocol = StatementProtocol::kExtended,
+                   .rule = s->second.rule,
+                   .start_us = now_us,
+                   .batch = batches_sent_ + 1,
+                   .fingerprint = s->second.fingerprint,
+                   .parameters = p->second.parameters});
 }
 
 void StatementLedger::Closed(char kind, std::string_view name) {
@@ -71,7 +87,8 @@ void StatementLedger::Closed(char kind, std::string_view name) {
   }
 }
 
-void StatementLedger::CompleteFront(const Outcome& outcome, Report report) {
+void StatementLedger::CompleteFront(Outcome outcome, Report report) {
+  outcome.bytes_out = std::exchange(backend_bytes_, 0);
   if (head_ == pending_.size()) return;  // nothing we recorded (e.g. a refused statement)
   Execution execution = std::move(pending_[head_++]);
   report(execution, outcome);
@@ -100,6 +117,7 @@ void StatementLedger::OnError(std::string_view sqlstate, std::string_view messag
 
 void StatementLedger::OnReadyForQuery(Report report) {
   ++batches_done_;
+  backend_bytes_ = 0;  // the ReadyForQuery itself, and what no statement answered
   // What is still pending from the batches this ReadyForQuery closes did not
   // run, except a FunctionCall, whose answer is not a completion message.
   while (head_ < pending_.size() && pending_[head_].batch <= batches_done_) {

@@ -12,6 +12,7 @@
 #include "policy/internal/parse_tree.h"
 #include "policy/internal/parser_stack.h"
 #include "policy/internal/statement_classifier.h"
+#include "policy/internal/statement_fingerprint.h"
 
 namespace pgb::policy {
 namespace {
@@ -111,6 +112,7 @@ SqlAnalysis ClassifyTree(simdjson::dom::parser& json, const char* tree, std::str
     if (length <= 0 || location + length > size) length = size - location;
     summary.location = static_cast<uint32_t>(location);
     summary.length = static_cast<uint32_t>(length);
+    summary.fingerprint = internal::StatementFingerprint(stmt);
     absl::Status status = internal::ClassifyStatement(stmt, sql, summary);
     if (!status.ok()) return Refused(kSqlStateNotClassified, std::string(status.message()));
     analysis.statements.push_back(std::move(summary));

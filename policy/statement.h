@@ -89,6 +89,9 @@ struct StatementSummary {
   // queries hold several).
   uint32_t location = 0;
   uint32_t length = 0;
+  // The parse tree's hash without constants and positions (see
+  // policy/internal/statement_fingerprint.h); never 0 once analysed.
+  uint64_t fingerprint = 0;
 
   std::vector<RelationRef> relations;  // every relation touched, merged per name
   std::vector<FunctionRef> functions;  // every function called, once per name

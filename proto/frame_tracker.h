@@ -18,7 +18,7 @@
 //   FrameTracker::Gather queries{.types = {}, .max_size = 1 << 20};
 //   queries.types.set('Q');
 //   FrameTracker::Scan s = t.Feed(chunk, n, Direction::kFrontend, cap, queries,
-//       [](char type) { /* one call per message header */ },
+//       [](char type, uint32_t size) { /* one call per message header */ },
 //       [](const char* p, size_t len) { /* forward these bytes */ },
 //       [](char type, std::string_view message, bool oversize) { /* judge */ },
 //       [](char type, std::string_view body_prefix) { /* note */ });
@@ -50,7 +50,8 @@ class FrameTracker {
     size_t valid_prefix;  // bytes that belong to well-formed messages (all, unless error)
     std::string error;    // non-empty: a bad header starts at valid_prefix
   };
-  // Calls, in stream order: on_header(type) for each new message header;
+  // Calls, in stream order: on_header(type, size) for each new message header
+  // (`size`: the whole message's bytes, type byte included);
   // on_pass(data, length) for bytes of messages not gathered (pieces of this
   // chunk, never empty); on_whole(type, message, oversize) once per gathered
   // message (`message` is header plus body and valid only during the call;
@@ -151,7 +152,7 @@ FrameTracker::Scan FrameTracker::Feed(const char* data, size_t n, Direction dire
       mode_ = Mode::kPass;
       return Scan{good, std::string(h.error.empty() ? "malformed message" : h.error)};
     }
-    on_header(h.header.type);
+    on_header(h.header.type, h.header.total());
     body_remaining_ = h.header.length - 4;
     want_ready_status_ = (h.header.type == kPqMsg_ReadyForQuery &&
                           direction == Direction::kBackend && body_remaining_ > 0);

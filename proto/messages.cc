@@ -1,5 +1,6 @@
 #include "proto/messages.h"
 
+#include <algorithm>
 #include <cassert>
 
 #include "absl/status/status.h"
@@ -319,6 +320,52 @@ absl::StatusOr<ParseMessage> ParseParseMessage(std::string_view body) {
   }
   if (!cursor.AtEnd()) return Malformed(kWhat, "unexpected bytes after the parameter types");
   return parse;
+}
+
+BindPrefix ReadBindPrefix(std::string_view prefix) {
+  BindPrefix bind;
+  Cursor cursor(prefix);
+  if (!cursor.ReadCString(&bind.portal)) {
+    bind.portal = prefix.substr(0, prefix.find('\0'));  // cut short: what there is
+    return bind;
+  }
+  if (!cursor.ReadCString(&bind.statement)) {
+    bind.statement = cursor.Rest();
+    return bind;
+  }
+  int16_t formats = 0;
+  std::string_view format_codes;
+  int16_t count = 0;
+  if (!cursor.ReadInt16(&formats) || formats < 0 ||
+      !cursor.ReadBytes(static_cast<size_t>(formats) * 2, &format_codes) ||
+      !cursor.ReadInt16(&count) || count < 0 || (formats > 1 && formats != count)) {
+    return bind;
+  }
+  bind.count = count;
+  const auto binary = [&](int i) {
+    if (formats == 0) return false;
+    const size_t at = formats == 1 ? 0 : static_cast<size_t>(i) * 2;
+    return LoadBigEndian16(format_codes.data() + at) == 1;
+  };
+  // Each parameter takes at least 4 bytes of the prefix: the list is bounded
+  // by the prefix, whatever `count` claims.
+  for (int i = 0; i < count; ++i) {
+    BindParameter parameter;
+    if (!cursor.ReadInt32(&parameter.length) || parameter.length < -1) return bind;
+    parameter.binary = binary(i);
+    if (parameter.length > 0) {
+      const std::string_view rest = cursor.Rest();
+      const size_t have = std::min(rest.size(), static_cast<size_t>(parameter.length));
+      (void)cursor.ReadBytes(have, &parameter.value);
+      if (have < static_cast<size_t>(parameter.length)) {
+        bind.parameters.push_back(parameter);
+        return bind;
+      }
+    }
+    bind.parameters.push_back(parameter);
+  }
+  bind.complete = true;
+  return bind;
 }
 
 }  // namespace pgb::proto

@@ -97,6 +97,25 @@ struct ParseMessage {
 };
 [[nodiscard]] absl::StatusOr<ParseMessage> ParseParseMessage(std::string_view body);
 
+// Bind, read as far as `prefix` goes (the first bytes of the body, or all of
+// it; the audit peeks at a prefix so that Bind stays on the zero-copy path):
+// the portal and statement names and the parameters whose length is inside
+// the prefix, each with as much of its value as the prefix holds. Never fails:
+// what is cut short or malformed ends the list, with `complete` false.
+struct BindParameter {
+  int32_t length = -1;     // -1: SQL NULL
+  bool binary = false;     // format code 1
+  std::string_view value;  // the value's bytes in the prefix (fewer than length when cut)
+};
+struct BindPrefix {
+  std::string_view portal;
+  std::string_view statement;
+  int16_t count = 0;  // parameters the Bind says it has (0 when cut before)
+  std::vector<BindParameter> parameters;
+  bool complete = false;  // every parameter's length and value were in the prefix
+};
+BindPrefix ReadBindPrefix(std::string_view prefix);
+
 // ParameterStatus: (name, value).
 [[nodiscard]] absl::StatusOr<std::pair<std::string_view, std::string_view>> ParseParameterStatus(
     std::string_view body);

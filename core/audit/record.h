@@ -165,6 +165,8 @@ class alignas(64) AuditRecord {
   void AddNullParameter() { AddListItem(AuditField::kParameters, {}, kNullItem); }
   // A value recorded by its length only ("redacted").
   void AddRedactedParameter(size_t length);
+  // Says a field holds less than there was (the writer names it in `truncated`).
+  void MarkTruncated(AuditField field) { truncated_ |= 1u << Index(field); }
 
   // --- reading (the writer, tests) ------------------------------------------
   bool Has(AuditField field) const { return refs_[Index(field)].length != kUnset; }

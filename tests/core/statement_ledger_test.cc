@@ -3,6 +3,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -32,8 +33,8 @@ TEST(StatementLedgerTest, SimpleQueryStatementsCompleteInOrder) {
   Reports r;
   auto text = Text("SELECT 1; UPDATE t SET x = 1 WHERE id = 2");
   l.OnBatchEnd();
-  l.Query(text, 0, 8, "profile.admin", 1);
-  l.Query(text, 10, 0, "profile.admin", 1);
+  l.Query(text, 0, 8, 11, "profile.admin", 1);
+  l.Query(text, 10, 0, 12, "profile.admin", 1);
   l.OnCommandComplete("SELECT 1", std::ref(r));
   l.OnCommandComplete("UPDATE 1", std::ref(r));
   l.OnReadyForQuery(std::ref(r));
@@ -48,8 +49,8 @@ TEST(StatementLedgerTest, StatementsAfterAnErrorAreSkipped) {
   Reports r;
   auto text = Text("SELECT 1/0; SELECT 2");
   l.OnBatchEnd();
-  l.Query(text, 0, 10, "a", 1);
-  l.Query(text, 12, 0, "a", 1);
+  l.Query(text, 0, 10, 0, "a", 1);
+  l.Query(text, 12, 0, 0, "a", 1);
   l.OnError("22012", "division by zero", std::ref(r));
   l.OnReadyForQuery(std::ref(r));
   EXPECT_EQ(r.lines, (std::vector<std::string>{"SELECT 1/0|22012|a", "SELECT 2|skipped|a"}));
@@ -59,7 +60,7 @@ TEST(StatementLedgerTest, ExtendedProtocolFollowsNamesAndPipelines) {
   StatementLedger l;
   Reports r;
   // Prepared once, executed twice over two Syncs (pgbench -M prepared).
-  l.Parsed("P0_1", Text("SELECT abalance FROM a WHERE aid = $1"), "profile.read-only");
+  l.Parsed("P0_1", Text("SELECT abalance FROM a WHERE aid = $1"), 7, "profile.read-only");
   l.Bound("", "P0_1");
   l.Executing("", 1);
   l.OnBatchEnd();  // Sync
@@ -79,7 +80,7 @@ TEST(StatementLedgerTest, ExtendedProtocolFollowsNamesAndPipelines) {
 TEST(StatementLedgerTest, RefusedParseIsNotExpectedToRun) {
   StatementLedger l;
   Reports r;
-  l.Parsed("", Text("INSERT INTO t VALUES (1)"), "profile.read-write");
+  l.Parsed("", Text("INSERT INTO t VALUES (1)"), 7, "profile.read-write");
   l.Bound("", "");
   l.Executing("", 1);
   l.Refused("");  // the next Parse of the unnamed statement was refused
@@ -95,7 +96,7 @@ TEST(StatementLedgerTest, RefusedParseIsNotExpectedToRun) {
 TEST(StatementLedgerTest, SuspendedPortalsAndClosedNames) {
   StatementLedger l;
   Reports r;
-  l.Parsed("s", Text("SELECT * FROM big"), "x");
+  l.Parsed("s", Text("SELECT * FROM big"), 7, "x");
   l.Bound("c", "s");
   l.Executing("c", 1);
   l.OnBatchEnd();
@@ -117,6 +118,69 @@ TEST(StatementLedgerTest, FunctionCallIsReportedAtReadyForQuery) {
   l.FunctionCall("profile.admin", 1);
   l.OnReadyForQuery(std::ref(r));
   EXPECT_EQ(r.lines, (std::vector<std::string>{"|ran|profile.admin"}));
+}
+
+// Bytes: a Query's size goes to its first statement; each answer's bytes to
+// the statement it answers; what follows the last answer (ReadyForQuery) and
+// a refusal's bytes to nobody.
+TEST(StatementLedgerTest, BytesInAndOutPerExecution) {
+  StatementLedger l;
+  std::vector<std::pair<uint64_t, uint64_t>> bytes;
+  std::vector<uint64_t> fingerprints;
+  const auto report = [&](const StatementLedger::Execution& e, const StatementLedger::Outcome& o) {
+    bytes.emplace_back(e.bytes_in, o.bytes_out);
+    fingerprints.push_back(e.fingerprint);
+  };
+  auto text = Text("SELECT 1; SELECT 2");
+  l.OnClientBytes(24);  // the Query
+  l.OnBatchEnd();
+  l.Query(text, 0, 8, 11, "a", 1);
+  l.Query(text, 10, 0, 12, "a", 1);
+  l.OnBackendBytes(30);  // RowDescription
+  l.OnBackendBytes(11);  // DataRow
+  l.OnBackendBytes(14);  // CommandComplete
+  l.OnCommandComplete("SELECT 1", report);
+  l.OnBackendBytes(30 + 11 + 14);
+  l.OnCommandComplete("SELECT 1", report);
+  l.OnBackendBytes(6);  // ReadyForQuery
+  l.OnReadyForQuery(report);
+  // Extended: Parse, Bind, Execute, then Sync (which counts for the next).
+  l.OnClientBytes(40);
+  l.Parsed("", text, 13, "a");
+  l.OnClientBytes(14);
+  l.Bound("", "");
+  l.OnClientBytes(10);
+  l.Executing("", 2);
+  l.OnClientBytes(5);
+  l.OnBatchEnd();
+  l.OnBackendBytes(5 + 5);  // ParseComplete, BindComplete
+  l.OnBackendBytes(100);
+  l.OnError("22012", "division by zero", report);
+  l.OnReadyForQuery(report);
+  EXPECT_EQ(bytes, (std::vector<std::pair<uint64_t, uint64_t>>{{24, 55}, {0, 55}, {64, 110}}));
+  EXPECT_EQ(fingerprints, (std::vector<uint64_t>{11, 12, 13}));
+  EXPECT_EQ(l.TakeClientBytes(), 5u);  // the Sync: nobody's yet
+}
+
+TEST(StatementLedgerTest, ParametersFollowThePortal) {
+  StatementLedger l;
+  std::vector<size_t> counts;
+  const auto report = [&](const StatementLedger::Execution& e, const StatementLedger::Outcome&) {
+    counts.push_back(e.parameters ? e.parameters->values.size() : 0);
+  };
+  auto parameters = std::make_shared<BoundParameters>();
+  parameters->values.resize(2);
+  l.Parsed("s", Text("SELECT $1, $2"), 1, "a");
+  l.Bound("p", "s", parameters);
+  l.Executing("p", 1);
+  l.Executing("p", 2);  // the same portal again: the same parameters
+  l.Bound("", "s");
+  l.Executing("", 3);
+  l.OnBatchEnd();
+  l.OnPortalSuspended(report);
+  l.OnCommandComplete("SELECT 1", report);
+  l.OnCommandComplete("SELECT 1", report);
+  EXPECT_EQ(counts, (std::vector<size_t>{2, 2, 0}));
 }
 
 }  // namespace

@@ -105,7 +105,8 @@ void CheckTracker(std::string_view stream, const std::vector<size_t>& cuts, Dire
     const size_t end = i < cuts.size() ? cuts[i] : stream.size();
     const size_t n = end - start;
     FrameTracker::Scan scan = tracker.Feed(
-        stream.data() + start, n, dir, cap, gather, [&seen](char type) { seen.push_back(type); },
+        stream.data() + start, n, dir, cap, gather,
+        [&seen](char type, uint32_t) { seen.push_back(type); },
         [&rebuilt](const char* p, size_t len) {
           FUZZ_CHECK(len > 0);
           rebuilt.append(p, len);

@@ -44,10 +44,12 @@ class AuditTest(ClusterTestCase):
         pgbench(["-i", "-s", "1", "-q"], port=cls.pg.port, user="gateway_login", dbname="app",
                 password=cls.pg.passwords["gateway_login"])
 
-    def audited_gateway(self) -> h.Gateway:
+    def audited_gateway(self, parameters: str = "off") -> h.Gateway:
+        if os.path.exists(self.trail):
+            os.unlink(self.trail)  # each test reads its own records
         extra = "\n".join([
             "[audit]", f'signing_key = "{self.key}"', f'spill_dir = "{self.dir}/spill"',
-            "checkpoint_every = 25", "",
+            "checkpoint_every = 25", f'parameters = "{parameters}"', "",
             "[[audit.sink]]", 'type = "file"', f'path = "{self.trail}"', 'fsync = "never"'])
         return h.Gateway(self.pg, users=self.users, user_groups=GROUPS, scopes=SCOPES,
                          extra_config=extra)
@@ -117,7 +119,25 @@ class AuditTest(ClusterTestCase):
             self.assertEqual((sel["protocol"], sel["command_tag"], sel["decision"]),
                              ("extended", "SELECT 1", "allow"))
 
+        # Fingerprints: one per statement shape, whatever the literals.
+        self.assertNotEqual(a["fingerprint"], one("SELECT 22 AS b")["fingerprint"])
+        self.assertEqual(len({r["fingerprint"] for r in inserts}), 1)
+        selects = [r for r in stmts if r.get("statement") == PGBENCH_SELECT]
+        self.assertEqual(len({r["fingerprint"] for r in selects}), 1)
+        self.assertRegex(refused["fingerprint"], "^[0-9a-f]{16}$")
+        # Bytes: the Query's to its first statement, each answer to its own.
+        self.assertGreater(a["bytes_in"], len("SELECT 11 AS a; SELECT 22 AS b"))
+        self.assertNotIn("bytes_in", one("SELECT 22 AS b"))
+        self.assertGreater(a["bytes_out"], 0)
+        self.assertGreater(refused["bytes_in"], 0)
+        for sel in selects:
+            self.assertGreater(sel["bytes_in"], 0)
+            self.assertGreater(sel["bytes_out"], 0)
+        self.assertTrue(all("parameters" not in r for r in stmts))  # off by default
+
         kinds = Counter(r["kind"] for r in recs)
+        ends = [r for r in recs if r["kind"] == "disconnect"]
+        self.assertTrue(all(r["bytes_in"] > 0 and r["bytes_out"] > 0 for r in ends), ends)
         # psql x2, psycopg x2, pgbench x1 sessions.
         self.assertGreaterEqual(kinds["auth_ok"], 5, kinds)
         self.assertEqual(kinds["auth_ok"], kinds["disconnect"], kinds)
@@ -136,6 +156,35 @@ class AuditTest(ClusterTestCase):
         self.assertEqual(bad.returncode, 1)
         self.assertIn("edited", bad.stdout.decode() + bad.stderr.decode())
 
+    def run_parameters(self, mode: str) -> list[dict]:
+        gw = self.audited_gateway(parameters=mode).start()
+        try:
+            with psycopg.connect(gw.conninfo("ada"), password=self.users["ada"],
+                                 autocommit=True) as conn:
+                conn.execute("SELECT %s::text, %s::int, %s::text", ("secret-ish", 42, None))
+                conn.execute("SELECT %b::bytea", (b"\x00\x01\xff",), binary=True)
+                conn.execute("SELECT length(%s::text)", ("y" * 10000,))
+        finally:
+            gw.stop()
+        return [r for r in self.records() if r["kind"] == "statement"]
+
+    def test_parameters_on(self):
+        stmts = {r["statement"]: r for r in self.run_parameters("on")}
+        three = stmts["SELECT $1::text, $2::int, $3::text"]
+        # psycopg sends a small int in binary (int2): binary values are recorded in hex.
+        self.assertEqual(three["parameters"], ["secret-ish", "\\x002a", None])
+        self.assertEqual(stmts["SELECT $1::bytea"]["parameters"], ["\\x0001ff"])
+        long = stmts["SELECT length($1::text)"]
+        self.assertEqual(len(long["parameters"]), 1)
+        self.assertTrue(long["parameters"][0].startswith("yyyy"))
+        self.assertIn("parameters", long["truncated"])
+
+    def test_parameters_redacted(self):
+        stmts = {r["statement"]: r for r in self.run_parameters("redacted")}
+        self.assertEqual(stmts["SELECT $1::text, $2::int, $3::text"]["parameters"], [10, 2, None])
+        self.assertEqual(stmts["SELECT $1::bytea"]["parameters"], [3])
+        self.assertEqual(stmts["SELECT length($1::text)"]["parameters"], [10000])
+        self.assertNotIn("secret-ish", Path(self.trail).read_text())
 
 
 class SyslogReceiver:

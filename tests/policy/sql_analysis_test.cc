@@ -398,3 +398,57 @@ TEST(AnalysisCache, CountsTheTextAndTheSummaryInItsBytes) {
 
 }  // namespace
 }  // namespace pgb::policy
+
+// ---- Fingerprints: constants and positions left out, everything else kept.
+
+namespace pgb::policy {
+namespace {
+
+uint64_t FingerprintOf(std::string_view sql) { return Only(AnalyseSql(sql)).fingerprint; }
+
+TEST(StatementFingerprint, SameForStatementsThatDifferOnlyInConstantsAndSpelling) {
+  const uint64_t base = FingerprintOf("SELECT abalance FROM pgbench_accounts WHERE aid = 1");
+  EXPECT_NE(base, 0u);
+  for (std::string_view sql : {
+           "SELECT abalance FROM pgbench_accounts WHERE aid = 98765",
+           "select  abalance\n  from PGBENCH_ACCOUNTS where aid=7 -- comment",
+           "/* leading */ SELECT abalance FROM pgbench_accounts WHERE aid = 'x'",
+           "SELECT abalance FROM pgbench_accounts WHERE aid = 1.5;",
+       }) {
+    EXPECT_EQ(FingerprintOf(sql), base) << sql;
+  }
+  EXPECT_EQ(FingerprintOf("SET statement_timeout = 5"),
+            FingerprintOf("SET statement_timeout = '10s'"));
+}
+
+TEST(StatementFingerprint, DiffersWhenTheStatementDoes) {
+  std::set<uint64_t> seen;
+  for (std::string_view sql : {
+           "SELECT abalance FROM pgbench_accounts WHERE aid = 1",
+           "SELECT abalance FROM pgbench_accounts WHERE aid = $1",
+           "SELECT abalance FROM pgbench_accounts WHERE aid > 1",
+           "SELECT bbalance FROM pgbench_accounts WHERE aid = 1",
+           "SELECT abalance FROM pgbench_branches WHERE aid = 1",
+           "SELECT abalance FROM other.pgbench_accounts WHERE aid = 1",
+           "SELECT abalance FROM \"PGBENCH_ACCOUNTS\" WHERE aid = 1",
+           "SELECT abalance FROM pgbench_accounts WHERE aid = 1 AND bid = 2",
+           "SELECT abalance FROM pgbench_accounts WHERE aid IN (1, 2)",
+           "DELETE FROM pgbench_accounts WHERE aid = 1",
+           "SET statement_timeout = 5",
+           "SET lock_timeout = 5",
+       }) {
+    EXPECT_TRUE(seen.insert(FingerprintOf(sql)).second) << "collides: " << sql;
+  }
+}
+
+TEST(StatementFingerprint, EachStatementOfAQueryHasItsOwn) {
+  SqlAnalysis a = AnalyseSql("SELECT 1; SELECT 2; DELETE FROM t WHERE id = 3");
+  ASSERT_TRUE(a.ok);
+  ASSERT_EQ(a.statements.size(), 3u);
+  EXPECT_EQ(a.statements[0].fingerprint, a.statements[1].fingerprint);
+  EXPECT_NE(a.statements[0].fingerprint, a.statements[2].fingerprint);
+  EXPECT_EQ(a.statements[2].fingerprint, FingerprintOf("delete from t where id = 99"));
+}
+
+}  // namespace
+}  // namespace pgb::policy

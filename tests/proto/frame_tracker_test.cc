@@ -38,6 +38,7 @@ std::string BackendStream() {
 struct Fed {
   std::string types;
   std::string rebuilt;
+  size_t sizes = 0;                // sum of the sizes reported with the headers
   std::string wholes;              // types of the messages reported whole
   std::vector<std::string> peeks;  // type byte + reported prefix, per peeked message
   std::vector<FrameTracker::Scan> scans;
@@ -53,7 +54,10 @@ Fed FeedPieces(FrameTracker& t, const std::string& stream, const std::vector<siz
   for (size_t to : ends) {
     fed.scans.push_back(t.Feed(
         stream.data() + from, to - from, d, cap, gather,
-        [&](char type) { fed.types.push_back(type); },
+        [&](char type, uint32_t size) {
+          fed.types.push_back(type);
+          fed.sizes += size;
+        },
         [&](const char* p, size_t n) {
           EXPECT_GT(n, 0u);
           fed.rebuilt.append(p, n);
@@ -79,8 +83,9 @@ Fed FeedPieces(FrameTracker& t, const std::string& stream, const std::vector<siz
 FrameTracker::Scan FeedChunk(FrameTracker& t, const std::string& s, size_t n, Direction d,
                              uint32_t cap, const std::function<void(char)>& on_header) {
   return t.Feed(
-      s.data(), n, d, cap, FrameTracker::kNoGather, on_header, [](const char*, size_t) {},
-      [](char, std::string_view, bool) {}, [](char, std::string_view) {});
+      s.data(), n, d, cap, FrameTracker::kNoGather, [&](char type, uint32_t) { on_header(type); },
+      [](const char*, size_t) {}, [](char, std::string_view, bool) {},
+      [](char, std::string_view) {});
 }
 
 FrameTracker::Gather GatherOf(const std::string& types, uint32_t max_size) {
@@ -108,6 +113,7 @@ TEST(FrameTrackerTest, SplitAtEveryOffset) {
     Fed fed = FeedPieces(t, s, {cut}, Direction::kBackend);
     EXPECT_EQ(fed.types, "TDCZ") << "cut at " << cut;
     EXPECT_EQ(fed.rebuilt, s) << "cut at " << cut;
+    EXPECT_EQ(fed.sizes, s.size()) << "cut at " << cut;  // each message's size, once
     EXPECT_TRUE(t.AtBoundary()) << "cut at " << cut;
     EXPECT_EQ(t.last_ready_status(), kTxnInBlock) << "cut at " << cut;
   }
@@ -241,6 +247,7 @@ TEST(FrameTrackerTest, GatheredMessagesAreWholeAtEveryPairOfOffsets) {
       ASSERT_EQ(fed.types, "PBESQ") << "cuts " << a << "," << b;
       ASSERT_EQ(fed.wholes, "PQ") << "cuts " << a << "," << b;
       ASSERT_EQ(fed.rebuilt, s) << "cuts " << a << "," << b;
+      ASSERT_EQ(fed.sizes, s.size()) << "cuts " << a << "," << b;
       ASSERT_TRUE(t.AtBoundary());
     }
   }

@@ -1,5 +1,7 @@
 #include "proto/messages.h"
 
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -330,6 +332,88 @@ TEST(MessagesTest, BuildersAppendBackToBack) {
     rest.remove_prefix(r.message.total_size);
   }
   EXPECT_EQ(types, (std::vector<char>{'R', 'S', 'K', 'Z'}));
+}
+
+// A Bind body: portal, statement, format codes, parameters (nullopt: NULL),
+// no result formats.
+std::string BindBody(std::string_view portal, std::string_view statement,
+                     const std::vector<int16_t>& formats,
+                     const std::vector<std::optional<std::string>>& values) {
+  std::string b;
+  const auto int16 = [&](int v) {
+    b.push_back(static_cast<char>((v >> 8) & 0xff));
+    b.push_back(static_cast<char>(v & 0xff));
+  };
+  const auto int32 = [&](int32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8)
+      b.push_back(static_cast<char>((v >> shift) & 0xff));
+  };
+  b.append(portal).push_back('\0');
+  b.append(statement).push_back('\0');
+  int16(static_cast<int>(formats.size()));
+  for (int16_t f : formats) int16(f);
+  int16(static_cast<int>(values.size()));
+  for (const auto& v : values) {
+    int32(v ? static_cast<int32_t>(v->size()) : -1);
+    if (v) b += *v;
+  }
+  int16(0);
+  return b;
+}
+
+TEST(MessagesTest, BindPrefixWhole) {
+  const std::string body = BindBody("p1", "s1", {0, 1}, {"42", "\x01\x02"s});
+  const BindPrefix bind = ReadBindPrefix(body);
+  EXPECT_EQ(bind.portal, "p1");
+  EXPECT_EQ(bind.statement, "s1");
+  ASSERT_EQ(bind.parameters.size(), 2u);
+  EXPECT_EQ(bind.parameters[0].length, 2);
+  EXPECT_FALSE(bind.parameters[0].binary);
+  EXPECT_EQ(bind.parameters[0].value, "42");
+  EXPECT_TRUE(bind.parameters[1].binary);
+  EXPECT_EQ(bind.parameters[1].value, "\x01\x02"sv);
+  EXPECT_EQ(bind.count, 2);
+  EXPECT_TRUE(bind.complete);
+}
+
+TEST(MessagesTest, BindPrefixOneFormatForAllAndNull) {
+  const BindPrefix bind = ReadBindPrefix(BindBody("", "", {1}, {std::nullopt, "abcd"}));
+  ASSERT_EQ(bind.parameters.size(), 2u);
+  EXPECT_EQ(bind.parameters[0].length, -1);
+  EXPECT_TRUE(bind.parameters[1].binary);
+  EXPECT_TRUE(bind.complete);
+}
+
+TEST(MessagesTest, BindPrefixCutShortAtEveryOffset) {
+  const std::string body = BindBody("portal", "stmt", {}, {"first value", std::nullopt, "x"});
+  for (size_t n = 0; n < body.size() - 2; ++n) {  // the last 2 bytes: result formats
+    const BindPrefix bind = ReadBindPrefix(std::string_view(body).substr(0, n));
+    EXPECT_FALSE(bind.complete) << n;
+    EXPECT_LE(bind.parameters.size(), 3u) << n;
+    for (const BindParameter& p : bind.parameters) {
+      EXPECT_LE(p.value.size(), static_cast<size_t>(std::max(p.length, 0))) << n;
+    }
+    if (n >= 12) {
+      EXPECT_EQ(bind.statement, "stmt") << n;
+    }
+  }
+  EXPECT_TRUE(ReadBindPrefix(std::string_view(body).substr(0, body.size() - 2)).complete);
+}
+
+TEST(MessagesTest, BindPrefixMalformedEndsTheList) {
+  // A count of 1000 parameters with nothing behind it yields none, not 1000.
+  std::string body = BindBody("", "", {}, {});
+  body[4] = '\x03';
+  body[5] = '\xe8';
+  const BindPrefix bind = ReadBindPrefix(body);
+  EXPECT_TRUE(bind.parameters.empty());
+  EXPECT_FALSE(bind.complete);
+  // Two format codes for three parameters is not a Bind.
+  EXPECT_FALSE(ReadBindPrefix(BindBody("", "", {0, 0}, {"a", "b", "c"})).complete);
+  // A length below -1.
+  std::string negative = BindBody("", "", {}, {"abc"});
+  negative[6] = negative[7] = negative[8] = negative[9] = '\xf0';
+  EXPECT_FALSE(ReadBindPrefix(negative).complete);
 }
 
 }  // namespace
