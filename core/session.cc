@@ -1217,28 +1217,27 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
   const Side to = Other(from);
   const uint32_t max_length = runtime_->config.max_message_size;
   (from == Side::kClient ? relayed_from_client_ : relayed_from_backend_) += n;
-  // Bytes of this chunk go on untouched and zero-copy, unless a message in it
-  // was gathered whole (to be judged or rewritten): then what goes on is
-  // assembled in `rewritten`, and the chunk's buffer is recycled at once.
-  // Before the first whole message there is at most one pass-through piece.
+  // Bytes of this chunk go on zero-copy while everything forwarded is the
+  // chunk itself, one contiguous run from its start: pass-through pieces and
+  // judged messages that go on unchanged from the buffer they arrived in.
+  // Once something else goes on (a refusal's replacement, a rewritten error,
+  // a message assembled across chunks), what goes on is built in `rewritten`
+  // and the chunk's buffer is recycled at once.
   std::string rewritten;
-  bool any_whole = false;
-  const char* first_piece = nullptr;
-  size_t first_piece_length = 0;
-  size_t passed = 0;
-  const auto on_pass = [&](const char* p, size_t len) {
-    passed += len;
-    if (any_whole) {
-      rewritten.append(p, len);
-    } else {
-      first_piece = p;
-      first_piece_length = len;
-    }
+  bool copying = false;
+  size_t run = 0;  // bytes of the chunk forwarded so far, while not copying
+  const auto start_copying = [&]() {
+    if (copying) return;
+    copying = true;
+    rewritten.append(data, run);
   };
-  const auto start_rewrite = [&]() {
-    if (any_whole) return;
-    any_whole = true;
-    if (first_piece_length > 0) rewritten.append(first_piece, first_piece_length);
+  const auto forward = [&](const char* p, size_t len) {
+    if (!copying && p == data + run) {
+      run += len;
+      return;
+    }
+    start_copying();
+    rewritten.append(p, len);
   };
   proto::FrameTracker::Scan scan;
   if (from == Side::kClient) {
@@ -1249,10 +1248,15 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
           if (type == proto::kPqMsg_Terminate) client_terminated_ = true;
           if (gate_) gate_->OnClientMessage(type, size);
         },
-        on_pass,
+        forward,
         [&](char type, std::string_view message, bool oversize) {
-          start_rewrite();
-          gate_->OnWholeClientMessage(type, message, oversize, rewritten);
+          std::string replacement;
+          if (gate_->OnWholeClientMessage(type, message, oversize, replacement)) {
+            forward(message.data(), message.size());
+          } else {
+            start_copying();
+            rewritten += replacement;
+          }
         },
         [this](char type, std::string_view prefix) { gate_->OnClientPeek(type, prefix); });
   } else {
@@ -1262,17 +1266,17 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
           if (type == proto::kPqMsg_ReadyForQuery) client_messages_since_ready_ = 0;
           if (gate_) gate_->OnBackendMessage(type, size);
         },
-        on_pass,
+        forward,
         [&](char, std::string_view message, bool oversize) {
-          start_rewrite();
+          start_copying();
           if (!oversize) gate_->OnBackendError(message, rewritten);
         },
         [this](char type, std::string_view prefix) { gate_->OnBackendPeek(type, prefix); });
   }
-  if (!any_whole && passed == n) {
+  if (!copying && run == n) {
     WriteReceived(to, data, n, bid);
   } else {
-    if (!any_whole && first_piece_length > 0) rewritten.append(first_piece, first_piece_length);
+    start_copying();  // the run before a message still being gathered
     if (!rewritten.empty()) WriteOwned(to, std::move(rewritten));
     if (bid >= 0) shard_.buffers().Recycle(static_cast<uint16_t>(bid));
   }

@@ -195,7 +195,7 @@ void StatementGate::UsePolicy(std::shared_ptr<const policy::Policy> policy,
   scope_ = policy_->MatchScope(identity_, target_);
 }
 
-void StatementGate::OnWholeClientMessage(char type, std::string_view message, bool oversize,
+bool StatementGate::OnWholeClientMessage(char type, std::string_view message, bool oversize,
                                          std::string& to_database) {
   if (oversize) {
     RefuseUnjudged(type, "", "(statement too large to judge)", 0,
@@ -207,7 +207,7 @@ void StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
                                       "Split the statement, or ask the operator to raise "
                                       "gateway.max_statement_size."},
                    "gateway.max_statement_size", to_database);
-    return;
+    return false;
   }
   if (!audit_.MayProceed()) {
     RefuseUnjudged(type, "", "(not judged: audit trail unavailable)", 0,
@@ -216,7 +216,7 @@ void StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
                                       "until it recovers",
                                       "", "Retry later; the operator can see why in the log."},
                    "audit.unavailable", to_database);
-    return;
+    return false;
   }
   const std::string_view body = message.substr(proto::kHeaderLength);
   switch (type) {
@@ -227,10 +227,9 @@ void StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
                        proto::ErrorFields{"ERROR", proto::sqlstate::kProtocolViolation,
                                           std::string(sql.status().message()), "", ""},
                        "protocol", to_database);
-      } else if (Admit(type, "", *sql, to_database)) {
-        to_database.append(message);
+        return false;
       }
-      return;
+      return Admit(type, "", *sql, to_database);
     }
     case proto::kPqMsg_Parse: {
       absl::StatusOr<proto::ParseMessage> parse = proto::ParseParseMessage(body);
@@ -239,24 +238,22 @@ void StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
                        proto::ErrorFields{"ERROR", proto::sqlstate::kProtocolViolation,
                                           std::string(parse.status().message()), "", ""},
                        "protocol", to_database);
-      } else if (Admit(type, parse->statement, parse->sql, to_database)) {
-        to_database.append(message);
+        return false;
       }
-      return;
+      return Admit(type, parse->statement, parse->sql, to_database);
     }
     case proto::kPqMsg_FunctionCall: {
       policy::Decision d = scope_ ? policy_->DecideFunctionCall(*scope_)
                                   : policy::Policy::NoScope(identity_, target_);
       if (d.kind == policy::Decision::kAllow) {
         if (audit_.enabled()) ledger_.FunctionCall(std::move(d.rule), audit::AuditClockMicros());
-        to_database.append(message);
-      } else {
-        Refuse(type, "", "(function call)", 0, d, to_database);
+        return true;
       }
-      return;
+      Refuse(type, "", "(function call)", 0, d, to_database);
+      return false;
     }
     default:
-      to_database.append(message);  // not judged; gathered only by a wider set
+      return true;  // not judged; gathered only by a wider set
   }
 }
 

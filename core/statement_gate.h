@@ -50,12 +50,15 @@ class StatementGate {
   const proto::FrameTracker::Gather& backend_gather() const;
 
   // Client -> database: every message header, each peeked message's prefix,
-  // then each gathered message whole (appends what goes to the database).
+  // then each gathered message whole.
   // `size`: the whole message's bytes.
   void OnClientMessage(char type, uint32_t size);
   void OnClientPeek(char type, std::string_view prefix);
-  void OnWholeClientMessage(char type, std::string_view message, bool oversize,
-                            std::string& to_database);
+  // True: the message goes on as it is (the caller forwards `message`, from
+  // its receive buffer when it lies there). False: it was refused, and what
+  // replaces it was appended to `to_database`.
+  [[nodiscard]] bool OnWholeClientMessage(char type, std::string_view message, bool oversize,
+                                          std::string& to_database);
   // Database -> client: every message header, peeked prefixes (command tags,
   // errors), and whole ErrorResponses while a refusal is pending (appends
   // what goes to the client).
