@@ -43,8 +43,14 @@ void Reload(const std::string& config_path, RuntimeStore& runtimes,
   }
   SetLogLevel(level);
   StartKeyRefresh(**next);
+  const std::shared_ptr<const Runtime> previous = runtimes.Current();
   runtimes.Publish(*std::move(next));
   for (const auto& shard : shards) shard->Wake();
+  // The previous keys stop refreshing here, on this thread: their refresher
+  // may be inside a fetch (up to http_timeout), and joining it must not fall
+  // to the shard thread where the last session of the old Runtime ends.
+  // Sessions that logged in with them keep running; new logins use the new keys.
+  if (previous->keys) previous->keys->StopRefresher();
   PGB_LOG(kInfo) << "configuration reloaded; new statements and sessions use it";
 }
 

@@ -63,8 +63,9 @@ struct Runtime {
   std::vector<TargetRuntime> targets;
   std::vector<UserRuntime> users;
   // The [[issuer]]s' keys (null without issuers). Built with the Runtime but
-  // idle until StartKeyRefresh; its refresher thread stops when the last
-  // holder of this Runtime lets go.
+  // idle until StartKeyRefresh; a reload stops its refresher thread on the
+  // reloading thread once the next Runtime is published (so that the shard
+  // where the last holder lets go never waits for a fetch).
   std::shared_ptr<policy::KeyStore> keys;
 
   const TargetRuntime* FindTarget(std::string_view name) const;
