@@ -81,8 +81,10 @@ int Main(int argc, char** argv) {
     absl::StatusOr<std::shared_ptr<const proto::TlsContext>> made =
         proto::TlsContext::ForClient(verify, o.sslrootcert);
     if (!made.ok()) {
-      std::fprintf(stderr, "pgbastion-bench: %s\n", std::string(made.status().message()).c_str());
-      return 1;
+      // A missing or unreadable --sslrootcert: the command line is wrong.
+      std::fprintf(stderr, "pgbastion-bench: --sslrootcert: %s\n",
+                   std::string(made.status().message()).c_str());
+      return 2;
     }
     tls_context = *std::move(made);
   }
