@@ -9,7 +9,9 @@ counts must be exact where the options fix them.
 
 import json
 import os
+import socket
 import subprocess
+import threading
 import time
 import unittest
 
@@ -218,6 +220,10 @@ class BenchToolTlsTest(ClusterTestCase):
         res = self.bench("alice", "--sslmode", "verify-full", password=pw)
         self.assertEqual(res.returncode, 2, res.stderr)
         self.assertIn("--sslrootcert", res.stderr)
+        res = self.bench("alice", "--sslmode", "verify-ca", "--sslrootcert", "/nonexistent/ca.crt",
+                         password=pw)
+        self.assertEqual(res.returncode, 2, res.stderr)
+        self.assertIn("/nonexistent/ca.crt", res.stderr)
 
     def test_token_select(self):
         token = self.mint()
@@ -278,6 +284,35 @@ class BenchToolTlsTest(ClusterTestCase):
         res = self.bench("agent-7", "--sslmode", "sometimes", token=token)
         self.assertEqual(res.returncode, 2, res.stderr)
         self.assertIn("--sslmode", res.stderr)
+
+    def test_bytes_injected_after_ssl_answer(self):
+        # A server (or someone in the path) that answers 'S' and sends more before our
+        # ClientHello: those bytes cannot be the server's TLS (CVE-2021-23222).
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        listener.settimeout(30)
+
+        def serve():
+            try:
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(8)  # the SSLRequest
+                    conn.sendall(b"SR\x00\x00\x00\x08\x00\x00\x00\x00")  # 'S' + AuthenticationOk
+                    conn.recv(4096)
+            except OSError:
+                pass
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        try:
+            res = self.bench("alice", "--sslmode", "require", "--transactions", "1",
+                             password="x", port=listener.getsockname()[1])
+        finally:
+            listener.close()
+            t.join(timeout=10)
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        self.assertIn("sent data after accepting TLS", res.stderr)
 
     def test_server_without_tls(self):
         # The harness's PostgreSQL has ssl = off: it answers the SSLRequest with 'N'.
