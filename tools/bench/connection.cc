@@ -12,12 +12,23 @@ namespace pgb::bench {
 
 namespace {
 constexpr int32_t kProtocol30 = 3 << 16;
+
+std::string AuthMethodName(int32_t code) {
+  switch (code) {
+    case proto::kAuthReqMd5:
+      return "MD5";
+    case proto::kAuthReqSasl:
+      return "SASL (SCRAM-SHA-256)";
+    default:
+      return absl::StrCat("method ", code);
+  }
+}
 }  // namespace
 
 BenchConnection::BenchConnection(std::string_view user, std::string_view dbname,
-                                 std::string_view password, TransactionBuilder* tx,
+                                 const Credential* credential, TransactionBuilder* tx,
                                  proto::ScramClientKeyCache* scram_cache)
-    : user_(user), dbname_(dbname), password_(password), tx_(tx), scram_cache_(scram_cache) {}
+    : user_(user), dbname_(dbname), credential_(credential), tx_(tx), scram_cache_(scram_cache) {}
 
 void BenchConnection::Start(std::string& out) {
   state_ = State::kAuth;
@@ -36,15 +47,24 @@ void BenchConnection::BeginTransaction(std::string& out) {
 absl::Status BenchConnection::OnAuthRequest(std::string_view body, std::string& out) {
   absl::StatusOr<proto::AuthenticationRequest> req = proto::ParseAuthenticationRequest(body);
   if (!req.ok()) return req.status();
+  const std::string& password = credential_->secret;
+  if (credential_->kind == Credential::Kind::kToken && req->code != proto::kAuthReqOk &&
+      req->code != proto::kAuthReqPassword) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the server asked for ", AuthMethodName(req->code),
+        " authentication, not a token: it takes no token for user \"", user_,
+        "\" (a gateway asks for one, as a cleartext password, only over TLS and only for "
+        "users that are not [[user]] entries)"));
+  }
   switch (req->code) {
     case proto::kAuthReqOk:
       state_ = State::kAwaitReady;
       return absl::OkStatus();
     case proto::kAuthReqPassword:
-      proto::AppendPasswordMessage(out, password_);
+      proto::AppendPasswordMessage(out, password);
       return absl::OkStatus();
     case proto::kAuthReqMd5: {
-      const std::string reply = proto::Md5PasswordResponse(user_, password_, req->md5_salt);
+      const std::string reply = proto::Md5PasswordResponse(user_, password, req->md5_salt);
       if (reply.empty()) return absl::InternalError("MD5 is unavailable in this OpenSSL");
       proto::AppendPasswordMessage(out, reply);
       return absl::OkStatus();
@@ -53,7 +73,7 @@ absl::Status BenchConnection::OnAuthRequest(std::string_view body, std::string& 
       bool offered = false;
       for (std::string_view m : req->sasl_mechanisms) offered |= m == proto::kScramSha256Mechanism;
       if (!offered) return absl::UnimplementedError("server offers no SCRAM-SHA-256");
-      scram_.emplace(password_, scram_cache_);
+      scram_.emplace(password, scram_cache_);
       const std::string first = scram_->ClientFirst();
       proto::AppendSaslInitialResponse(out, proto::kScramSha256Mechanism, first);
       return absl::OkStatus();

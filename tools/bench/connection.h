@@ -1,11 +1,14 @@
 // One benchmark connection's protocol state machine: login (StartupMessage,
-// then AuthenticationOk / cleartext / MD5 / SCRAM-SHA-256 until ReadyForQuery),
+// then AuthenticationOk / cleartext / MD5 / SCRAM-SHA-256 until ReadyForQuery;
+// with a token, only cleartext: the token is the password the gateway asks for),
 // an optional prepare step, then transactions, each ended by one
 // ReadyForQuery. No I/O: the worker feeds it received bytes and sends what it
 // appends to `out`.
 // Spec: https://www.postgresql.org/docs/15/protocol-flow.html
 //
-//   BenchConnection conn(user, dbname, password, &tx);
+// TLS, when used, sits below this class: it sees plaintext only.
+//
+//   BenchConnection conn(user, dbname, {password, Credential::Kind::kPassword}, &tx, &cache);
 //   conn.Start(out);                                   // StartupMessage
 //   ... on receive:
 //   absl::StatusOr<FeedResult> r = conn.Feed(in, out); // consumes whole messages
@@ -29,6 +32,15 @@ namespace pgb::bench {
 // anything near this is a broken stream).
 inline constexpr uint32_t kMaxBackendMessage = 64 << 20;
 
+// What the connection logs in with. A token is only ever sent in answer to
+// AuthenticationCleartextPassword (the gateway's token login); a server that
+// asks for MD5 or SCRAM instead does not take tokens for this user.
+struct Credential {
+  enum class Kind { kPassword, kToken };
+  std::string secret;
+  Kind kind = Kind::kPassword;
+};
+
 struct FeedResult {
   size_t consumed = 0;       // bytes of whole messages taken from the input
   bool ready = false;        // login (and prepare) done, or a transaction done: idle now
@@ -38,7 +50,8 @@ struct FeedResult {
 
 class BenchConnection {
  public:
-  BenchConnection(std::string_view user, std::string_view dbname, std::string_view password,
+  // credential must outlive the connection (the worker owns one for all).
+  BenchConnection(std::string_view user, std::string_view dbname, const Credential* credential,
                   TransactionBuilder* tx, proto::ScramClientKeyCache* scram_cache);
 
   void Start(std::string& out);
@@ -56,7 +69,7 @@ class BenchConnection {
 
   std::string user_;
   std::string dbname_;
-  std::string password_;
+  const Credential* credential_;
   TransactionBuilder* tx_;
   proto::ScramClientKeyCache* scram_cache_;
   std::optional<proto::ScramClient> scram_;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "proto/tls.h"
 #include "tools/bench/options.h"
 #include "tools/bench/report.h"
 #include "tools/bench/worker.h"
@@ -56,8 +57,37 @@ int Main(int argc, char** argv) {
     std::fputs(BenchUsage(), stdout);
     return 0;
   }
-  const char* password_value = std::getenv(o.password_env.c_str());
-  const std::string password = password_value ? password_value : "";
+  Credential credential;
+  if (!o.token_env.empty()) {
+    const char* token = std::getenv(o.token_env.c_str());
+    if (token == nullptr || *token == '\0') {
+      std::fprintf(stderr, "pgbastion-bench: --token-env %s: the variable is not set or empty\n",
+                   o.token_env.c_str());
+      return 2;
+    }
+    credential = {token, Credential::Kind::kToken};
+  } else {
+    const char* password = std::getenv(o.password_env.c_str());
+    credential = {password ? password : "", Credential::Kind::kPassword};
+  }
+
+  // One immutable SSL_CTX for all threads (SSL_new only takes a reference).
+  std::shared_ptr<const proto::TlsContext> tls_context;
+  if (o.sslmode != SslMode::kDisable) {
+    const proto::TlsVerify verify = o.sslmode == SslMode::kVerifyFull
+                                        ? proto::TlsVerify::kChainAndHost
+                                    : o.sslmode == SslMode::kVerifyCa ? proto::TlsVerify::kChain
+                                                                      : proto::TlsVerify::kNone;
+    absl::StatusOr<std::shared_ptr<const proto::TlsContext>> made =
+        proto::TlsContext::ForClient(verify, o.sslrootcert);
+    if (!made.ok()) {
+      // A missing or unreadable --sslrootcert: the command line is wrong.
+      std::fprintf(stderr, "pgbastion-bench: --sslrootcert: %s\n",
+                   std::string(made.status().message()).c_str());
+      return 2;
+    }
+    tls_context = *std::move(made);
+  }
 
   sockaddr_storage address{};
   socklen_t address_len = 0;
@@ -88,7 +118,8 @@ int Main(int argc, char** argv) {
   std::vector<std::unique_ptr<BenchWorker>> workers;
   for (int t = 0; t < o.threads; ++t) {
     const int n = o.clients / o.threads + (t < o.clients % o.threads ? 1 : 0);
-    workers.push_back(std::make_unique<BenchWorker>(o, control, address, address_len, n, password));
+    workers.push_back(std::make_unique<BenchWorker>(o, control, address, address_len, n, credential,
+                                                    tls_context.get()));
   }
   std::atomic<int> running{o.threads};
   std::vector<std::thread> threads;

@@ -36,6 +36,20 @@ const char* WorkloadName(Workload w) {
   return "?";
 }
 
+const char* SslModeName(SslMode m) {
+  switch (m) {
+    case SslMode::kDisable:
+      return "disable";
+    case SslMode::kRequire:
+      return "require";
+    case SslMode::kVerifyCa:
+      return "verify-ca";
+    case SslMode::kVerifyFull:
+      return "verify-full";
+  }
+  return "?";
+}
+
 const char* BenchUsage() {
   return "usage: pgbastion-bench --host H --port P --user U --dbname D [options]\n"
          "\n"
@@ -45,7 +59,11 @@ const char* BenchUsage() {
          "  --port P            server port (default 5432)\n"
          "  --user U            user name (required)\n"
          "  --dbname D          database (required)\n"
-         "  --password-env VAR  read the password from $VAR (default PGPASSWORD)\n"
+         "  --password-env VAR  read the password from $VAR (default PGPASSWORD); used for\n"
+         "                      cleartext, MD5 and SCRAM-SHA-256 logins\n"
+         "  --token-env VAR     log in with the token (JWT) in $VAR instead: sent as the\n"
+         "                      cleartext password the gateway asks token users for;\n"
+         "                      needs --sslmode require or stricter\n"
          "  --clients N         connections (default 1)\n"
          "  --threads M         threads, one io_uring each (default 1)\n"
          "  --duration S        measured seconds (default 10)\n"
@@ -54,12 +72,19 @@ const char* BenchUsage() {
          "  --protocol P        simple | extended | prepared (default simple)\n"
          "  --workload W        select | update | wide | copy-out | churn (default select)\n"
          "  --scale N           pgbench scale of the tables (default 1)\n"
-         "  --sslmode M         disable only (TLS is not implemented yet)\n"
+         "  --sslmode M         disable | require | verify-ca | verify-full (default\n"
+         "                      disable): SSLRequest, then TLS 1.2+ with OpenSSL; a server\n"
+         "                      that refuses TLS is a failure (no prefer/allow)\n"
+         "  --sslrootcert FILE  PEM CA certificates for verify-ca and verify-full;\n"
+         "                      verify-full also checks --host against the certificate\n"
          "  --progress S        print a progress line every S seconds\n"
          "  --json              print the report as one JSON object\n"
          "  --help              this text\n"
          "\n"
          "select/update need `pgbench -i -s N`; wide, copy-out need no table.\n"
+         "churn connects, logs in (TLS handshake and token or SCRAM included), runs one\n"
+         "select and disconnects per transaction: the cost of a login.\n"
+         "Secrets come only from the environment, never from the command line.\n"
          "Exit codes: 0 run completed, 1 connection/login/protocol failure, 2 bad usage.\n";
 }
 
@@ -144,8 +169,22 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(int argc, char** argv) {
       if (absl::Status s = ParseInt(flag, value, 1, &n); !s.ok()) return s;
       if (n > 20000) return Bad(flag, "at most 20000");
       o.scale = static_cast<int>(n);
+    } else if (flag == "--token-env") {
+      if (value.empty()) return Bad(flag, "needs a variable name");
+      o.token_env = std::string(value);
     } else if (flag == "--sslmode") {
-      if (value != "disable") return Bad(flag, "only 'disable' is implemented");
+      if (value == "disable")
+        o.sslmode = SslMode::kDisable;
+      else if (value == "require")
+        o.sslmode = SslMode::kRequire;
+      else if (value == "verify-ca")
+        o.sslmode = SslMode::kVerifyCa;
+      else if (value == "verify-full")
+        o.sslmode = SslMode::kVerifyFull;
+      else
+        return Bad(flag, "expected disable, require, verify-ca or verify-full");
+    } else if (flag == "--sslrootcert") {
+      o.sslrootcert = std::string(value);
     } else if (flag == "--protocol") {
       if (value == "simple")
         o.protocol = Protocol::kSimple;
@@ -177,6 +216,15 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(int argc, char** argv) {
   if (o.dbname.empty()) return Bad("--dbname", "required");
   if (have_duration && o.transactions > 0) {
     return Bad("--transactions", "give either --duration or --transactions");
+  }
+  if (!o.token_env.empty() && o.sslmode == SslMode::kDisable) {
+    // A token is a bearer credential: never sent in clear (the gateway would
+    // refuse it anyway, after we had sent it).
+    return Bad("--token-env", "a token is sent only over TLS: add --sslmode require");
+  }
+  if ((o.sslmode == SslMode::kVerifyCa || o.sslmode == SslMode::kVerifyFull) &&
+      o.sslrootcert.empty()) {
+    return Bad("--sslmode", absl::StrCat(SslModeName(o.sslmode), " needs --sslrootcert FILE"));
   }
   if (o.threads > o.clients) o.threads = o.clients;
   return o;

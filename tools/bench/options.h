@@ -3,8 +3,9 @@
 //   absl::StatusOr<BenchOptions> opts = ParseBenchOptions(argc, argv);
 //   if (!opts.ok()) { PrintUsageError(opts.status()); return 2; }
 //
-// The password never comes from argv (it would show in ps): only from the
-// environment variable named by --password-env (default PGPASSWORD).
+// Secrets never come from argv (they would show in ps): the password only
+// from the environment variable named by --password-env (default PGPASSWORD),
+// a token only from the one named by --token-env.
 #pragma once
 
 #include <cstdint>
@@ -16,9 +17,13 @@ namespace pgb::bench {
 
 enum class Protocol { kSimple, kExtended, kPrepared };
 enum class Workload { kSelect, kUpdate, kWide, kCopyOut, kChurn };
+// libpq's sslmode values that the tool implements (no prefer/allow: a
+// benchmark must know which of the two it measured).
+enum class SslMode { kDisable, kRequire, kVerifyCa, kVerifyFull };
 
 const char* ProtocolName(Protocol p);
 const char* WorkloadName(Workload w);
+const char* SslModeName(SslMode m);
 
 struct BenchOptions {
   std::string host = "127.0.0.1";
@@ -26,6 +31,11 @@ struct BenchOptions {
   std::string user;
   std::string dbname;
   std::string password_env = "PGPASSWORD";
+  // Non-empty: log in with a token (a JWT) read from this variable, sent as a
+  // cleartext password over TLS (what the gateway asks token users for).
+  std::string token_env;
+  SslMode sslmode = SslMode::kDisable;
+  std::string sslrootcert;  // PEM CA file; required by verify-ca and verify-full
   int clients = 1;
   int threads = 1;
   double duration_s = 10;    // used when transactions == 0

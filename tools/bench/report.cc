@@ -31,11 +31,12 @@ BenchReport MakeReport(const BenchOptions& options, const WorkerStats& merged, d
 std::string ReportText(const BenchReport& r) {
   const BenchOptions& o = *r.options;
   std::string out = absl::StrFormat(
-      "workload: %s, protocol: %s, clients: %d, threads: %d\n"
+      "workload: %s, protocol: %s, clients: %d, threads: %d, sslmode: %s, login: %s\n"
       "transactions: %d in %.3f s%s\n"
       "tps: %.1f\n"
       "latency (us): mean %.1f  p50 %d  p90 %d  p99 %d  p99.9 %d  max %d\n",
-      WorkloadName(o.workload), ProtocolName(o.protocol), o.clients, o.threads, r.transactions,
+      WorkloadName(o.workload), ProtocolName(o.protocol), o.clients, o.threads,
+      SslModeName(o.sslmode), o.token_env.empty() ? "password" : "token", r.transactions,
       r.elapsed_s, r.interrupted ? " (interrupted)" : "", r.tps, r.mean_us, r.p50_us, r.p90_us,
       r.p99_us, r.p999_us, r.max_us);
   absl::StrAppend(&out, "errors: ", r.error_total);
@@ -54,14 +55,17 @@ std::string ReportJson(const BenchReport& r) {
   }
   errors += "}";
   return absl::StrFormat(
-      "{\"workload\":%s,\"protocol\":%s,\"clients\":%d,\"threads\":%d,"
+      "{\"workload\":%s,\"protocol\":%s,\"clients\":%d,\"threads\":%d,\"sslmode\":%s,"
+      "\"login\":%s,"
       "\"transactions\":%d,\"warmup_transactions\":%d,\"elapsed_s\":%.6f,\"tps\":%.3f,"
       "\"latency_us\":{\"mean\":%.1f,\"p50\":%d,\"p90\":%d,\"p99\":%d,\"p99_9\":%d,\"max\":%d},"
       "\"errors\":%s,\"error_total\":%d,\"interrupted\":%s,\"fatal\":%s}\n",
       JsonString(WorkloadName(o.workload)), JsonString(ProtocolName(o.protocol)), o.clients,
-      o.threads, r.transactions, r.warmup_transactions, r.elapsed_s, r.tps, r.mean_us, r.p50_us,
-      r.p90_us, r.p99_us, r.p999_us, r.max_us, errors, r.error_total,
-      r.interrupted ? "true" : "false", r.fatal.empty() ? "null" : JsonString(r.fatal));
+      o.threads, JsonString(SslModeName(o.sslmode)),
+      JsonString(o.token_env.empty() ? "password" : "token"), r.transactions, r.warmup_transactions,
+      r.elapsed_s, r.tps, r.mean_us, r.p50_us, r.p90_us, r.p99_us, r.p999_us, r.max_us, errors,
+      r.error_total, r.interrupted ? "true" : "false",
+      r.fatal.empty() ? "null" : JsonString(r.fatal));
 }
 
 }  // namespace pgb::bench

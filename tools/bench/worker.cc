@@ -24,11 +24,11 @@ constexpr auto kDrainGrace = std::chrono::seconds(5);
 
 struct BenchWorker::Slot {
   enum class State { kConnecting, kOpen, kClosing, kFinished };
-  Slot(uint32_t i, const BenchOptions& o, std::string_view password,
+  Slot(uint32_t i, const BenchOptions& o, const Credential* credential,
        proto::ScramClientKeyCache* cache)
       : index(i),
         tx(o.workload, o.protocol, o.scale, 0x9e3779b97f4a7c15ull * (i + 1)),
-        conn(o.user, o.dbname, password, &tx, cache) {}
+        conn(o.user, o.dbname, credential, &tx, cache) {}
 
   uint32_t index;
   uint32_t generation = 0;
@@ -47,19 +47,38 @@ struct BenchWorker::Slot {
   bool send_in_flight = false;
   Clock::time_point txn_start{};
   bool txn_is_warmup = false;
+  // TLS: the SSLRequest is answered by one byte, then the receive lands in
+  // `ciphertext` and the stream decrypts into `in`.
+  bool awaiting_ssl_response = false;
+  std::unique_ptr<proto::TlsStream> tls;
+  std::string ciphertext;
+
+  // Makes room at the end of `in` for at least one more byte: drops what has
+  // been consumed, then grows (a message bigger than the buffer).
+  void MakeRoom() {
+    if (in_end < in.size()) return;
+    if (in_start > 0) {
+      in.erase(0, in_start);
+      in_end -= in_start;
+      in_start = 0;
+      in.resize(in.capacity() > kInitialReceiveBuffer ? in.capacity() : kInitialReceiveBuffer);
+    }
+    if (in_end == in.size()) in.resize(in.size() * 2);
+  }
 };
 
 BenchWorker::BenchWorker(const BenchOptions& options, RunControl& control,
                          const sockaddr_storage& address, socklen_t address_len, int clients,
-                         std::string password)
+                         Credential credential, const proto::TlsContext* tls_context)
     : options_(options),
       control_(control),
       address_(address),
       address_len_(address_len),
-      password_(std::move(password)) {
+      credential_(std::move(credential)),
+      tls_context_(tls_context) {
   for (int i = 0; i < clients; ++i) {
     slots_.push_back(
-        std::make_unique<Slot>(static_cast<uint32_t>(i), options_, password_, &scram_cache_));
+        std::make_unique<Slot>(static_cast<uint32_t>(i), options_, &credential_, &scram_cache_));
   }
 }
 
@@ -164,6 +183,8 @@ void BenchWorker::Close(Slot& s) {
   s.out.clear();
   s.send_in_flight = false;
   s.send_offset = 0;
+  s.awaiting_ssl_response = false;
+  s.tls.reset();
 }
 
 void BenchWorker::Finish(Slot& s, bool reconnect) {
@@ -192,9 +213,26 @@ void BenchWorker::Fail(Slot& s, std::string why) {
 }
 
 void BenchWorker::Flush(Slot& s) {
-  if (s.send_in_flight || s.out.empty() || s.fd < 0) return;
-  std::swap(s.out, s.sending);
-  s.out.clear();
+  if (s.send_in_flight || s.fd < 0) return;
+  if (s.tls != nullptr) {
+    // Everything the state machine appended since the last send becomes one
+    // run of records; after Terminate, close_notify follows in the same send.
+    if (!s.out.empty() && s.tls->handshake_done()) {
+      if (absl::Status st = s.tls->WritePlaintext(s.out); !st.ok()) {
+        control_.Fail(std::string(st.message()));
+        return;
+      }
+      s.out.clear();
+      if (s.state == Slot::State::kClosing) s.tls->Shutdown();
+    }
+    if (!s.tls->HasPendingCiphertext()) return;
+    s.sending.clear();
+    s.tls->TakeCiphertext(s.sending);
+  } else {
+    if (s.out.empty()) return;
+    std::swap(s.out, s.sending);
+    s.out.clear();
+  }
   s.send_offset = 0;
   s.send_in_flight = true;
   io_uring_sqe* sqe = ring_.GetSqe();
@@ -204,19 +242,21 @@ void BenchWorker::Flush(Slot& s) {
 
 void BenchWorker::PostRecv(Slot& s) {
   if (s.recv_in_flight || s.fd < 0) return;
-  if (s.in_end == s.in.size()) {
-    if (s.in_start > 0) {
-      s.in.erase(0, s.in_start);
-      s.in_end -= s.in_start;
-      s.in_start = 0;
-      s.in.resize(s.in.capacity() > kInitialReceiveBuffer ? s.in.capacity()
-                                                          : kInitialReceiveBuffer);
-    }
-    if (s.in_end == s.in.size()) s.in.resize(s.in.size() * 2);  // a message bigger than the buffer
+  char* into;
+  size_t room;
+  if (tls_context_ != nullptr) {
+    // Every completion hands all of it to the stream, so it starts empty.
+    if (s.ciphertext.empty()) s.ciphertext.resize(kInitialReceiveBuffer);
+    into = s.ciphertext.data();
+    room = s.ciphertext.size();
+  } else {
+    s.MakeRoom();
+    into = s.in.data() + s.in_end;
+    room = s.in.size() - s.in_end;
   }
   s.recv_in_flight = true;
   io_uring_sqe* sqe = ring_.GetSqe();
-  io_uring_prep_recv(sqe, s.fd, s.in.data() + s.in_end, s.in.size() - s.in_end, 0);
+  io_uring_prep_recv(sqe, s.fd, into, room, 0);
   io_uring_sqe_set_data64(sqe, UserData::Make(Op::kBackendRecv, s.index, s.generation));
 }
 
@@ -234,7 +274,13 @@ void BenchWorker::OnCompletion(uint64_t user_data, int res) {
         return;
       }
       s.state = Slot::State::kOpen;
-      s.conn.Start(s.out);
+      if (tls_context_ != nullptr) {
+        // https://www.postgresql.org/docs/15/protocol-flow.html#id-1.10.6.7.12
+        proto::AppendSslRequest(s.out);
+        s.awaiting_ssl_response = true;
+      } else {
+        s.conn.Start(s.out);
+      }
       Flush(s);
       PostRecv(s);
       return;
@@ -254,7 +300,7 @@ void BenchWorker::OnCompletion(uint64_t user_data, int res) {
         return;
       }
       s.sending.clear();
-      if (!s.out.empty()) {
+      if (!s.out.empty() || (s.tls != nullptr && s.tls->HasPendingCiphertext())) {
         Flush(s);
       } else if (s.state == Slot::State::kClosing) {
         Close(s);
@@ -274,13 +320,98 @@ void BenchWorker::OnCompletion(uint64_t user_data, int res) {
                          : absl::StrCat("recv: ", std::strerror(-res)));
         return;
       }
-      s.in_end += static_cast<size_t>(res);
-      OnReceived(s);
+      if (tls_context_ != nullptr) {
+        const uint32_t generation = s.generation;
+        OnCiphertext(s, std::string_view(s.ciphertext.data(), static_cast<size_t>(res)));
+        if (s.generation != generation) return;  // closed (and maybe reconnecting) since
+      } else {
+        s.in_end += static_cast<size_t>(res);
+        OnReceived(s);
+      }
       if (s.state == Slot::State::kOpen) PostRecv(s);
       return;
     default:
       return;
   }
+}
+
+void BenchWorker::OnSslResponse(Slot& s, std::string_view bytes) {
+  if (bytes[0] == 'N') {
+    control_.Fail(absl::StrCat("the server at ", options_.host, ":", options_.port,
+                               " does not accept TLS (it answered the SSLRequest with 'N'); "
+                               "use --sslmode disable"));
+    return;
+  }
+  if (bytes[0] != 'S') {
+    control_.Fail(bytes[0] == proto::kPqMsg_ErrorResponse
+                      ? std::string("the server answered the SSLRequest with an error")
+                      : absl::StrCat("unexpected answer to the SSLRequest: byte ",
+                                     static_cast<int>(static_cast<unsigned char>(bytes[0]))));
+    return;
+  }
+  if (bytes.size() > 1) {
+    // Bytes after 'S' were not sent in answer to our ClientHello (not sent
+    // yet): someone in the path injected them (CVE-2021-23222).
+    control_.Fail("the server sent data after accepting TLS, before the handshake");
+    return;
+  }
+  absl::StatusOr<std::unique_ptr<proto::TlsStream>> stream =
+      proto::TlsStream::Client(*tls_context_, options_.host);
+  if (!stream.ok()) {
+    control_.Fail(std::string(stream.status().message()));
+    return;
+  }
+  s.tls = *std::move(stream);
+  s.awaiting_ssl_response = false;
+  absl::StatusOr<proto::TlsStream::Progress> progress = s.tls->Handshake();  // the ClientHello
+  if (!progress.ok()) {
+    control_.Fail(std::string(progress.status().message()));
+    return;
+  }
+  Flush(s);
+}
+
+void BenchWorker::OnCiphertext(Slot& s, std::string_view bytes) {
+  if (s.awaiting_ssl_response) {
+    OnSslResponse(s, bytes);
+    return;
+  }
+  const uint32_t generation = s.generation;
+  while (!bytes.empty()) {
+    // Takes all of it unless a partial record is pending on top of a full
+    // read; the rest goes in once the records before it are decrypted below.
+    const size_t taken = s.tls->PushCiphertext(bytes);
+    bytes.remove_prefix(taken);
+    if (!s.tls->handshake_done()) {
+      if (taken == 0) {  // a handshake message larger than the stream holds
+        control_.Fail("TLS handshake: the server's messages are too large");
+        return;
+      }
+      absl::StatusOr<proto::TlsStream::Progress> progress = s.tls->Handshake();
+      if (!progress.ok()) {
+        Flush(s);  // the alert, so the server logs why
+        control_.Fail(std::string(progress.status().message()));
+        return;
+      }
+      if (*progress == proto::TlsStream::Progress::kWantMore) continue;
+      s.conn.Start(s.out);  // goes out with our Finished
+    }
+    for (;;) {
+      s.MakeRoom();
+      absl::StatusOr<size_t> n =
+          s.tls->ReadPlaintext(s.in.data() + s.in_end, s.in.size() - s.in_end);
+      if (!n.ok()) {
+        Fail(s, s.tls->eof() ? std::string("server closed the TLS connection unexpectedly")
+                             : std::string(n.status().message()));
+        return;
+      }
+      if (*n == 0) break;
+      s.in_end += *n;
+      OnReceived(s);
+      if (s.generation != generation || s.state != Slot::State::kOpen) return;
+    }
+  }
+  Flush(s);
 }
 
 void BenchWorker::OnReceived(Slot& s) {

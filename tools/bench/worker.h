@@ -1,10 +1,17 @@
 // One benchmark thread: its own io_uring (core/ring.h), its share of the
 // connections, its own histogram and error counts. Nothing is shared with other
-// threads but the read-mostly RunControl (stop flag, transaction budget) and
-// each worker's relaxed progress counter.
+// threads but the read-mostly RunControl (stop flag, transaction budget), the
+// immutable TLS context and each worker's relaxed progress counter.
+//
+// With TLS each connection sends an SSLRequest, expects the single byte 'S',
+// then runs a proto::TlsStream over memory buffers: the ring receives
+// ciphertext into the slot's landing buffer, the stream decrypts it into the
+// same receive buffer the plaintext path uses, and what the protocol state
+// machine appends is encrypted just before each send. The sockets stay on
+// io_uring; OpenSSL never sees a file descriptor.
 //
 //   RunControl control(...);
-//   BenchWorker w(options, control, address, address_len, n_clients, password);
+//   BenchWorker w(options, control, address, address_len, n_clients, credential, tls_context);
 //   std::thread t([&] { w.Run(); });
 //   ... control.stop = true; t.join(); report from w.stats()
 #pragma once
@@ -22,6 +29,7 @@
 
 #include "core/ring.h"
 #include "proto/scram.h"
+#include "proto/tls.h"
 #include "tools/bench/connection.h"
 #include "tools/bench/histogram.h"
 #include "tools/bench/options.h"
@@ -59,8 +67,11 @@ struct WorkerStats {
 
 class BenchWorker {
  public:
+  // tls_context: null for --sslmode disable; else shared by all workers and
+  // must outlive them.
   BenchWorker(const BenchOptions& options, RunControl& control, const sockaddr_storage& address,
-              socklen_t address_len, int clients, std::string password);
+              socklen_t address_len, int clients, Credential credential,
+              const proto::TlsContext* tls_context);
   ~BenchWorker();
   BenchWorker(const BenchWorker&) = delete;
   BenchWorker& operator=(const BenchWorker&) = delete;
@@ -79,6 +90,9 @@ class BenchWorker {
   void PostRecv(Slot& s);
   void OnCompletion(uint64_t user_data, int res);
   void OnReceived(Slot& s);
+  // TLS: the answer to the SSLRequest, then ciphertext for the stream.
+  void OnCiphertext(Slot& s, std::string_view bytes);
+  void OnSslResponse(Slot& s, std::string_view bytes);
   void OnReady(Slot& s, bool txn_done);
   [[nodiscard]] bool Claim(Slot& s);
   void Finish(Slot& s, bool reconnect);
@@ -89,7 +103,8 @@ class BenchWorker {
   RunControl& control_;
   sockaddr_storage address_;
   socklen_t address_len_;
-  std::string password_;
+  Credential credential_;
+  const proto::TlsContext* tls_context_;
   proto::ScramClientKeyCache scram_cache_;
   // Declared before ring_ so the ring (and any receive still in flight into a
   // slot's buffer) goes away first.
