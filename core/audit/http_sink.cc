@@ -1,13 +1,12 @@
 #include "core/audit/http_sink.h"
 
 #include <curl/curl.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <charconv>
 #include <cstring>
 #include <mutex>
+
+#include "core/audit/secret_file.h"
 
 namespace pgb::audit {
 namespace {
@@ -31,25 +30,9 @@ absl::StatusOr<std::unique_ptr<HttpSink>> HttpSink::Create(std::string name,
   std::call_once(curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   std::unique_ptr<HttpSink> sink(new HttpSink(std::move(name), std::move(config)));
   if (!sink->config_.bearer_token_file.empty()) {
-    const std::string& path = sink->config_.bearer_token_file;
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-      return absl::PermissionDeniedError("cannot open \"" + path + "\": " + std::strerror(errno));
-    }
-    struct stat st;
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0 ||
-        st.st_size > 16384) {
-      ::close(fd);
-      return absl::PermissionDeniedError("\"" + path +
-                                         "\" must be a regular file of mode 600 (at most 16 KiB)");
-    }
-    std::string token(static_cast<size_t>(st.st_size), '\0');
-    const ssize_t n = ::read(fd, token.data(), token.size());
-    ::close(fd);
-    token.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    token = token.substr(0, token.find_first_of("\r\n"));
-    if (token.empty()) return absl::InvalidArgumentError("\"" + path + "\" is empty");
-    sink->authorization_ = "Authorization: Bearer " + token;
+    absl::StatusOr<std::string> token = ReadSecretFile(sink->config_.bearer_token_file);
+    if (!token.ok()) return token.status();
+    sink->authorization_ = "Authorization: Bearer " + *token;
   }
   sink->curl_ = curl_easy_init();
   if (sink->curl_ == nullptr) return absl::InternalError("curl_easy_init failed");
