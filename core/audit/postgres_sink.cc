@@ -143,7 +143,8 @@ std::string PostgresSink::CreateTableSql(std::string_view table) {
          "  seq bigint PRIMARY KEY,\n"
          "  start timestamptz,\n"
          "  kind text NOT NULL,\n"
-         "  session bigint,\n"
+         "  session numeric(20),\n"  // ids are unsigned 64-bit
+
          "  subject text,\n"
          "  decision text,\n"
          "  rule text,\n"

@@ -138,7 +138,7 @@ TEST_F(AuditPostgresSinkTest, EveryRecordIsARowAndTheExportedLinesVerify) {
   // Fields that land in columns, and text that COPY must escape.
   AuditRecord* r = (*trail)->shard(0).Begin();
   ASSERT_NE(r, nullptr);
-  r->session_id = 77;
+  r->session_id = 18000000000000000077u;  // session ids use all 64 bits
   r->start_us = AuditClockMicros();
   r->decision = AuditDecision::kDeny;
   r->has_identity = true;
@@ -160,7 +160,7 @@ TEST_F(AuditPostgresSinkTest, EveryRecordIsARowAndTheExportedLinesVerify) {
   EXPECT_EQ(
       Query("SELECT kind, session, subject, decision, rule, sqlstate, "
             "record->'identity'->>'subject', start IS NOT NULL FROM trail_rows WHERE seq = 1"),
-      "statement|77|ci-bot-7|deny|no\\writes\there|42501|ci-bot-7|t");
+      "statement|18000000000000000077|ci-bot-7|deny|no\\writes\there|42501|ci-bot-7|t");
   EXPECT_EQ(Query("SELECT count(*) FROM trail_rows WHERE kind = 'statement' AND command_tag = "
                   "'SELECT 1' AND record->>'decision' = 'allow'"),
             "450");
