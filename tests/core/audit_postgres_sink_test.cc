@@ -256,6 +256,8 @@ TEST_F(AuditPostgresSinkTest, KilledAndRestartedMidStreamEveryRecordOnce) {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   });
+  // The sink creates the table on its first connection.
+  ASSERT_TRUE(WaitFor([&] { return Query("SELECT to_regclass('crash') IS NOT NULL") == "t"; }));
   ASSERT_TRUE(WaitFor([&] { return Query("SELECT count(*) FROM crash") != "0"; }));
   pg_->Stop();
   ASSERT_TRUE(WaitFor([&] { return (*trail)->metrics().spilled_bytes > 0; }));
