@@ -8,6 +8,7 @@
 
 #include "core/audit/audit_config_parse.h"
 #include "core/audit/chain.h"
+#include "core/audit/postgres_sink.h"
 
 namespace pgb::audit {
 namespace {
@@ -124,12 +125,92 @@ class Reader {
   const AuditConfigError& error_;
 };
 
+bool IsEnvironmentName(std::string_view name) {
+  return !name.empty() && name.size() <= 255 && !(name[0] >= '0' && name[0] <= '9') &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_';
+         });
+}
+
 bool IsSinkName(std::string_view name) {
   return !name.empty() && name.size() <= 63 && name != "." && name != ".." &&
          std::all_of(name.begin(), name.end(), [](char c) {
            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '_' || c == '-' || c == '.';
          });
+}
+
+void ParsePostgresSink(const toml::table& table, const std::string& path,
+                       const std::function<std::string(std::string_view)>& resolve,
+                       const AuditConfigError& error, AuditSinkConfig* sink) {
+  PostgresSinkConfig* out = &sink->postgres;
+  Reader r(table, path,
+           {"type", "name", "conninfo", "host", "port", "dbname", "user", "password_file",
+            "password_env", "table", "create_table", "connect_timeout", "statement_timeout",
+            "application_name"},
+           error);
+  if (auto v = r.String("conninfo")) {
+    // The message never quotes the string: it may hold a secret.
+    if (absl::Status status = CheckAuditConninfo(*v); !status.ok()) {
+      r.Error("conninfo", std::string(status.message()));
+    } else {
+      out->conninfo = *v;
+    }
+  }
+  for (const auto& [key, field] :
+       {std::pair{"host", &out->host}, std::pair{"dbname", &out->dbname},
+        std::pair{"user", &out->user}, std::pair{"application_name", &out->application_name}}) {
+    if (auto v = r.String(key)) {
+      if (v->empty()) {
+        r.Error(key, "must not be empty");
+      } else {
+        *field = *v;
+      }
+    }
+  }
+  if (out->conninfo.empty() && out->dbname.empty() && r.Get("conninfo") == nullptr) {
+    r.Error("conninfo",
+            "required: the audit database, as conninfo (\"host=audit-db dbname=audit "
+            "user=pgbastion sslmode=verify-full\") or dbname (with host, port, user)");
+  }
+  if (auto v = r.Integer("port", 1, 65535)) out->port = static_cast<uint16_t>(*v);
+  if (auto v = r.String("password_file")) out->password_file = resolve(*v);
+  if (auto v = r.String("password_env")) {
+    if (!IsEnvironmentName(*v)) {
+      r.Error("password_env",
+              "must name an environment variable (letters, digits, _), such as "
+              "\"PGBASTION_AUDIT_DB_PASSWORD\"");
+    } else {
+      out->password_env = *v;
+    }
+  }
+  if (!out->password_file.empty() && !out->password_env.empty()) {
+    r.Error("password_env", "set password_file or password_env, not both");
+  }
+  if (auto v = r.String("table")) {
+    if (absl::Status status = CheckAuditTableName(*v); !status.ok()) {
+      r.Error("table", std::string(status.message()));
+    } else {
+      out->table = *v;
+    }
+  }
+  if (auto v = r.Bool("create_table")) out->create_table = *v;
+  if (auto v = r.Duration("connect_timeout")) {
+    if (*v < absl::Seconds(2)) {
+      r.Error("connect_timeout", "must be at least 2s (libpq's minimum)");
+    } else {
+      out->connect_timeout = *v;
+    }
+  }
+  if (auto v = r.Duration("statement_timeout")) {
+    if (*v < absl::Milliseconds(100)) {
+      r.Error("statement_timeout", "must be at least 100ms");
+    } else {
+      out->statement_timeout = *v;
+    }
+  }
+  if (auto v = r.String("name")) sink->name = *v;
 }
 
 void ParseSink(const toml::table& table, const std::string& path, size_t index,
@@ -139,7 +220,7 @@ void ParseSink(const toml::table& table, const std::string& path, size_t index,
   std::string type;
   if (type_node == nullptr || !type_node->is_string()) {
     error(type_node != nullptr ? type_node->source() : table.source(), path + ".type",
-          "required: \"file\" | \"syslog\" | \"http\"");
+          "required: \"file\" | \"syslog\" | \"http\" | \"postgres\"");
     return;
   }
   type = type_node->as_string()->get();
@@ -218,9 +299,12 @@ void ParseSink(const toml::table& table, const std::string& path, size_t index,
     if (auto v = r.String("tls_ca")) out->http.tls_ca = resolve(*v);
     if (auto v = r.String("bearer_token_file")) out->http.bearer_token_file = resolve(*v);
     if (auto v = r.String("name")) out->name = *v;
+  } else if (type == "postgres") {
+    out->type = AuditSinkType::kPostgres;
+    ParsePostgresSink(table, path, resolve, error, out);
   } else {
     error(type_node->source(), path + ".type",
-          "\"" + type + "\" is not one of file | syslog | http");
+          "\"" + type + "\" is not one of file | syslog | http | postgres");
     return;
   }
   if (out->name.empty()) {

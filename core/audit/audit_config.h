@@ -23,7 +23,7 @@ namespace pgb::audit {
 
 enum class AuditMode : uint8_t { kFailClosed, kFailOpen };
 enum class FsyncPolicy : uint8_t { kAlways, kInterval, kNever };
-enum class AuditSinkType : uint8_t { kFile, kSyslog, kHttp };
+enum class AuditSinkType : uint8_t { kFile, kSyslog, kHttp, kPostgres };
 enum class SyslogTransport : uint8_t { kUdp, kTcp, kUnix };
 
 struct FileSinkConfig {
@@ -55,12 +55,32 @@ struct HttpSinkConfig {
   std::string bearer_token_file;  // optional; mode 600
 };
 
+// A table in a separate PostgreSQL audit database (postgres_sink.h). The
+// connection is libpq's: `conninfo` (keyword/value string or URI, sslmode and
+// the rest pass through) and/or host, port, dbname, user; the password comes
+// from a file or an environment variable, never from the config file itself.
+struct PostgresSinkConfig {
+  std::string conninfo;  // without a password (refused by the parser)
+  std::string host;      // these four override what conninfo says
+  uint16_t port = 0;     // 0 = conninfo's or libpq's default
+  std::string dbname;
+  std::string user;
+  std::string password_file;              // first line; mode 600
+  std::string password_env;               // name of an environment variable
+  std::string table = "pgbastion_audit";  // [schema.]name, lower-case identifiers
+  bool create_table = true;
+  absl::Duration connect_timeout = absl::Seconds(10);
+  absl::Duration statement_timeout = absl::Seconds(30);  // also TCP's user timeout
+  std::string application_name = "pgbastion-audit";
+};
+
 struct AuditSinkConfig {
   AuditSinkType type = AuditSinkType::kFile;
   std::string name;  // unique; default "<type><index>" (file0, syslog1, ...)
   FileSinkConfig file;
   SyslogSinkConfig syslog;
   HttpSinkConfig http;
+  PostgresSinkConfig postgres;
 };
 
 struct AuditConfig {

@@ -1,13 +1,12 @@
 #include "core/audit/http_sink.h"
 
 #include <curl/curl.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <charconv>
 #include <cstring>
 #include <mutex>
+
+#include "core/audit/secret_file.h"
 
 namespace pgb::audit {
 namespace {
@@ -21,6 +20,14 @@ uint64_t LineSeq(std::string_view line) {
   return seq;
 }
 
+// The first 64 hex digits after "prev": the hash of the line before `line`.
+std::string_view LinePrev(std::string_view line) {
+  constexpr std::string_view kKey = "\"prev\":\"";
+  const size_t at = line.rfind(kKey);
+  if (at == std::string_view::npos) return "";
+  return line.substr(at + kKey.size(), 64);
+}
+
 size_t DiscardBody(char*, size_t size, size_t count, void*) { return size * count; }
 
 }  // namespace
@@ -31,25 +38,9 @@ absl::StatusOr<std::unique_ptr<HttpSink>> HttpSink::Create(std::string name,
   std::call_once(curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   std::unique_ptr<HttpSink> sink(new HttpSink(std::move(name), std::move(config)));
   if (!sink->config_.bearer_token_file.empty()) {
-    const std::string& path = sink->config_.bearer_token_file;
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-      return absl::PermissionDeniedError("cannot open \"" + path + "\": " + std::strerror(errno));
-    }
-    struct stat st;
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0 ||
-        st.st_size > 16384) {
-      ::close(fd);
-      return absl::PermissionDeniedError("\"" + path +
-                                         "\" must be a regular file of mode 600 (at most 16 KiB)");
-    }
-    std::string token(static_cast<size_t>(st.st_size), '\0');
-    const ssize_t n = ::read(fd, token.data(), token.size());
-    ::close(fd);
-    token.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    token = token.substr(0, token.find_first_of("\r\n"));
-    if (token.empty()) return absl::InvalidArgumentError("\"" + path + "\" is empty");
-    sink->authorization_ = "Authorization: Bearer " + token;
+    absl::StatusOr<std::string> token = ReadSecretFile(sink->config_.bearer_token_file);
+    if (!token.ok()) return token.status();
+    sink->authorization_ = "Authorization: Bearer " + *token;
   }
   sink->curl_ = curl_easy_init();
   if (sink->curl_ == nullptr) return absl::InternalError("curl_easy_init failed");
@@ -60,10 +51,11 @@ HttpSink::~HttpSink() {
   if (curl_ != nullptr) curl_easy_cleanup(static_cast<CURL*>(curl_));
 }
 
-absl::Status HttpSink::Post(const std::string& body) {
+absl::Status HttpSink::Post(const std::string& body, const std::string& idempotency_key) {
   CURL* curl = static_cast<CURL*>(curl_);
   curl_easy_reset(curl);
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  headers = curl_slist_append(headers, ("Idempotency-Key: " + idempotency_key).c_str());
   if (!authorization_.empty()) headers = curl_slist_append(headers, authorization_.c_str());
   curl_easy_setopt(curl, CURLOPT_URL, config_.url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
@@ -92,11 +84,18 @@ absl::Status HttpSink::Post(const std::string& body) {
 absl::Status HttpSink::Deliver(std::string_view lines) {
   std::string body;
   size_t count = 0;
-  uint64_t last_seq = 0;
+  uint64_t first_seq = 0, last_seq = 0;
+  std::string_view first_prev;
   const auto flush = [&]() -> absl::Status {
     if (count == 0) return absl::OkStatus();
     body.push_back(']');
-    if (absl::Status status = Post(body); !status.ok()) return status;
+    const std::string key = std::to_string(first_seq) + "-" + std::to_string(last_seq) + "-" +
+                            std::string(first_prev.substr(0, 16));
+    if (absl::Status status = Post(body, key); !status.ok()) {
+      unanswered_ = {first_seq, last_seq};
+      return status;
+    }
+    unanswered_ = {0, 0};
     delivered_seq_ = std::max(delivered_seq_, last_seq);
     body.clear();
     count = 0;
@@ -108,10 +107,17 @@ absl::Status HttpSink::Deliver(std::string_view lines) {
     lines.remove_prefix(end == std::string_view::npos ? lines.size() : end + 1);
     const uint64_t seq = LineSeq(line);
     if (seq != 0 && seq <= delivered_seq_) continue;  // taken by an earlier attempt
+    if (count == 0) {
+      first_seq = seq;
+      first_prev = LinePrev(line);
+    }
     body.push_back(count == 0 ? '[' : ',');
     body.append(line);
     last_seq = seq;
-    if (++count >= config_.max_batch) {
+    // A retry of a request that got no answer carries the same records, so
+    // that its Idempotency-Key means the same batch.
+    const bool retry_complete = first_seq == unanswered_.first && seq == unanswered_.second;
+    if (++count >= config_.max_batch || retry_complete) {
       if (absl::Status status = flush(); !status.ok()) return status;
     }
   }

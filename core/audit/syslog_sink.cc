@@ -11,6 +11,8 @@
 #include <cstring>
 
 #include "core/audit/record.h"
+#include "core/log.h"
+#include "core/status_macros.h"
 
 namespace pgb::audit {
 namespace {
@@ -118,11 +120,50 @@ bool SyslogSink::PeerClosed() const {
   return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLRDHUP | POLLERR | POLLHUP)) != 0;
 }
 
+absl::Status SyslogSink::SendAll(std::string_view frames) {
+  for (size_t done = 0; done < frames.size();) {
+    const ssize_t n = ::send(fd_, frames.data() + done, frames.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      absl::Status status = ErrnoStatus("syslog send");
+      Disconnect();
+      replay_ = true;
+      return status;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+void SyslogSink::RememberSent(std::string frames) {
+  const absl::Time now = absl::Now();
+  recent_bytes_ += frames.size();
+  recent_.push_back({now, std::move(frames)});
+  while (recent_.size() > 1 &&
+         (recent_bytes_ > kReplayMaxBytes || recent_.front().sent < now - kReplayWindow)) {
+    recent_bytes_ -= recent_.front().frames.size();
+    recent_.pop_front();
+  }
+}
+
 absl::Status SyslogSink::Deliver(std::string_view lines) {
-  if (fd_ >= 0 && PeerClosed()) Disconnect();
+  if (fd_ >= 0 && PeerClosed()) {
+    Disconnect();
+    replay_ = true;
+  }
   if (fd_ < 0) {
     if (absl::Status status = Connect(); !status.ok()) return status;
   }
+  if (replay_ && config_.transport == SyslogTransport::kTcp) {
+    // What the last connection carried just before it broke may have sat
+    // unread in the receiver's socket buffer when it died: send it again.
+    std::string frames;
+    for (const Sent& sent : recent_) frames += sent.frames;
+    PGB_RETURN_IF_ERROR(SendAll(frames));
+    PGB_LOG(kInfo) << "audit: sink " << name_ << ": sent again the " << frames.size()
+                   << " bytes sent just before the receiver went away";
+  }
+  replay_ = false;
   std::string frames;
   while (!lines.empty()) {
     const size_t end = lines.find('\n');
@@ -141,16 +182,8 @@ absl::Status SyslogSink::Deliver(std::string_view lines) {
       return status;
     }
   }
-  for (size_t done = 0; done < frames.size();) {
-    const ssize_t n = ::send(fd_, frames.data() + done, frames.size() - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      absl::Status status = ErrnoStatus("syslog send");
-      Disconnect();
-      return status;
-    }
-    done += static_cast<size_t>(n);
-  }
+  PGB_RETURN_IF_ERROR(SendAll(frames));
+  if (config_.transport == SyslogTransport::kTcp) RememberSent(std::move(frames));
   return absl::OkStatus();
 }
 

@@ -14,6 +14,7 @@
 
 #include "core/audit/file_sink.h"
 #include "core/audit/http_sink.h"
+#include "core/audit/postgres_sink.h"
 #include "core/audit/spill.h"
 #include "core/audit/syslog_sink.h"
 #include "core/log.h"
@@ -52,6 +53,12 @@ absl::StatusOr<std::unique_ptr<AuditSink>> MakeSink(const AuditSinkConfig& confi
       return std::unique_ptr<AuditSink>(new SyslogSink(config.name, config.syslog));
     case AuditSinkType::kHttp: {
       absl::StatusOr<std::unique_ptr<HttpSink>> sink = HttpSink::Create(config.name, config.http);
+      if (!sink.ok()) return sink.status();
+      return std::unique_ptr<AuditSink>(std::move(*sink));
+    }
+    case AuditSinkType::kPostgres: {
+      absl::StatusOr<std::unique_ptr<PostgresSink>> sink =
+          PostgresSink::Create(config.name, config.postgres);
       if (!sink.ok()) return sink.status();
       return std::unique_ptr<AuditSink>(std::move(*sink));
     }

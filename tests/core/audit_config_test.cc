@@ -124,6 +124,81 @@ type = "kafka"
   EXPECT_THAT(message, HasSubstr("audit.sink[2].type: \"kafka\" is not one of"));
 }
 
+TEST_F(AuditConfigTest, PostgresSink) {
+  absl::StatusOr<Config> config = Parse(R"(
+[audit]
+signing_key = "audit.key"
+[[audit.sink]]
+type = "postgres"
+conninfo = "host=audit-db dbname=audit user=pgbastion sslmode=verify-full"
+password_file = "db.password"
+table = "audit.trail"
+create_table = false
+connect_timeout = "3s"
+statement_timeout = "20s"
+[[audit.sink]]
+type = "postgres"
+name = "second"
+host = "10.0.0.5"
+port = 5433
+dbname = "audit"
+user = "pgb"
+password_env = "AUDIT_DB_PASSWORD"
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const audit::AuditConfig& a = config->audit;
+  ASSERT_EQ(a.sinks.size(), 2u);
+  EXPECT_EQ(a.sinks[0].type, audit::AuditSinkType::kPostgres);
+  EXPECT_EQ(a.sinks[0].name, "postgres0");
+  const audit::PostgresSinkConfig& p = a.sinks[0].postgres;
+  EXPECT_EQ(p.conninfo, "host=audit-db dbname=audit user=pgbastion sslmode=verify-full");
+  EXPECT_EQ(p.password_file, dir_ + "/db.password");
+  EXPECT_EQ(p.table, "audit.trail");
+  EXPECT_FALSE(p.create_table);
+  EXPECT_EQ(p.connect_timeout, absl::Seconds(3));
+  EXPECT_EQ(p.statement_timeout, absl::Seconds(20));
+  const audit::PostgresSinkConfig& q = a.sinks[1].postgres;
+  EXPECT_EQ(a.sinks[1].name, "second");
+  EXPECT_EQ(q.host, "10.0.0.5");
+  EXPECT_EQ(q.port, 5433);
+  EXPECT_EQ(q.dbname, "audit");
+  EXPECT_EQ(q.user, "pgb");
+  EXPECT_EQ(q.password_env, "AUDIT_DB_PASSWORD");
+  EXPECT_EQ(q.table, "pgbastion_audit");
+  EXPECT_TRUE(q.create_table);
+}
+
+TEST_F(AuditConfigTest, PostgresSinkErrorsNameTheirKeysAndNeverThePassword) {
+  absl::StatusOr<Config> config = Parse(R"(
+[audit]
+signing_key = "audit.key"
+[[audit.sink]]
+type = "postgres"
+conninfo = "host=db user=pgb password=hunter2"
+table = "Audit-Trail"
+[[audit.sink]]
+type = "postgres"
+[[audit.sink]]
+type = "postgres"
+conninfo = "postgresql://pgb:hunter2@db/audit"
+password_env = "1BAD"
+connect_timeout = "1s"
+create_table = "yes"
+sslmode = "require"
+)");
+  ASSERT_FALSE(config.ok());
+  const std::string message(config.status().message());
+  EXPECT_THAT(message, HasSubstr("audit.sink[0].conninfo: must not contain a password"));
+  EXPECT_THAT(message, HasSubstr("audit.sink[0].table: \"Audit-Trail\" is not a table name"));
+  EXPECT_THAT(message, HasSubstr("audit.sink[1].conninfo: required"));
+  EXPECT_THAT(message, HasSubstr("audit.sink[2].conninfo: must not contain a password"));
+  EXPECT_THAT(message, HasSubstr("audit.sink[2].password_env: must name an environment variable"));
+  EXPECT_THAT(message, HasSubstr("audit.sink[2].connect_timeout: must be at least 2s"));
+  EXPECT_THAT(message, HasSubstr("audit.sink[2].create_table: expected true or false"));
+  EXPECT_THAT(message, HasSubstr("audit.sink[2].sslmode: unknown key"));
+  EXPECT_THAT(message, Not(HasSubstr("hunter2")));
+}
+
 TEST_F(AuditConfigTest, SigningKeyMustBePrivateAndIsNeverPrinted) {
   ASSERT_EQ(::chmod((dir_ + "/audit.key").c_str(), 0644), 0);
   absl::StatusOr<Config> config = Parse(
