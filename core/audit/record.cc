@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 
 namespace pgb::audit {
@@ -25,26 +26,6 @@ size_t Utf8Prefix(std::string_view text, size_t max) {
 }
 
 constexpr char kHexDigits[] = "0123456789abcdef";
-
-void AppendUnsigned(uint64_t value, std::string* out) {
-  char buffer[20];
-  char* end = buffer + sizeof(buffer);
-  char* p = end;
-  do {
-    *--p = static_cast<char>('0' + value % 10);
-    value /= 10;
-  } while (value != 0);
-  out->append(p, static_cast<size_t>(end - p));
-}
-
-void AppendSigned(int64_t value, std::string* out) {
-  if (value < 0) {
-    out->push_back('-');
-    AppendUnsigned(static_cast<uint64_t>(-(value + 1)) + 1, out);
-  } else {
-    AppendUnsigned(static_cast<uint64_t>(value), out);
-  }
-}
 
 // Decodes one UTF-8 sequence at text[i]; returns its length, or 0 if it is
 // not a valid, shortest-form sequence of a scalar value.
@@ -240,20 +221,49 @@ void AuditRecord::SetClientAddress(const sockaddr* address) {
   }
 }
 
-std::string AuditRecord::ClientAddressText() const {
+size_t AuditRecord::WriteClientAddress(char (&out)[kClientAddressMax]) const {
   char text[INET6_ADDRSTRLEN] = {};
+  size_t n = 0;
+  const auto put = [&](std::string_view s) {
+    std::memcpy(out + n, s.data(), s.size());
+    n += s.size();
+  };
+  const auto put_port = [&] {
+    char digits[5];
+    size_t k = sizeof(digits);
+    uint16_t port = client_port_;
+    do {
+      digits[--k] = static_cast<char>('0' + port % 10);
+      port = static_cast<uint16_t>(port / 10);
+    } while (port != 0);
+    put(":");
+    put(std::string_view(digits + k, sizeof(digits) - k));
+  };
   switch (client_family_) {
     case AF_INET:
       ::inet_ntop(AF_INET, client_addr_, text, sizeof(text));
-      return std::string(text) + ":" + std::to_string(client_port_);
+      put(text);
+      put_port();
+      break;
     case AF_INET6:
       ::inet_ntop(AF_INET6, client_addr_, text, sizeof(text));
-      return "[" + std::string(text) + "]:" + std::to_string(client_port_);
+      put("[");
+      put(text);
+      put("]");
+      put_port();
+      break;
     case AF_UNIX:
-      return "unix";
+      put("unix");
+      break;
     default:
-      return "";
+      break;
   }
+  return n;
+}
+
+std::string AuditRecord::ClientAddressText() const {
+  char text[kClientAddressMax];
+  return std::string(text, WriteClientAddress(text));
 }
 
 void AuditRecord::Store(AuditField field, std::string_view value, size_t cap) {
@@ -373,57 +383,110 @@ bool AuditRecord::ListReader::Next(ListItem* item) {
   return true;
 }
 
-void AppendJsonString(std::string_view text, std::string* out) {
-  out->push_back('"');
-  size_t i = 0;
-  size_t run = 0;  // start of bytes copied as they are
-  const auto flush = [&](size_t end) { out->append(text.data() + run, end - run); };
-  while (i < text.size()) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
+namespace {
+
+// The serializer writes through a raw cursor into room its caller reserved
+// up front (RecordJsonBound): no capacity check, no size update per piece.
+// Appending piece by piece to a std::string spent most of the writer's
+// formatting time in push_back/append bookkeeping and small memmoves.
+char* Put(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+
+char* PutUnsigned(char* p, uint64_t value) {
+  char buffer[20];
+  char* end = buffer + sizeof(buffer);
+  char* q = end;
+  do {
+    *--q = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value != 0);
+  return Put(p, std::string_view(q, static_cast<size_t>(end - q)));
+}
+
+char* PutSigned(char* p, int64_t value) {
+  if (value >= 0) return PutUnsigned(p, static_cast<uint64_t>(value));
+  *p++ = '-';
+  return PutUnsigned(p, static_cast<uint64_t>(-(value + 1)) + 1);
+}
+
+// True if any of the 8 bytes in `v` is a control character, '"', '\\' or
+// not ASCII: the bytes AppendJsonString does not copy as they are.
+bool NeedsAttention(uint64_t v) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  const auto has_zero = [](uint64_t x) { return ((x - kOnes) & ~x & kHigh) != 0; };
+  const bool below_space = ((v - 0x20 * kOnes) & ~v & kHigh) != 0;
+  return (v & kHigh) != 0 || below_space || has_zero(v ^ ('"' * kOnes)) ||
+         has_zero(v ^ ('\\' * kOnes));
+}
+
+// At most 6 bytes per input byte (\u00XX) plus the quotes.
+constexpr size_t JsonStringBound(size_t length) { return 6 * length + 2; }
+
+char* PutJsonString(char* p, std::string_view text) {
+  *p++ = '"';
+  const char* s = text.data();
+  const char* const end = s + text.size();
+  while (s < end) {
+    // Plain runs eight bytes at a time (most text is plain ASCII).
+    while (end - s >= 8) {
+      uint64_t v;
+      std::memcpy(&v, s, 8);
+      if (NeedsAttention(v)) break;
+      std::memcpy(p, s, 8);
+      p += 8;
+      s += 8;
+    }
+    if (s == end) break;
+    const unsigned char c = static_cast<unsigned char>(*s);
     if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-      ++i;
+      *p++ = *s++;
       continue;
     }
     if (c >= 0x80) {
+      const size_t i = static_cast<size_t>(s - text.data());
       const size_t n = Utf8SequenceLength(text, i);
       if (n > 0) {
-        i += n;
-        continue;
+        p = Put(p, std::string_view(s, n));
+        s += n;
+      } else {
+        p = Put(p, "\xEF\xBF\xBD");  // U+FFFD
+        ++s;
       }
-      flush(i);
-      out->append("\xEF\xBF\xBD");  // U+FFFD
-      run = ++i;
       continue;
     }
-    flush(i);
     switch (c) {
       case '"':
-        out->append("\\\"");
+        p = Put(p, "\\\"");
         break;
       case '\\':
-        out->append("\\\\");
+        p = Put(p, "\\\\");
         break;
       case '\n':
-        out->append("\\n");
+        p = Put(p, "\\n");
         break;
       case '\r':
-        out->append("\\r");
+        p = Put(p, "\\r");
         break;
       case '\t':
-        out->append("\\t");
+        p = Put(p, "\\t");
         break;
       default: {
         const char escape[6] = {'\\', 'u', '0', '0', kHexDigits[c >> 4], kHexDigits[c & 0xF]};
-        out->append(escape, sizeof(escape));
+        p = Put(p, std::string_view(escape, sizeof(escape)));
       }
     }
-    run = ++i;
+    ++s;
   }
-  flush(i);
-  out->push_back('"');
+  *p++ = '"';
+  return p;
 }
 
-void AppendTimestamp(int64_t unix_micros, std::string* out) {
+constexpr size_t kTimestampBytes = 27;  // "2024-05-01T12:00:00.123456Z"
+
+char* PutTimestamp(char* p, int64_t unix_micros) {
   // Floor division, so that times before 1970 still format (tests, bad clocks).
   int64_t seconds = unix_micros / 1'000'000;
   int64_t micros = unix_micros % 1'000'000;
@@ -441,77 +504,115 @@ void AppendTimestamp(int64_t unix_micros, std::string* out) {
     ::strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &parts);
     cached_second = seconds;
   }
-  out->append(cached, 19);
-  char fraction[8] = {'.'};
+  p = Put(p, std::string_view(cached, 19));
+  p[0] = '.';
   for (int k = 6; k >= 1; --k) {
-    fraction[k] = static_cast<char>('0' + micros % 10);
+    p[k] = static_cast<char>('0' + micros % 10);
     micros /= 10;
   }
-  fraction[7] = 'Z';
-  out->append(fraction, 8);
+  p[7] = 'Z';
+  return p + 8;
 }
 
-namespace {
+// Runs `write` on room for `bound` bytes at the end of `out`, then trims
+// `out` to what it wrote.
+template <typename Write>
+void AppendBounded(size_t bound, std::string* out, Write&& write) {
+  const size_t start = out->size();
+  out->resize(start + bound);
+  char* const end = write(out->data() + start);
+  assert(end <= out->data() + start + bound);
+  out->resize(static_cast<size_t>(end - out->data()));
+}
 
 class JsonLine {
  public:
-  explicit JsonLine(std::string* out) : out_(out) {}
+  explicit JsonLine(char* p) : p_(p) {}
+  void Raw(std::string_view text) { p_ = Put(p_, text); }
+  void Char(char c) { *p_++ = c; }
   void Key(std::string_view key) {
-    out_->push_back(',');
-    out_->push_back('"');
-    out_->append(key);
-    out_->append("\":");
+    *p_++ = ',';
+    *p_++ = '"';
+    p_ = Put(p_, key);
+    *p_++ = '"';
+    *p_++ = ':';
   }
+  void String(std::string_view value) { p_ = PutJsonString(p_, value); }
   void String(std::string_view key, std::string_view value) {
     Key(key);
-    AppendJsonString(value, out_);
+    String(value);
   }
   void Literal(std::string_view key, std::string_view value) {  // value needs no escaping
     Key(key);
-    out_->push_back('"');
-    out_->append(value);
-    out_->push_back('"');
+    *p_++ = '"';
+    p_ = Put(p_, value);
+    *p_++ = '"';
   }
+  void Unsigned(uint64_t value) { p_ = PutUnsigned(p_, value); }
   void Unsigned(std::string_view key, uint64_t value) {
     Key(key);
-    AppendUnsigned(value, out_);
+    Unsigned(value);
   }
   void Signed(std::string_view key, int64_t value) {
     Key(key);
-    AppendSigned(value, out_);
+    p_ = PutSigned(p_, value);
   }
   void Time(std::string_view key, int64_t micros) {
     Key(key);
-    out_->push_back('"');
-    AppendTimestamp(micros, out_);
-    out_->push_back('"');
+    *p_++ = '"';
+    p_ = PutTimestamp(p_, micros);
+    *p_++ = '"';
   }
-  std::string* out() { return out_; }
+  char* end() const { return p_; }
 
  private:
-  std::string* out_;
+  char* p_;
 };
 
-void AppendStringList(const AuditRecord& record, AuditField field, std::string* out) {
-  out->push_back('[');
+void PutStringList(const AuditRecord& record, AuditField field, JsonLine& line) {
+  line.Char('[');
   bool first = true;
   AuditRecord::ListReader reader = record.List(field);
   AuditRecord::ListItem item;
   while (reader.Next(&item)) {
-    if (!first) out->push_back(',');
+    if (!first) line.Char(',');
     first = false;
-    AppendJsonString(item.value, out);
+    line.String(item.value);
   }
-  out->push_back(']');
+  line.Char(']');
 }
+
+// Everything but the record's strings: keys, numbers, timestamps, names,
+// the client address, the truncated list, "prev" (about 1,400 bytes at
+// most; the margin is deliberate).
+constexpr size_t kFixedJsonBound = 2048;
 
 }  // namespace
 
-void AppendRecordJson(const AuditRecord& r, const SerializeOptions& options, uint64_t seq,
-                      std::string_view prev_hex, std::string* out,
-                      const NormalizedStatement* normalized) {
-  out->append("{\"v\":1");
+void AppendJsonString(std::string_view text, std::string* out) {
+  AppendBounded(JsonStringBound(text.size()), out, [&](char* p) { return PutJsonString(p, text); });
+}
+
+void AppendTimestamp(int64_t unix_micros, std::string* out) {
+  AppendBounded(kTimestampBytes, out, [&](char* p) { return PutTimestamp(p, unix_micros); });
+}
+
+size_t RecordJsonBound(const AuditRecord& record, const NormalizedStatement* normalized) {
+  // A string byte of the arena becomes at most 6 bytes (\u00XX); a list
+  // item's 3-byte header at most quotes and a separator, "null," or a
+  // redacted length of up to 10 digits (an item of 7 bytes): 8 per byte
+  // covers both.
+  size_t bound = kFixedJsonBound + 8 * record.arena_used();
+  if (normalized != nullptr) {
+    bound += JsonStringBound(normalized->text.size()) + JsonStringBound(normalized->error.size());
+  }
+  return bound;
+}
+
+char* WriteRecordJson(const AuditRecord& r, const SerializeOptions& options, uint64_t seq,
+                      std::string_view prev_hex, char* out, const NormalizedStatement* normalized) {
   JsonLine line(out);
+  line.Raw("{\"v\":1");
   line.Unsigned("seq", seq);
   line.Literal("kind", AuditKindName(r.kind));
   if (r.start_us != 0) line.Time("start", r.start_us);
@@ -528,36 +629,37 @@ void AppendRecordJson(const AuditRecord& r, const SerializeOptions& options, uin
   if (r.protocol != AuditProtocol::kNone) line.Literal("protocol", AuditProtocolName(r.protocol));
   if (r.has_identity) {
     line.Key("identity");
-    out->append("{\"method\":\"");
-    out->append(policy::AuthMethodName(r.auth_method));
-    out->push_back('"');
+    line.Raw("{\"method\":\"");
+    line.Raw(policy::AuthMethodName(r.auth_method));
+    line.Char('"');
     for (AuditField f :
          {AuditField::kSubject, AuditField::kIssuer, AuditField::kClientId, AuditField::kRunId}) {
       if (r.Has(f)) line.String(AuditFieldName(f), r.Get(f));
     }
     if (r.Has(AuditField::kGroups)) {
       line.Key("groups");
-      AppendStringList(r, AuditField::kGroups, out);
+      PutStringList(r, AuditField::kGroups, line);
     }
     if (r.Has(AuditField::kClaims)) {
       line.Key("claims");
-      out->push_back('{');
+      line.Char('{');
       AuditRecord::ListReader reader = r.List(AuditField::kClaims);
       AuditRecord::ListItem name, value;
       bool first = true;
       while (reader.Next(&name) && reader.Next(&value)) {
-        if (!first) out->push_back(',');
+        if (!first) line.Char(',');
         first = false;
-        AppendJsonString(name.value, out);
-        out->push_back(':');
-        AppendJsonString(value.value, out);
+        line.String(name.value);
+        line.Char(':');
+        line.String(value.value);
       }
-      out->push_back('}');
+      line.Char('}');
     }
-    out->push_back('}');
+    line.Char('}');
   }
-  if (const std::string client = r.ClientAddressText(); !client.empty()) {
-    line.String("client", client);
+  char client[AuditRecord::kClientAddressMax];
+  if (const size_t n = r.WriteClientAddress(client); n > 0) {
+    line.String("client", std::string_view(client, n));
   }
   for (AuditField f :
        {AuditField::kApplicationName, AuditField::kTarget, AuditField::kDatabaseRole}) {
@@ -578,24 +680,24 @@ void AppendRecordJson(const AuditRecord& r, const SerializeOptions& options, uin
   }
   if (options.parameters != ParameterMode::kOff && r.Has(AuditField::kParameters)) {
     line.Key("parameters");
-    out->push_back('[');
+    line.Char('[');
     AuditRecord::ListReader reader = r.List(AuditField::kParameters);
     AuditRecord::ListItem item;
     bool first = true;
     while (reader.Next(&item)) {
-      if (!first) out->push_back(',');
+      if (!first) line.Char(',');
       first = false;
       if (item.type == AuditRecord::ListItem::kNull) {
-        out->append("null");
+        line.Raw("null");
       } else if (item.type == AuditRecord::ListItem::kRedacted) {
-        AppendUnsigned(item.redacted_length, out);
+        line.Unsigned(item.redacted_length);
       } else if (options.parameters == ParameterMode::kRedacted) {
-        AppendUnsigned(item.value.size(), out);
+        line.Unsigned(item.value.size());
       } else {
-        AppendJsonString(item.value, out);
+        line.String(item.value);
       }
     }
-    out->push_back(']');
+    line.Char(']');
   }
   if (r.fingerprint != 0) {
     char hex[16];
@@ -614,20 +716,29 @@ void AppendRecordJson(const AuditRecord& r, const SerializeOptions& options, uin
   if (r.masked_values != 0) line.Unsigned("masked_values", r.masked_values);
   if (r.truncated_mask() != 0) {
     line.Key("truncated");
-    out->push_back('[');
+    line.Char('[');
     bool first = true;
     for (size_t i = 0; i < static_cast<size_t>(AuditField::kCount); ++i) {
       if ((r.truncated_mask() & (1u << i)) == 0) continue;
-      if (!first) out->push_back(',');
+      if (!first) line.Char(',');
       first = false;
-      out->push_back('"');
-      out->append(AuditFieldName(static_cast<AuditField>(i)));
-      out->push_back('"');
+      line.Char('"');
+      line.Raw(AuditFieldName(static_cast<AuditField>(i)));
+      line.Char('"');
     }
-    out->push_back(']');
+    line.Char(']');
   }
   line.Literal("prev", prev_hex);
-  out->append("}\n");
+  line.Raw("}\n");
+  return line.end();
+}
+
+void AppendRecordJson(const AuditRecord& record, const SerializeOptions& options, uint64_t seq,
+                      std::string_view prev_hex, std::string* out,
+                      const NormalizedStatement* normalized) {
+  AppendBounded(RecordJsonBound(record, normalized), out, [&](char* p) {
+    return WriteRecordJson(record, options, seq, prev_hex, p, normalized);
+  });
 }
 
 }  // namespace pgb::audit

@@ -196,6 +196,9 @@ class alignas(64) AuditRecord {
   // The client address as text ("10.0.0.1:5432", "[::1]:5432", "unix"), or
   // empty if unset.
   std::string ClientAddressText() const;
+  // The same into `out`, without allocating; returns its length.
+  static constexpr size_t kClientAddressMax = 56;  // "[" INET6_ADDRSTRLEN "]:65535"
+  size_t WriteClientAddress(char (&out)[kClientAddressMax]) const;
 
  private:
   static constexpr uint16_t kUnset = 0xffff;
@@ -261,6 +264,17 @@ struct NormalizedStatement {
 void AppendRecordJson(const AuditRecord& record, const SerializeOptions& options, uint64_t seq,
                       std::string_view prev_hex, std::string* out,
                       const NormalizedStatement* normalized = nullptr);
+
+// The same line written at `out`, which must have room for
+// RecordJsonBound(record, normalized) bytes; returns the end of the line.
+// For the writer thread, which reserves room in its batch once per record
+// instead of growing a string piece by piece.
+char* WriteRecordJson(const AuditRecord& record, const SerializeOptions& options, uint64_t seq,
+                      std::string_view prev_hex, char* out,
+                      const NormalizedStatement* normalized = nullptr);
+// An upper bound of the line's length: a few KiB (each string byte counts
+// as the 6 bytes of its worst escape).
+size_t RecordJsonBound(const AuditRecord& record, const NormalizedStatement* normalized = nullptr);
 
 // The JSON string literal for `text` (quotes included) appended to `out`:
 // JSON escapes, control characters as \u00XX, invalid UTF-8 as U+FFFD.

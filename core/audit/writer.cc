@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pg_query.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +27,9 @@ constexpr size_t kBatchPerRing = 256;         // records taken from one ring per
 constexpr size_t kMaxQueuedBytes = 64 << 20;  // per sink, before the writer waits
 constexpr size_t kSpillChunkBytes = 1 << 20;  // redelivered per Deliver call
 constexpr absl::Duration kStopGrace = absl::Seconds(5);
+constexpr size_t kInitialBatchBytes = 256 << 10;
+constexpr size_t kPooledBatches = 16;             // kept for reuse; more are freed
+constexpr size_t kPooledBatchMaxBytes = 8 << 20;  // a burst's larger buffers are freed
 
 size_t CountLines(std::string_view text) {
   return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
@@ -66,7 +70,76 @@ absl::StatusOr<std::unique_ptr<AuditSink>> MakeSink(const AuditSinkConfig& confi
   return absl::InvalidArgumentError("unknown sink type");
 }
 
+uint64_t ThreadCpuMicros() {
+  timespec ts;
+  if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
 }  // namespace
+
+// A round's lines, as the writer hands them to every sink. A plain byte
+// buffer rather than a std::string: the writer reserves room for a record's
+// worst case (RecordJsonBound, a few KiB) and writes the line in place, and
+// a string would zero that room first on every record.
+class LineBatch {
+ public:
+  explicit LineBatch(size_t capacity) : bytes_(new char[capacity]), capacity_(capacity) {}
+
+  // Room for `n` bytes at the end: write them, then Commit.
+  char* Room(size_t n) {
+    if (capacity_ - size_ < n) Grow(size_ + n);
+    return bytes_.get() + size_;
+  }
+  void Commit(const char* end) { size_ = static_cast<size_t>(end - bytes_.get()); }
+  void Append(std::string_view text) {
+    char* room = Room(text.size());
+    std::memcpy(room, text.data(), text.size());
+    Commit(room + text.size());
+  }
+  void Clear() { size_ = 0; }
+
+  std::string_view view() const { return {bytes_.get(), size_}; }
+  size_t size() const { return size_; }
+  size_t capacity() const { return capacity_; }
+
+ private:
+  void Grow(size_t at_least) {
+    const size_t capacity = std::max(at_least, 2 * capacity_);
+    std::unique_ptr<char[]> bytes(new char[capacity]);
+    std::memcpy(bytes.get(), bytes_.get(), size_);
+    bytes_ = std::move(bytes);
+    capacity_ = capacity;
+  }
+
+  std::unique_ptr<char[]> bytes_;
+  size_t size_ = 0;
+  size_t capacity_;
+};
+
+// Batches the sinks are done with, for the writer's next rounds: a fresh
+// buffer each round (about a millisecond) cost a page fault on each of its
+// pages, about as much as formatting the records in it.
+class BatchPool {
+ public:
+  std::unique_ptr<LineBatch> Take() {
+    std::lock_guard lock(mu_);
+    if (free_.empty()) return std::make_unique<LineBatch>(kInitialBatchBytes);
+    std::unique_ptr<LineBatch> out = std::move(free_.back());
+    free_.pop_back();
+    return out;
+  }
+  void Give(std::unique_ptr<LineBatch> batch) {
+    if (batch->capacity() > kPooledBatchMaxBytes) return;
+    batch->Clear();
+    std::lock_guard lock(mu_);
+    if (free_.size() < kPooledBatches) free_.push_back(std::move(batch));
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::unique_ptr<LineBatch>> free_;
+};
 
 // One sink's delivery thread: batches from the writer, delivered directly
 // while the sink takes them and its spill is empty; otherwise appended to the
@@ -90,7 +163,7 @@ class SinkRunner {
   // Waits while the sink already holds kMaxQueuedBytes (backpressure).
   // While the trail stops (`stop` set) it does not wait, so that shutdown
   // cannot hang on a dead sink; the runner's own stop deadline bounds it.
-  void Enqueue(std::shared_ptr<const std::string> lines, const std::atomic<bool>& stop) {
+  void Enqueue(std::shared_ptr<const LineBatch> lines, const std::atomic<bool>& stop) {
     std::unique_lock lock(mu_);
     while (queued_bytes_ >= kMaxQueuedBytes && !stopping_ &&
            !stop.load(std::memory_order_acquire)) {
@@ -119,7 +192,7 @@ class SinkRunner {
 
  private:
   void Run() {
-    std::deque<std::shared_ptr<const std::string>> pending;  // taken, not yet delivered or spilled
+    std::deque<std::shared_ptr<const LineBatch>> pending;  // taken, not yet delivered or spilled
     absl::Duration backoff = backoff_initial_;
     absl::Time next_retry = absl::InfinitePast();   // next delivery attempt
     absl::Time spill_retry = absl::InfinitePast();  // next append to a full spill
@@ -151,7 +224,7 @@ class SinkRunner {
       // New batches: straight to the sink while nothing older waits in the
       // spill; otherwise behind it, in the spill.
       while (!pending.empty() && now >= spill_retry) {
-        const std::string& lines = *pending.front();
+        const std::string_view lines = pending.front()->view();
         if (spill_->empty() && now >= next_retry) {
           absl::Status status = sink_->Deliver(lines);
           if (status.ok()) {
@@ -242,7 +315,7 @@ class SinkRunner {
         if (queue_empty && pending.empty()) break;
         if (absl::Now() >= deadline) {
           size_t lost = 0;
-          for (const auto& batch : pending) lost += CountLines(*batch);
+          for (const auto& batch : pending) lost += CountLines(batch->view());
           PGB_LOG(kError) << "audit: sink " << sink_->name() << ": stopping with " << lost
                           << " records neither delivered nor spilled";
           dropped_.fetch_add(lost, std::memory_order_relaxed);
@@ -271,7 +344,7 @@ class SinkRunner {
   std::mutex mu_;
   std::condition_variable wake_;
   std::condition_variable space_;
-  std::deque<std::shared_ptr<const std::string>> queue_;
+  std::deque<std::shared_ptr<const LineBatch>> queue_;
   size_t queued_bytes_ = 0;
   bool stopping_ = false;
   absl::Time stop_deadline_ = absl::InfiniteFuture();
@@ -373,7 +446,8 @@ absl::StatusOr<std::unique_ptr<AuditTrail>> AuditTrail::Start(
   return trail;
 }
 
-AuditTrail::AuditTrail(const AuditConfig& config) : config_(config) {}
+AuditTrail::AuditTrail(const AuditConfig& config)
+    : config_(config), batch_pool_(std::make_shared<BatchPool>()), batch_(batch_pool_->Take()) {}
 
 AuditTrail::~AuditTrail() {
   Stop();
@@ -392,6 +466,7 @@ AuditMetrics AuditTrail::metrics() const {
   AuditMetrics m;
   m.records_written = records_written_.load(std::memory_order_relaxed);
   m.checkpoints = checkpoints_.load(std::memory_order_relaxed);
+  m.writer_cpu_us = writer_cpu_us_.load(std::memory_order_relaxed);
   for (const auto& shard : shards_) m.records_dropped += shard->dropped();
   for (const auto& runner : sinks_) {
     m.records_dropped += runner->dropped();
@@ -402,11 +477,11 @@ AuditMetrics AuditTrail::metrics() const {
 }
 
 void AuditTrail::Chain(size_t line_start) {
-  const std::string_view line(batch_.data() + line_start, batch_.size() - line_start - 1);
+  const std::string_view line = batch_->view().substr(line_start, batch_->size() - line_start - 1);
   prev_ = HashLine(line);
   ++next_seq_;
   ++since_checkpoint_;
-  records_written_.fetch_add(1, std::memory_order_relaxed);
+  ++batch_lines_;
 }
 
 size_t AuditTrail::DrainRings(size_t max_per_ring) {
@@ -417,7 +492,13 @@ size_t AuditTrail::DrainRings(size_t max_per_ring) {
     const size_t n = std::min(ring.Available(), max_per_ring);
     for (size_t i = 0; i < n; ++i) {
       const AuditRecord& record = ring.Peek(i);
-      const size_t start = batch_.size();
+      // The next slot was filled on the shard's core: start pulling its
+      // header (and the start of its arena) while this one is formatted.
+      if (i + 1 < n) {
+        const char* next = reinterpret_cast<const char*>(&ring.Peek(i + 1));
+        for (size_t line = 0; line < 512; line += 64) __builtin_prefetch(next + line);
+      }
+      const size_t start = batch_->size();
       if (serialize_.statement_text == StatementText::kNormalized &&
           record.Has(AuditField::kStatement) && !record.statement_normalized) {
         NormalizedStatement normalized;
@@ -436,9 +517,12 @@ size_t AuditTrail::DrainRings(size_t max_per_ring) {
           }
           pg_query_free_normalize_result(result);
         }
-        AppendRecordJson(record, serialize_, next_seq_, View(prev_), &batch_, &normalized);
+        batch_->Commit(WriteRecordJson(record, serialize_, next_seq_, View(prev_),
+                                       batch_->Room(RecordJsonBound(record, &normalized)),
+                                       &normalized));
       } else {
-        AppendRecordJson(record, serialize_, next_seq_, View(prev_), &batch_);
+        batch_->Commit(WriteRecordJson(record, serialize_, next_seq_, View(prev_),
+                                       batch_->Room(RecordJsonBound(record))));
       }
       Chain(start);
       if (since_checkpoint_ >= config_.checkpoint_every) AddCheckpoint(false);
@@ -452,9 +536,11 @@ size_t AuditTrail::DrainRings(size_t max_per_ring) {
 void AuditTrail::AddDroppedRecords() {
   const auto report = [&](size_t index, uint64_t now_dropped, const std::string& source) {
     if (now_dropped == dropped_reported_[index]) return;
-    const size_t start = batch_.size();
+    const size_t start = batch_->size();
+    line_.clear();
     AppendDroppedJson(next_seq_, AuditClockMicros(), now_dropped - dropped_reported_[index], source,
-                      View(prev_), &batch_);
+                      View(prev_), &line_);
+    batch_->Append(line_);
     Chain(start);
     dropped_reported_[index] = now_dropped;
   };
@@ -467,15 +553,16 @@ void AuditTrail::AddDroppedRecords() {
 }
 
 void AuditTrail::AddCheckpoint(bool final) {
-  const size_t start = batch_.size();
+  const size_t start = batch_->size();
   const int64_t now = AuditClockMicros();
+  line_.clear();
   absl::Status status =
-      AppendCheckpointJson(*key_, next_seq_, now, since_checkpoint_, final, View(prev_), &batch_);
+      AppendCheckpointJson(*key_, next_seq_, now, since_checkpoint_, final, View(prev_), &line_);
   if (!status.ok()) {
-    batch_.resize(start);
     PGB_LOG(kError) << "audit: cannot sign a checkpoint: " << status.message();
     return;
   }
+  batch_->Append(line_);
   Chain(start);
   since_checkpoint_ = 0;
   last_checkpoint_us_ = now;
@@ -494,11 +581,15 @@ void AuditTrail::SaveChainState() {
 }
 
 void AuditTrail::Dispatch() {
-  if (batch_.empty()) return;
+  if (batch_->size() == 0) return;
   SaveChainState();
-  auto lines = std::make_shared<const std::string>(std::move(batch_));
-  batch_ = std::string();
-  batch_.reserve(lines->size());
+  // The last sink done with the batch gives it back for reuse.
+  std::shared_ptr<const LineBatch> lines(batch_.release(), [pool = batch_pool_](LineBatch* done) {
+    pool->Give(std::unique_ptr<LineBatch>(done));
+  });
+  batch_ = batch_pool_->Take();
+  records_written_.fetch_add(batch_lines_, std::memory_order_relaxed);
+  batch_lines_ = 0;
   for (auto& runner : sinks_) runner->Enqueue(lines, stop_);
 }
 
@@ -517,8 +608,9 @@ void AuditTrail::Run() {
         (since_checkpoint_ > 0 && AuditClockMicros() - last_checkpoint_us_ >= interval_us)) {
       AddCheckpoint(false);
     }
-    if (!batch_.empty()) Dispatch();
+    Dispatch();
     UpdateHealth();
+    writer_cpu_us_.store(ThreadCpuMicros(), std::memory_order_relaxed);
     // Unless the rings keep it busy, the writer works in rounds of about a
     // millisecond: shards never wake it (that would cost a syscall per
     // record), and a round's records go to the sinks as one batch (one write,
@@ -533,6 +625,7 @@ void AuditTrail::Run() {
   AddDroppedRecords();
   AddCheckpoint(true);
   Dispatch();
+  writer_cpu_us_.store(ThreadCpuMicros(), std::memory_order_relaxed);
 }
 
 }  // namespace pgb::audit

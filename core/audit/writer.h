@@ -42,6 +42,8 @@
 namespace pgb::audit {
 
 class AuditTrail;
+class BatchPool;
+class LineBatch;
 class SinkRunner;
 
 // A shard's side of the trail. Used by exactly one thread (the shard's).
@@ -98,6 +100,7 @@ struct AuditMetrics {
   uint64_t records_dropped = 0;  // lost: ring full, or (fail-open) spill full
   uint64_t checkpoints = 0;
   uint64_t spilled_bytes = 0;  // pending in spill queues now
+  uint64_t writer_cpu_us = 0;  // CPU time of the writer thread so far (as of its last round)
   bool healthy = true;
 };
 
@@ -146,7 +149,12 @@ class AuditTrail {
 
   // Writer-thread state.
   SerializeOptions serialize_;
-  std::string batch_;
+  // The round's lines. Dispatched batches come back through batch_pool_
+  // once every sink is done with them.
+  std::shared_ptr<BatchPool> batch_pool_;
+  std::unique_ptr<LineBatch> batch_;
+  uint64_t batch_lines_ = 0;  // lines in batch_
+  std::string line_;          // a checkpoint or "dropped" line being built
   uint64_t next_seq_ = 1;
   HashHex prev_{};
   uint64_t since_checkpoint_ = 0;
@@ -156,6 +164,7 @@ class AuditTrail {
 
   std::atomic<uint64_t> records_written_{0};
   std::atomic<uint64_t> checkpoints_{0};
+  std::atomic<uint64_t> writer_cpu_us_{0};
 };
 
 }  // namespace pgb::audit

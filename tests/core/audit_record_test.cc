@@ -1,6 +1,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <cstdint>
+#include <iterator>
 #include <memory>
 #include <string>
 
@@ -119,6 +121,93 @@ TEST(AuditRecordTest, EscapesControlCharactersAndInvalidUtf8) {
   out.clear();
   AppendJsonString("\xED\xA0\x80", &out);  // a UTF-16 surrogate is not UTF-8
   EXPECT_EQ(out, "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
+}
+
+// Every byte that needs escaping, at every offset of a longer plain text:
+// the serializer checks eight bytes at a time, and a special byte must not
+// slip through a word that looked plain.
+TEST(AuditRecordTest, EscapesSpecialBytesAtEveryOffset) {
+  const std::string_view specials[] = {
+      "\"", "\\", std::string_view("\0", 1), "\x1f", "\n", "\x80", "\xC3\xA9", "\xFF"};
+  const std::string_view escaped[] = {"\\\"", "\\\\",         "\\u0000",  "\\u001f",
+                                      "\\n",  "\xEF\xBF\xBD", "\xC3\xA9", "\xEF\xBF\xBD"};
+  for (size_t k = 0; k < std::size(specials); ++k) {
+    for (size_t at = 0; at < 24; ++at) {
+      const std::string plain(24, 'x');
+      const std::string text = plain.substr(0, at) + std::string(specials[k]) + plain.substr(at);
+      const std::string expected =
+          "\"" + plain.substr(0, at) + std::string(escaped[k]) + plain.substr(at) + "\"";
+      std::string out;
+      AppendJsonString(text, &out);
+      EXPECT_EQ(out, expected) << "special " << k << " at " << at;
+    }
+  }
+  std::string out;
+  AppendJsonString("\x7f~ !#[]{}", &out);  // DEL and the printable edges stay as they are
+  EXPECT_EQ(out, "\"\x7f~ !#[]{}\"");
+}
+
+// WriteRecordJson writes into room the caller reserved from
+// RecordJsonBound: the worst case (every field set, its bytes all escaped
+// to \u00XX, numbers at their widest, lists of the smallest items) must fit.
+TEST(AuditRecordTest, WorstCaseRecordFitsItsBound) {
+  for (ParameterMode mode : {ParameterMode::kOff, ParameterMode::kRedacted, ParameterMode::kOn}) {
+    for (int parameters_first = 0; parameters_first < 2; ++parameters_first) {
+      auto r = std::make_unique<AuditRecord>();
+      const std::string control(5000, '\x01');
+      r->kind = AuditKind::kTokenExpired;
+      r->decision = AuditDecision::kApprovalTimedOut;
+      r->protocol = AuditProtocol::kFunctionCall;
+      r->start_us = INT64_MIN + 1;
+      r->end_us = INT64_MAX;
+      r->duration_us = INT64_MAX;
+      r->session_id = r->fingerprint = r->rows = r->bytes_in = r->bytes_out = UINT64_MAX;
+      r->has_rows = true;
+      r->masked_values = UINT32_MAX;
+      r->shard = UINT16_MAX;
+      r->SetSqlState("\x01\x01\x01\x01\x01");
+      sockaddr_in6 in6 = {};
+      in6.sin6_family = AF_INET6;
+      in6.sin6_port = htons(65535);
+      ::inet_pton(AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", &in6.sin6_addr);
+      r->SetClientAddress(reinterpret_cast<const sockaddr*>(&in6));
+      if (parameters_first == 1) {
+        for (int i = 0; i < 200; ++i) r->AddNullParameter();
+        for (int i = 0; i < 100; ++i) r->AddRedactedParameter(UINT32_MAX);
+      }
+      policy::Identity id;
+      id.subject = id.issuer = id.client_id = id.run_id = control;
+      for (int i = 0; i < 50; ++i) id.groups.push_back("\x01");
+      for (int i = 0; i < 50; ++i) id.claims.emplace_back("\x01", "");
+      r->SetIdentity(id);
+      r->SetApplicationName(control);
+      r->SetTarget(control);
+      r->SetDatabaseRole(control);
+      r->SetStatement(control);
+      for (int i = 0; i < 200; ++i) r->AddParameter("");
+      r->SetRule(control);
+      r->SetApprovalId(control);
+      r->SetCommandTag(control);
+      r->SetMessage(control);
+      ASSERT_GT(r->arena_used(), AuditRecord::kArenaBytes - 64);
+      const std::string normalized_text(3000, '\x02');
+      const NormalizedStatement normalized{normalized_text, ""};
+      for (const NormalizedStatement* n :
+           {static_cast<const NormalizedStatement*>(nullptr), &normalized}) {
+        const size_t bound = RecordJsonBound(*r, n);
+        std::string room(bound + 64, '#');
+        const SerializeOptions options{StatementText::kFull, mode};
+        char* end = WriteRecordJson(*r, options, UINT64_MAX, kPrev, room.data(), n);
+        const size_t written = static_cast<size_t>(end - room.data());
+        EXPECT_LE(written, bound);
+        EXPECT_EQ(room.substr(bound), std::string(64, '#'));
+        std::string appended;
+        AppendRecordJson(*r, options, UINT64_MAX, kPrev, &appended, n);
+        EXPECT_EQ(room.substr(0, written), appended);
+        EXPECT_THAT(appended, HasSubstr("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"));
+      }
+    }
+  }
 }
 
 TEST(AuditRecordTest, LongStatementIsTruncatedAtACharacterWithFlagAndLength) {
