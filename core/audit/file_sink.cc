@@ -133,19 +133,57 @@ absl::Status FileSink::Sync() {
 }
 
 absl::Status FileSink::Deliver(std::string_view lines) {
+  if (!already_written_.empty()) {
+    const size_t common = std::min(already_written_.size(), lines.size());
+    if (lines.substr(0, common) == std::string_view(already_written_).substr(0, common)) {
+      lines.remove_prefix(common);
+      already_written_.erase(0, common);
+    } else {
+      already_written_.clear();  // not the batch that failed: nothing to skip
+    }
+    if (lines.empty()) return absl::OkStatus();
+  }
   if (fd_ < 0) {
     if (absl::Status status = OpenActive(); !status.ok()) return status;
   }
-  if (config_.rotate_bytes > 0 && size_ > 0 && size_ + lines.size() > config_.rotate_bytes) {
-    if (absl::Status status = Rotate(absl::Now()); !status.ok()) return status;
+  size_t done = 0;
+  while (done < lines.size()) {
+    std::string_view piece = lines.substr(done);
+    if (config_.rotate_bytes > 0 && size_ + piece.size() > config_.rotate_bytes) {
+      // The whole lines that still fit.
+      const uint64_t room = config_.rotate_bytes - std::min(size_, config_.rotate_bytes);
+      const size_t end = room == 0 ? std::string_view::npos : piece.rfind('\n', room - 1);
+      if (end != std::string_view::npos) {
+        piece = piece.substr(0, end + 1);
+      } else if (size_ > 0) {
+        absl::Status status = Rotate(absl::Now());
+        if (!status.ok()) {
+          already_written_.assign(lines.substr(0, done));
+          return status;
+        }
+        continue;
+      } else {
+        piece = piece.substr(0, piece.find('\n') + 1);  // longer than a file: alone in one
+      }
+    }
+    if (absl::Status status = Append(piece); !status.ok()) {
+      already_written_.assign(lines.substr(0, done));
+      return status;
+    }
+    done += piece.size();
   }
+  if (config_.fsync == FsyncPolicy::kAlways) return Sync();
+  return absl::OkStatus();
+}
+
+absl::Status FileSink::Append(std::string_view lines) {
   size_t done = 0;
   while (done < lines.size()) {
     const ssize_t n = ::write(fd_, lines.data() + done, lines.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       absl::Status status = ErrnoStatus("cannot write audit file", config_.path);
-      // All or nothing: cut what part of the batch got in, so a retry (or
+      // All or nothing: cut what part of the lines got in, so a retry (or
       // the spill) does not leave a half line or a duplicate in the file.
       if (done > 0 && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
         PGB_LOG(kError) << "audit: cannot undo a partial write to " << config_.path;
@@ -156,7 +194,6 @@ absl::Status FileSink::Deliver(std::string_view lines) {
   }
   size_ += lines.size();
   dirty_ = true;
-  if (config_.fsync == FsyncPolicy::kAlways) return Sync();
   return absl::OkStatus();
 }
 

@@ -1,7 +1,9 @@
 // FileSink: the JSON Lines audit file. Rotation by size and by time renames
 // the active file to <path>.<UTC timestamp> (sortable: 20240501T120000.123456Z)
 // and starts a new one; `keep` bounds how many rotated files remain (the
-// oldest go first). The hash chain runs on across rotated files.
+// oldest go first). The hash chain runs on across rotated files. A batch that
+// would take the file past rotate_bytes is split between lines, so no file
+// exceeds it unless a single line does (that line then has a file to itself).
 // fsync: "always" after every delivered batch, "interval" at most every
 // fsync_interval, "never" (left to the kernel).
 //
@@ -49,6 +51,8 @@ class FileSink : public AuditSink {
   absl::Status OpenActive();
   absl::Status Rotate(absl::Time now);
   absl::Status Sync();
+  // Writes `lines` to the active file, all or nothing.
+  absl::Status Append(std::string_view lines);
 
   std::string name_;
   FileSinkConfig config_;
@@ -57,6 +61,9 @@ class FileSink : public AuditSink {
   absl::Time opened_at_;
   absl::Time last_sync_;
   bool dirty_ = false;  // written since the last fsync
+  // The start of a batch that went into files before a later part of it
+  // failed: offered again, those lines are not written twice.
+  std::string already_written_;
 };
 
 }  // namespace pgb::audit

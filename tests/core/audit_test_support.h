@@ -64,6 +64,13 @@ inline std::vector<std::string> ReadLines(const std::string& path) {
   return lines;
 }
 
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 inline void WriteLines(const std::string& path, const std::vector<std::string>& lines) {
   std::ofstream out(path, std::ios::trunc);
   for (const std::string& line : lines) out << line << '\n';

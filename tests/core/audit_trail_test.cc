@@ -311,6 +311,37 @@ TEST(AuditTrailTest, RotationBySizeKeepsTheChainAcrossFiles) {
   EXPECT_EQ(report.finding->kind, TamperKind::kDeleted) << report.finding->Describe();
 }
 
+// A batch larger than the room left is split between lines across files; a
+// line longer than rotate_bytes gets a file of its own.
+TEST(AuditTrailTest, FileSinkSplitsABatchAtRotation) {
+  TrailDir dir;
+  FileSinkConfig config;
+  config.path = dir.path("split.jsonl");
+  config.rotate_bytes = 4096;
+  config.fsync = FsyncPolicy::kNever;
+  absl::StatusOr<std::unique_ptr<FileSink>> sink = FileSink::Open("split", config);
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  std::string batch;
+  for (int i = 0; i < 10; ++i) batch += std::string(999, static_cast<char>('a' + i)) + "\n";
+  const std::string huge = std::string(5000, 'z') + "\n";
+  ASSERT_TRUE((*sink)->Deliver(batch).ok());
+  ASSERT_TRUE((*sink)->Deliver(huge + batch).ok());
+  ASSERT_TRUE((*sink)->Close().ok());
+  std::vector<std::string> files = FileSink::RotatedFiles(config.path);
+  files.push_back(config.path);
+  std::string all;
+  for (const std::string& file : files) {
+    const std::string text = audit::testing::ReadFile(file);
+    all += text;
+    ASSERT_FALSE(text.empty()) << file;
+    EXPECT_EQ(text.back(), '\n') << file;
+    if (text != huge) {
+      EXPECT_LE(text.size(), 4096u) << file;
+    }
+  }
+  EXPECT_EQ(all, batch + huge + batch);  // every line once, in order
+}
+
 TEST(AuditTrailTest, RotationKeepsTheNewestFiles) {
   TrailDir dir;
   AuditConfig config = dir.Config(100);
