@@ -546,21 +546,14 @@ void ConfigParser::ParseTarget(const toml::table& table, const std::string& path
 }
 
 void ConfigParser::ParseTargets(const toml::table& root, Config& config) {
-  absl::flat_hash_map<std::string, size_t> seen;
-  ForEachTableOf(
-      root, "target", [&](const toml::table& table, const std::string& path, size_t index) {
-        TargetConfig target;
-        ParseTarget(table, path, target);
-        if (!target.name.empty()) {
-          auto [it, inserted] = seen.emplace(target.name, index);
-          if (!inserted) {
-            AddError(
-                table.get("name")->source(), Cat(path, ".name"),
-                Cat("duplicate target name \"", target.name, "\" (also target[", it->second, "])"));
-          }
-        }
-        config.targets.push_back(std::move(target));
-      });
+  TomlUniqueNames names("target");
+  ForEachTableOf(root, "target",
+                 [&](const toml::table& table, const std::string& path, size_t index) {
+                   TargetConfig target;
+                   ParseTarget(table, path, target);
+                   names.Add(table, path, index, target.name, sink_);
+                   config.targets.push_back(std::move(target));
+                 });
 }
 
 // One parser decides what a verifier is: the one the gateway logs clients in
@@ -641,20 +634,14 @@ void ConfigParser::ParseUser(const toml::table& table, const std::string& path, 
 void ConfigParser::ParseUsers(const toml::table& root, Config& config) {
   // With token identity providers, gateway-local users are optional.
   if (!root.contains("user") && root.contains("issuer")) return;
-  absl::flat_hash_map<std::string, size_t> seen;
-  ForEachTableOf(
-      root, "user", [&](const toml::table& table, const std::string& path, size_t index) {
-        UserConfig user;
-        ParseUser(table, path, user);
-        if (!user.name.empty()) {
-          auto [it, inserted] = seen.emplace(user.name, index);
-          if (!inserted) {
-            AddError(table.get("name")->source(), Cat(path, ".name"),
-                     Cat("duplicate user name \"", user.name, "\" (also user[", it->second, "])"));
-          }
-        }
-        config.users.push_back(std::move(user));
-      });
+  TomlUniqueNames names("user");
+  ForEachTableOf(root, "user",
+                 [&](const toml::table& table, const std::string& path, size_t index) {
+                   UserConfig user;
+                   ParseUser(table, path, user);
+                   names.Add(table, path, index, user.name, sink_);
+                   config.users.push_back(std::move(user));
+                 });
 }
 
 // [[issuer]] is read by policy/issuer_config_toml.h; its problems join ours.

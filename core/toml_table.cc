@@ -55,6 +55,22 @@ std::string_view TomlTypeName(const toml::node& node) {
   return "unknown";
 }
 
+std::optional<size_t> TomlUniqueNames::Earlier(const std::string& value, size_t index) {
+  auto [it, inserted] = seen_.emplace(value, index);
+  if (inserted) return std::nullopt;
+  return it->second;
+}
+
+void TomlUniqueNames::Add(const toml::table& table, std::string_view path, size_t index,
+                          const std::string& value, const TomlProblemSink& sink) {
+  if (value.empty()) return;
+  if (std::optional<size_t> earlier = Earlier(value, index)) {
+    sink(table.get(key_)->source(), Cat(path, ".", key_),
+         Cat("duplicate ", array_, " ", key_, " \"", value, "\" (also ", array_, "[", *earlier,
+             "])"));
+  }
+}
+
 TomlTableReader::TomlTableReader(const toml::table& table, std::string path,
                                  std::vector<std::string_view> known_keys, TomlProblemSink sink,
                                  std::vector<Hint> hints)

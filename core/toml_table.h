@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -57,6 +58,30 @@ struct TomlStringList {
   };
   bool single_string = false;  // `key = "a"` reads as ["a"]
   Empty empty = Empty::kOmitKey;
+};
+
+// Catches a value of one key that two tables of an array of tables share,
+// reported at the later table:
+//   TomlUniqueNames names("target");
+//   names.Add(table, "target[1]", 1, "app", sink);
+//   // target[1].name: duplicate target name "app" (also target[0])
+class TomlUniqueNames {
+ public:
+  explicit TomlUniqueNames(std::string_view array, std::string_view key = "name")
+      : array_(array), key_(key) {}
+
+  // The index of an earlier table with `value`; otherwise remembers `value`
+  // for table `index` and returns nullopt.
+  std::optional<size_t> Earlier(const std::string& value, size_t index);
+  // Reports `value` (of the table at `path`, element `index`) if an earlier
+  // table had it. An empty value is skipped: it was reported as wrong already.
+  void Add(const toml::table& table, std::string_view path, size_t index, const std::string& value,
+           const TomlProblemSink& sink);
+
+ private:
+  std::string_view array_;
+  std::string_view key_;
+  std::map<std::string, size_t, std::less<>> seen_;
 };
 
 class TomlTableReader {

@@ -9,7 +9,6 @@
 #include <optional>
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "core/str_cat.h"
 #include "policy/key_store.h"
@@ -185,28 +184,20 @@ std::vector<IssuerConfig> ParseIssuerTables(
     const toml::node& node, const std::function<std::string(std::string_view)>& resolve_path,
     const TomlProblemSink& sink) {
   std::vector<IssuerConfig> issuers;
-  absl::flat_hash_map<std::string, size_t> names, urls;
-  ForEachTomlTable(
-      node, "issuer", sink, [&](const toml::table& table, const std::string& path, size_t i) {
-        IssuerConfig issuer = ParseIssuer(table, path, resolve_path, sink);
-        if (!issuer.name.empty()) {
-          auto [it, inserted] = names.emplace(issuer.name, i);
-          if (!inserted) {
-            sink(
-                table.get("name")->source(), Cat(path, ".name"),
-                Cat("duplicate issuer name \"", issuer.name, "\" (also issuer[", it->second, "])"));
-          }
-        }
-        if (!issuer.issuer.empty()) {
-          auto [it, inserted] = urls.emplace(issuer.issuer, i);
-          if (!inserted) {
-            sink(table.get("issuer")->source(), Cat(path, ".issuer"),
-                 Cat("issuer \"", issuer.issuer, "\" is configured twice (also issuer[", it->second,
-                     "]); list every audience in one [[issuer]]"));
-          }
-        }
-        issuers.push_back(std::move(issuer));
-      });
+  TomlUniqueNames names("issuer"), urls("issuer", "issuer");
+  ForEachTomlTable(node, "issuer", sink,
+                   [&](const toml::table& table, const std::string& path, size_t i) {
+                     IssuerConfig issuer = ParseIssuer(table, path, resolve_path, sink);
+                     names.Add(table, path, i, issuer.name, sink);
+                     const std::optional<size_t> earlier =
+                         issuer.issuer.empty() ? std::nullopt : urls.Earlier(issuer.issuer, i);
+                     if (earlier.has_value()) {
+                       sink(table.get("issuer")->source(), Cat(path, ".issuer"),
+                            Cat("issuer \"", issuer.issuer, "\" is configured twice (also issuer[",
+                                *earlier, "]); list every audience in one [[issuer]]"));
+                     }
+                     issuers.push_back(std::move(issuer));
+                   });
   return issuers;
 }
 

@@ -196,18 +196,12 @@ std::shared_ptr<const Policy> ParsePolicy(const toml::table& root,
     return nullptr;
   }
   std::vector<Scope> scopes;
-  std::vector<std::pair<std::string, size_t>> names;  // for duplicates: name, index in the file
+  TomlUniqueNames names("scope");
   ForEachTomlTable(*node, "scope", sink,
                    [&](const toml::table& table, const std::string& path, size_t i) {
                      Scope scope;
                      ParseScope(table, path, target_names, sink, scope);
-                     for (const auto& [name, index] : names) {
-                       if (!scope.name.empty() && name == scope.name) {
-                         sink(table.get("name")->source(), Cat(path, ".name"),
-                              Cat("duplicate scope name \"", name, "\" (also scope[", index, "])"));
-                       }
-                     }
-                     names.emplace_back(scope.name, i);
+                     names.Add(table, path, i, scope.name, sink);
                      scopes.push_back(std::move(scope));
                    });
   if (failed) return nullptr;

@@ -215,5 +215,32 @@ TEST_F(TomlTableTest, ForEachTableVisitsTablesAndReportsTheRest) {
                           "2:10 issuer: expected an array of tables ([[issuer]]), got integer"));
 }
 
+TEST_F(TomlTableTest, UniqueNamesReportTheLaterTable) {
+  const toml::table& t = Parse(R"(
+[[target]]
+name = "app"
+[[target]]
+name = "app"
+[[target]]
+name = ""
+[[target]]
+name = ""
+[[target]]
+name = "app"
+)");
+  TomlUniqueNames names("target");
+  ForEachTomlTable(*t.get("target"), "target", sink_,
+                   [&](const toml::table& table, const std::string& path, size_t index) {
+                     names.Add(table, path, index, table.get("name")->as_string()->get(), sink_);
+                   });
+  EXPECT_THAT(problems_,
+              ElementsAre("5:8 target[1].name: duplicate target name \"app\" (also target[0])",
+                          "11:8 target[4].name: duplicate target name \"app\" (also target[0])"));
+  TomlUniqueNames urls("issuer", "issuer");
+  EXPECT_EQ(urls.Earlier("https://a", 0), std::nullopt);
+  EXPECT_EQ(urls.Earlier("https://b", 1), std::nullopt);
+  EXPECT_EQ(urls.Earlier("https://a", 2), 0u);
+}
+
 }  // namespace
 }  // namespace pgb
