@@ -65,7 +65,8 @@ void TomlUniqueNames::Add(const toml::table& table, std::string_view path, size_
                           const std::string& value, const TomlProblemSink& sink) {
   if (value.empty()) return;
   if (std::optional<size_t> earlier = Earlier(value, index)) {
-    sink(table.get(key_)->source(), Cat(path, ".", key_),
+    const toml::node* node = table.get(key_);  // absent when the value is a default
+    sink(node != nullptr ? node->source() : table.source(), Cat(path, ".", key_),
          Cat("duplicate ", array_, " ", key_, " \"", value, "\" (also ", array_, "[", *earlier,
              "])"));
   }

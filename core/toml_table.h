@@ -73,8 +73,9 @@ class TomlUniqueNames {
   // The index of an earlier table with `value`; otherwise remembers `value`
   // for table `index` and returns nullopt.
   std::optional<size_t> Earlier(const std::string& value, size_t index);
-  // Reports `value` (of the table at `path`, element `index`) if an earlier
-  // table had it. An empty value is skipped: it was reported as wrong already.
+  // Reports `value` (of the table at `path`, element `index`; at the table
+  // when the key is absent and `value` a default) if an earlier table had
+  // it. An empty value is skipped: it was reported as wrong already.
   void Add(const toml::table& table, std::string_view path, size_t index, const std::string& value,
            const TomlProblemSink& sink);
 

@@ -236,6 +236,14 @@ name = "app"
   EXPECT_THAT(problems_,
               ElementsAre("5:8 target[1].name: duplicate target name \"app\" (also target[0])",
                           "11:8 target[4].name: duplicate target name \"app\" (also target[0])"));
+  // A default value (the key is absent) is reported at its table.
+  problems_.clear();
+  const toml::array& tables = *t.get("target")->as_array();
+  TomlUniqueNames labels("target", "label");
+  labels.Add(*tables.get(0)->as_table(), "target[0]", 0, "default", sink_);
+  labels.Add(*tables.get(1)->as_table(), "target[1]", 1, "default", sink_);
+  EXPECT_THAT(problems_, ElementsAre("4:1 target[1].label: duplicate target label \"default\" "
+                                     "(also target[0])"));
   TomlUniqueNames urls("issuer", "issuer");
   EXPECT_EQ(urls.Earlier("https://a", 0), std::nullopt);
   EXPECT_EQ(urls.Earlier("https://b", 1), std::nullopt);
