@@ -158,8 +158,6 @@ class ConfigParser {
  private:
   void ParseGateway(const toml::table& root, Config& config);
   void ParseListeners(const toml::table& root, Config& config);
-  void ParseTargets(const toml::table& root, Config& config);
-  void ParseUsers(const toml::table& root, Config& config);
   void ParseIssuers(const toml::table& root, Config& config);
   void ParseListener(const toml::table& table, const std::string& path, ListenerConfig& out);
   void ParseListenerAuth(TomlTableReader& reader, const toml::node& node, ListenerConfig& out);
@@ -170,6 +168,11 @@ class ConfigParser {
   // and elements that are not tables.
   template <typename Fn>
   void ForEachTableOf(const toml::table& root, std::string_view key, Fn&& fn);
+  // [[target]], [[user]]: each table read by `parse` into `out`; names are unique.
+  template <typename T>
+  void ParseNamedTables(const toml::table& root, std::string_view key,
+                        void (ConfigParser::*parse)(const toml::table&, const std::string&, T&),
+                        std::vector<T>& out);
 
   // Checks that `path` (already resolved) names a readable regular file.
   void CheckReadableFile(const toml::source_region& where, const std::string& key_path,
@@ -545,17 +548,6 @@ void ConfigParser::ParseTarget(const toml::table& table, const std::string& path
   }
 }
 
-void ConfigParser::ParseTargets(const toml::table& root, Config& config) {
-  TomlUniqueNames names("target");
-  ForEachTableOf(root, "target",
-                 [&](const toml::table& table, const std::string& path, size_t index) {
-                   TargetConfig target;
-                   ParseTarget(table, path, target);
-                   names.Add(table, path, index, target.name, sink_);
-                   config.targets.push_back(std::move(target));
-                 });
-}
-
 // One parser decides what a verifier is: the one the gateway logs clients in
 // with (so a config that passes check-config also starts). Its messages name
 // the part that is wrong, never the verifier itself.
@@ -631,17 +623,18 @@ void ConfigParser::ParseUser(const toml::table& table, const std::string& path, 
   }
 }
 
-void ConfigParser::ParseUsers(const toml::table& root, Config& config) {
-  // With token identity providers, gateway-local users are optional.
-  if (!root.contains("user") && root.contains("issuer")) return;
-  TomlUniqueNames names("user");
-  ForEachTableOf(root, "user",
-                 [&](const toml::table& table, const std::string& path, size_t index) {
-                   UserConfig user;
-                   ParseUser(table, path, user);
-                   names.Add(table, path, index, user.name, sink_);
-                   config.users.push_back(std::move(user));
-                 });
+template <typename T>
+void ConfigParser::ParseNamedTables(const toml::table& root, std::string_view key,
+                                    void (ConfigParser::*parse)(const toml::table&,
+                                                                const std::string&, T&),
+                                    std::vector<T>& out) {
+  TomlUniqueNames names(key);
+  ForEachTableOf(root, key, [&](const toml::table& table, const std::string& path, size_t index) {
+    T value;
+    (this->*parse)(table, path, value);
+    names.Add(table, path, index, value.name, sink_);
+    out.push_back(std::move(value));
+  });
 }
 
 // [[issuer]] is read by policy/issuer_config_toml.h; its problems join ours.
@@ -659,8 +652,11 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
         root, "", {"gateway", "listener", "target", "user", "scope", "audit", "issuer"}, sink_);
     ParseGateway(root, config);
     ParseListeners(root, config);
-    ParseTargets(root, config);
-    ParseUsers(root, config);
+    ParseNamedTables(root, "target", &ConfigParser::ParseTarget, config.targets);
+    // With token identity providers, gateway-local users are optional.
+    if (root.contains("user") || !root.contains("issuer")) {
+      ParseNamedTables(root, "user", &ConfigParser::ParseUser, config.users);
+    }
     audit::ParseAuditConfig(
         root.get("audit"), [this](std::string_view path) { return ResolvePath(path); }, sink_,
         &config.audit);
