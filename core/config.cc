@@ -16,7 +16,6 @@
 #include <string>
 #include <string_view>
 #include <tuple>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -25,6 +24,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/time/time.h"
 #include "core/audit/audit_config_parse.h"
+#include "core/str_cat.h"
+#include "core/toml_table.h"
 #include "policy/issuer_config_toml.h"
 #include "policy/policy_config.h"
 #include "proto/scram.h"
@@ -37,32 +38,6 @@
 
 namespace pgb {
 namespace {
-
-// Debian's Abseil is built with its own absl::string_view (not an alias of
-// std::string_view), so absl::StrCat and friends do not accept
-// std::string_view. These few helpers keep this file on std types.
-inline void AppendPart(std::string& out, std::string_view part) { out.append(part); }
-template <typename T>
-requires std::is_integral_v<T>
-void AppendPart(std::string& out, T value) { out += std::to_string(value); }
-template <typename... Parts>
-std::string Cat(const Parts&... parts) {
-  std::string out;
-  (AppendPart(out, parts), ...);
-  return out;
-}
-
-template <typename Range>
-std::string Join(const Range& parts, std::string_view separator) {
-  std::string out;
-  bool first = true;
-  for (const auto& part : parts) {
-    if (!first) out.append(separator);
-    first = false;
-    out.append(std::string_view(part));
-  }
-  return out;
-}
 
 std::vector<std::string_view> Split(std::string_view text, char separator) {
   std::vector<std::string_view> parts;
@@ -80,50 +55,6 @@ constexpr int64_t kMaxMessageSize = 0x3fffffff;  // PostgreSQL's MaxAllocSize - 
 constexpr size_t kMaxNameLength = 63;            // PostgreSQL's NAMEDATALEN - 1
 constexpr size_t kMaxConfigFileSize = 4 << 20;
 constexpr size_t kMaxPasswordFileSize = 64 << 10;
-
-std::string_view TypeName(toml::node_type type) {
-  switch (type) {
-    case toml::node_type::none:
-      return "nothing";
-    case toml::node_type::table:
-      return "table";
-    case toml::node_type::array:
-      return "array";
-    case toml::node_type::string:
-      return "string";
-    case toml::node_type::integer:
-      return "integer";
-    case toml::node_type::floating_point:
-      return "float";
-    case toml::node_type::boolean:
-      return "boolean";
-    case toml::node_type::date:
-      return "date";
-    case toml::node_type::time:
-      return "time";
-    case toml::node_type::date_time:
-      return "date-time";
-  }
-  return "unknown";
-}
-
-// Optimal string alignment distance (Levenshtein plus adjacent transposition,
-// so "tsl" is one edit from "tls").
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[a.size()][b.size()];
-}
 
 struct ReadResult {
   std::string contents;
@@ -185,8 +116,6 @@ struct ConfigError {
 
 // Walks the parsed TOML document, collecting every error rather than stopping
 // at the first, and builds the Config.
-class TableReader;
-
 class ConfigParser {
  public:
   ConfigParser(std::string_view origin, std::string_view base_dir, ConfigOptions options)
@@ -227,15 +156,11 @@ class ConfigParser {
   }
 
  private:
-  friend class TableReader;
-
   void ParseGateway(const toml::table& root, Config& config);
   void ParseListeners(const toml::table& root, Config& config);
-  void ParseTargets(const toml::table& root, Config& config);
-  void ParseUsers(const toml::table& root, Config& config);
   void ParseIssuers(const toml::table& root, Config& config);
   void ParseListener(const toml::table& table, const std::string& path, ListenerConfig& out);
-  void ParseListenerAuth(TableReader& reader, const toml::node& node, ListenerConfig& out);
+  void ParseListenerAuth(TomlTableReader& reader, const toml::node& node, ListenerConfig& out);
   void ParseTarget(const toml::table& table, const std::string& path, TargetConfig& out);
   void ParseUser(const toml::table& table, const std::string& path, UserConfig& out);
 
@@ -243,6 +168,11 @@ class ConfigParser {
   // and elements that are not tables.
   template <typename Fn>
   void ForEachTableOf(const toml::table& root, std::string_view key, Fn&& fn);
+  // [[target]], [[user]]: each table read by `parse` into `out`; names are unique.
+  template <typename T>
+  void ParseNamedTables(const toml::table& root, std::string_view key,
+                        void (ConfigParser::*parse)(const toml::table&, const std::string&, T&),
+                        std::vector<T>& out);
 
   // Checks that `path` (already resolved) names a readable regular file.
   void CheckReadableFile(const toml::source_region& where, const std::string& key_path,
@@ -252,177 +182,23 @@ class ConfigParser {
   std::string base_dir_;
   ConfigOptions options_;
   std::vector<ConfigError> errors_;
-};
-
-// Reads the keys of one table by name, checking their types and ranges, and
-// reports every key it was not told about (typo protection).
-class TableReader {
- public:
-  TableReader(ConfigParser& parser, const toml::table& table, std::string path,
-              std::vector<std::string_view> known_keys,
-              std::vector<std::pair<std::string_view, std::string_view>> hints = {})
-      : parser_(parser),
-        table_(table),
-        path_(std::move(path)),
-        known_keys_(std::move(known_keys)),
-        hints_(std::move(hints)) {}
-
-  TableReader(const TableReader&) = delete;
-  TableReader& operator=(const TableReader&) = delete;
-
-  ~TableReader() { ReportUnknownKeys(); }
-
-  std::string KeyPath(std::string_view key) const {
-    return path_.empty() ? std::string(key) : Cat(path_, ".", key);
-  }
-
-  const toml::source_region& source() const { return table_.source(); }
-  const toml::node* Get(std::string_view key) const { return table_.get(key); }
-  bool Has(std::string_view key) const { return table_.contains(key); }
-
-  void Error(std::string_view key, std::string_view message) {
-    const toml::node* node = table_.get(key);
-    parser_.AddError(node != nullptr ? node->source() : table_.source(), KeyPath(key), message);
-  }
-
-  void TypeError(std::string_view key, std::string_view expected, const toml::node& node) {
-    parser_.AddError(node.source(), KeyPath(key),
-                     Cat("expected ", expected, ", got ", TypeName(node.type())));
-  }
-
-  std::optional<std::string> String(std::string_view key) {
-    const toml::node* node = table_.get(key);
-    if (node == nullptr) return std::nullopt;
-    if (!node->is_string()) {
-      TypeError(key, "a string", *node);
-      return std::nullopt;
-    }
-    return node->as_string()->get();
-  }
-
-  // A required non-empty string.
-  std::optional<std::string> RequiredString(std::string_view key, std::string_view what) {
-    if (!Has(key)) {
-      Error(key, Cat("required (", what, ")"));
-      return std::nullopt;
-    }
-    std::optional<std::string> value = String(key);
-    if (value.has_value() && value->empty()) {
-      Error(key, Cat("must not be empty (", what, ")"));
-      return std::nullopt;
-    }
-    return value;
-  }
-
-  std::optional<int64_t> Integer(std::string_view key, int64_t min, int64_t max) {
-    const toml::node* node = table_.get(key);
-    if (node == nullptr) return std::nullopt;
-    if (!node->is_integer()) {
-      TypeError(key, Cat("an integer ", min, "..", max), *node);
-      return std::nullopt;
-    }
-    const int64_t value = node->as_integer()->get();
-    if (value < min || value > max) {
-      Error(key, Cat("must be ", min, "..", max, ", got ", value));
-      return std::nullopt;
-    }
-    return value;
-  }
-
-  std::optional<absl::Duration> Duration(std::string_view key) {
-    const toml::node* node = table_.get(key);
-    if (node == nullptr) return std::nullopt;
-    constexpr std::string_view kExpected = "a duration string such as \"500ms\", \"60s\", \"5m\"";
-    if (!node->is_string()) {
-      TypeError(key, kExpected, *node);
-      return std::nullopt;
-    }
-    const std::string& text = node->as_string()->get();
-    absl::Duration value;
-    if (!absl::ParseDuration(text, &value)) {
-      Error(key, Cat("\"", text, "\" is not a duration; expected ", kExpected));
-      return std::nullopt;
-    }
-    if (value <= absl::ZeroDuration() || value == absl::InfiniteDuration()) {
-      Error(key, Cat("must be a finite duration > 0, got \"", text, "\""));
-      return std::nullopt;
-    }
-    return value;
-  }
-
-  // One of `allowed` (matched exactly); returns its index.
-  std::optional<size_t> Enum(std::string_view key, const std::vector<std::string_view>& allowed) {
-    std::optional<std::string> text = String(key);
-    if (!text.has_value()) return std::nullopt;
-    for (size_t i = 0; i < allowed.size(); ++i) {
-      if (*text == allowed[i]) return i;
-    }
-    Error(key, Cat("\"", *text, "\" is not one of ", Join(allowed, " | ")));
-    return std::nullopt;
-  }
-
- private:
-  void ReportUnknownKeys() {
-    for (const auto& [key, node] : table_) {
-      const std::string_view name = key.str();
-      if (std::find(known_keys_.begin(), known_keys_.end(), name) != known_keys_.end()) continue;
-      // The value of an unknown key is never echoed: it may be a secret
-      // someone tried to put in the file (password = "...").
-      std::string message = "unknown key";
-      const auto hint = std::find_if(hints_.begin(), hints_.end(),
-                                     [&](const auto& h) { return h.first == name; });
-      if (hint != hints_.end()) {
-        message += Cat("; ", hint->second);
-      } else {
-        std::string_view best;
-        size_t best_distance = 3;
-        for (std::string_view known : known_keys_) {
-          const size_t distance = EditDistance(name, known);
-          if (distance < best_distance) {
-            best = known;
-            best_distance = distance;
-          }
-        }
-        if (!best.empty()) message += Cat("; did you mean \"", best, "\"?");
-        message += Cat(" (known keys: ", Join(known_keys_, ", "), ")");
-      }
-      parser_.AddError(key.source(), KeyPath(name), message);
-    }
-  }
-
-  ConfigParser& parser_;
-  const toml::table& table_;
-  std::string path_;
-  std::vector<std::string_view> known_keys_;
-  std::vector<std::pair<std::string_view, std::string_view>> hints_;
+  // Where the table readers and the [[scope]], [[issuer]] and [audit] parsers report.
+  const TomlProblemSink sink_ = [this](const toml::source_region& where, std::string_view path,
+                                       std::string_view message) {
+    AddError(where, path, message);
+  };
 };
 
 template <typename Fn>
 void ConfigParser::ForEachTableOf(const toml::table& root, std::string_view key, Fn&& fn) {
   const toml::node* node = root.get(key);
-  if (node == nullptr) {
-    AddError(root.source(), key, Cat("at least one [[", key, "]] is required"));
+  const toml::array* array = node != nullptr ? node->as_array() : nullptr;
+  if (node == nullptr || (array != nullptr && array->empty())) {
+    AddError(node != nullptr ? node->source() : root.source(), key,
+             Cat("at least one [[", key, "]] is required"));
     return;
   }
-  const toml::array* array = node->as_array();
-  if (array == nullptr) {
-    AddError(node->source(), key,
-             Cat("expected an array of tables ([[", key, "]]), got ", TypeName(node->type())));
-    return;
-  }
-  if (array->empty()) {
-    AddError(node->source(), key, Cat("at least one [[", key, "]] is required"));
-    return;
-  }
-  for (size_t i = 0; i < array->size(); ++i) {
-    const toml::node& element = *array->get(i);
-    const std::string path = Cat(key, "[", i, "]");
-    if (const toml::table* table = element.as_table()) {
-      fn(*table, path, i);
-    } else {
-      AddError(element.source(), path, Cat("expected a table, got ", TypeName(element.type())));
-    }
-  }
+  ForEachTomlTable(*node, key, sink_, fn);
 }
 
 void ConfigParser::CheckReadableFile(const toml::source_region& where, const std::string& key_path,
@@ -447,12 +223,13 @@ void ConfigParser::ParseGateway(const toml::table& root, Config& config) {
   const toml::table* table = node->as_table();
   if (table == nullptr) {
     AddError(node->source(), "gateway",
-             Cat("expected a table ([gateway]), got ", TypeName(node->type())));
+             Cat("expected a table ([gateway]), got ", TomlTypeName(*node)));
     return;
   }
-  TableReader reader(*this, *table, "gateway",
-                     {"workers", "max_message_size", "max_statement_size", "analysis_cache_size",
-                      "auth_timeout", "shutdown_timeout", "log_level"});
+  TomlTableReader reader(*table, "gateway",
+                         {"workers", "max_message_size", "max_statement_size",
+                          "analysis_cache_size", "auth_timeout", "shutdown_timeout", "log_level"},
+                         sink_);
   if (auto v = reader.Integer("workers", 0, kMaxWorkers)) config.workers = static_cast<int>(*v);
   if (auto v = reader.Integer("max_message_size", kMinMessageSize, kMaxMessageSize)) {
     config.max_message_size = static_cast<uint32_t>(*v);
@@ -472,7 +249,7 @@ void ConfigParser::ParseGateway(const toml::table& root, Config& config) {
   }
 }
 
-void ConfigParser::ParseListenerAuth(TableReader& reader, const toml::node& node,
+void ConfigParser::ParseListenerAuth(TomlTableReader& reader, const toml::node& node,
                                      ListenerConfig& out) {
   const toml::array* list = node.as_array();
   if (list == nullptr) {
@@ -503,11 +280,11 @@ void ConfigParser::ParseListenerAuth(TableReader& reader, const toml::node& node
 
 void ConfigParser::ParseListener(const toml::table& table, const std::string& path,
                                  ListenerConfig& out) {
-  TableReader reader(
-      *this, table, path,
+  TomlTableReader reader(
+      table, path,
       {"address", "port", "tls", "tls_cert", "tls_key", "auth", "tls_client_ca",
        "certificate_user_match"},
-      {{"ssl", "use \"tls\""}, {"cert", "use \"tls_cert\""}, {"key", "use \"tls_key\""}});
+      sink_, {{"ssl", "use \"tls\""}, {"cert", "use \"tls_cert\""}, {"key", "use \"tls_key\""}});
   if (auto v = reader.String("address")) {
     unsigned char buf[sizeof(in6_addr)];
     if (inet_pton(AF_INET, v->c_str(), buf) != 1 && inet_pton(AF_INET6, v->c_str(), buf) != 1) {
@@ -634,10 +411,11 @@ bool IsEnvName(std::string_view name) {
 
 void ConfigParser::ParseTarget(const toml::table& table, const std::string& path,
                                TargetConfig& out) {
-  TableReader reader(
-      *this, table, path,
+  TomlTableReader reader(
+      table, path,
       {"name", "host", "port", "database", "user", "password_file", "password_env", "tls", "tls_ca",
        "tls_server_name", "connect_timeout"},
+      sink_,
       {{"password",
         "passwords are never stored in this file; use password_file (a file with mode 600) "
         "or password_env (an environment variable)"},
@@ -770,24 +548,6 @@ void ConfigParser::ParseTarget(const toml::table& table, const std::string& path
   }
 }
 
-void ConfigParser::ParseTargets(const toml::table& root, Config& config) {
-  absl::flat_hash_map<std::string, size_t> seen;
-  ForEachTableOf(
-      root, "target", [&](const toml::table& table, const std::string& path, size_t index) {
-        TargetConfig target;
-        ParseTarget(table, path, target);
-        if (!target.name.empty()) {
-          auto [it, inserted] = seen.emplace(target.name, index);
-          if (!inserted) {
-            AddError(
-                table.get("name")->source(), Cat(path, ".name"),
-                Cat("duplicate target name \"", target.name, "\" (also target[", it->second, "])"));
-          }
-        }
-        config.targets.push_back(std::move(target));
-      });
-}
-
 // One parser decides what a verifier is: the one the gateway logs clients in
 // with (so a config that passes check-config also starts). Its messages name
 // the part that is wrong, never the verifier itself.
@@ -800,10 +560,10 @@ std::optional<std::string> ScramVerifierProblem(std::string_view verifier) {
 }
 
 void ConfigParser::ParseUser(const toml::table& table, const std::string& path, UserConfig& out) {
-  TableReader reader(*this, table, path, {"name", "scram_verifier", "targets", "groups"},
-                     {{"password",
-                       "gateway users are configured with scram_verifier (from "
-                       "`pgbastion scram-verifier`), never a password"}});
+  TomlTableReader reader(table, path, {"name", "scram_verifier", "targets", "groups"}, sink_,
+                         {{"password",
+                           "gateway users are configured with scram_verifier (from "
+                           "`pgbastion scram-verifier`), never a password"}});
   if (auto v = reader.RequiredString("name", "the user name clients log in with")) {
     if (v->size() > kMaxNameLength) {
       reader.Error("name", Cat("must be 1..", kMaxNameLength, " bytes"));
@@ -832,7 +592,7 @@ void ConfigParser::ParseUser(const toml::table& table, const std::string& path, 
         const std::string element_path = Cat(reader.KeyPath("targets"), "[", i, "]");
         if (!element.is_string()) {
           AddError(element.source(), element_path,
-                   Cat("expected a string (target name), got ", TypeName(element.type())));
+                   Cat("expected a string (target name), got ", TomlTypeName(element)));
           continue;
         }
         const std::string& name = element.as_string()->get();
@@ -863,51 +623,42 @@ void ConfigParser::ParseUser(const toml::table& table, const std::string& path, 
   }
 }
 
-void ConfigParser::ParseUsers(const toml::table& root, Config& config) {
-  // With token identity providers, gateway-local users are optional.
-  if (!root.contains("user") && root.contains("issuer")) return;
-  absl::flat_hash_map<std::string, size_t> seen;
-  ForEachTableOf(
-      root, "user", [&](const toml::table& table, const std::string& path, size_t index) {
-        UserConfig user;
-        ParseUser(table, path, user);
-        if (!user.name.empty()) {
-          auto [it, inserted] = seen.emplace(user.name, index);
-          if (!inserted) {
-            AddError(table.get("name")->source(), Cat(path, ".name"),
-                     Cat("duplicate user name \"", user.name, "\" (also user[", it->second, "])"));
-          }
-        }
-        config.users.push_back(std::move(user));
-      });
+template <typename T>
+void ConfigParser::ParseNamedTables(const toml::table& root, std::string_view key,
+                                    void (ConfigParser::*parse)(const toml::table&,
+                                                                const std::string&, T&),
+                                    std::vector<T>& out) {
+  TomlUniqueNames names(key);
+  ForEachTableOf(root, key, [&](const toml::table& table, const std::string& path, size_t index) {
+    T value;
+    (this->*parse)(table, path, value);
+    names.Add(table, path, index, value.name, sink_);
+    out.push_back(std::move(value));
+  });
 }
 
 // [[issuer]] is read by policy/issuer_config_toml.h; its problems join ours.
 void ConfigParser::ParseIssuers(const toml::table& root, Config& config) {
   const toml::node* node = root.get("issuer");
   if (node == nullptr) return;
-  std::vector<policy::ConfigProblem> problems;
   config.issuers = policy::ParseIssuerTables(
-      *node, [this](std::string_view path) { return ResolvePath(path); }, problems);
-  for (const policy::ConfigProblem& problem : problems) {
-    AddError(problem.where, problem.key, problem.message);
-  }
+      *node, [this](std::string_view path) { return ResolvePath(path); }, sink_);
 }
 
 absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
   Config config;
   {
-    TableReader top(*this, root, "",
-                    {"gateway", "listener", "target", "user", "scope", "audit", "issuer"});
+    TomlTableReader top(
+        root, "", {"gateway", "listener", "target", "user", "scope", "audit", "issuer"}, sink_);
     ParseGateway(root, config);
     ParseListeners(root, config);
-    ParseTargets(root, config);
-    ParseUsers(root, config);
+    ParseNamedTables(root, "target", &ConfigParser::ParseTarget, config.targets);
+    // With token identity providers, gateway-local users are optional.
+    if (root.contains("user") || !root.contains("issuer")) {
+      ParseNamedTables(root, "user", &ConfigParser::ParseUser, config.users);
+    }
     audit::ParseAuditConfig(
-        root.get("audit"), [this](std::string_view path) { return ResolvePath(path); },
-        [this](const toml::source_region& where, std::string_view key, std::string_view message) {
-          AddError(where, key, message);
-        },
+        root.get("audit"), [this](std::string_view path) { return ResolvePath(path); }, sink_,
         &config.audit);
     ParseIssuers(root, config);
   }
@@ -952,11 +703,7 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
   // [[scope]]: the policy (policy/policy_config.h).
   std::vector<std::string> target_names;
   for (const TargetConfig& target : config.targets) target_names.push_back(target.name);
-  std::vector<policy::PolicyConfigError> policy_errors;
-  config.policy = policy::ParsePolicy(root, target_names, policy_errors);
-  for (const policy::PolicyConfigError& error : policy_errors) {
-    AddError(error.where, error.key, error.message);
-  }
+  config.policy = policy::ParsePolicy(root, target_names, sink_);
   if (!errors_.empty()) return ErrorStatus();
   return config;
 }

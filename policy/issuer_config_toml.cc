@@ -9,8 +9,8 @@
 #include <optional>
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
+#include "core/str_cat.h"
 #include "policy/key_store.h"
 
 namespace pgb::policy {
@@ -20,159 +20,9 @@ constexpr size_t kMaxNameLength = 63;
 constexpr absl::Duration kMaxClockSkew = absl::Minutes(10);
 constexpr absl::Duration kMinRefresh = absl::Seconds(1);
 constexpr absl::Duration kMaxHttpTimeout = absl::Minutes(2);
-
-constexpr std::string_view kKnownKeys[] = {
-    "name",         "issuer",        "audience",     "jwks_file",
-    "jwks_uri",     "discovery",     "ca_file",      "clock_skew",
-    "algorithms",   "subject_claim", "groups_claim", "client_id_claim",
-    "run_id_claim", "keep_claims",   "user_match",   "refresh_interval",
-    "refresh_min",  "refresh_max",   "http_timeout", "session_grace"};
-
-std::string Joined(const std::vector<std::string_view>& parts, std::string_view separator) {
-  std::string out;
-  for (std::string_view part : parts) {
-    if (!out.empty()) out.append(separator);
-    out.append(part);
-  }
-  return out;
-}
-
-std::string TypeName(const toml::node& node) {
-  switch (node.type()) {
-    case toml::node_type::table:
-      return "table";
-    case toml::node_type::array:
-      return "array";
-    case toml::node_type::string:
-      return "string";
-    case toml::node_type::integer:
-      return "integer";
-    case toml::node_type::floating_point:
-      return "float";
-    case toml::node_type::boolean:
-      return "boolean";
-    default:
-      return "date or time";
-  }
-}
-
-// One [[issuer]] table: typed getters that record a problem and return
-// nullopt on a wrong type, and unknown-key reporting.
-class IssuerReader {
- public:
-  IssuerReader(const toml::table& table, std::string path, std::vector<ConfigProblem>& problems)
-      : table_(table), path_(std::move(path)), problems_(problems) {}
-
-  void Error(std::string_view key, std::string message) {
-    const toml::node* node = table_.get(key);
-    problems_.push_back({node != nullptr ? node->source() : table_.source(),
-                         path_ + "." + std::string(key), std::move(message)});
-  }
-
-  const toml::node* Get(std::string_view key) const { return table_.get(key); }
-  bool Has(std::string_view key) const { return table_.contains(key); }
-
-  std::optional<std::string> String(std::string_view key, bool allow_empty = false) {
-    const toml::node* node = table_.get(key);
-    if (node == nullptr) return std::nullopt;
-    if (!node->is_string()) {
-      Error(key, "expected a string, got " + TypeName(*node));
-      return std::nullopt;
-    }
-    std::string value = node->as_string()->get();
-    if (value.empty() && !allow_empty) {
-      Error(key, "must not be empty");
-      return std::nullopt;
-    }
-    return value;
-  }
-
-  // A string or an array of non-empty strings.
-  std::optional<std::vector<std::string>> StringList(std::string_view key, bool allow_empty) {
-    const toml::node* node = table_.get(key);
-    if (node == nullptr) return std::nullopt;
-    std::vector<std::string> out;
-    if (node->is_string()) {
-      out.push_back(node->as_string()->get());
-    } else if (const toml::array* array = node->as_array()) {
-      for (size_t i = 0; i < array->size(); ++i) {
-        const toml::node& element = *array->get(i);
-        if (!element.is_string()) {
-          Error(key,
-                "element " + std::to_string(i) + ": expected a string, got " + TypeName(element));
-          return std::nullopt;
-        }
-        out.push_back(element.as_string()->get());
-      }
-    } else {
-      Error(key, "expected a string or an array of strings, got " + TypeName(*node));
-      return std::nullopt;
-    }
-    if (out.empty() && !allow_empty) {
-      Error(key, "must name at least one value");
-      return std::nullopt;
-    }
-    if (std::any_of(out.begin(), out.end(), [](const std::string& s) { return s.empty(); })) {
-      Error(key, "must not contain an empty string");
-      return std::nullopt;
-    }
-    return out;
-  }
-
-  std::optional<bool> Bool(std::string_view key) {
-    const toml::node* node = table_.get(key);
-    if (node == nullptr) return std::nullopt;
-    if (!node->is_boolean()) {
-      Error(key, "expected true or false, got " + TypeName(*node));
-      return std::nullopt;
-    }
-    return node->as_boolean()->get();
-  }
-
-  // A duration string ("30s", "5m") within [min, max].
-  std::optional<absl::Duration> Duration(std::string_view key, absl::Duration min,
-                                         absl::Duration max) {
-    std::optional<std::string> text = String(key);
-    if (!text.has_value()) return std::nullopt;
-    absl::Duration value;
-    if (!absl::ParseDuration(*text, &value)) {
-      Error(key, "\"" + *text +
-                     "\" is not a duration; expected a duration string such as "
-                     "\"500ms\", \"60s\", \"5m\"");
-      return std::nullopt;
-    }
-    if (value < min || value > max) {
-      Error(key, "must be " + absl::FormatDuration(min) + ".." + absl::FormatDuration(max) +
-                     ", got \"" + *text + "\"");
-      return std::nullopt;
-    }
-    return value;
-  }
-
-  void ReportUnknownKeys() {
-    for (const auto& [key, node] : table_) {
-      const std::string_view name = key.str();
-      if (std::find(std::begin(kKnownKeys), std::end(kKnownKeys), name) != std::end(kKnownKeys)) {
-        continue;
-      }
-      std::string message = "unknown key";
-      if (name == "audiences" || name == "aud") message += "; use \"audience\"";
-      if (name == "jwks_url") message += "; use \"jwks_uri\"";
-      if (name == "url" || name == "iss") message += "; use \"issuer\"";
-      problems_.push_back(
-          {key.source(), path_ + "." + std::string(name),
-           message + " (known keys: " +
-               Joined(std::vector<std::string_view>(std::begin(kKnownKeys), std::end(kKnownKeys)),
-                      ", ") +
-               ")"});
-    }
-  }
-
- private:
-  const toml::table& table_;
-  std::string path_;
-  std::vector<ConfigProblem>& problems_;
-};
+// audience, algorithms, client_id_claim: one string or a non-empty list.
+constexpr TomlStringList kOneOrMore = {.single_string = true,
+                                       .empty = TomlStringList::Empty::kNeedsOne};
 
 bool IsIssuerName(std::string_view name) {
   return !name.empty() && name.size() <= kMaxNameLength &&
@@ -191,21 +41,28 @@ std::optional<std::string> UnreadableFile(const std::string& path) {
 
 IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
                          const std::function<std::string(std::string_view)>& resolve_path,
-                         std::vector<ConfigProblem>& problems) {
-  IssuerReader reader(table, path, problems);
+                         const TomlProblemSink& sink) {
+  TomlTableReader reader(table, path,
+                         {"name",         "issuer",        "audience",     "jwks_file",
+                          "jwks_uri",     "discovery",     "ca_file",      "clock_skew",
+                          "algorithms",   "subject_claim", "groups_claim", "client_id_claim",
+                          "run_id_claim", "keep_claims",   "user_match",   "refresh_interval",
+                          "refresh_min",  "refresh_max",   "http_timeout", "session_grace"},
+                         sink,
+                         {{"audiences", "use \"audience\""},
+                          {"aud", "use \"audience\""},
+                          {"jwks_url", "use \"jwks_uri\""},
+                          {"url", "use \"issuer\""},
+                          {"iss", "use \"issuer\""}});
   IssuerConfig out;
-  if (!reader.Has("name")) {
-    reader.Error("name", "required (names the issuer in logs and audit records)");
-  } else if (auto v = reader.String("name")) {
+  if (auto v = reader.RequiredString("name", "names the issuer in logs and audit records")) {
     if (!IsIssuerName(*v)) {
       reader.Error("name", "\"" + *v + "\" must be 1..63 characters of A-Z a-z 0-9 _ . -");
     } else {
       out.name = *v;
     }
   }
-  if (!reader.Has("issuer")) {
-    reader.Error("issuer", "required (the exact \"iss\" of the provider's tokens)");
-  } else if (auto v = reader.String("issuer")) {
+  if (auto v = reader.RequiredString("issuer", "the exact \"iss\" of the provider's tokens")) {
     if (!IsAllowedProviderUrl(*v)) {
       reader.Error("issuer", "\"" + *v +
                                  "\" must be an https:// URL (http:// only on a loopback "
@@ -214,16 +71,12 @@ IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
       out.issuer = *v;
     }
   }
-  if (!reader.Has("audience")) {
-    reader.Error("audience",
-                 "required (the \"aud\" value tokens for this gateway carry; a string or a list)");
-  } else if (auto v = reader.StringList("audience", /*allow_empty=*/false)) {
-    out.audiences = *v;
-  }
+  reader.Require("audience", "the \"aud\" value tokens for this gateway carry; a string or a list");
+  if (auto v = reader.StringList("audience", kOneOrMore)) out.audiences = *std::move(v);
 
   // Key source: exactly one of jwks_file, jwks_uri, discovery.
-  const std::optional<std::string> jwks_file = reader.String("jwks_file");
-  const std::optional<std::string> jwks_uri = reader.String("jwks_uri");
+  const std::optional<std::string> jwks_file = reader.NonEmptyString("jwks_file");
+  const std::optional<std::string> jwks_uri = reader.NonEmptyString("jwks_uri");
   const std::optional<bool> discovery = reader.Bool("discovery");
   const int explicit_sources = (reader.Has("jwks_file") ? 1 : 0) + (reader.Has("jwks_uri") ? 1 : 0);
   if (explicit_sources > 1) {
@@ -253,7 +106,7 @@ IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
   } else {
     out.key_source = KeySource::kDiscovery;
   }
-  if (auto v = reader.String("ca_file")) {
+  if (auto v = reader.NonEmptyString("ca_file")) {
     if (out.key_source == KeySource::kJwksFile) {
       reader.Error("ca_file", "is only used when keys are fetched over HTTPS (not with jwks_file)");
     } else {
@@ -268,18 +121,18 @@ IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
     out.clock_skew = *v;
   }
   out.algorithms.assign(std::begin(kAllJwsAlgorithms), std::end(kAllJwsAlgorithms));
-  if (auto v = reader.StringList("algorithms", /*allow_empty=*/false)) {
+  if (auto v = reader.StringList("algorithms", kOneOrMore)) {
     std::vector<JwsAlgorithm> algorithms;
     for (const std::string& name : *v) {
       const std::optional<JwsAlgorithm> alg = JwsAlgorithmFromName(name);
       if (!alg.has_value()) {
         std::vector<std::string_view> names;
         for (JwsAlgorithm a : kAllJwsAlgorithms) names.push_back(JwsAlgorithmName(a));
-        reader.Error("algorithms", "\"" + name + "\" is not a supported algorithm (" +
-                                       Joined(names, ", ") +
-                                       (name == "none" || name.starts_with("HS")
-                                            ? "; unsigned and HMAC tokens are never accepted)"
-                                            : ")"));
+        reader.Error("algorithms",
+                     Cat("\"", name, "\" is not a supported algorithm (", Join(names, ", "),
+                         name == "none" || name.starts_with("HS")
+                             ? "; unsigned and HMAC tokens are never accepted)"
+                             : ")"));
         continue;
       }
       if (std::find(algorithms.begin(), algorithms.end(), *alg) == algorithms.end()) {
@@ -289,21 +142,18 @@ IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
     out.algorithms = std::move(algorithms);
   }
 
-  if (auto v = reader.String("subject_claim")) out.claims.subject_claim = *v;
-  if (auto v = reader.String("groups_claim", /*allow_empty=*/true)) out.claims.groups_claim = *v;
-  if (auto v = reader.StringList("client_id_claim", /*allow_empty=*/false)) {
-    out.claims.client_id_claims = *v;
+  if (auto v = reader.NonEmptyString("subject_claim")) out.claims.subject_claim = *v;
+  if (auto v = reader.String("groups_claim")) out.claims.groups_claim = *v;  // "": no groups
+  if (auto v = reader.StringList("client_id_claim", kOneOrMore)) {
+    out.claims.client_id_claims = *std::move(v);
   }
-  if (auto v = reader.String("run_id_claim")) out.claims.run_id_claim = *v;
-  if (auto v = reader.StringList("keep_claims", /*allow_empty=*/true)) out.claims.keep_claims = *v;
-  if (auto v = reader.String("user_match")) {
-    if (*v == "subject") {
-      out.user_match = UserMatch::kSubject;
-    } else if (*v == "ignore") {
-      out.user_match = UserMatch::kIgnore;
-    } else {
-      reader.Error("user_match", "\"" + *v + "\" is not one of subject | ignore");
-    }
+  if (auto v = reader.NonEmptyString("run_id_claim")) out.claims.run_id_claim = *v;
+  if (auto v = reader.StringList(
+          "keep_claims", {.single_string = true, .empty = TomlStringList::Empty::kAllowed})) {
+    out.claims.keep_claims = *std::move(v);
+  }
+  if (auto v = reader.Enum("user_match", {"subject", "ignore"})) {
+    out.user_match = *v == 0 ? UserMatch::kSubject : UserMatch::kIgnore;
   }
 
   const absl::Duration kDay = absl::Hours(24);
@@ -325,7 +175,6 @@ IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
   if (auto v = reader.Duration("http_timeout", absl::Milliseconds(100), kMaxHttpTimeout)) {
     out.http_timeout = *v;
   }
-  reader.ReportUnknownKeys();
   return out;
 }
 
@@ -333,43 +182,22 @@ IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
 
 std::vector<IssuerConfig> ParseIssuerTables(
     const toml::node& node, const std::function<std::string(std::string_view)>& resolve_path,
-    std::vector<ConfigProblem>& problems) {
+    const TomlProblemSink& sink) {
   std::vector<IssuerConfig> issuers;
-  const toml::array* array = node.as_array();
-  if (array == nullptr) {
-    problems.push_back({node.source(), "issuer",
-                        "expected an array of tables ([[issuer]]), got " + TypeName(node)});
-    return issuers;
-  }
-  absl::flat_hash_map<std::string, size_t> names, urls;
-  for (size_t i = 0; i < array->size(); ++i) {
-    const toml::node& element = *array->get(i);
-    const std::string path = "issuer[" + std::to_string(i) + "]";
-    const toml::table* table = element.as_table();
-    if (table == nullptr) {
-      problems.push_back({element.source(), path, "expected a table, got " + TypeName(element)});
-      continue;
-    }
-    IssuerConfig issuer = ParseIssuer(*table, path, resolve_path, problems);
-    if (!issuer.name.empty()) {
-      auto [it, inserted] = names.emplace(issuer.name, i);
-      if (!inserted) {
-        problems.push_back({table->get("name")->source(), path + ".name",
-                            "duplicate issuer name \"" + issuer.name + "\" (also issuer[" +
-                                std::to_string(it->second) + "])"});
-      }
-    }
-    if (!issuer.issuer.empty()) {
-      auto [it, inserted] = urls.emplace(issuer.issuer, i);
-      if (!inserted) {
-        problems.push_back({table->get("issuer")->source(), path + ".issuer",
-                            "issuer \"" + issuer.issuer + "\" is configured twice (also issuer[" +
-                                std::to_string(it->second) +
-                                "]); list every audience in one [[issuer]]"});
-      }
-    }
-    issuers.push_back(std::move(issuer));
-  }
+  TomlUniqueNames names("issuer"), urls("issuer", "issuer");
+  ForEachTomlTable(node, "issuer", sink,
+                   [&](const toml::table& table, const std::string& path, size_t i) {
+                     IssuerConfig issuer = ParseIssuer(table, path, resolve_path, sink);
+                     names.Add(table, path, i, issuer.name, sink);
+                     const std::optional<size_t> earlier =
+                         issuer.issuer.empty() ? std::nullopt : urls.Earlier(issuer.issuer, i);
+                     if (earlier.has_value()) {
+                       sink(table.get("issuer")->source(), Cat(path, ".issuer"),
+                            Cat("issuer \"", issuer.issuer, "\" is configured twice (also issuer[",
+                                *earlier, "]); list every audience in one [[issuer]]"));
+                     }
+                     issuers.push_back(std::move(issuer));
+                   });
   return issuers;
 }
 

@@ -3,8 +3,7 @@
 // reports the problems found here with its own, in one pass, each naming its
 // key: `issuer[0].audience: required (the "aud" value tokens must carry)`.
 //
-//   std::vector<ConfigProblem> problems;
-//   config.issuers = ParseIssuerTables(*root.get("issuer"), resolve_path, problems);
+//   config.issuers = ParseIssuerTables(*root.get("issuer"), resolve_path, sink);
 //
 // A jwks_file is read and parsed here, so a config that passes check-config
 // has keys that load.
@@ -15,21 +14,17 @@
 #include <string_view>
 #include <vector>
 
+#include "core/toml_table.h"
 #include "policy/issuer_config.h"
 #include "toml++/toml.h"
 
 namespace pgb::policy {
 
-struct ConfigProblem {
-  toml::source_region where;
-  std::string key;  // "issuer[0].audience"
-  std::string message;
-};
-
 // `node` is the value of the root's "issuer" key. `resolve_path` turns a
 // relative file name into the path to open (relative to the config file).
+// Problems go to `sink`.
 std::vector<IssuerConfig> ParseIssuerTables(
     const toml::node& node, const std::function<std::string(std::string_view)>& resolve_path,
-    std::vector<ConfigProblem>& problems);
+    const TomlProblemSink& sink);
 
 }  // namespace pgb::policy

@@ -1,34 +1,28 @@
 // The [[scope]] tables of the config file, parsed into an immutable Policy.
-// core/config.cc calls this with the parsed TOML document; errors come back
-// with their key path and position so they join the config's one sorted list
-// (`scope[2].relations.deny[0]: invalid pattern "app..x": ...`). The keys are
-// documented in docs/configuration.md.
+// core/config.cc calls this with the parsed TOML document; problems go to its
+// sink with their key path and position so they join the config's one sorted
+// list (`scope[2].relations.deny[0]: invalid pattern "app..x": ...`). The keys
+// are documented in docs/configuration.md.
 //
-//   std::vector<PolicyConfigError> errors;
-//   std::shared_ptr<const Policy> policy = ParsePolicy(root, {"app", "reporting"}, errors);
-//   if (policy == nullptr) { ... report errors ... }
+//   std::shared_ptr<const Policy> policy = ParsePolicy(root, {"app", "reporting"}, sink);
+//   if (policy == nullptr) { ... the problems were reported ... }
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/toml_table.h"
 #include "policy/rules.h"
 #include "toml++/toml.h"
 
 namespace pgb::policy {
 
-struct PolicyConfigError {
-  toml::source_region where;
-  std::string key;  // "scope[0].profile"
-  std::string message;
-};
-
 // Parses every [[scope]] of `root` (at least one is required: deny by
 // default). `target_names` are the names of the config's [[target]]s, which a
-// scope's `targets` may name. Returns nullptr when any error was appended.
+// scope's `targets` may name. Returns nullptr when any problem was reported.
 std::shared_ptr<const Policy> ParsePolicy(const toml::table& root,
                                           const std::vector<std::string>& target_names,
-                                          std::vector<PolicyConfigError>& errors);
+                                          const TomlProblemSink& sink);
 
 }  // namespace pgb::policy

@@ -15,20 +15,11 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/string_view.h"
+#include "core/str_cat.h"
 #include "policy/function_classes.h"
 
 namespace pgb::policy {
 namespace {
-
-// Debian's Abseil has its own absl::string_view, so absl::StrCat does not take
-// std::string_view; this keeps the file on std types.
-inline void AppendPart(std::string& out, std::string_view part) { out.append(part); }
-template <typename... Parts>
-std::string Cat(const Parts&... parts) {
-  std::string out;
-  (AppendPart(out, parts), ...);
-  return out;
-}
 
 // `*` matches any run of characters (also none); everything else literally.
 bool GlobMatch(std::string_view pattern, std::string_view text) {

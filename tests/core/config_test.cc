@@ -742,7 +742,7 @@ INSTANTIATE_TEST_SUITE_P(
                   Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\nprofile = \"admin\"\n"
                                "statement_timeout = \"30\""}
                       .Render(),
-                  "scope[0].statement_timeout", "not a finite duration > 0"},
+                  "scope[0].statement_timeout", "\"30\" is not a duration"},
         ErrorCase{"FunctionCallNotBool",
                   Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\nprofile = \"admin\"\n"
                                "allow_function_call = \"yes\""}
