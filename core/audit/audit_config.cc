@@ -2,128 +2,16 @@
 
 #include <algorithm>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "core/audit/audit_config_parse.h"
 #include "core/audit/chain.h"
 #include "core/audit/postgres_sink.h"
+#include "core/str_cat.h"
 
 namespace pgb::audit {
 namespace {
-
-std::string Join(const std::vector<std::string_view>& parts, std::string_view separator) {
-  std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    if (i > 0) out.append(separator);
-    out.append(parts[i]);
-  }
-  return out;
-}
-
-// Reads one table's keys with their types and ranges, and reports keys it
-// was not told about (the value of an unknown key is never echoed).
-class Reader {
- public:
-  Reader(const toml::table& table, std::string path, std::vector<std::string_view> known,
-         const AuditConfigError& error)
-      : table_(table), path_(std::move(path)), known_(std::move(known)), error_(error) {}
-  ~Reader() {
-    for (const auto& [key, node] : table_) {
-      if (std::find(known_.begin(), known_.end(), key.str()) != known_.end()) continue;
-      error_(key.source(), KeyPath(key.str()),
-             "unknown key (known keys: " + Join(known_, ", ") + ")");
-    }
-  }
-  Reader(const Reader&) = delete;
-  Reader& operator=(const Reader&) = delete;
-
-  std::string KeyPath(std::string_view key) const { return path_ + "." + std::string(key); }
-  const toml::node* Get(std::string_view key) const { return table_.get(key); }
-  void Error(std::string_view key, std::string_view message) const {
-    const toml::node* node = table_.get(key);
-    error_(node != nullptr ? node->source() : table_.source(), KeyPath(key), message);
-  }
-
-  std::optional<std::string> String(std::string_view key) const {
-    const toml::node* node = table_.get(key);
-    if (node == nullptr) return std::nullopt;
-    if (!node->is_string()) {
-      Error(key, "expected a string");
-      return std::nullopt;
-    }
-    return node->as_string()->get();
-  }
-  std::optional<std::string> RequiredString(std::string_view key, std::string_view what) const {
-    if (table_.get(key) == nullptr) {
-      Error(key, "required (" + std::string(what) + ")");
-      return std::nullopt;
-    }
-    std::optional<std::string> value = String(key);
-    if (value.has_value() && value->empty()) {
-      Error(key, "must not be empty (" + std::string(what) + ")");
-      return std::nullopt;
-    }
-    return value;
-  }
-  std::optional<bool> Bool(std::string_view key) const {
-    const toml::node* node = table_.get(key);
-    if (node == nullptr) return std::nullopt;
-    if (!node->is_boolean()) {
-      Error(key, "expected true or false");
-      return std::nullopt;
-    }
-    return node->as_boolean()->get();
-  }
-  std::optional<int64_t> Integer(std::string_view key, int64_t min, int64_t max) const {
-    const toml::node* node = table_.get(key);
-    if (node == nullptr) return std::nullopt;
-    if (!node->is_integer()) {
-      Error(key, "expected an integer " + std::to_string(min) + ".." + std::to_string(max));
-      return std::nullopt;
-    }
-    const int64_t value = node->as_integer()->get();
-    if (value < min || value > max) {
-      Error(key, "must be " + std::to_string(min) + ".." + std::to_string(max) + ", got " +
-                     std::to_string(value));
-      return std::nullopt;
-    }
-    return value;
-  }
-  // A duration string ("500ms", "10s"); `allow_zero` accepts "0s" (off).
-  std::optional<absl::Duration> Duration(std::string_view key, bool allow_zero = false) const {
-    const toml::node* node = table_.get(key);
-    if (node == nullptr) return std::nullopt;
-    absl::Duration value;
-    if (!node->is_string() || !absl::ParseDuration(node->as_string()->get(), &value)) {
-      Error(key, "expected a duration string such as \"500ms\", \"10s\", \"1h\"");
-      return std::nullopt;
-    }
-    if (value < absl::ZeroDuration() || value == absl::InfiniteDuration() ||
-        (!allow_zero && value == absl::ZeroDuration())) {
-      Error(key, allow_zero ? "must be a finite duration >= 0" : "must be a finite duration > 0");
-      return std::nullopt;
-    }
-    return value;
-  }
-  std::optional<size_t> Enum(std::string_view key,
-                             const std::vector<std::string_view>& allowed) const {
-    std::optional<std::string> text = String(key);
-    if (!text.has_value()) return std::nullopt;
-    for (size_t i = 0; i < allowed.size(); ++i) {
-      if (*text == allowed[i]) return i;
-    }
-    Error(key, "\"" + *text + "\" is not one of " + Join(allowed, " | "));
-    return std::nullopt;
-  }
-
- private:
-  const toml::table& table_;
-  std::string path_;
-  std::vector<std::string_view> known_;
-  const AuditConfigError& error_;
-};
 
 bool IsEnvironmentName(std::string_view name) {
   return !name.empty() && name.size() <= 255 && !(name[0] >= '0' && name[0] <= '9') &&
@@ -145,11 +33,11 @@ void ParsePostgresSink(const toml::table& table, const std::string& path,
                        const std::function<std::string(std::string_view)>& resolve,
                        const AuditConfigError& error, AuditSinkConfig* sink) {
   PostgresSinkConfig* out = &sink->postgres;
-  Reader r(table, path,
-           {"type", "name", "conninfo", "host", "port", "dbname", "user", "password_file",
-            "password_env", "table", "create_table", "connect_timeout", "statement_timeout",
-            "application_name"},
-           error);
+  TomlTableReader r(table, path,
+                    {"type", "name", "conninfo", "host", "port", "dbname", "user", "password_file",
+                     "password_env", "table", "create_table", "connect_timeout",
+                     "statement_timeout", "application_name"},
+                    error);
   if (auto v = r.String("conninfo")) {
     // The message never quotes the string: it may hold a secret.
     if (absl::Status status = CheckAuditConninfo(*v); !status.ok()) {
@@ -226,10 +114,10 @@ void ParseSink(const toml::table& table, const std::string& path, size_t index,
   type = type_node->as_string()->get();
   if (type == "file") {
     out->type = AuditSinkType::kFile;
-    Reader r(table, path,
-             {"type", "name", "path", "rotate_bytes", "rotate_interval", "keep", "fsync",
-              "fsync_interval"},
-             error);
+    TomlTableReader r(table, path,
+                      {"type", "name", "path", "rotate_bytes", "rotate_interval", "keep", "fsync",
+                       "fsync_interval"},
+                      error);
     if (auto v = r.RequiredString("path", "the audit file, e.g. /var/log/pgbastion/audit.jsonl")) {
       out->file.path = resolve(*v);
     }
@@ -240,7 +128,9 @@ void ParseSink(const toml::table& table, const std::string& path, size_t index,
         out->file.rotate_bytes = static_cast<uint64_t>(*v);
       }
     }
-    if (auto v = r.Duration("rotate_interval", true)) out->file.rotate_interval = *v;
+    if (auto v = r.Duration("rotate_interval", absl::ZeroDuration(), absl::InfiniteDuration())) {
+      out->file.rotate_interval = *v;
+    }
     if (auto v = r.Integer("keep", 0, 1000000)) out->file.keep = static_cast<uint32_t>(*v);
     if (auto v = r.Enum("fsync", {"always", "interval", "never"})) {
       out->file.fsync = static_cast<FsyncPolicy>(*v);
@@ -249,7 +139,7 @@ void ParseSink(const toml::table& table, const std::string& path, size_t index,
     if (auto v = r.String("name")) out->name = *v;
   } else if (type == "syslog") {
     out->type = AuditSinkType::kSyslog;
-    Reader r(
+    TomlTableReader r(
         table, path,
         {"type", "name", "transport", "host", "port", "socket", "facility", "app_name", "hostname"},
         error);
@@ -278,10 +168,10 @@ void ParseSink(const toml::table& table, const std::string& path, size_t index,
     if (auto v = r.String("name")) out->name = *v;
   } else if (type == "http") {
     out->type = AuditSinkType::kHttp;
-    Reader r(table, path,
-             {"type", "name", "url", "timeout", "max_batch", "retry_initial", "retry_max", "tls_ca",
-              "bearer_token_file"},
-             error);
+    TomlTableReader r(table, path,
+                      {"type", "name", "url", "timeout", "max_batch", "retry_initial", "retry_max",
+                       "tls_ca", "bearer_token_file"},
+                      error);
     if (auto v = r.RequiredString("url", "the collector, http:// or https://")) {
       if (v->rfind("http://", 0) != 0 && v->rfind("https://", 0) != 0) {
         r.Error("url", "must start with http:// or https://");
@@ -328,7 +218,7 @@ void ParseAuditConfig(const toml::node* audit,
     return;
   }
   out->enabled = true;
-  Reader r(
+  TomlTableReader r(
       *table, "audit",
       {"enabled", "mode", "ring_slots", "signing_key", "checkpoint_every", "checkpoint_interval",
        "spill_dir", "spill_max_bytes", "statement_text", "parameters", "sink"},
@@ -383,26 +273,18 @@ void ParseAuditConfig(const toml::node* audit,
     return;
   }
   const toml::array* array = sinks->as_array();
-  if (array == nullptr || array->empty()) {
+  if (array != nullptr && array->empty()) {
     error(sinks->source(), "audit.sink", "expected one or more [[audit.sink]] tables");
     return;
   }
-  std::set<std::string> names;
-  for (size_t i = 0; i < array->size(); ++i) {
-    const std::string path = "audit.sink[" + std::to_string(i) + "]";
-    const toml::node& element = (*array)[i];
-    const toml::table* sink_table = element.as_table();
-    if (sink_table == nullptr) {
-      error(element.source(), path, "expected a table");
-      continue;
-    }
-    AuditSinkConfig sink;
-    ParseSink(*sink_table, path, i, resolve_path, error, &sink);
-    if (!names.insert(sink.name).second) {
-      error(sink_table->source(), path + ".name", "duplicate sink name \"" + sink.name + "\"");
-    }
-    out->sinks.push_back(std::move(sink));
-  }
+  TomlUniqueNames names("sink");
+  ForEachTomlTable(*sinks, "audit.sink", error,
+                   [&](const toml::table& sink_table, const std::string& path, size_t i) {
+                     AuditSinkConfig sink;
+                     ParseSink(sink_table, path, i, resolve_path, error, &sink);
+                     names.Add(sink_table, path, i, sink.name, error);
+                     out->sinks.push_back(std::move(sink));
+                   });
 }
 
 }  // namespace pgb::audit

@@ -9,13 +9,13 @@
 #include <string_view>
 
 #include "core/audit/audit_config.h"
+#include "core/toml_table.h"
 #include "toml++/toml.h"
 
 namespace pgb::audit {
 
 // Reports one error: where, the key path ("audit.sink[0].path"), the message.
-using AuditConfigError = std::function<void(const toml::source_region& where, std::string_view key,
-                                            std::string_view message)>;
+using AuditConfigError = TomlProblemSink;
 
 // Parses the [audit] node (nullptr if absent: audit disabled) into `out`,
 // reporting every problem through `error`. Relative paths are resolved with

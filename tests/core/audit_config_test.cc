@@ -118,10 +118,32 @@ type = "kafka"
               HasSubstr("audit.mode: \"fail-sometimes\" is not one of fail-closed | fail-open"));
   EXPECT_THAT(message, HasSubstr("audit.ring_slots: must be a power of two"));
   EXPECT_THAT(message, HasSubstr("audit.signing_key: cannot open"));
-  EXPECT_THAT(message, HasSubstr("audit.statment_text: unknown key"));
+  EXPECT_THAT(message,
+              HasSubstr("audit.statment_text: unknown key; did you mean \"statement_text\"?"));
   EXPECT_THAT(message, HasSubstr("audit.sink[0].path: required"));
   EXPECT_THAT(message, HasSubstr("audit.sink[1].port: must be 1..65535, got 0"));
   EXPECT_THAT(message, HasSubstr("audit.sink[2].type: \"kafka\" is not one of"));
+}
+
+TEST_F(AuditConfigTest, SinkNamesAreUniqueAndSinksAreTables) {
+  absl::StatusOr<Config> config = Parse(R"(
+[audit]
+signing_key = "audit.key"
+[[audit.sink]]
+type = "file"
+path = "a.jsonl"
+[[audit.sink]]
+type = "file"
+path = "b.jsonl"
+name = "file0"
+)");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()),
+              HasSubstr("audit.sink[1].name: duplicate sink name \"file0\" (also sink[0])"));
+  config = Parse("[audit]\nsigning_key = \"audit.key\"\nsink = 3\n");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()),
+              HasSubstr("audit.sink: expected an array of tables ([[audit.sink]]), got integer"));
 }
 
 TEST_F(AuditConfigTest, PostgresSink) {
