@@ -12,6 +12,8 @@
 #include "core/audit/writer.h"
 #include "core/log.h"
 #include "core/shard.h"
+#include "core/str_cat.h"
+#include "core/thread_name.h"
 
 namespace pgb {
 
@@ -95,6 +97,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
   std::vector<std::thread> threads;
   for (int i = 0; i < workers; ++i) {
     threads.emplace_back([&, i] {
+      NameThisThread(Cat("pgb-shard-", i));
       init[i] = shards[i]->Init();  // the ring is created on the thread that uses it
       ready.count_down();
       go.wait();
@@ -125,6 +128,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
   // Wait for signals in a thread of its own so the main thread can join shards.
   std::atomic<bool> all_stopped{false};
   std::thread signal_thread([&] {
+    NameThisThread("pgb-signals");
     int requests = 0;
     while (!all_stopped.load()) {
       timespec timeout{0, 200'000'000};

@@ -9,6 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "core/log.h"
+#include "core/thread_name.h"
 #include "policy/internal/json_object.h"
 
 namespace pgb::policy {
@@ -246,7 +247,10 @@ void KeyStore::StartRefresher() {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = false;
   }
-  refresher_ = std::thread([this] { RefresherLoop(); });
+  refresher_ = std::thread([this] {
+    NameThisThread("pgb-keys");
+    RefresherLoop();
+  });
 }
 
 void KeyStore::StopRefresher() {

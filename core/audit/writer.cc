@@ -19,6 +19,8 @@
 #include "core/audit/spill.h"
 #include "core/audit/syslog_sink.h"
 #include "core/log.h"
+#include "core/str_cat.h"
+#include "core/thread_name.h"
 
 namespace pgb::audit {
 namespace {
@@ -157,7 +159,10 @@ class SinkRunner {
   }
 
   void Start() {
-    thread_ = std::thread([this] { Run(); });
+    thread_ = std::thread([this] {
+      NameThisThread(Cat("pgb-sink-", sink_->name()));
+      Run();
+    });
   }
 
   // Waits while the sink already holds kMaxQueuedBytes (backpressure).
@@ -442,7 +447,10 @@ absl::StatusOr<std::unique_ptr<AuditTrail>> AuditTrail::Start(
   trail->dropped_reported_.assign(trail->shards_.size() + trail->sinks_.size(), 0);
   trail->last_checkpoint_us_ = AuditClockMicros();
   for (auto& runner : trail->sinks_) runner->Start();
-  trail->writer_ = std::thread([t = trail.get()] { t->Run(); });
+  trail->writer_ = std::thread([t = trail.get()] {
+    NameThisThread("pgb-audit");
+    t->Run();
+  });
   return trail;
 }
 

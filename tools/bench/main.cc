@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "core/str_cat.h"
+#include "core/thread_name.h"
 #include "proto/tls.h"
 #include "tools/bench/options.h"
 #include "tools/bench/report.h"
@@ -123,8 +125,9 @@ int Main(int argc, char** argv) {
   }
   std::atomic<int> running{o.threads};
   std::vector<std::thread> threads;
-  for (auto& w : workers) {
-    threads.emplace_back([&running, worker = w.get()] {
+  for (size_t t = 0; t < workers.size(); ++t) {
+    threads.emplace_back([&running, t, worker = workers[t].get()] {
+      pgb::NameThisThread(pgb::Cat("bench-", t));
       worker->Run();
       running.fetch_sub(1);
     });
