@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "policy/internal/literal_shape.h"
 #include "policy/internal/parse_tree.h"
 #include "policy/internal/parser_stack.h"
 #include "policy/internal/statement_classifier.h"
@@ -179,28 +180,69 @@ size_t EstimateAnalysisBytes(const SqlAnalysis& analysis) {
   return n;
 }
 
+bool SameForEveryLiteral(const SqlAnalysis& analysis) {
+  if (!analysis.ok || analysis.statements.size() != 1) return false;
+  const StatementSummary& s = analysis.statements[0];
+  const bool select =
+      s.command == "SELECT" && s.statement_class == StatementClass::kRead && !s.modifies_data;
+  const bool insert =
+      s.command == "INSERT" && s.statement_class == StatementClass::kWrite && !s.data_modifying_cte;
+  return (select || insert) && s.functions.empty() && s.settings.empty() &&
+         s.copy.direction == CopyDirection::kNone && !s.explain_analyze && !s.select_into &&
+         !s.unfiltered_write && !s.destructive && s.prepare_name.empty() && !s.prepared &&
+         s.execute_name.empty() && s.deallocate_name.empty() && !s.deallocate_all;
+}
+
 std::shared_ptr<const SqlAnalysis> AnalysisCache::Analyse(std::string_view sql) {
   if (auto it = index_.find(sql); it != index_.end()) {
     ++hits_;
     lru_.splice(lru_.begin(), lru_, it->second);
     return it->second->analysis;
   }
+  const std::optional<std::string> shape = internal::LiteralShape(sql);
+  if (shape) {
+    if (auto it = shape_index_.find(*shape); it != shape_index_.end()) {
+      ++hits_;
+      ++shape_hits_;
+      lru_.splice(lru_.begin(), lru_, it->second);
+      const Entry& e = *it->second;
+      if (e.text_size == sql.size()) return e.analysis;
+      // The texts differ only inside literals, which lie inside the one
+      // statement: it starts at the same place and ends as much later as the
+      // text is longer.
+      auto adjusted = std::make_shared<SqlAnalysis>(*e.analysis);
+      const int64_t longer = static_cast<int64_t>(sql.size()) - e.text_size;
+      adjusted->statements[0].length =
+          static_cast<uint32_t>(adjusted->statements[0].length + longer);
+      return adjusted;
+    }
+  }
   ++misses_;
   auto analysis = std::make_shared<const SqlAnalysis>(AnalyseSql(sql));
+  if (shape && SameForEveryLiteral(*analysis)) {
+    Insert(*shape, true, analysis, sql.size());
+  } else {
+    Insert(sql, false, analysis, sql.size());
+  }
+  return analysis;
+}
+
+void AnalysisCache::Insert(std::string_view key, bool by_shape,
+                           std::shared_ptr<const SqlAnalysis> analysis, size_t text_size) {
   // The list node, the map slot and the shared_ptr control block.
   constexpr size_t kEntryOverhead = sizeof(Entry) + 64;
-  size_t entry_bytes = sql.size() + EstimateAnalysisBytes(*analysis) + kEntryOverhead;
-  if (entry_bytes > max_bytes_) return analysis;
+  size_t entry_bytes = key.size() + EstimateAnalysisBytes(*analysis) + kEntryOverhead;
+  if (entry_bytes > max_bytes_) return;
   while (bytes_ + entry_bytes > max_bytes_ && !lru_.empty()) {
     Entry& oldest = lru_.back();
     bytes_ -= oldest.bytes;
-    index_.erase(std::string_view(oldest.sql));
+    (oldest.by_shape ? shape_index_ : index_).erase(std::string_view(oldest.key));
     lru_.pop_back();
   }
-  lru_.push_front(Entry{std::string(sql), analysis, entry_bytes});
-  index_.emplace(std::string_view(lru_.front().sql), lru_.begin());
+  lru_.push_front(Entry{std::string(key), std::move(analysis), entry_bytes, by_shape,
+                        static_cast<uint32_t>(text_size)});
+  (by_shape ? shape_index_ : index_).emplace(std::string_view(lru_.front().key), lru_.begin());
   bytes_ += entry_bytes;
-  return analysis;
 }
 
 }  // namespace pgb::policy

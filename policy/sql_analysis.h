@@ -63,6 +63,12 @@ struct SqlAnalysis {
 // analysis), least recently used first out. Refused analyses are cached too:
 // the same text is refused the same way. An analysis larger than the whole
 // bound is returned without being cached.
+//
+// A text in the simple subset of policy/internal/literal_shape.h whose
+// analysis cannot depend on its literals (SameForEveryLiteral) is kept under
+// its literal shape instead, so `... WHERE aid = 5` and `... WHERE aid = 7`
+// share one entry: the second is answered with the first's analysis, its
+// statement's length adjusted to the second text.
 class AnalysisCache {
  public:
   explicit AnalysisCache(size_t max_bytes) : max_bytes_(max_bytes) {}
@@ -76,22 +82,38 @@ class AnalysisCache {
   size_t entries() const { return lru_.size(); }
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
+  uint64_t shape_hits() const { return shape_hits_; }  // hits through a literal shape
 
  private:
   struct Entry {
-    std::string sql;
+    std::string key;  // the text, or its literal shape
     std::shared_ptr<const SqlAnalysis> analysis;
     size_t bytes = 0;
+    bool by_shape = false;
+    uint32_t text_size = 0;  // of the text `analysis` was made from
   };
+
+  void Insert(std::string_view key, bool by_shape, std::shared_ptr<const SqlAnalysis> analysis,
+              size_t text_size);
 
   size_t max_bytes_;
   size_t bytes_ = 0;
   uint64_t hits_ = 0;
   uint64_t misses_ = 0;
+  uint64_t shape_hits_ = 0;
   std::list<Entry> lru_;  // most recently used first
-  // Keys view the Entry::sql they point at.
+  // Keys view the Entry::key they point at: texts, and literal shapes.
   absl::flat_hash_map<std::string_view, std::list<Entry>::iterator> index_;
+  absl::flat_hash_map<std::string_view, std::list<Entry>::iterator> shape_index_;
 };
+
+// Whether an analysis holds for every text of the same literal shape: one
+// SELECT that changes nothing, or one INSERT without a data-modifying WITH,
+// calling no function and setting nothing (no COPY, EXPLAIN, SELECT INTO,
+// PREPARE or EXECUTE either). The analyser reads constants' values only for
+// settings, set_config() and the constant-true WHERE of UPDATE, DELETE and
+// MERGE, none of which such a statement has.
+bool SameForEveryLiteral(const SqlAnalysis& analysis);
 
 // The bytes an analysis holds, as the cache counts them (estimate).
 size_t EstimateAnalysisBytes(const SqlAnalysis& analysis);

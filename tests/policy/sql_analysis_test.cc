@@ -377,7 +377,8 @@ TEST(AnalysisCache, StaysWithinItsByteBoundEvictingTheLeastRecentlyUsed) {
 
 TEST(AnalysisCache, AnEntryLargerThanTheBoundIsReturnedButNotKept) {
   AnalysisCache cache(4096);
-  std::string big = "SELECT '" + std::string(8000, 'x') + "'";
+  // (Outside the literal-shape subset: a cast. A shaped text's key is short.)
+  std::string big = "SELECT '" + std::string(8000, 'x') + "'::text";
   std::shared_ptr<const SqlAnalysis> a = cache.Analyse(big);
   EXPECT_TRUE(a->ok);
   EXPECT_EQ(cache.entries(), 0u);
@@ -448,6 +449,112 @@ TEST(StatementFingerprint, EachStatementOfAQueryHasItsOwn) {
   EXPECT_EQ(a.statements[0].fingerprint, a.statements[1].fingerprint);
   EXPECT_NE(a.statements[0].fingerprint, a.statements[2].fingerprint);
   EXPECT_EQ(a.statements[2].fingerprint, FingerprintOf("delete from t where id = 99"));
+}
+
+// ---- Sharing one analysis among texts that differ only in their literals.
+
+// Everything the gateway reads from an analysis, as text.
+std::string Everything(const SqlAnalysis& a) {
+  std::string out = testing::AnalysisText(a) + a.error_sqlstate + "|" + a.error_message + "|" +
+                    std::to_string(a.error_position);
+  for (const StatementSummary& st : a.statements) {
+    out += "|" + std::to_string(st.location) + "+" + std::to_string(st.length) + "#" +
+           std::to_string(st.fingerprint);
+  }
+  return out;
+}
+
+TEST(AnalysisCache, SharesOneAnalysisAmongTextsDifferingOnlyInLiterals) {
+  AnalysisCache cache(1 << 20);
+  const std::string first = "SELECT abalance FROM pgbench_accounts WHERE aid = 5;";
+  const std::string second = "SELECT abalance FROM pgbench_accounts WHERE aid = 123456;";
+  std::shared_ptr<const SqlAnalysis> a = cache.Analyse(first);
+  std::shared_ptr<const SqlAnalysis> b = cache.Analyse(second);
+  EXPECT_EQ(cache.misses(), 1u);
+  EXPECT_EQ(cache.shape_hits(), 1u);
+  EXPECT_EQ(cache.entries(), 1u);
+  EXPECT_EQ(Everything(*a), Everything(AnalyseSql(first)));
+  EXPECT_EQ(Everything(*b), Everything(AnalyseSql(second)));
+  // The statement's range follows the longer text.
+  ASSERT_EQ(b->statements.size(), 1u);
+  EXPECT_EQ(second.substr(b->statements[0].location, b->statements[0].length),
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 123456");
+  // A text of the same length is answered with the entry itself.
+  EXPECT_EQ(cache.Analyse("SELECT abalance FROM pgbench_accounts WHERE aid = 7;").get(), a.get());
+}
+
+TEST(AnalysisCache, DoesNotShareAnAnalysisThatReadsALiteral) {
+  AnalysisCache cache(1 << 20);
+  EXPECT_FALSE(Only(*cache.Analyse("UPDATE t SET x = 1 WHERE 1 = 2")).unfiltered_write);
+  EXPECT_TRUE(Only(*cache.Analyse("UPDATE t SET x = 1 WHERE 1 = 1")).unfiltered_write);
+  EXPECT_EQ(Only(*cache.Analyse("SET statement_timeout = 100")).settings[0].value, "100");
+  EXPECT_EQ(Only(*cache.Analyse("SET statement_timeout = 0")).settings[0].value, "0");
+  EXPECT_EQ(cache.shape_hits(), 0u);
+  EXPECT_EQ(cache.misses(), 4u);
+}
+
+// Texts made from templates with varied literals: whatever the cache has seen
+// before, it answers each exactly as a fresh analysis does.
+TEST(AnalysisCache, AnswersEveryTextAsAFreshAnalysisWould) {
+  const std::vector<std::string> templates = {
+      "SELECT abalance FROM pgbench_accounts WHERE aid = N;",
+      "  SELECT * FROM t WHERE a = N AND b = 'S' ORDER BY 1 LIMIT N ;  ",
+      "SELECT 'S' AS x, N + -N AS y",
+      "INSERT INTO t (a, b) VALUES (N, 'S')",
+      "INSERT INTO t VALUES (N, 'S') ON CONFLICT DO NOTHING",
+      "INSERT INTO t SELECT N, 'S' FROM u WHERE N = N",
+      "UPDATE t SET x = N WHERE 1 = N",
+      "DELETE FROM t WHERE N = 1",
+      "MERGE INTO t USING u ON N = 1 WHEN MATCHED THEN DELETE",
+      "WITH d AS (DELETE FROM t WHERE N = 1 RETURNING *) SELECT * FROM d",
+      "SET statement_timeout = N",
+      "SET search_path = 'S'",
+      "SELECT set_config('S', 'S', false)",
+      "SELECT N; SELECT 'S'",
+      "SELECT CAST('S' AS varchar(N))",
+      "SELECT CAST('S' AS numeric(N, 2))",
+      "SELECT CAST('S' AS float(N))",
+      "SELECT current_timestamp(N), localtime(N)",
+      "SELECT * FROM t TABLESAMPLE SYSTEM (N) REPEATABLE (N)",
+      "SELECT * FROM t WHERE s LIKE 'S' ESCAPE 'S'",
+      "SELECT N FROM t GROUP BY N HAVING count(*) > N",
+      "COPY t TO 'S'",
+      "EXPLAIN ANALYZE SELECT N",
+      "SELECT N INTO newt",
+      "PREPARE p AS SELECT N",
+      "SELECT * FROM pg_authid WHERE rolname = 'S'",
+      "SELECT 'S'\n'S'",
+      "SELECT 'S' 'S'",
+  };
+  const std::vector<std::string> numbers = {"0", "1", "2", "007", "42", "2147483647",
+                                            "2147483648", "99999999999999999999"};
+  const std::vector<std::string> strings = {"", "a", "x y", "--", "/*", ";", "$$", "S"};
+  AnalysisCache cache(1 << 20);
+  int texts = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (const std::string& t : templates) {
+      for (size_t v = 0; v < numbers.size(); ++v) {
+        std::string sql;
+        size_t n = 0;
+        for (size_t i = 0; i < t.size(); ++i) {
+          if (t[i] == 'N' && (i == 0 || !isalnum(static_cast<unsigned char>(t[i - 1])))) {
+            sql += numbers[(v + n++ + round) % numbers.size()];
+          } else if (t[i] == 'S' && i > 0 && t[i - 1] == '\'' && t[i + 1] == '\'') {
+            sql += strings[(v + n++ + 2 * round) % strings.size()];
+          } else if (t[i] == '\\' && i + 1 < t.size() && t[i + 1] == 'n') {
+            sql += '\n';
+            ++i;
+          } else {
+            sql += t[i];
+          }
+        }
+        EXPECT_EQ(Everything(*cache.Analyse(sql)), Everything(AnalyseSql(sql))) << sql;
+        ++texts;
+      }
+    }
+  }
+  EXPECT_EQ(texts, static_cast<int>(3 * templates.size() * numbers.size()));
+  EXPECT_GT(cache.shape_hits(), 0u);
 }
 
 }  // namespace
