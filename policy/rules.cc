@@ -806,10 +806,10 @@ bool Scope::MatchesIdentity(const Identity& identity) const {
     return false;
   }
   if (!issuers.empty() && !Contains(issuers, identity.issuer)) return false;
-  for (const auto& [claim, value] : claims) {
-    const bool in_claims =
-        std::any_of(identity.claims.begin(), identity.claims.end(),
-                    [&](const auto& c) { return c.first == claim && c.second == value; });
+  for (const auto& wanted : claims) {
+    const auto& [claim, value] = wanted;
+    const bool in_claims = std::any_of(identity.claims.begin(), identity.claims.end(),
+                                       [&](const auto& c) { return c == wanted; });
     const bool in_fields =
         (claim == "sub" && identity.subject == value) ||
         (claim == "iss" && identity.issuer == value) ||
