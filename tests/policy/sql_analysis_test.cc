@@ -453,17 +453,6 @@ TEST(StatementFingerprint, EachStatementOfAQueryHasItsOwn) {
 
 // ---- Sharing one analysis among texts that differ only in their literals.
 
-// Everything the gateway reads from an analysis, as text.
-std::string Everything(const SqlAnalysis& a) {
-  std::string out = testing::AnalysisText(a) + a.error_sqlstate + "|" + a.error_message + "|" +
-                    std::to_string(a.error_position);
-  for (const StatementSummary& st : a.statements) {
-    out += "|" + std::to_string(st.location) + "+" + std::to_string(st.length) + "#" +
-           std::to_string(st.fingerprint);
-  }
-  return out;
-}
-
 TEST(AnalysisCache, SharesOneAnalysisAmongTextsDifferingOnlyInLiterals) {
   AnalysisCache cache(1 << 20);
   const std::string first = "SELECT abalance FROM pgbench_accounts WHERE aid = 5;";
@@ -473,8 +462,8 @@ TEST(AnalysisCache, SharesOneAnalysisAmongTextsDifferingOnlyInLiterals) {
   EXPECT_EQ(cache.misses(), 1u);
   EXPECT_EQ(cache.shape_hits(), 1u);
   EXPECT_EQ(cache.entries(), 1u);
-  EXPECT_EQ(Everything(*a), Everything(AnalyseSql(first)));
-  EXPECT_EQ(Everything(*b), Everything(AnalyseSql(second)));
+  EXPECT_EQ(testing::EverythingText(*a), testing::EverythingText(AnalyseSql(first)));
+  EXPECT_EQ(testing::EverythingText(*b), testing::EverythingText(AnalyseSql(second)));
   // The statement's range follows the longer text.
   ASSERT_EQ(b->statements.size(), 1u);
   EXPECT_EQ(second.substr(b->statements[0].location, b->statements[0].length),
@@ -526,8 +515,8 @@ TEST(AnalysisCache, AnswersEveryTextAsAFreshAnalysisWould) {
       "SELECT 'S'\n'S'",
       "SELECT 'S' 'S'",
   };
-  const std::vector<std::string> numbers = {"0", "1", "2", "007", "42", "2147483647",
-                                            "2147483648", "99999999999999999999"};
+  const std::vector<std::string> numbers = {
+      "0", "1", "2", "007", "42", "2147483647", "2147483648", "99999999999999999999"};
   const std::vector<std::string> strings = {"", "a", "x y", "--", "/*", ";", "$$", "S"};
   AnalysisCache cache(1 << 20);
   int texts = 0;
@@ -548,7 +537,9 @@ TEST(AnalysisCache, AnswersEveryTextAsAFreshAnalysisWould) {
             sql += t[i];
           }
         }
-        EXPECT_EQ(Everything(*cache.Analyse(sql)), Everything(AnalyseSql(sql))) << sql;
+        EXPECT_EQ(testing::EverythingText(*cache.Analyse(sql)),
+                  testing::EverythingText(AnalyseSql(sql)))
+            << sql;
         ++texts;
       }
     }

@@ -99,4 +99,16 @@ inline std::string AnalysisText(const SqlAnalysis& a) {
   return all;
 }
 
+// AnalysisText plus what the gateway reads besides: the error fields, and each
+// statement's byte range and fingerprint.
+inline std::string EverythingText(const SqlAnalysis& a) {
+  std::string out = AnalysisText(a) + a.error_sqlstate + "|" + a.error_message + "|" +
+                    std::to_string(a.error_position);
+  for (const StatementSummary& s : a.statements) {
+    out += "|" + std::to_string(s.location) + "+" + std::to_string(s.length) + "#" +
+           std::to_string(s.fingerprint);
+  }
+  return out;
+}
+
 }  // namespace pgb::policy::testing
