@@ -58,6 +58,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "policy/identity.h"
+#include "policy/masking.h"
 #include "policy/statement.h"
 
 namespace pgb::policy {
@@ -139,6 +140,10 @@ struct Scope {
   absl::Duration statement_timeout = absl::ZeroDuration();
   absl::Duration lock_timeout = absl::ZeroDuration();
   absl::Duration idle_in_transaction_session_timeout = absl::ZeroDuration();
+
+  // Result columns this scope's sessions see masked ([[scope.mask]]); at most
+  // one entry per column name.
+  std::vector<ColumnMask> masks;
 
   bool MatchesIdentity(const Identity& identity) const;
   bool MatchesTarget(std::string_view target) const;

@@ -1,0 +1,71 @@
+#include "policy/masking.h"
+
+namespace pgb::policy {
+namespace {
+
+// pg_type OIDs (src/include/catalog/pg_type.dat).
+constexpr uint32_t kCharOid = 18;
+constexpr uint32_t kNameOid = 19;
+constexpr uint32_t kTextOid = 25;
+constexpr uint32_t kUnknownOid = 705;
+constexpr uint32_t kBpcharOid = 1042;
+constexpr uint32_t kVarcharOid = 1043;
+
+const ColumnMask* MaskOf(const std::vector<ColumnMask>& masks, std::string_view name) {
+  for (const ColumnMask& m : masks) {
+    if (m.column == name) return &m;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+const char* MaskMethodName(MaskMethod method) {
+  switch (method) {
+    case MaskMethod::kRedact:
+      return "redact";
+    case MaskMethod::kPartial:
+      return "partial";
+    case MaskMethod::kNull:
+      return "null";
+  }
+  return "?";
+}
+
+bool IsTextType(uint32_t type_oid) {
+  switch (type_oid) {
+    case kCharOid:
+    case kNameOid:
+    case kTextOid:
+    case kUnknownOid:
+    case kBpcharOid:
+    case kVarcharOid:
+      return true;
+    default:
+      return false;
+  }
+}
+
+MaskPlan MaskPlan::For(const std::vector<ColumnMask>& masks,
+                       const std::vector<ResultField>& fields) {
+  MaskPlan plan;
+  plan.columns_.resize(fields.size());
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const ColumnMask* mask = MaskOf(masks, fields[i].name);
+    if (mask == nullptr) continue;
+    ColumnPlan& column = plan.columns_[i];
+    ++plan.masked_;
+    if (mask->method == MaskMethod::kNull || !IsTextType(fields[i].type_oid)) {
+      column.action = ColumnAction::kNull;
+    } else if (mask->method == MaskMethod::kPartial) {
+      column.action = ColumnAction::kPartial;
+      column.keep = mask->keep;
+    } else {
+      column.action = ColumnAction::kReplace;
+      column.replacement = mask->replacement;
+    }
+  }
+  return plan;
+}
+
+}  // namespace pgb::policy

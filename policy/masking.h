@@ -1,0 +1,83 @@
+// Masking: which result columns a scope's sessions never see in clear, and
+// what they see instead. A scope lists masks by column name ([[scope.mask]],
+// docs/configuration.md); when the database describes a result
+// (RowDescription), MaskPlan decides per column whether and how its values
+// are rewritten on their way to the client (proto/data_row_masking.h does the
+// rewriting, DataRow by DataRow).
+//
+// Names are matched on the result's field names, so a statement can only
+// reveal a masked column under its own name: the rules (policy/rules.h) refuse
+// statements that use a masked column anywhere but as a plain output column
+// (renamed, in an expression, a filter, a subquery, a whole-row reference).
+//
+//   std::vector<ColumnMask> masks = {{.column = "email", .method = MaskMethod::kPartial}};
+//   MaskPlan plan = MaskPlan::For(masks, fields);   // fields: the RowDescription's
+//   if (plan.masks_anything()) { ... rewrite each DataRow with plan.columns() ... }
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pgb::policy {
+
+enum class MaskMethod : uint8_t {
+  kRedact,   // text: the replacement ("****"); other types: NULL
+  kPartial,  // text: every character but the last `keep` becomes '*'; other types: NULL
+  kNull,     // NULL, whatever the type
+};
+
+const char* MaskMethodName(MaskMethod method);  // "redact", "partial", "null"
+
+// One [[scope.mask]] entry, for one column name.
+struct ColumnMask {
+  std::string column;  // as PostgreSQL names it: unquoted names folded to lower case
+  MaskMethod method = MaskMethod::kRedact;
+  uint32_t keep = 4;                 // kPartial
+  std::string replacement = "****";  // kRedact
+};
+
+// What happens to the values of one result column.
+enum class ColumnAction : uint8_t {
+  kPass,     // sent as the database sent it
+  kNull,     // sent as NULL
+  kReplace,  // sent as the mask's replacement text
+  kPartial,  // sent with all but the last `keep` characters as '*'
+};
+
+struct ColumnPlan {
+  ColumnAction action = ColumnAction::kPass;
+  uint32_t keep = 0;
+  std::string_view replacement;  // into the ColumnMask, which outlives the plan
+};
+
+// One described field of a RowDescription, as the plan needs it.
+struct ResultField {
+  std::string_view name;
+  uint32_t type_oid = 0;
+  int16_t format = 0;  // 0 text, 1 binary
+};
+
+class MaskPlan {
+ public:
+  MaskPlan() = default;
+  // The plan for a result described by `fields`, under `masks` (which must
+  // outlive the plan).
+  static MaskPlan For(const std::vector<ColumnMask>& masks, const std::vector<ResultField>& fields);
+
+  bool masks_anything() const { return masked_ > 0; }
+  size_t masked_columns() const { return masked_; }
+  const std::vector<ColumnPlan>& columns() const { return columns_; }
+
+ private:
+  std::vector<ColumnPlan> columns_;
+  size_t masked_ = 0;
+};
+
+// Whether values of `type_oid` are text whose bytes a client reads as
+// characters in both formats (text, varchar, bpchar, name, "char", unknown):
+// only these take a replacement or a partial mask; others become NULL.
+bool IsTextType(uint32_t type_oid);
+
+}  // namespace pgb::policy
