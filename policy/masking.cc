@@ -47,21 +47,21 @@ bool IsTextType(uint32_t type_oid) {
 }
 
 MaskPlan MaskPlan::For(const std::vector<ColumnMask>& masks,
-                       const std::vector<ResultField>& fields) {
+                       const std::vector<proto::ResultField>& fields) {
   MaskPlan plan;
   plan.columns_.resize(fields.size());
   for (size_t i = 0; i < fields.size(); ++i) {
     const ColumnMask* mask = MaskOf(masks, fields[i].name);
     if (mask == nullptr) continue;
-    ColumnPlan& column = plan.columns_[i];
+    proto::ColumnRewrite& column = plan.columns_[i];
     ++plan.masked_;
     if (mask->method == MaskMethod::kNull || !IsTextType(fields[i].type_oid)) {
-      column.action = ColumnAction::kNull;
+      column.action = proto::ValueRewrite::kNull;
     } else if (mask->method == MaskMethod::kPartial) {
-      column.action = ColumnAction::kPartial;
+      column.action = proto::ValueRewrite::kPartial;
       column.keep = mask->keep;
     } else {
-      column.action = ColumnAction::kReplace;
+      column.action = proto::ValueRewrite::kReplace;
       column.replacement = mask->replacement;
     }
   }

@@ -2,7 +2,7 @@
 // what they see instead. A scope lists masks by column name ([[scope.mask]],
 // docs/configuration.md); when the database describes a result
 // (RowDescription), MaskPlan decides per column whether and how its values
-// are rewritten on their way to the client (proto/data_row_masking.h does the
+// are rewritten on their way to the client (proto/data_row_rewrite.h does the
 // rewriting, DataRow by DataRow).
 //
 // Names are matched on the result's field names, so a statement can only
@@ -19,6 +19,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "proto/data_row_rewrite.h"
 
 namespace pgb::policy {
 
@@ -38,40 +40,20 @@ struct ColumnMask {
   std::string replacement = "****";  // kRedact
 };
 
-// What happens to the values of one result column.
-enum class ColumnAction : uint8_t {
-  kPass,     // sent as the database sent it
-  kNull,     // sent as NULL
-  kReplace,  // sent as the mask's replacement text
-  kPartial,  // sent with all but the last `keep` characters as '*'
-};
-
-struct ColumnPlan {
-  ColumnAction action = ColumnAction::kPass;
-  uint32_t keep = 0;
-  std::string_view replacement;  // into the ColumnMask, which outlives the plan
-};
-
-// One described field of a RowDescription, as the plan needs it.
-struct ResultField {
-  std::string_view name;
-  uint32_t type_oid = 0;
-  int16_t format = 0;  // 0 text, 1 binary
-};
-
 class MaskPlan {
  public:
   MaskPlan() = default;
   // The plan for a result described by `fields`, under `masks` (which must
   // outlive the plan).
-  static MaskPlan For(const std::vector<ColumnMask>& masks, const std::vector<ResultField>& fields);
+  static MaskPlan For(const std::vector<ColumnMask>& masks,
+                      const std::vector<proto::ResultField>& fields);
 
   bool masks_anything() const { return masked_ > 0; }
   size_t masked_columns() const { return masked_; }
-  const std::vector<ColumnPlan>& columns() const { return columns_; }
+  const std::vector<proto::ColumnRewrite>& columns() const { return columns_; }
 
  private:
-  std::vector<ColumnPlan> columns_;
+  std::vector<proto::ColumnRewrite> columns_;
   size_t masked_ = 0;
 };
 
