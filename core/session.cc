@@ -38,6 +38,15 @@ constexpr uint32_t kMaxBackendLoginMessage = 1 << 20;
 // How long a final message may take to flush before the socket is closed anyway.
 constexpr int64_t kFlushGraceNs = 5'000'000'000;
 
+// A message gathered whole for masking is not peeked by the tracker: report
+// its prefix where the gate peeks at that type.
+template <typename OnPeek>
+void NoteGatheredPeek(const proto::FrameTracker::Gather& gate_gather, char type,
+                      std::string_view message, OnPeek&& on_peek) {
+  if (!gate_gather.peek.test(static_cast<unsigned char>(type))) return;
+  on_peek(type, message.substr(proto::kHeaderLength, gate_gather.peek_size));
+}
+
 // Startup parameters passed on to the database: session settings that change
 // nothing about who the session is or what it may do. Everything else is
 // refused (fail closed), `options` and `replication` included.
@@ -1187,6 +1196,7 @@ void Session::EnterRelay() {
       std::move(policy_), *scope_, identity_, target_->config->name, target_->config->user,
       shard_.analysis_cache(), runtime_->config.max_statement_size, audit_);
   scope_ = nullptr;  // the gate owns the policy now
+  UseGatePolicyForMasking();
   audit_.SetSession(&identity_, target_->config->name, target_->config->user, application_name_);
   audit_.Event(audit::AuditKind::kAuthOk);
   if (!startup_search_path_.empty()) {
@@ -1239,6 +1249,9 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
     start_copying();
     rewritten.append(p, len);
   };
+  // Set when masking cannot go on: nothing after the message that caused it
+  // is forwarded, and the session ends.
+  std::string masking_error;
   proto::FrameTracker::Scan scan;
   if (from == Side::kClient) {
     scan = src.frames.Feed(
@@ -1246,10 +1259,28 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
         [this](char type, uint32_t size) {
           ++client_messages_since_ready_;
           if (type == proto::kPqMsg_Terminate) client_terminated_ = true;
+          masking_.OnClientMessage(type);
           if (gate_) gate_->OnClientMessage(type, size);
         },
-        forward,
+        [&](const char* p, size_t len) {
+          if (masking_error.empty()) forward(p, len);
+        },
         [&](char type, std::string_view message, bool oversize) {
+          if (!masking_error.empty()) return;
+          if (type == proto::kPqMsg_Execute) {  // gathered for masking only
+            if (oversize) {
+              masking_error = "Execute message too long";
+              return;
+            }
+            NoteGatheredPeek(
+                gate_->client_gather(), type, message,
+                [this](char t, std::string_view prefix) { gate_->OnClientPeek(t, prefix); });
+            start_copying();
+            if (absl::Status status = masking_.OnExecute(message, rewritten); !status.ok()) {
+              masking_error = std::string(status.message());
+            }
+            return;
+          }
           std::string replacement;
           if (gate_->OnWholeClientMessage(type, message, oversize, replacement)) {
             forward(message.data(), message.size());
@@ -1259,17 +1290,47 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
           }
         },
         [this](char type, std::string_view prefix) { gate_->OnClientPeek(type, prefix); });
+    if (masking_.overloaded()) {
+      masking_error = "too many requests sent without reading their results";
+    }
   } else {
     scan = src.frames.Feed(
         data, n, Direction::kBackend, max_length, BackendGather(),
         [this](char type, uint32_t size) {
           if (type == proto::kPqMsg_ReadyForQuery) client_messages_since_ready_ = 0;
+          masking_.OnBackendMessage(type);
           if (gate_) gate_->OnBackendMessage(type, size);
         },
-        forward,
-        [&](char, std::string_view message, bool oversize) {
-          start_copying();
-          if (!oversize) gate_->OnBackendError(message, rewritten);
+        [&](const char* p, size_t len) {
+          if (masking_error.empty()) forward(p, len);
+        },
+        [&](char type, std::string_view message, bool oversize) {
+          if (!masking_error.empty()) return;
+          if (oversize) {  // an error longer than the gate reads: dropped
+            start_copying();
+            return;
+          }
+          if (!masking_.active()) {  // only the gate gathers: an ErrorResponse
+            start_copying();
+            gate_->OnBackendError(message, rewritten);
+            return;
+          }
+          switch (MaskBackendMessage(type, message, masking_error)) {
+            case Masked::kForward:
+              forward(message.data(), message.size());
+              break;
+            case Masked::kDrop:
+              start_copying();
+              break;
+            case Masked::kRebuilt:
+              start_copying();
+              if (type == proto::kPqMsg_ErrorResponse) {
+                gate_->OnBackendError(masking_.rebuilt(), rewritten);
+              } else {
+                rewritten += masking_.rebuilt();
+              }
+              break;
+          }
         },
         [this](char type, std::string_view prefix) { gate_->OnBackendPeek(type, prefix); });
   }
@@ -1279,6 +1340,19 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
     start_copying();  // the run before a message still being gathered
     if (!rewritten.empty()) WriteOwned(to, std::move(rewritten));
     if (bid >= 0) shard_.buffers().Recycle(static_cast<uint16_t>(bid));
+  }
+  if (!masking_error.empty()) {
+    // What went on before is masked; nothing after the failing message goes.
+    if (from == Side::kClient) {
+      PGB_LOG(kWarning) << Describe() << ": " << masking_error;
+      FailClient(sqlstate::kProtocolViolation, masking_error);
+    } else {
+      PGB_LOG(kError) << Describe() << ": masking failed: " << masking_error;
+      FailClient(sqlstate::kInsufficientPrivilege,
+                 absl::StrCat("the gateway cannot mask this result: ", masking_error), "",
+                 "The session has masked columns; see the security model in the docs.");
+    }
+    return;
   }
   if (!scan.error.empty()) {
     // The well-formed messages before the bad one went on; stop here: the bad
@@ -1306,6 +1380,65 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
   KeepReading(from);
 }
 
+const proto::FrameTracker::Gather& Session::ClientGather() const {
+  if (!gate_) return proto::FrameTracker::kNoGather;
+  return masking_.active() ? masked_client_gather_ : gate_->client_gather();
+}
+
+const proto::FrameTracker::Gather& Session::BackendGather() {
+  if (!gate_) return proto::FrameTracker::kNoGather;
+  if (!masking_.active()) return gate_->backend_gather();
+  masked_backend_gather_ = gate_->backend_gather();
+  ResultMasking::AddBackendTypes(masked_backend_gather_, runtime_->config.max_message_size);
+  return masked_backend_gather_;
+}
+
+void Session::UseGatePolicyForMasking() {
+  masking_.UsePolicy(gate_->policy(), gate_->scope());
+  masked_client_gather_ = gate_->client_gather();
+  ResultMasking::AddClientTypes(masked_client_gather_);
+}
+
+Session::Masked Session::MaskBackendMessage(char type, std::string_view message,
+                                            std::string& error) {
+  absl::StatusOr<ResultMasking::Outcome> outcome = absl::InternalError("");
+  switch (type) {
+    case proto::kPqMsg_RowDescription:
+    case proto::kPqMsg_NoData:
+      outcome = masking_.OnDescription(message);
+      break;
+    case proto::kPqMsg_DataRow:
+      // The chunk and the tracker's assembly are the session's own memory:
+      // a row whose masked values keep their length is rewritten where it is.
+      outcome = masking_.OnDataRow(const_cast<char*>(message.data()), message.size());
+      break;
+    case proto::kPqMsg_ErrorResponse:
+    case proto::kPqMsg_NoticeResponse:
+      outcome = masking_.OnErrorOrNotice(message);
+      break;
+    case proto::kPqMsg_CopyOutResponse:
+    case proto::kPqMsg_CopyBothResponse:
+      outcome = absl::PermissionDeniedError("COPY out cannot be masked");
+      break;
+    default:  // FunctionCallResponse
+      outcome = absl::PermissionDeniedError("a function call's result cannot be masked");
+      break;
+  }
+  if (!outcome.ok()) {
+    error = std::string(outcome.status().message());
+    return Masked::kDrop;
+  }
+  switch (*outcome) {
+    case ResultMasking::Outcome::kForward:
+      return Masked::kForward;
+    case ResultMasking::Outcome::kDrop:
+      return Masked::kDrop;
+    case ResultMasking::Outcome::kRebuilt:
+      return Masked::kRebuilt;
+  }
+  return Masked::kDrop;
+}
+
 void Session::OnRuntimeChanged(const std::shared_ptr<const Runtime>& runtime) {
   if (!gate_) return;
   // A local user's groups come from the file: take them from the new one (a
@@ -1315,6 +1448,7 @@ void Session::OnRuntimeChanged(const std::shared_ptr<const Runtime>& runtime) {
     identity_.groups = user ? user->config->groups : std::vector<std::string>();
   }
   gate_->UsePolicy(runtime->config.policy, identity_);
+  UseGatePolicyForMasking();
 }
 
 bool Session::IdleBetweenTransactions() const {

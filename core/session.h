@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/result_masking.h"
 #include "core/ring.h"
 #include "core/runtime.h"
 #include "core/session_audit.h"
@@ -159,12 +160,14 @@ class Session {
 
   // Relay.
   void Relay(Side from, const char* data, size_t n, int32_t bid);
-  const proto::FrameTracker::Gather& ClientGather() const {
-    return gate_ ? gate_->client_gather() : proto::FrameTracker::kNoGather;
-  }
-  const proto::FrameTracker::Gather& BackendGather() const {
-    return gate_ ? gate_->backend_gather() : proto::FrameTracker::kNoGather;
-  }
+  const proto::FrameTracker::Gather& ClientGather() const;
+  const proto::FrameTracker::Gather& BackendGather();
+  // The gate's policy (at login or after a reload) applies to masking too.
+  void UseGatePolicyForMasking();
+  // A whole message gathered from the database for masking: false when it
+  // must not go on (the session is failing).
+  enum class Masked : uint8_t { kForward, kDrop, kRebuilt };
+  Masked MaskBackendMessage(char type, std::string_view message, std::string& to_client);
   bool IdleBetweenTransactions() const;
   // Ends the session once its token has expired (plus the issuer's
   // session_grace), if it is between statements.
@@ -223,6 +226,11 @@ class Session {
 
   // The policy at the message boundary; set when the session starts relaying.
   std::unique_ptr<StatementGate> gate_;
+  // Column masks on the database's answers, and what the relay gathers for
+  // them while they are active.
+  ResultMasking masking_;
+  proto::FrameTracker::Gather masked_client_gather_;
+  proto::FrameTracker::Gather masked_backend_gather_;
   SessionAudit audit_;
   std::string application_name_;  // from the startup packet, for audit records
   std::string end_reason_;        // why the gateway ended the session, for the audit

@@ -73,7 +73,7 @@ class StatementGate {
   // matched again for `identity` (a local user's groups may have changed with
   // the file); none matching refuses everything with rule no-scope.
   void UsePolicy(std::shared_ptr<const policy::Policy> policy, policy::Identity identity);
-  const policy::Policy* policy() const { return policy_.get(); }
+  const std::shared_ptr<const policy::Policy>& policy() const { return policy_; }
   const policy::Scope* scope() const { return scope_; }
 
  private:

@@ -149,6 +149,10 @@ void AppendParse(std::string& out, std::string_view statement, std::string_view 
   MessageWriter(out, kPqMsg_Parse).CString(statement).CString(sql).Int16(0);
 }
 
+void AppendDescribe(std::string& out, char kind, std::string_view name) {
+  MessageWriter(out, kPqMsg_Describe).Byte(kind).CString(name);
+}
+
 absl::StatusOr<AuthenticationRequest> ParseAuthenticationRequest(std::string_view body) {
   constexpr std::string_view kWhat = "AuthenticationRequest";
   Cursor cursor(body);
@@ -301,6 +305,17 @@ absl::StatusOr<std::string_view> ParseQuery(std::string_view body) {
   if (!cursor.ReadCString(&sql)) return Malformed(kWhat, "statement text is not terminated");
   if (!cursor.AtEnd()) return Malformed(kWhat, "unexpected bytes after the statement text");
   return sql;
+}
+
+absl::StatusOr<std::string_view> ParseExecutePortal(std::string_view body) {
+  constexpr std::string_view kWhat = "Execute";
+  Cursor cursor(body);
+  std::string_view portal;
+  int32_t max_rows = 0;
+  if (!cursor.ReadCString(&portal)) return Malformed(kWhat, "portal name is not terminated");
+  if (!cursor.ReadInt32(&max_rows)) return Malformed(kWhat, "too short for the row limit");
+  if (!cursor.AtEnd()) return Malformed(kWhat, "unexpected bytes after the row limit");
+  return portal;
 }
 
 absl::StatusOr<ParseMessage> ParseParseMessage(std::string_view body) {

@@ -69,6 +69,8 @@ void AppendTerminate(std::string& out);
 void AppendQuery(std::string& out, std::string_view sql);
 // Parse without parameter types (the server infers them).
 void AppendParse(std::string& out, std::string_view statement, std::string_view sql);
+// Describe of a prepared statement ('S') or a portal ('P').
+void AppendDescribe(std::string& out, char kind, std::string_view name);
 
 // AuthenticationRequest ('R'). Codes the gateway handles: kAuthReqOk,
 // kAuthReqPassword, kAuthReqMd5, kAuthReqSasl, kAuthReqSaslContinue,
@@ -96,6 +98,9 @@ struct ParseMessage {
   int16_t parameter_types = 0;
 };
 [[nodiscard]] absl::StatusOr<ParseMessage> ParseParseMessage(std::string_view body);
+
+// Execute: the portal name (the row limit after it is not returned).
+[[nodiscard]] absl::StatusOr<std::string_view> ParseExecutePortal(std::string_view body);
 
 // Bind, read as far as `prefix` goes (the first bytes of the body, or all of
 // it; the audit peeks at a prefix so that Bind stays on the zero-copy path):

@@ -1,0 +1,118 @@
+#include "core/result_masking.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "proto/data_row_rewrite.h"
+#include "proto/frame.h"
+#include "proto/messages.h"
+
+namespace pgb {
+namespace {
+
+// ErrorResponse/NoticeResponse fields that can quote values of rows:
+// DETAIL ("Key (email)=(...) already exists", "Failing row contains (...)"),
+// CONTEXT (COPY lines, function arguments), the internal query and its
+// position.
+constexpr std::string_view kValueFields = "DWqp";
+
+void Set(proto::FrameTracker::Gather& gather, char type) {
+  gather.types.set(static_cast<unsigned char>(type));
+}
+
+}  // namespace
+
+void ResultMasking::UsePolicy(std::shared_ptr<const policy::Policy> policy,
+                              const policy::Scope* scope) {
+  if (scope == nullptr) return;
+  masks_ = &scope->masks;
+  policy_ = std::move(policy);
+}
+
+void ResultMasking::AddClientTypes(proto::FrameTracker::Gather& gather) {
+  Set(gather, proto::kPqMsg_Execute);
+}
+
+void ResultMasking::AddBackendTypes(proto::FrameTracker::Gather& gather,
+                                    uint32_t max_message_size) {
+  for (char type :
+       {proto::kPqMsg_RowDescription, proto::kPqMsg_NoData, proto::kPqMsg_DataRow,
+        proto::kPqMsg_ErrorResponse, proto::kPqMsg_NoticeResponse, proto::kPqMsg_CopyOutResponse,
+        proto::kPqMsg_CopyBothResponse, proto::kPqMsg_FunctionCallResponse}) {
+    Set(gather, type);
+  }
+  // A DataRow must be rewritten whole, however long; the frame cap still applies.
+  gather.max_size = max_message_size + 1;
+}
+
+absl::Status ResultMasking::OnExecute(std::string_view message, std::string& to_database) {
+  absl::StatusOr<std::string_view> portal =
+      proto::ParseExecutePortal(message.substr(proto::kHeaderLength));
+  if (!portal.ok()) return portal.status();
+  proto::AppendDescribe(to_database, 'P', *portal);
+  requests_.push_back(Request::kGatewayDescribe);
+  to_database.append(message);
+  return absl::OkStatus();
+}
+
+void ResultMasking::OnDescriptionHeader() {
+  // The oldest open request is a Describe (this answers it), or a Query
+  // whose statement is describing its rows.
+  drop_description_ = false;
+  if (head_ < requests_.size() && requests_[head_] != Request::kBatchEnd) {
+    drop_description_ = requests_[head_] == Request::kGatewayDescribe;
+    ++head_;
+  }
+}
+
+void ResultMasking::OnReadyForQuery() {
+  // Everything up to the batch's end is answered, or was skipped.
+  while (head_ < requests_.size()) {
+    if (requests_[head_++] == Request::kBatchEnd) break;
+  }
+  if (head_ == requests_.size()) {
+    requests_.clear();
+    head_ = 0;
+  }
+  plan_known_ = false;
+  plan_policy_ = nullptr;
+  // An idle session stays small: give back what a long batch or row took.
+  if (requests_.empty() && requests_.capacity() > 1024) std::vector<Request>().swap(requests_);
+  if (rebuilt_.capacity() > 64 * 1024) std::string().swap(rebuilt_);
+}
+
+absl::StatusOr<ResultMasking::Outcome> ResultMasking::OnDescription(std::string_view message) {
+  if (message[0] == proto::kPqMsg_NoData) {
+    plan_ = policy::MaskPlan();
+  } else {
+    absl::StatusOr<std::vector<proto::ResultField>> fields = proto::ParseRowDescription(message);
+    if (!fields.ok()) return fields.status();
+    static const std::vector<policy::ColumnMask> kNoMasks;
+    plan_ = policy::MaskPlan::For(masks_ != nullptr ? *masks_ : kNoMasks, *fields);
+  }
+  plan_known_ = true;
+  plan_policy_ = policy_;
+  return drop_description_ ? Outcome::kDrop : Outcome::kForward;
+}
+
+absl::StatusOr<ResultMasking::Outcome> ResultMasking::OnDataRow(char* message, size_t size) {
+  if (!plan_known_) return absl::InternalError("a DataRow came without a RowDescription");
+  if (!plan_.masks_anything()) return Outcome::kForward;
+  rebuilt_.clear();
+  absl::StatusOr<proto::RowRewrite> rewrite =
+      proto::RewriteDataRow(plan_.columns(), message, size, rebuilt_);
+  if (!rewrite.ok()) return rewrite.status();
+  return *rewrite == proto::RowRewrite::kRebuilt ? Outcome::kRebuilt : Outcome::kForward;
+}
+
+absl::StatusOr<ResultMasking::Outcome> ResultMasking::OnErrorOrNotice(std::string_view message) {
+  rebuilt_.clear();
+  if (!proto::AppendWithoutErrorFields(message, kValueFields, rebuilt_)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed ", message[0] == proto::kPqMsg_NoticeResponse ? "NoticeResponse"
+                                                                              : "ErrorResponse"));
+  }
+  return Outcome::kRebuilt;
+}
+
+}  // namespace pgb

@@ -1,0 +1,118 @@
+// ResultMasking applies a session's column masks (policy/masking.h) to what
+// the database sends back, before a byte of it reaches the client:
+//
+// - Every RowDescription sets the plan for the DataRows that follow it; each
+//   DataRow is rewritten by the plan (in the receive buffer when the masked
+//   values keep their length). A DataRow with no plan, or one that does not
+//   match its plan, ends the session: nothing unmasked goes out.
+// - An Execute of the extended protocol has no RowDescription of its own, so
+//   the gateway sends a Describe of the portal right before it and drops the
+//   answer (RowDescription or NoData) once it has planned from it. Which
+//   answer is whose is known from the order of requests: the database answers
+//   Describe and Query in order, and a ReadyForQuery closes every request up
+//   to its Query, Sync or FunctionCall (answered or skipped after an error).
+// - ErrorResponse and NoticeResponse lose the fields that can quote row
+//   values (DETAIL, CONTEXT, the internal query): "Key (email)=(...)",
+//   "Failing row contains (...)".
+// - COPY out and FunctionCall results cannot be masked: the rules refuse them
+//   in a masked scope, and if one comes anyway the session ends.
+//
+// The request order is tracked always (a few instructions per Query, Sync
+// and Describe), so masks a reload adds apply from the next message on.
+//
+//   masking.UsePolicy(policy, scope);
+//   client headers: masking.OnClientMessage(type); whole Execute (when active):
+//     masking.OnExecute(message, to_database)
+//   backend headers: masking.OnBackendMessage(type); whole messages of
+//     BackendTypes(): masking.OnDescription / OnDataRow / OnErrorOrNotice
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "policy/masking.h"
+#include "policy/rules.h"
+#include "proto/frame_tracker.h"
+#include "proto/protocol.h"
+
+namespace pgb {
+
+class ResultMasking {
+ public:
+  // The masks of `scope` (inside `policy`) apply from now on. A null scope
+  // (a reload left the identity without one: everything is refused) keeps
+  // the masks in force for the answers still to come.
+  void UsePolicy(std::shared_ptr<const policy::Policy> policy, const policy::Scope* scope);
+  bool active() const { return masks_ != nullptr && !masks_->empty(); }
+
+  // What the relay must gather while active, on top of what the gate gathers.
+  // Client: Execute. Database: RowDescription, NoData, DataRow, ErrorResponse,
+  // NoticeResponse, and the answers that cannot be masked (CopyOutResponse,
+  // CopyBothResponse, FunctionCallResponse).
+  static void AddClientTypes(proto::FrameTracker::Gather& gather);
+  static void AddBackendTypes(proto::FrameTracker::Gather& gather, uint32_t max_message_size);
+
+  // Client -> database, every message header in stream order.
+  void OnClientMessage(char type) {
+    if (type == proto::kPqMsg_Query || type == proto::kPqMsg_Sync ||
+        type == proto::kPqMsg_FunctionCall) {
+      requests_.push_back(Request::kBatchEnd);
+    } else if (type == proto::kPqMsg_Describe) {
+      requests_.push_back(Request::kClientDescribe);
+    }
+  }
+  // A whole Execute while active: appends a Describe of its portal and the
+  // Execute itself to `to_database`.
+  [[nodiscard]] absl::Status OnExecute(std::string_view message, std::string& to_database);
+  // Too many requests outstanding (a client pipelining without reading).
+  bool overloaded() const { return requests_.size() - head_ > kMaxOutstanding; }
+
+  // Database -> client, every message header in stream order.
+  void OnBackendMessage(char type) {
+    if (type == proto::kPqMsg_RowDescription || type == proto::kPqMsg_NoData) {
+      OnDescriptionHeader();
+    } else if (type == proto::kPqMsg_ReadyForQuery) {
+      OnReadyForQuery();
+    }
+  }
+
+  enum class Outcome : uint8_t {
+    kForward,  // relay the message as it is (it may have been rewritten in place)
+    kDrop,     // the answer to the gateway's own Describe
+    kRebuilt,  // relay rebuilt() instead
+  };
+  // A whole RowDescription or NoData.
+  [[nodiscard]] absl::StatusOr<Outcome> OnDescription(std::string_view message);
+  // A whole DataRow, in memory the relay owns: rewritten in place or rebuilt.
+  [[nodiscard]] absl::StatusOr<Outcome> OnDataRow(char* message, size_t size);
+  // A whole ErrorResponse or NoticeResponse: always rebuilt without the
+  // fields that can quote values.
+  [[nodiscard]] absl::StatusOr<Outcome> OnErrorOrNotice(std::string_view message);
+  const std::string& rebuilt() const { return rebuilt_; }
+
+ private:
+  enum class Request : uint8_t { kBatchEnd, kClientDescribe, kGatewayDescribe };
+  static constexpr size_t kMaxOutstanding = 1 << 20;
+
+  void OnDescriptionHeader();
+  void OnReadyForQuery();
+
+  std::shared_ptr<const policy::Policy> policy_;
+  const std::vector<policy::ColumnMask>* masks_ = nullptr;  // inside *policy_
+  // Requests sent and not yet answered, oldest first from head_.
+  std::vector<Request> requests_;
+  size_t head_ = 0;
+  bool drop_description_ = false;  // the description being received answers our Describe
+  // The plan for the DataRows that follow; its rewrites point into
+  // *plan_policy_'s masks, kept alive while it is in force.
+  bool plan_known_ = false;
+  policy::MaskPlan plan_;
+  std::shared_ptr<const policy::Policy> plan_policy_;
+  std::string rebuilt_;
+};
+
+}  // namespace pgb
