@@ -69,6 +69,66 @@ void ParseLists(TomlTableReader& scope, std::string_view key, std::vector<NamePa
   ParsePatterns(reader, "deny", deny);
 }
 
+// [[scope.mask]]: one ColumnMask per column name; a name is masked by one
+// entry of the scope only.
+void ParseMask(const toml::table& table, const std::string& path, const TomlProblemSink& sink,
+               std::vector<std::pair<std::string, std::string>>& seen,
+               std::vector<ColumnMask>& out) {
+  TomlTableReader reader(table, path, {"columns", "method", "keep", "replacement"}, sink,
+                         {{"column", "use columns = [\"...\"]"}});
+  reader.Require("columns", "the column names to mask, as SQL writes them");
+  ColumnMask mask;
+  constexpr MaskMethod kMethods[] = {MaskMethod::kRedact, MaskMethod::kPartial, MaskMethod::kNull};
+  const std::optional<size_t> method = reader.Enum("method", {"redact", "partial", "null"});
+  if (method.has_value()) mask.method = kMethods[*method];
+  // With a wrong method, which of keep and replacement belongs is unknown.
+  const bool method_known = method.has_value() || !reader.Has("method");
+  if (method_known && reader.Has("keep")) {
+    if (mask.method != MaskMethod::kPartial) {
+      reader.Error("keep", Cat("only with method = \"partial\" (method is \"",
+                               MaskMethodName(mask.method), "\")"));
+    } else if (auto keep = reader.Integer("keep", 1, 64)) {
+      mask.keep = static_cast<uint32_t>(*keep);
+    }
+  }
+  if (method_known && reader.Has("replacement")) {
+    if (mask.method != MaskMethod::kRedact) {
+      reader.Error("replacement", Cat("only with method = \"redact\" (method is \"",
+                                      MaskMethodName(mask.method), "\")"));
+    } else if (auto text = reader.String("replacement")) {
+      const bool printable =
+          std::all_of(text->begin(), text->end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+      if (text->empty() || text->size() > 64 || !printable) {
+        reader.Error("replacement", "must be 1..64 characters of printable ASCII");
+      } else {
+        mask.replacement = *std::move(text);
+      }
+    }
+  }
+  reader.Strings(
+      "columns",
+      [&](const std::string& text, const toml::node& node, const std::string& element_path) {
+        absl::StatusOr<std::string> column = ParseColumnName(text);
+        if (!column.ok()) {
+          sink(node.source(), element_path,
+               Cat("invalid column name \"", text, "\": ", std::string(column.status().message())));
+          return;
+        }
+        for (const auto& [name, where] : seen) {
+          if (name == *column) {
+            sink(node.source(), element_path,
+                 Cat("column \"", name, "\" is already masked by ", where));
+            return;
+          }
+        }
+        seen.emplace_back(*column, path);
+        ColumnMask entry = mask;
+        entry.column = *std::move(column);
+        out.push_back(std::move(entry));
+      },
+      TomlStringList{.empty = TomlStringList::Empty::kNeedsOne});
+}
+
 void ParseScope(const toml::table& table, const std::string& path,
                 const std::vector<std::string>& target_names, const TomlProblemSink& sink,
                 Scope& out) {
@@ -76,8 +136,8 @@ void ParseScope(const toml::table& table, const std::string& path,
       table, path,
       {"name", "subjects", "groups", "issuers", "claims", "targets", "profile", "classes",
        "relations", "functions", "allow_function_call", "approval", "search_path",
-       "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"},
-      sink);
+       "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "mask"},
+      sink, {{"masks", "use [[scope.mask]] tables"}});
   reader.Require("name", "appears in rule names: scope.<name>.relations.deny");
   if (std::optional<std::string> name = reader.String("name")) {
     if (!IsScopeName(*name)) {
@@ -172,6 +232,15 @@ void ParseScope(const toml::table& table, const std::string& path,
   if (auto v = reader.Duration("lock_timeout")) out.lock_timeout = *v;
   if (auto v = reader.Duration("idle_in_transaction_session_timeout")) {
     out.idle_in_transaction_session_timeout = *v;
+  }
+
+  // Masks.
+  if (const toml::node* masks = reader.Get("mask")) {
+    std::vector<std::pair<std::string, std::string>> seen;  // column, the mask's path
+    ForEachTomlTable(*masks, reader.KeyPath("mask"), sink,
+                     [&](const toml::table& mask, const std::string& mask_path, size_t) {
+                       ParseMask(mask, mask_path, sink, seen, out.masks);
+                     });
   }
 }
 

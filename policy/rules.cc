@@ -338,6 +338,7 @@ class Judge {
   std::optional<Decision> CheckSettings();
   std::optional<Decision> CheckFunctions();
   std::optional<Decision> CheckRelations();
+  std::optional<Decision> CheckMasks();
   std::optional<Decision> CheckPrepared(int depth);
   void CheckApprovalRules();
 
@@ -576,6 +577,90 @@ std::optional<Decision> Judge::CheckRelations() {
   return std::nullopt;
 }
 
+const ColumnMask* FindMask(const Scope& scope, std::string_view column) {
+  for (const ColumnMask& mask : scope.masks) {
+    if (mask.column == column) return &mask;
+  }
+  return nullptr;
+}
+
+// Masks rewrite result columns by field name (policy/masking.h), so in a scope
+// with masks a statement may use a masked column only as a plain output
+// column, under its own name: anywhere else its values could reach the
+// client under another name, or be inferred through a filter, a join or a
+// sort. Admin scopes too: masks are the operator's explicit choice.
+std::optional<Decision> Judge::CheckMasks() {
+  if (scope_.masks.empty()) return std::nullopt;
+  const std::string rule = ScopeRule("mask");
+  auto refuse = [&](std::string reason, std::string hint) {
+    return Refuse(Decision::kDeny, rule, std::move(reason), std::move(hint));
+  };
+  if (s_.copy.direction == CopyDirection::kTo) {
+    return refuse(
+        Cat("COPY TO is refused in a scope with masked columns (scope ", scope_.name, ")"),
+        "use SELECT; masked values are rewritten in result rows only");
+  }
+  for (const std::string& column : s_.other_columns) {
+    if (FindMask(scope_, column) != nullptr) {
+      return refuse(Cat("column \"", column, "\" is masked for scope ", scope_.name,
+                        ": it can only be selected as a plain column"),
+                    Cat("select it as is (SELECT ", column,
+                        " FROM ...), without renaming, "
+                        "expressions, filters, joins, sorts or subqueries on it"));
+    }
+  }
+  if (s_.row_reference) {
+    return refuse(Cat("a whole-row reference (a table or alias used as a value, t.* inside an ",
+                      "expression or subquery, NATURAL JOIN) could reveal masked columns of scope ",
+                      scope_.name),
+                  "list the columns you need");
+  }
+  if (s_.renames_columns) {
+    return refuse(
+        Cat("a column alias list on a table or join (AS t(a, b)) renames its columns ",
+            "and could reveal masked columns of scope ", scope_.name, " under other names"),
+        "drop the column alias list and select the columns by their own names");
+  }
+  std::string masked_output;
+  for (const std::string& column : s_.output_columns) {
+    if (FindMask(scope_, column) != nullptr) {
+      masked_output = Cat("masked column \"", column, "\"");
+      break;
+    }
+  }
+  if (masked_output.empty() && s_.star_output) masked_output = "*, which may hold masked columns";
+  if (!masked_output.empty() && s_.sorts_by_position) {
+    return refuse(Cat("ORDER BY, GROUP BY or DISTINCT ON by output position would sort on ",
+                      masked_output, " (scope ", scope_.name, ")"),
+                  "sort and group by named columns that are not masked");
+  }
+  if (!masked_output.empty() && s_.distinct_output) {
+    return refuse(
+        Cat("SELECT DISTINCT would compare ", masked_output, " (scope ", scope_.name, ")"),
+        "leave out DISTINCT, or the masked columns");
+  }
+  // CREATE TABLE t (a, b) AS EXECUTE p: p's result columns, renamed, into a table.
+  if (s_.select_into && !s_.execute_name.empty()) {
+    const auto* prepared = state_.Prepared(s_.execute_name);
+    bool reveals = false;  // an unknown name is refused by CheckPrepared
+    if (prepared != nullptr) {
+      for (const auto& statement : *prepared) {
+        reveals |= statement->star_output;
+        for (const std::string& column : statement->output_columns) {
+          reveals |= FindMask(scope_, column) != nullptr;
+        }
+      }
+    }
+    if (reveals) {
+      return refuse(
+          Cat("CREATE TABLE AS EXECUTE ", s_.execute_name, " would store masked columns of scope ",
+              scope_.name, " under names of its choosing"),
+          "create the table from a SELECT that leaves the masked columns out");
+    }
+  }
+  return std::nullopt;
+}
+
 void Merge(Decision& into, Decision d) {
   if (into.kind == Decision::kDeny) return;
   if (d.kind == Decision::kDeny ||
@@ -638,7 +723,7 @@ void Judge::CheckApprovalRules() {
 
 Decision Judge::Run(int depth) {
   for (auto check : {&Judge::CheckClass, &Judge::CheckProfileConditions, &Judge::CheckSettings,
-                     &Judge::CheckFunctions, &Judge::CheckRelations}) {
+                     &Judge::CheckFunctions, &Judge::CheckRelations, &Judge::CheckMasks}) {
     if (std::optional<Decision> denied = (this->*check)()) return *std::move(denied);
   }
   if (s_.prepared != nullptr || !s_.execute_name.empty()) {
@@ -736,47 +821,49 @@ bool NamePattern::MatchesName(std::string_view object_name) const {
   return GlobMatch(name, object_name);
 }
 
+// One part of a dotted name from text[i] up to the next '.' or the end, as
+// PostgreSQL reads an identifier: "Quoted" as written (with "" for a quote),
+// unquoted folded to lower case.
+absl::StatusOr<std::string> ReadNamePart(std::string_view text, size_t& i) {
+  std::string part;
+  if (i < text.size() && text[i] == '"') {
+    ++i;
+    while (i < text.size()) {
+      if (text[i] == '"') {
+        if (i + 1 < text.size() && text[i + 1] == '"') {
+          part += '"';
+          i += 2;
+          continue;
+        }
+        ++i;
+        return part;
+      }
+      part += text[i++];
+    }
+    return absl::InvalidArgumentError("unterminated quoted identifier");
+  }
+  while (i < text.size() && text[i] != '.') {
+    const char c = text[i++];
+    if (c == '"' || absl::ascii_isspace(static_cast<unsigned char>(c))) {
+      return absl::InvalidArgumentError(
+          "unexpected quote or space (quote a whole part: \"My Schema\".*)");
+    }
+    part += absl::ascii_tolower(static_cast<unsigned char>(c));
+  }
+  return part;
+}
+
 absl::StatusOr<NamePattern> ParseNamePattern(std::string_view text) {
   std::vector<std::string> parts;
-  std::vector<bool> quoted;
   size_t i = 0;
   while (true) {
-    std::string part;
-    bool was_quoted = false;
-    if (i < text.size() && text[i] == '"') {
-      was_quoted = true;
-      ++i;
-      bool closed = false;
-      while (i < text.size()) {
-        if (text[i] == '"') {
-          if (i + 1 < text.size() && text[i + 1] == '"') {
-            part += '"';
-            i += 2;
-            continue;
-          }
-          ++i;
-          closed = true;
-          break;
-        }
-        part += text[i++];
-      }
-      if (!closed) return absl::InvalidArgumentError("unterminated quoted identifier");
-    } else {
-      while (i < text.size() && text[i] != '.') {
-        const char c = text[i++];
-        if (c == '"' || absl::ascii_isspace(static_cast<unsigned char>(c))) {
-          return absl::InvalidArgumentError(
-              "unexpected quote or space (quote a whole part: \"My Schema\".*)");
-        }
-        part += absl::ascii_tolower(static_cast<unsigned char>(c));
-      }
-    }
-    if (part.empty()) {
+    absl::StatusOr<std::string> part = ReadNamePart(text, i);
+    if (!part.ok()) return part.status();
+    if (part->empty()) {
       return absl::InvalidArgumentError(
           "empty name part; write schema.name, *.name, schema.* or name");
     }
-    parts.push_back(std::move(part));
-    quoted.push_back(was_quoted);
+    parts.push_back(*std::move(part));
     if (i >= text.size()) break;
     if (text[i] != '.') {
       return absl::InvalidArgumentError("expected '.' after a quoted identifier");
@@ -792,6 +879,27 @@ absl::StatusOr<NamePattern> ParseNamePattern(std::string_view text) {
   pattern.name = parts.back();
   pattern.literal_name = pattern.name.find('*') == std::string::npos;
   return pattern;
+}
+
+absl::StatusOr<std::string> ParseColumnName(std::string_view text) {
+  const bool quoted = !text.empty() && text[0] == '"';
+  size_t i = 0;
+  absl::StatusOr<std::string> name = ReadNamePart(text, i);
+  if (!name.ok()) return name.status();
+  if (i < text.size()) {
+    return absl::InvalidArgumentError(
+        "a column name has no '.' (masks match the column name in every table; quote a name "
+        "with a dot: \"a.b\")");
+  }
+  if (name->empty()) return absl::InvalidArgumentError("empty column name");
+  if (!quoted && name->find('*') != std::string::npos) {
+    return absl::InvalidArgumentError("a column name, not a pattern: '*' is not allowed");
+  }
+  if (name->size() > 63) {
+    return absl::InvalidArgumentError(
+        "longer than 63 bytes; PostgreSQL truncates names to 63 bytes");
+  }
+  return name;
 }
 
 bool Scope::MatchesIdentity(const Identity& identity) const {
@@ -904,6 +1012,12 @@ Decision Policy::Decide(const Scope& scope, const StatementSummary& statement,
 }
 
 Decision Policy::DecideFunctionCall(const Scope& scope) const {
+  if (!scope.masks.empty()) {
+    return Refuse(Decision::kDeny, Cat("scope.", scope.name, ".mask"),
+                  Cat("a FunctionCall message is refused in a scope with masked columns (scope ",
+                      scope.name, "): the function could return a masked value"),
+                  "call the function with SELECT, where the gateway can see what it reads");
+  }
   if (scope.profile == Profile::kAdmin) return Allow("profile.admin");
   if (scope.allow_function_call) return Allow(Cat("scope.", scope.name, ".allow_function_call"));
   return Refuse(Decision::kDeny, "builtin.function-call",

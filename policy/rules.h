@@ -24,7 +24,8 @@
 // no relation, function or setting rule refuses it. The order of checks is
 // fixed and the first refusal is reported: the profile's class rules, the
 // profile's extra conditions, protected settings, function lists, relation
-// lists, then approval rules. A deny always wins over an approval.
+// lists, column masks, prepared statements, then approval rules. A deny
+// always wins over an approval.
 //
 // Rule names are stable identifiers for audit records:
 //   no-scope                         no scope matches (MatchScope returned nullptr)
@@ -39,6 +40,11 @@
 //   scope.<name>.relations.deny|allow, scope.<name>.functions.deny|allow
 //   scope.<name>.approval.<condition>  approval required by the scope's `approval`
 //   scope.<name>.limits              changing or resetting a limited setting
+//   scope.<name>.mask                in a scope with masks (every profile, admin too): a
+//                                    masked column used other than as a plain output column,
+//                                    a whole-row reference, a column alias list, a sort by
+//                                    position or DISTINCT over masked output, COPY TO, a
+//                                    FunctionCall message
 //   builtin.dangerous-function       a function of the built-in dangerous list
 //   builtin.secret-catalog           a system catalog that holds secrets
 //   builtin.protected-setting        role, session_authorization and other protected settings
@@ -98,6 +104,11 @@ struct NamePattern {
 
 // Parses a pattern; the error says what is wrong ("empty schema part", ...).
 absl::StatusOr<NamePattern> ParseNamePattern(std::string_view text);
+
+// A column name as SQL writes it, as PostgreSQL names the column: `email`
+// and `Email` are "email", `"Email"` is "Email". No schema or table part, no
+// wildcard; at most 63 bytes.
+absl::StatusOr<std::string> ParseColumnName(std::string_view text);
 
 // Conditions under which a statement needs approval (`approval = [...]`): one
 // bit per StatementClass, plus destructive statements.
@@ -220,7 +231,8 @@ class Policy {
                   const SessionPolicyState& state) const;
 
   // A FunctionCall protocol message names its function by OID, which cannot be
-  // checked against names without the catalog: refused unless the scope sets
+  // checked against names without the catalog: refused in a scope with masks
+  // (the function could return a masked value), else unless the scope sets
   // allow_function_call or its profile is admin.
   Decision DecideFunctionCall(const Scope& scope) const;
 

@@ -149,6 +149,10 @@ size_t SummaryBytes(const StatementSummary& s) {
   for (const FunctionRef& f : s.functions) n += f.schema.size() + f.name.size();
   n += s.settings.capacity() * sizeof(SettingChange);
   for (const SettingChange& c : s.settings) n += c.name.size() + c.value.size();
+  for (const auto* names : {&s.output_columns, &s.other_columns}) {
+    n += names->capacity() * sizeof(std::string);
+    for (const std::string& name : *names) n += name.size();
+  }
   if (s.prepared) n += 32 + SummaryBytes(*s.prepared);  // with the shared_ptr control block
   return n;
 }

@@ -109,6 +109,48 @@ struct StatementSummary {
   bool destructive = false;  // DROP, TRUNCATE, unfiltered UPDATE/DELETE
   CopyInfo copy;
 
+  // How the statement uses column names, for column masks (policy/masking.h),
+  // which rewrite result columns by their field names: a masked column must
+  // not reach the client under another name, nor be inferred through a
+  // filter, a join or a sort. Names are as the parser leaves them (unquoted
+  // ones folded to lower case), each listed once.
+  //
+  // Plain output columns: the targets of the statement's own result (its
+  // top-level SELECT without a set operation or INTO, the RETURNING list of
+  // a top-level INSERT/UPDATE/DELETE, the query of DECLARE CURSOR) that are a
+  // column written as is, `email` or `c.email` or `email AS email`; their
+  // result fields carry the column's own name.
+  //   "SELECT id, c.email FROM customers c WHERE note = 'x'"
+  //     -> output_columns {id, email}, other_columns {note}
+  std::vector<std::string> output_columns;
+  // Every other column reference, by its last name: filters, joins, sorts,
+  // groupings, expressions, function arguments, renamed targets (`email AS
+  // e`), subqueries, CTEs, set-operation arms, EXPLAIN's statement, the query
+  // of CREATE VIEW / CREATE TABLE AS / SELECT INTO / INSERT ... SELECT,
+  // UPDATE's SET expressions; also the names of JOIN ... USING (...), of
+  // ON CONFLICT (...) and of index elements.
+  std::vector<std::string> other_columns;
+  // A reference to whole rows, whose fields the result would not name: a
+  // name that is also a relation, alias, function or CTE of the statement
+  // (`SELECT c FROM customers c`, `row_to_json(c)`, `(c).email`), `t.*` or
+  // `*` anywhere but among the plain output targets (`count(c.*)`,
+  // `json_build_object(c.*)`, `SELECT * FROM (SELECT * FROM t) s`), or a
+  // NATURAL JOIN (its join columns are not written).
+  bool row_reference = false;
+  // A table or join in FROM with a column alias list (`customers AS c(id,
+  // mail)`): its columns reach the result under the names of the list.
+  bool renames_columns = false;
+  // `*` or `t.*` among the plain output targets: every column, each under
+  // its own name.
+  bool star_output = false;
+  // The result's query sorts, groups or DISTINCT ONs by output position
+  // (`ORDER BY 1`, `GROUP BY 2`, `DISTINCT ON (1)`): on an output column
+  // without naming it.
+  bool sorts_by_position = false;
+  // The result's query is SELECT DISTINCT (without ON): it compares, and
+  // usually sorts, every output column.
+  bool distinct_output = false;
+
   // SQL-level PREPARE name AS <statement>: the inner statement's summary.
   std::string prepare_name;
   std::shared_ptr<const StatementSummary> prepared;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_join.h"
 #include "policy/function_classes.h"
@@ -175,6 +176,10 @@ struct Context {
   const CteScope* ctes = nullptr;
   // CREATE SCHEMA s CREATE TABLE t ...: unqualified objects created in s.
   std::string_view creation_schema;
+  // This statement's targets are the statement's result (see
+  // StatementSummary::output_columns): set for the top-level statement and
+  // kept only into a query or DECLARE CURSOR, whose handler takes it.
+  bool result = false;
 };
 
 class Classifier {
@@ -192,19 +197,33 @@ class Classifier {
     summary_.statement_class = C::kRead;
     summary_.command =
         kind->command.empty() ? Command(node->type, node->fields) : std::string(kind->command);
-    RunKind(*kind, node->fields, Context{});
+    Context top;
+    top.result = true;
+    RunKind(*kind, node->fields, top);
     if (!refusal_.empty()) return absl::PermissionDeniedError(refusal_);
+    // A name can be met before the FROM item it refers to (SELECT c FROM t c).
+    for (std::string_view name : single_names_) {
+      if (row_names_.contains(name)) summary_.row_reference = true;
+    }
     return absl::OkStatus();
   }
 
  private:
   static const StatementKind* FindKind(std::string_view type);
 
+  // The statement kinds whose own targets can be a result.
+  static bool HasResult(const StatementKind& kind) {
+    return kind.handler == &Classifier::Select || kind.handler == &Classifier::Insert ||
+           kind.handler == &Classifier::Update || kind.handler == &Classifier::Delete ||
+           kind.handler == &Classifier::DeclareCursor;
+  }
+
   void RunKind(const StatementKind& kind, object fields, const Context& c) {
     if (c.executes) Raise(kind.statement_class);
     Context inner = c;
     inner.access = kind.access == kNoAccess ? uint8_t{kAccessSelect} : kind.access;
     inner.from_clause = false;
+    inner.result = c.result && HasResult(kind);
     if (kind.handler != nullptr) {
       (this->*kind.handler)(fields, inner);
     } else {
@@ -251,19 +270,30 @@ class Classifier {
   // A struct in a field typed with it: recognised by its fields.
   void VisitBare(object o, const Context& c) {
     if (Field(o, "relname")) return RangeVar(o, c);
+    // An Alias (of a subquery, function, join, USING): a name rows go by.
+    if (std::string_view alias = StringField(o, "aliasname"); !alias.empty()) {
+      row_names_.insert(alias);
+    }
     if (Field(o, "funcformat") && Field(o, "funcname")) return FuncCall(o, c);
-    if (Field(o, "limitOption")) return Select(o, c);
+    if (Field(o, "limitOption")) {
+      Context arm = c;  // a set operation's arm: never the result's own targets
+      arm.result = false;
+      return Select(o, arm);
+    }
     VisitFields(o, c);
   }
 
   void VisitNode(const Node& node, const Context& c) {
     std::string_view t = node.type;
     // Leaves first: most nodes of a tree are these.
-    if (t == "String" || t == "A_Const" || t == "ColumnRef" || t == "Integer" || t == "ParamRef" ||
-        t == "A_Star" || t == "TypeName") {
+    if (t == "String" || t == "A_Const" || t == "Integer" || t == "ParamRef" || t == "A_Star" ||
+        t == "TypeName") {
       return;
     }
+    if (t == "ColumnRef") return ColumnRef(node.fields);
     if (t == "FuncCall") return FuncCall(node.fields, c);
+    if (t == "JoinExpr") JoinColumns(node.fields);
+    if (t == "IndexElem") AddOtherColumn(StringField(node.fields, "name"));
     if (t == "RangeVar") return RangeVar(node.fields, c);
     if (t == "Constraint") return Constraint(node.fields, c);
     if (t == "TableLikeClause") return TableLike(node.fields, c);
@@ -278,6 +308,7 @@ class Classifier {
       return RunKind(*kind, node.fields, nested);
     }
     Context inner = c;
+    inner.result = false;
     if (t != "JoinExpr" && t != "RangeSubselect" && t != "RangeFunction" &&
         t != "RangeTableSample" && t != "RangeTableFunc") {
       inner.from_clause = false;
@@ -300,6 +331,11 @@ class Classifier {
     std::string_view schema = StringField(o, "schemaname");
     std::string_view name = StringField(o, "relname");
     if (name.empty()) return;
+    row_names_.insert(name);
+    if (std::optional<object> alias = ObjectField(o, "alias")) {
+      row_names_.insert(StringField(*alias, "aliasname"));
+      if (Field(*alias, "colnames")) summary_.renames_columns = true;
+    }
     if (c.from_clause && schema.empty() && IsCte(name, c.ctes)) return;
     if (schema.empty() && (c.access & kAccessDdl) != 0) schema = c.creation_schema;
     AddRelation(schema, name, c.access);
@@ -359,6 +395,8 @@ class Classifier {
   void FuncCall(object o, const Context& c) {
     auto [schema, name] = QualifiedName(o, "funcname");
     AddFunction(schema, name, c);
+    // In FROM without an alias, a function's rows go by its name.
+    row_names_.insert(name);
     if (name == "set_config") SetConfig(o, c);
     Context args = c;
     args.access = kAccessSelect;
@@ -387,6 +425,115 @@ class Classifier {
       like.access = kAccessSelect;
       Visit(*rel, like);
     }
+  }
+
+  // ---- Column names (StatementSummary::output_columns and the fields after it).
+
+  void AddName(std::vector<std::string>& names, absl::flat_hash_set<std::string_view>& seen,
+               std::string_view name) {
+    if (!name.empty() && seen.insert(name).second) names.emplace_back(name);
+  }
+  void AddOtherColumn(std::string_view name) { AddName(summary_.other_columns, other_seen_, name); }
+
+  // A column reference outside the plain output targets.
+  void ColumnRef(object o) {
+    std::optional<array> fields = ArrayField(o, "fields");
+    if (!fields || fields->size() == 0) return;
+    element last = fields->at(fields->size() - 1);
+    std::optional<Node> node = AsNode(last);
+    if (node && node->type == "A_Star") {
+      summary_.row_reference = true;
+      return;
+    }
+    std::string_view name = StringNodeValue(last);
+    AddOtherColumn(name);
+    if (fields->size() == 1 && !name.empty()) single_names_.insert(name);
+  }
+
+  void JoinColumns(object o) {
+    if (BoolField(o, "isNatural")) summary_.row_reference = true;
+    if (std::optional<array> using_names = ArrayField(o, "usingClause")) {
+      for (element name : *using_names) AddOtherColumn(StringNodeValue(name));
+    }
+    if (std::optional<object> alias = ObjectField(o, "alias")) {
+      if (Field(*alias, "colnames")) summary_.renames_columns = true;
+    }
+  }
+
+  // The targets of the statement's result: a plain column (`email`,
+  // `c.email`, `email AS email`) or a star keeps its name in the result;
+  // every other target is walked as an expression.
+  void ResultTargets(element list, const Context& c) {
+    array targets;
+    if (list.get_array().get(targets) != simdjson::SUCCESS) return;
+    for (element target : targets) {
+      std::optional<Node> node = AsNode(target);
+      if (node && node->type == "ResTarget" && PlainResultTarget(node->fields)) continue;
+      Visit(target, c);
+    }
+  }
+
+  bool PlainResultTarget(object target) {
+    std::optional<element> val = Field(target, "val");
+    std::optional<Node> ref = val ? AsNode(*val) : std::nullopt;
+    if (!ref || ref->type != "ColumnRef") return false;
+    std::optional<array> fields = ArrayField(ref->fields, "fields");
+    if (!fields || fields->size() == 0) return false;
+    element last = fields->at(fields->size() - 1);
+    std::optional<Node> last_node = AsNode(last);
+    std::string_view alias = StringField(target, "name");
+    if (last_node && last_node->type == "A_Star") {
+      if (!alias.empty()) return false;
+      summary_.star_output = true;
+      return true;
+    }
+    std::string_view name = StringNodeValue(last);
+    if (name.empty() || (!alias.empty() && alias != name)) return false;
+    AddName(summary_.output_columns, output_seen_, name);
+    // `SELECT c FROM customers c`: a whole row, known once the FROM is read.
+    if (fields->size() == 1) single_names_.insert(name);
+    return true;
+  }
+
+  // ORDER BY / GROUP BY / DISTINCT ON of the result's query: an integer
+  // constant there is an output position (GROUP BY also inside GROUPING
+  // SETS, ROLLUP, CUBE). DISTINCT alone is a list holding one empty item.
+  void ResultOrdering(object select) {
+    if (std::optional<array> sorts = ArrayField(select, "sortClause")) {
+      for (element sort : *sorts) {
+        std::optional<Node> node = AsNode(sort);
+        std::optional<element> key = node ? Field(node->fields, "node") : std::nullopt;
+        if (key && IsPosition(*key)) summary_.sorts_by_position = true;
+      }
+    }
+    if (std::optional<array> groups = ArrayField(select, "groupClause")) {
+      for (element group : *groups) {
+        if (GroupsByPosition(group)) summary_.sorts_by_position = true;
+      }
+    }
+    if (std::optional<array> distinct = ArrayField(select, "distinctClause")) {
+      for (element item : *distinct) {
+        if (IsPosition(item)) summary_.sorts_by_position = true;
+        if (!AsNode(item)) summary_.distinct_output = true;
+      }
+    }
+  }
+
+  static bool IsPosition(element e) {
+    std::optional<Node> node = AsNode(e);
+    return node && node->type == "A_Const" && Field(node->fields, "ival");
+  }
+
+  static bool GroupsByPosition(element e) {
+    if (IsPosition(e)) return true;
+    std::optional<Node> node = AsNode(e);
+    if (!node || node->type != "GroupingSet") return false;
+    std::optional<array> content = ArrayField(node->fields, "content");
+    if (!content) return false;
+    for (element item : *content) {
+      if (GroupsByPosition(item)) return true;
+    }
+    return false;
   }
 
   // ---- Settings.
@@ -542,6 +689,7 @@ class Classifier {
       std::optional<Node> node = AsNode(cte);
       if (!node) continue;
       scope.names.push_back(StringField(node->fields, "ctename"));
+      row_names_.insert(scope.names.back());
       bodies.push_back(node->fields);
     }
     for (size_t i = 0; i < bodies.size(); ++i) {
@@ -552,6 +700,7 @@ class Classifier {
       Context body = c;
       body.access = kAccessSelect;
       body.from_clause = false;
+      body.result = false;
       body.ctes = &visible;
       for (auto field : bodies[i]) {
         if (field.key == "ctename") continue;
@@ -577,8 +726,10 @@ class Classifier {
     }
     q.expr.access = kAccessSelect;
     q.expr.from_clause = false;
+    q.expr.result = false;
     q.from.access = kAccessSelect;
     q.from.from_clause = true;
+    q.from.result = false;
     return q;
   }
 
@@ -587,10 +738,16 @@ class Classifier {
     QueryContexts q = ForQuery(o, c, scope);
     // FOR UPDATE / FOR SHARE lock the rows read from the FROM items.
     if (Field(o, "lockingClause")) q.from.access |= kAccessLock;
+    // The statement's result, when its targets become the result's fields.
+    const bool result = c.result && !Field(o, "intoClause") &&
+                        (StringField(o, "op").empty() || StringField(o, "op") == "SETOP_NONE");
+    if (result) ResultOrdering(o);
     for (auto field : o) {
       std::string_view key = field.key;
       if (key == "withClause" || key == "lockingClause") continue;
-      if (key == "fromClause") {
+      if (key == "targetList" && result) {
+        ResultTargets(field.value, q.expr);
+      } else if (key == "fromClause") {
         Visit(field.value, q.from);
       } else if (key == "intoClause") {
         // SELECT ... INTO new_table: creates a table and fills it.
@@ -628,6 +785,12 @@ class Classifier {
     }
   }
 
+  // A part of INSERT/UPDATE/DELETE: RETURNING is the result of a top-level one.
+  void VisitQueryPart(std::string_view key, element value, const Context& c, const Context& part) {
+    if (key == "returningList" && c.result) return ResultTargets(value, part);
+    Visit(value, part);
+  }
+
   static uint8_t WithReturning(object o, uint8_t access) {
     return Field(o, "returningList") ? access | kAccessSelect : access;
   }
@@ -644,7 +807,7 @@ class Classifier {
     Target(o, access, q.expr);
     for (auto field : o) {
       if (field.key == "relation" || field.key == "withClause") continue;
-      Visit(field.value, q.expr);
+      VisitQueryPart(field.key, field.value, c, q.expr);
     }
   }
 
@@ -654,7 +817,7 @@ class Classifier {
     Target(o, WithReturning(o, kAccessUpdate), q.expr);
     for (auto field : o) {
       if (field.key == "relation" || field.key == "withClause") continue;
-      Visit(field.value, field.key == "fromClause" ? q.from : q.expr);
+      VisitQueryPart(field.key, field.value, c, field.key == "fromClause" ? q.from : q.expr);
     }
     Filter(o, c);
   }
@@ -665,7 +828,7 @@ class Classifier {
     Target(o, WithReturning(o, kAccessDelete), q.expr);
     for (auto field : o) {
       if (field.key == "relation" || field.key == "withClause") continue;
-      Visit(field.value, field.key == "usingClause" ? q.from : q.expr);
+      VisitQueryPart(field.key, field.value, c, field.key == "usingClause" ? q.from : q.expr);
     }
     Filter(o, c);
   }
@@ -762,7 +925,12 @@ class Classifier {
     summary_ = std::move(outer);
     relation_index_.clear();
     function_index_.clear();
+    output_seen_.clear();
+    other_seen_.clear();
   }
+
+  // DECLARE name CURSOR FOR query: FETCH returns the query's result.
+  void DeclareCursor(object o, const Context& c) { VisitFields(o, c); }
 
   void Execute(object o, const Context& c) {
     if (c.executes) summary_.execute_name = std::string(StringField(o, "name"));
@@ -968,6 +1136,12 @@ class Classifier {
   std::string refusal_;
   absl::flat_hash_map<std::pair<std::string_view, std::string_view>, size_t> relation_index_;
   absl::flat_hash_map<std::pair<std::string_view, std::string_view>, size_t> function_index_;
+  absl::flat_hash_set<std::string_view> output_seen_;
+  absl::flat_hash_set<std::string_view> other_seen_;
+  // Names written alone (`c`), and the names rows go by (relations, aliases,
+  // functions, CTEs): a name in both is a whole-row reference.
+  absl::flat_hash_set<std::string_view> single_names_;
+  absl::flat_hash_set<std::string_view> row_names_;
 };
 
 // Every statement node type of PostgreSQL 15's raw grammar (parsenodes.h).
@@ -985,7 +1159,8 @@ const StatementKind* Classifier::FindKind(std::string_view type) {
       {"MergeStmt", K{C::kWrite, "MERGE", kAccessUpdate, &Classifier::Merge}},
       {"CopyStmt", K{C::kRead, "COPY", kAccessSelect, &Classifier::Copy}},
       {"ExplainStmt", K{C::kRead, "EXPLAIN", kAccessSelect, &Classifier::Explain}},
-      {"DeclareCursorStmt", K{C::kRead, "DECLARE CURSOR", kAccessSelect, nullptr}},
+      {"DeclareCursorStmt",
+       K{C::kRead, "DECLARE CURSOR", kAccessSelect, &Classifier::DeclareCursor}},
       {"FetchStmt", K{C::kRead, "", kNoAccess, nullptr}},
       {"VariableShowStmt", K{C::kRead, "SHOW", kNoAccess, nullptr}},
       // Prepared statements: PREPARE takes the class of what it prepares.

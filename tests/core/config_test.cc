@@ -757,6 +757,121 @@ INSTANTIATE_TEST_SUITE_P(
                   "user[0].groups[0]", "expected a non-empty string"}),
     CaseName);
 
+// A scope for everyone with [[scope.mask]] tables (`masks`, each starting with
+// its own [[scope.mask]] line).
+std::string MaskScope(const std::string& masks) {
+  return "name = \"support\"\nsubjects = [\"*\"]\nprofile = \"read-only\"\n" + masks;
+}
+
+TEST(ConfigTest, ScopeMasksParseOneEntryPerColumn) {
+  absl::StatusOr<Config> config = Parse(Doc{
+      .scope = MaskScope("[[scope.mask]]\ncolumns = [\"email\", \"Phone\", \"\\\"Tax Id\\\"\"]\n"
+                         "method = \"partial\"\nkeep = 2\n"
+                         "[[scope.mask]]\ncolumns = [\"ssn\"]\n"
+                         "[[scope.mask]]\ncolumns = [\"notes\"]\nreplacement = \"[hidden]\"\n"
+                         "[[scope.mask]]\ncolumns = [\"salary\"]\nmethod = \"null\"\n"),
+      .tail = kScope}
+                                            .Render());
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  const std::vector<policy::ColumnMask>& masks = config->policy->scopes()[0].masks;
+  ASSERT_EQ(masks.size(), 6u);
+  EXPECT_EQ(masks[0].column, "email");
+  EXPECT_EQ(masks[0].method, policy::MaskMethod::kPartial);
+  EXPECT_EQ(masks[0].keep, 2u);
+  EXPECT_EQ(masks[1].column, "phone");  // unquoted: folded as PostgreSQL folds it
+  EXPECT_EQ(masks[1].method, policy::MaskMethod::kPartial);
+  EXPECT_EQ(masks[2].column, "Tax Id");  // quoted: as written
+  EXPECT_EQ(masks[3].column, "ssn");
+  EXPECT_EQ(masks[3].method, policy::MaskMethod::kRedact);  // the default
+  EXPECT_EQ(masks[3].replacement, "****");
+  EXPECT_EQ(masks[4].column, "notes");
+  EXPECT_EQ(masks[4].replacement, "[hidden]");
+  EXPECT_EQ(masks[5].column, "salary");
+  EXPECT_EQ(masks[5].method, policy::MaskMethod::kNull);
+  EXPECT_TRUE(config->policy->scopes()[1].masks.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ScopeMask, ConfigErrorTest,
+    ::testing::Values(
+        ErrorCase{"ColumnsMissing",
+                  Doc{.scope = MaskScope("[[scope.mask]]\nmethod = \"null\"")}.Render(),
+                  "scope[0].mask[0].columns", "required"},
+        ErrorCase{"ColumnsEmpty", Doc{.scope = MaskScope("[[scope.mask]]\ncolumns = []")}.Render(),
+                  "scope[0].mask[0].columns", "must name at least one value"},
+        ErrorCase{"ColumnsNotStrings",
+                  Doc{.scope = MaskScope("[[scope.mask]]\ncolumns = [1]")}.Render(),
+                  "scope[0].mask[0].columns[0]", "expected a string"},
+        ErrorCase{
+            "ColumnQualified",
+            Doc{.scope = MaskScope("[[scope.mask]]\ncolumns = [\"customers.email\"]")}.Render(),
+            "scope[0].mask[0].columns[0]",
+            "invalid column name \"customers.email\": a column name has no '.'"},
+        ErrorCase{"ColumnPattern",
+                  Doc{.scope = MaskScope("[[scope.mask]]\ncolumns = [\"e*\"]")}.Render(),
+                  "scope[0].mask[0].columns[0]", "not a pattern"},
+        ErrorCase{"ColumnUnterminatedQuote",
+                  Doc{.scope = MaskScope("[[scope.mask]]\ncolumns = [\"\\\"Email\"]")}.Render(),
+                  "scope[0].mask[0].columns[0]", "unterminated quoted identifier"},
+        ErrorCase{
+            "ColumnTooLong",
+            Doc{.scope = MaskScope("[[scope.mask]]\ncolumns = [\"" + std::string(64, 'c') + "\"]")}
+                .Render(),
+            "scope[0].mask[0].columns[0]", "truncates names to 63 bytes"},
+        ErrorCase{
+            "ColumnTwiceInOneMask",
+            Doc{.scope = MaskScope("[[scope.mask]]\ncolumns = [\"email\", \"EMAIL\"]")}.Render(),
+            "scope[0].mask[0].columns[1]",
+            "column \"email\" is already masked by scope[0].mask[0]"},
+        ErrorCase{"ColumnInTwoMasks",
+                  Doc{.tail = "[[scope]]\n" +
+                              MaskScope("[[scope.mask]]\ncolumns = [\"email\"]\n"
+                                        "[[scope.mask]]\ncolumns = [\"phone\"]\nmethod = \"null\"\n"
+                                        "[[scope.mask]]\ncolumns = [\"email\"]\n")}
+                      .Render(),
+                  "scope[1].mask[2].columns[0]",
+                  "column \"email\" is already masked by scope[1].mask[0]"},
+        ErrorCase{
+            "MethodUnknown",
+            Doc{.scope = MaskScope("[[scope.mask]]\ncolumns = [\"email\"]\nmethod = \"hash\"")}
+                .Render(),
+            "scope[0].mask[0].method", "\"hash\" is not one of redact | partial | null"},
+        ErrorCase{
+            "KeepWithoutPartial",
+            Doc{.scope = MaskScope("[[scope.mask]]\ncolumns = [\"email\"]\nkeep = 4")}.Render(),
+            "scope[0].mask[0].keep", "only with method = \"partial\" (method is \"redact\")"},
+        ErrorCase{"KeepOutOfRange",
+                  Doc{.scope = MaskScope("[[scope.mask]]\ncolumns = [\"email\"]\n"
+                                         "method = \"partial\"\nkeep = 0")}
+                      .Render(),
+                  "scope[0].mask[0].keep", "1..64"},
+        ErrorCase{"ReplacementWithoutRedact",
+                  Doc{.scope = MaskScope("[[scope.mask]]\ncolumns = [\"email\"]\n"
+                                         "method = \"null\"\nreplacement = \"x\"")}
+                      .Render(),
+                  "scope[0].mask[0].replacement",
+                  "only with method = \"redact\" (method is \"null\")"},
+        ErrorCase{
+            "ReplacementEmpty",
+            Doc{.scope = MaskScope("[[scope.mask]]\ncolumns = [\"email\"]\nreplacement = \"\"")}
+                .Render(),
+            "scope[0].mask[0].replacement", "1..64 characters of printable ASCII"},
+        ErrorCase{"ReplacementNotPrintable",
+                  Doc{.scope = MaskScope("[[scope.mask]]\ncolumns = [\"email\"]\n"
+                                         "replacement = \"a\\u00e9\"")}
+                      .Render(),
+                  "scope[0].mask[0].replacement", "1..64 characters of printable ASCII"},
+        ErrorCase{"MaskTypo",
+                  Doc{.scope = MaskScope("[[scope.mask]]\ncolumns = [\"email\"]\nmethd = \"null\"")}
+                      .Render(),
+                  "scope[0].mask[0].methd", "did you mean \"method\"?"},
+        ErrorCase{"MaskNotArrayOfTables",
+                  Doc{.scope = MaskScope("mask = { columns = [\"email\"] }")}.Render(),
+                  "scope[0].mask", "expected an array of tables"},
+        ErrorCase{"MasksKey", Doc{.scope = MaskScope("masks = [\"email\"]")}.Render(),
+                  "scope[0].masks", "use [[scope.mask]] tables"}),
+    CaseName);
+
 TEST(ConfigTest, WithoutFileChecksSecretsAndTlsFilesNeedNotExist) {
   ASSERT_EQ(::unsetenv("PGB_TEST_UNSET_VARIABLE"), 0);
   const std::string text =

@@ -99,14 +99,35 @@ inline std::string AnalysisText(const SqlAnalysis& a) {
   return all;
 }
 
+// How a statement uses column names (the fields for column masks), in the
+// order the analyser found them: `out=a,b other=c row star position distinct`.
+inline std::string ColumnsText(const StatementSummary& s) {
+  std::string out = "out=";
+  for (size_t i = 0; i < s.output_columns.size(); ++i) {
+    out += (i > 0 ? "," : "") + s.output_columns[i];
+  }
+  out += " other=";
+  for (size_t i = 0; i < s.other_columns.size(); ++i) {
+    out += (i > 0 ? "," : "") + s.other_columns[i];
+  }
+  if (s.row_reference) out += " row";
+  if (s.renames_columns) out += " renames";
+  if (s.star_output) out += " star";
+  if (s.sorts_by_position) out += " position";
+  if (s.distinct_output) out += " distinct";
+  return out;
+}
+
 // AnalysisText plus what the gateway reads besides: the error fields, and each
-// statement's byte range and fingerprint.
+// statement's byte range, fingerprint and column use (with its prepared
+// statement's).
 inline std::string EverythingText(const SqlAnalysis& a) {
   std::string out = AnalysisText(a) + a.error_sqlstate + "|" + a.error_message + "|" +
                     std::to_string(a.error_position);
   for (const StatementSummary& s : a.statements) {
     out += "|" + std::to_string(s.location) + "+" + std::to_string(s.length) + "#" +
-           std::to_string(s.fingerprint);
+           std::to_string(s.fingerprint) + " " + ColumnsText(s);
+    if (s.prepared) out += " prepared: " + ColumnsText(*s.prepared);
   }
   return out;
 }
