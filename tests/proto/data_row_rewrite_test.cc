@@ -72,6 +72,16 @@ TEST(DataRowRewriteTest, PartialKeepsWholeCharactersAtTheEnd) {
   EXPECT_EQ(Apply({Partial(1)}, Row({"ab\xc3\xa9"})).row, Row({"**\xc3\xa9"}));
 }
 
+TEST(DataRowRewriteTest, PartialCountsCharactersOfLongUtf8Values) {
+  std::string e9;  // nine two-byte characters and ten ASCII ones: past the word-wise count
+  for (int i = 0; i < 9; ++i) e9 += "\xc3\xa9";
+  const std::string value = e9 + "0123456789";
+  EXPECT_EQ(Apply({Partial(3)}, Row({value})).row, Row({std::string(16, '*') + "789"}));
+  EXPECT_EQ(Apply({Partial(11)}, Row({value})).row,
+            Row({std::string(8, '*') + "\xc3\xa9" + "0123456789"}));
+  EXPECT_EQ(Apply({Partial(40)}, Row({value})).row, Row({std::string(19, '*')}));
+}
+
 TEST(DataRowRewriteTest, PartialOfAShortValueMasksEverything) {
   // Keeping 4 of "abcd" would show it all.
   EXPECT_EQ(Apply({Partial(4)}, Row({"abcd"})).row, Row({"****"}));
