@@ -621,23 +621,25 @@ std::optional<Decision> Judge::CheckMasks() {
             "and could reveal masked columns of scope ", scope_.name, " under other names"),
         "drop the column alias list and select the columns by their own names");
   }
+  // What among the outputs is masked, or may be: `masked column "email" is`.
   std::string masked_output;
   for (const std::string& column : s_.output_columns) {
     if (FindMask(scope_, column) != nullptr) {
-      masked_output = Cat("masked column \"", column, "\"");
+      masked_output = Cat("masked column \"", column, "\" is");
       break;
     }
   }
-  if (masked_output.empty() && s_.star_output) masked_output = "*, which may hold masked columns";
+  if (masked_output.empty() && s_.star_output)
+    masked_output = "*, which may hold masked columns, is";
   if (!masked_output.empty() && s_.sorts_by_position) {
-    return refuse(Cat("ORDER BY, GROUP BY or DISTINCT ON by output position would sort on ",
-                      masked_output, " (scope ", scope_.name, ")"),
+    return refuse(Cat("ORDER BY, GROUP BY or DISTINCT ON by output position while ", masked_output,
+                      " among the outputs could sort on a masked column (scope ", scope_.name, ")"),
                   "sort and group by named columns that are not masked");
   }
   if (!masked_output.empty() && s_.distinct_output) {
-    return refuse(
-        Cat("SELECT DISTINCT would compare ", masked_output, " (scope ", scope_.name, ")"),
-        "leave out DISTINCT, or the masked columns");
+    return refuse(Cat("SELECT DISTINCT compares every output, and ", masked_output,
+                      " among them (scope ", scope_.name, ")"),
+                  "leave out DISTINCT, or the masked columns");
   }
   // CREATE TABLE t (a, b) AS EXECUTE p: p's result columns, renamed, into a table.
   if (s_.select_into && !s_.execute_name.empty()) {
