@@ -621,23 +621,25 @@ std::optional<Decision> Judge::CheckMasks() {
             "and could reveal masked columns of scope ", scope_.name, " under other names"),
         "drop the column alias list and select the columns by their own names");
   }
+  // What among the outputs is masked, or may be: `masked column "email" is`.
   std::string masked_output;
   for (const std::string& column : s_.output_columns) {
     if (FindMask(scope_, column) != nullptr) {
-      masked_output = Cat("masked column \"", column, "\"");
+      masked_output = Cat("masked column \"", column, "\" is");
       break;
     }
   }
-  if (masked_output.empty() && s_.star_output) masked_output = "*, which may hold masked columns";
+  if (masked_output.empty() && s_.star_output)
+    masked_output = "*, which may hold masked columns, is";
   if (!masked_output.empty() && s_.sorts_by_position) {
-    return refuse(Cat("ORDER BY, GROUP BY or DISTINCT ON by output position would sort on ",
-                      masked_output, " (scope ", scope_.name, ")"),
+    return refuse(Cat("ORDER BY, GROUP BY or DISTINCT ON by output position while ", masked_output,
+                      " among the outputs could sort on a masked column (scope ", scope_.name, ")"),
                   "sort and group by named columns that are not masked");
   }
   if (!masked_output.empty() && s_.distinct_output) {
-    return refuse(
-        Cat("SELECT DISTINCT would compare ", masked_output, " (scope ", scope_.name, ")"),
-        "leave out DISTINCT, or the masked columns");
+    return refuse(Cat("SELECT DISTINCT compares every output, and ", masked_output,
+                      " among them (scope ", scope_.name, ")"),
+                  "leave out DISTINCT, or the masked columns");
   }
   // CREATE TABLE t (a, b) AS EXECUTE p: p's result columns, renamed, into a table.
   if (s_.select_into && !s_.execute_name.empty()) {
@@ -734,6 +736,48 @@ Decision Judge::Run(int depth) {
   return Allow(std::move(allow_rule_));
 }
 
+// A double-quoted identifier from text[i], its opening quote, to its closing
+// quote, with "" standing for one quote: appended to `out`, `i` moved past
+// it. False when the quote is not closed (then `i` is at the end).
+bool ReadQuotedIdentifier(std::string_view text, size_t& i, std::string& out) {
+  ++i;
+  while (i < text.size()) {
+    if (text[i] == '"') {
+      if (i + 1 < text.size() && text[i + 1] == '"') {
+        out += '"';
+        i += 2;
+        continue;
+      }
+      ++i;
+      return true;
+    }
+    out += text[i++];
+  }
+  return false;
+}
+
+// One part of a dotted name from text[i] up to the next '.' or the end, as
+// PostgreSQL reads an identifier: "Quoted" as written, unquoted folded to
+// lower case.
+absl::StatusOr<std::string> ReadNamePart(std::string_view text, size_t& i) {
+  std::string part;
+  if (i < text.size() && text[i] == '"') {
+    if (!ReadQuotedIdentifier(text, i, part)) {
+      return absl::InvalidArgumentError("unterminated quoted identifier");
+    }
+    return part;
+  }
+  while (i < text.size() && text[i] != '.') {
+    const char c = text[i++];
+    if (c == '"' || absl::ascii_isspace(static_cast<unsigned char>(c))) {
+      return absl::InvalidArgumentError(
+          "unexpected quote or space (quote a whole part: \"My Schema\".*)");
+    }
+    part += absl::ascii_tolower(static_cast<unsigned char>(c));
+  }
+  return part;
+}
+
 // One entry of a search_path value (PostgreSQL's SplitIdentifierString):
 // quoted entries keep their case, unquoted ones are folded to lower case.
 std::vector<std::string> SplitSearchPath(std::string_view value) {
@@ -747,19 +791,7 @@ std::vector<std::string> SplitSearchPath(std::string_view value) {
     if (i >= value.size()) break;
     std::string entry;
     if (value[i] == '"') {
-      ++i;
-      while (i < value.size()) {
-        if (value[i] == '"') {
-          if (i + 1 < value.size() && value[i + 1] == '"') {
-            entry += '"';
-            i += 2;
-            continue;
-          }
-          ++i;
-          break;
-        }
-        entry += value[i++];
-      }
+      ReadQuotedIdentifier(value, i, entry);  // unclosed: the rest of the value
     } else {
       while (i < value.size() && value[i] != ',' &&
              !absl::ascii_isspace(static_cast<unsigned char>(value[i]))) {
@@ -819,38 +851,6 @@ bool NamePattern::Matches(std::string_view schema_name, std::string_view object_
 
 bool NamePattern::MatchesName(std::string_view object_name) const {
   return GlobMatch(name, object_name);
-}
-
-// One part of a dotted name from text[i] up to the next '.' or the end, as
-// PostgreSQL reads an identifier: "Quoted" as written (with "" for a quote),
-// unquoted folded to lower case.
-absl::StatusOr<std::string> ReadNamePart(std::string_view text, size_t& i) {
-  std::string part;
-  if (i < text.size() && text[i] == '"') {
-    ++i;
-    while (i < text.size()) {
-      if (text[i] == '"') {
-        if (i + 1 < text.size() && text[i + 1] == '"') {
-          part += '"';
-          i += 2;
-          continue;
-        }
-        ++i;
-        return part;
-      }
-      part += text[i++];
-    }
-    return absl::InvalidArgumentError("unterminated quoted identifier");
-  }
-  while (i < text.size() && text[i] != '.') {
-    const char c = text[i++];
-    if (c == '"' || absl::ascii_isspace(static_cast<unsigned char>(c))) {
-      return absl::InvalidArgumentError(
-          "unexpected quote or space (quote a whole part: \"My Schema\".*)");
-    }
-    part += absl::ascii_tolower(static_cast<unsigned char>(c));
-  }
-  return part;
 }
 
 absl::StatusOr<NamePattern> ParseNamePattern(std::string_view text) {

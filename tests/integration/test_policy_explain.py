@@ -111,6 +111,34 @@ class PolicyExplainTest(unittest.TestCase):
         self.assertEqual(res.returncode, 0)
         self.assertIn("--claims JSON", res.stdout)
 
+    def test_masked_scope_refuses_what_could_reveal_a_masked_column(self):
+        with tempfile.TemporaryDirectory() as d:
+            config = os.path.join(d, "masked.toml")
+            Path(config).write_text(Path(EXAMPLE).read_text() + """
+[[scope]]
+name = "support"
+groups = ["support"]
+profile = "read-only"
+[[scope.mask]]
+columns = ["email", "phone"]
+method = "partial"
+""")
+            res = subprocess.run([gateway_binary(), "policy", "explain", "--config", config, "--json",
+                                  "--claims", '{"sub":"agent-1","groups":["support"]}',
+                                  "SELECT id, email FROM customers WHERE id = 1; "
+                                  "SELECT id FROM customers WHERE email LIKE 'a%'; "
+                                  "SELECT row_to_json(c) FROM customers c; COPY customers TO STDOUT"],
+                                 capture_output=True, text=True, timeout=60)
+            out = decisions(res)
+        self.assertEqual([d["decision"] for d in out], ["allow", "deny", "deny", "deny"], out)
+        self.assertEqual({d["scope"] for d in out}, {"support"})
+        self.assertEqual({d["rule"] for d in out[1:]}, {"scope.support.mask"})
+        self.assertEqual(out[1]["reason"],
+                         'column "email" is masked for scope support: it can only be selected as a plain column')
+        self.assertIn("SELECT email FROM ...", out[1]["hint"])
+        self.assertEqual(out[2]["hint"], "list the columns you need")
+        self.assertIn("COPY TO", out[3]["reason"])
+
     def test_bad_config_exits_1(self):
         with tempfile.TemporaryDirectory() as d:
             bad = os.path.join(d, "bad.toml")

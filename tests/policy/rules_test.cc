@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "policy/sql_analysis.h"
+
 namespace pgb::policy {
 namespace {
 
@@ -602,6 +604,223 @@ TEST(FunctionCallTest, DeniedUnlessTheScopeAllowsIt) {
   Policy allowed({scope});
   EXPECT_DECISION(allowed.DecideFunctionCall(allowed.scopes()[0]), kAllow,
                   "scope.rw.allow_function_call");
+}
+
+// --- column masks ------------------------------------------------------------
+
+TEST(ColumnNameTest, FoldsAsSqlNamesColumns) {
+  EXPECT_EQ(ParseColumnName("email").value(), "email");
+  EXPECT_EQ(ParseColumnName("EMail").value(), "email");
+  EXPECT_EQ(ParseColumnName("\"EMail\"").value(), "EMail");
+  EXPECT_EQ(ParseColumnName("\"a \"\"b\"\" c\"").value(), "a \"b\" c");
+  EXPECT_EQ(ParseColumnName("\"a.b*\"").value(), "a.b*");  // quoted: taken as written
+  for (std::string_view bad :
+       {"", "\"\"", "t.email", "e*", "\"open", "a b", "\"a\"b",
+        "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"}) {
+    EXPECT_FALSE(ParseColumnName(bad).ok()) << bad;
+  }
+}
+
+// A scope with masks on email and phone, judging SQL text through the real
+// analyser, statement by statement as the gateway does.
+struct MaskedFixture {
+  explicit MaskedFixture(Profile profile, bool masked = true)
+      : policy({[&] {
+          Scope scope = MakeScope("support", profile);
+          if (masked) {
+            scope.masks = {ColumnMask{.column = "email", .method = MaskMethod::kPartial},
+                           ColumnMask{.column = "phone"}};
+          }
+          return scope;
+        }()}) {}
+
+  Decision Judge(std::string_view sql) const {
+    const SqlAnalysis analysis = AnalyseSql(sql);
+    EXPECT_TRUE(analysis.ok) << sql << ": " << analysis.error_message;
+    SessionPolicyState state(policy.scopes()[0], "app_user");
+    Decision strictest{Decision::kAllow, "", "", ""};
+    for (const StatementSummary& s : analysis.statements) {
+      Decision d = policy.Decide(policy.scopes()[0], s, state);
+      if (d.kind != Decision::kAllow && strictest.kind == Decision::kAllow) strictest = d;
+      state.Remember(s);
+    }
+    return strictest;
+  }
+  Policy policy;
+};
+
+// Each can reveal a masked value under another name, or let it be inferred.
+constexpr std::string_view kRevealing[] = {
+    "SELECT email AS e FROM customers",
+    "SELECT email AS \"EMAIL\" FROM customers",
+    "SELECT c.email AS mail FROM customers c",
+    "SELECT lower(email) FROM customers",
+    "SELECT email::text FROM customers",
+    "SELECT email || '' FROM customers",
+    "SELECT max(email) FROM customers",
+    "SELECT json_build_object('e', email) FROM customers",
+    "SELECT id FROM customers WHERE email LIKE 'a%'",
+    "SELECT id FROM customers c WHERE c.phone IS NULL",
+    "SELECT id FROM customers ORDER BY email",
+    "SELECT email FROM customers GROUP BY email",
+    "SELECT id, row_number() OVER (ORDER BY email) FROM customers",
+    "SELECT DISTINCT ON (email) id FROM customers",
+    "SELECT (SELECT email FROM customers LIMIT 1)",
+    "VALUES ((SELECT email FROM customers LIMIT 1))",
+    "SELECT id FROM customers WHERE id IN (SELECT id FROM customers WHERE email = 'x')",
+    "WITH x AS (SELECT email FROM customers) SELECT * FROM x",
+    "SELECT email FROM customers UNION SELECT 'x'",
+    "SELECT email FROM customers UNION ALL SELECT email FROM old_customers",
+    "SELECT c FROM customers c",
+    "SELECT customers FROM customers",
+    "SELECT row_to_json(c) FROM customers c",
+    "SELECT (c).email FROM customers c",
+    "SELECT count(c.*) FROM customers c",
+    "SELECT * FROM customers WHERE customers = customers",
+    "SELECT * FROM (SELECT * FROM customers) s",
+    "SELECT email FROM customers ORDER BY 1",
+    "SELECT * FROM customers ORDER BY 2",
+    "SELECT email FROM customers GROUP BY 1",
+    "SELECT email, count(*) FROM customers GROUP BY ROLLUP (1)",
+    "SELECT DISTINCT ON (1) email FROM customers",
+    "SELECT DISTINCT email FROM customers",
+    "SELECT DISTINCT * FROM customers",
+    "SELECT id FROM a JOIN b USING (email)",
+    "SELECT * FROM customers JOIN orders USING (phone)",
+    "SELECT * FROM a NATURAL JOIN b",
+    "SELECT * FROM customers c(a, mail)",
+    "SELECT mail FROM customers AS c(id, mail)",
+    "SELECT * FROM (customers JOIN orders ON true) AS j(a, mail)",
+    "COPY customers TO STDOUT",
+    "COPY (SELECT id FROM customers) TO STDOUT",
+    "COPY customers (id) TO STDOUT",
+    "EXPLAIN ANALYZE SELECT id FROM customers WHERE email = 'x'",
+    "EXPLAIN SELECT id FROM customers WHERE email = 'x'",
+    "SELECT email INTO t2 FROM customers",
+    "CREATE TABLE t2 AS SELECT email FROM customers",
+    "CREATE VIEW v AS SELECT email FROM customers",
+    "INSERT INTO t SELECT email FROM customers",
+    "INSERT INTO t SELECT * FROM customers",
+    "INSERT INTO customers (id) VALUES (1) ON CONFLICT (email) DO NOTHING",
+    "INSERT INTO customers (id) VALUES (1) RETURNING email AS e",
+    "UPDATE customers SET note = email",
+    "UPDATE customers SET note = 'x' WHERE email = 'a' RETURNING id",
+    "DELETE FROM customers WHERE id = 1 RETURNING customers",
+    "WITH d AS (DELETE FROM customers WHERE id = 1 RETURNING email) SELECT * FROM d",
+    "MERGE INTO t USING customers c ON t.id = c.id WHEN MATCHED THEN UPDATE SET x = c.email",
+    "DECLARE k CURSOR FOR SELECT email FROM customers ORDER BY 1",
+    "PREPARE p AS SELECT id FROM customers WHERE email = $1",
+    "PREPARE p AS SELECT email FROM customers; CREATE TABLE t2 (e) AS EXECUTE p",
+};
+
+// Each gives masked columns only as plain output columns, or none at all.
+constexpr std::string_view kPlain[] = {
+    "SELECT id, email FROM customers WHERE id = 1",
+    "SELECT * FROM customers",
+    "SELECT c.* FROM customers c WHERE c.id = 1",
+    "SELECT email FROM customers",
+    "SELECT email AS email, phone FROM customers",
+    "SELECT customers.email, id FROM customers ORDER BY id",
+    "SELECT id, email FROM customers ORDER BY id DESC LIMIT 10",
+    "SELECT * FROM customers WHERE id = $1",
+    "SELECT c.id, email FROM customers c JOIN orders o ON o.customer_id = c.id",
+    "SELECT id, email FROM customers WHERE id IN (SELECT customer_id FROM orders WHERE total > 1)",
+    "SELECT id FROM customers ORDER BY 1",
+    "SELECT DISTINCT id FROM customers",
+    "SELECT count(*) FROM customers",
+    "SELECT email FROM customers FOR UPDATE",
+    "TABLE customers",
+    "SELECT 1",
+    "INSERT INTO customers (id, email) VALUES (1, 'a@b') RETURNING id, email",
+    "UPDATE customers SET email = 'x' WHERE id = 1",
+    "DELETE FROM customers WHERE id = 1 RETURNING *",
+    "DECLARE k CURSOR FOR SELECT id, email FROM customers; FETCH 10 FROM k",
+    "PREPARE p AS SELECT id, email FROM customers WHERE id = $1; EXECUTE p(1)",
+    "COPY customers FROM STDIN",
+    "BEGIN; SELECT email FROM customers; COMMIT",
+    "SET search_path = app; SHOW search_path",
+};
+
+TEST(MaskTest, StatementsThatCouldRevealAMaskedColumnAreRefusedUnderEveryProfile) {
+  for (Profile profile : {Profile::kAdmin, Profile::kReadWrite}) {
+    const MaskedFixture masked(profile);
+    for (std::string_view sql : kRevealing) {
+      const Decision d = masked.Judge(sql);
+      EXPECT_EQ(d.kind, Decision::kDeny) << ProfileName(profile) << ": " << sql;
+      EXPECT_EQ(d.rule, "scope.support.mask") << sql << ": " << d.reason;
+      EXPECT_FALSE(d.hint.empty()) << sql;
+    }
+  }
+  // Under read-only a refusal of the profile may come first; never an allow.
+  const MaskedFixture read_only(Profile::kReadOnly);
+  for (std::string_view sql : kRevealing) {
+    EXPECT_EQ(read_only.Judge(sql).kind, Decision::kDeny) << sql;
+  }
+}
+
+TEST(MaskTest, WithoutMasksTheSameStatementsAreJudgedAsBefore) {
+  const MaskedFixture unmasked(Profile::kAdmin, /*masked=*/false);
+  for (std::string_view sql : kRevealing) {
+    EXPECT_EQ(unmasked.Judge(sql).kind, Decision::kAllow) << sql;
+  }
+}
+
+TEST(MaskTest, PlainOutputColumnsPass) {
+  for (Profile profile : {Profile::kAdmin, Profile::kReadWrite}) {
+    const MaskedFixture masked(profile);
+    for (std::string_view sql : kPlain) {
+      const Decision d = masked.Judge(sql);
+      EXPECT_EQ(d.kind, Decision::kAllow)
+          << ProfileName(profile) << ": " << sql << "\n  " << d.rule << ": " << d.reason;
+    }
+  }
+}
+
+TEST(MaskTest, MessagesNameWhatIsRefusedAndWhatToDo) {
+  const MaskedFixture f(Profile::kReadOnly);
+  Decision d = f.Judge("SELECT id FROM customers WHERE email LIKE 'a%'");
+  EXPECT_EQ(d.reason,
+            "column \"email\" is masked for scope support: it can only be selected as a plain "
+            "column");
+  EXPECT_THAT(d.hint, HasSubstr("select it as is (SELECT email FROM ...), without renaming"));
+  EXPECT_THAT(DecisionMessage(d), HasSubstr("permission denied by pgbastion rule "
+                                            "\"scope.support.mask\": column \"email\""));
+  d = f.Judge("SELECT row_to_json(c) FROM customers c");
+  EXPECT_THAT(d.reason, HasSubstr("a whole-row reference"));
+  EXPECT_EQ(d.hint, "list the columns you need");
+  d = f.Judge("SELECT * FROM customers ORDER BY 2");
+  EXPECT_THAT(d.reason, HasSubstr("by output position"));
+  EXPECT_THAT(d.hint, HasSubstr("named columns"));
+  d = f.Judge("COPY customers TO STDOUT");
+  EXPECT_THAT(d.reason, HasSubstr("COPY TO is refused in a scope with masked columns"));
+  EXPECT_EQ(d.hint, "use SELECT; masked values are rewritten in result rows only");
+  d = f.Judge("SELECT mail FROM customers AS c(id, mail)");
+  EXPECT_THAT(d.reason, HasSubstr("column alias list"));
+  d = f.Judge("PREPARE p AS SELECT lower(phone) FROM customers");
+  EXPECT_EQ(d.rule, "scope.support.mask");
+  EXPECT_THAT(d.reason, HasSubstr("column \"phone\""));
+}
+
+TEST(MaskTest, MasksMatchExactNames) {
+  Scope scope = MakeScope("support", Profile::kAdmin);
+  scope.masks = {ColumnMask{.column = "Email"}};
+  const Fixture f(scope);
+  const auto judge = [&](std::string_view sql) {
+    const SqlAnalysis a = AnalyseSql(sql);
+    return a.statements.empty() ? Decision{} : f.Decide(a.statements[0]);
+  };
+  EXPECT_DECISION(judge("SELECT lower(email) FROM customers"), kAllow, "profile.admin");
+  EXPECT_DECISION(judge("SELECT lower(\"Email\") FROM customers"), kDeny, "scope.support.mask");
+}
+
+TEST(MaskTest, FunctionCallIsRefusedInAMaskedScopeEvenForAdmin) {
+  Scope scope = MakeScope("support", Profile::kAdmin);
+  scope.allow_function_call = true;
+  scope.masks = {ColumnMask{.column = "email"}};
+  const Policy policy({scope});
+  const Decision d = policy.DecideFunctionCall(policy.scopes()[0]);
+  EXPECT_DECISION(d, kDeny, "scope.support.mask");
+  EXPECT_THAT(d.reason, HasSubstr("could return a masked value"));
 }
 
 TEST(DecisionTest, KindNames) {

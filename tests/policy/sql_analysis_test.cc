@@ -266,6 +266,76 @@ TEST(AnalyseSql, PrepareCarriesThePreparedStatementsSummary) {
   EXPECT_EQ(s.prepared->length, s.length);
 }
 
+// How each statement uses column names (testing::ColumnsText: out=plain output
+// columns, other=every other reference, then the flags).
+TEST(AnalyseSql, ColumnUseSeparatesPlainOutputColumnsFromEveryOtherReference) {
+  struct Case {
+    std::string_view sql;
+    std::string_view columns;
+  };
+  const Case cases[] = {
+      {"SELECT id, c.email, phone AS phone FROM customers c WHERE note = 'x'",
+       "out=id,email,phone other=note"},
+      {"SELECT \"Email\", EMAIL FROM customers", "out=Email,email other="},
+      {"SELECT email AS e, lower(phone), id + 1 FROM customers", "out= other=email,phone,id"},
+      {"SELECT *, customers.* FROM customers", "out= other= star"},
+      {"SELECT id FROM customers ORDER BY email, id", "out=id other=email,id"},
+      {"SELECT id FROM customers GROUP BY 1 HAVING count(email) > 1",
+       "out=id other=email position"},
+      {"SELECT DISTINCT ON (1) id FROM t", "out=id other= position"},
+      {"SELECT id FROM t ORDER BY 0", "out=id other= position"},
+      {"SELECT id FROM t GROUP BY CUBE (1)", "out=id other= position"},
+      {"SELECT DISTINCT id FROM t", "out=id other= distinct"},
+      {"SELECT id FROM t ORDER BY 'a' || 1", "out=id other="},
+      // Not the result's own targets: subqueries, CTEs, set operations, INTO.
+      {"SELECT (SELECT email FROM c LIMIT 1) FROM d", "out= other=email"},
+      {"WITH x AS (SELECT email FROM c) SELECT id FROM x", "out=id other=email"},
+      {"SELECT email FROM c UNION SELECT phone FROM d ORDER BY 1", "out= other=email,phone"},
+      {"SELECT email INTO t2 FROM c", "out= other=email"},
+      {"SELECT * FROM (SELECT * FROM c) s", "out= other= row star"},
+      {"EXPLAIN SELECT email FROM c", "out= other=email"},
+      {"CREATE VIEW v AS SELECT email FROM c", "out= other=email"},
+      {"CREATE TABLE t AS SELECT email FROM c", "out= other=email"},
+      {"COPY (SELECT email FROM c) TO STDOUT", "out= other=email"},
+      // Whole rows: a name rows go by, a star inside an expression, NATURAL JOIN.
+      {"SELECT c FROM customers c", "out=c other= row"},
+      {"SELECT row_to_json(customers) FROM customers", "out= other=customers row"},
+      {"SELECT (c).email FROM customers c", "out= other=c row"},
+      {"SELECT count(c.*) FROM customers c", "out= other= row"},
+      {"WITH w AS (SELECT 1) SELECT w FROM w", "out=w other= row"},
+      {"SELECT g FROM generate_series(1, 3) g", "out=g other= row"},
+      {"SELECT generate_series FROM generate_series(1, 3)", "out=generate_series other= row"},
+      {"SELECT s FROM (SELECT 1) s", "out=s other= row"},
+      {"SELECT * FROM a NATURAL JOIN b", "out= other= row star"},
+      {"SELECT c.email FROM customers c", "out=email other="},
+      // Joins, column alias lists, ON CONFLICT.
+      {"SELECT a.id FROM a JOIN b USING (email, phone)", "out=id other=email,phone"},
+      {"SELECT * FROM customers c(id, mail)", "out= other= renames star"},
+      {"SELECT * FROM (a JOIN b ON a.x = b.y) j(p, q)", "out= other=x,y renames star"},
+      {"SELECT n FROM generate_series(1, 3) g(n)", "out=n other="},
+      {"INSERT INTO t (a) VALUES (1) ON CONFLICT (email) DO UPDATE SET a = excluded.phone",
+       "out= other=email,phone"},
+      // RETURNING and DECLARE CURSOR give the result of the top-level statement.
+      {"INSERT INTO t (a) VALUES (1) RETURNING a, email AS e, *", "out=a other=email star"},
+      {"UPDATE t SET note = email WHERE id = 1 RETURNING id", "out=id other=email,id"},
+      {"DELETE FROM t WHERE id = 1 RETURNING t", "out=t other=id row"},
+      {"WITH d AS (DELETE FROM t RETURNING email) SELECT * FROM d", "out= other=email star"},
+      {"DECLARE k CURSOR FOR SELECT email FROM c ORDER BY 1", "out=email other= position"},
+      {"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET x = s.email",
+       "out= other=id,email"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(testing::ColumnsText(Only(AnalyseSql(c.sql))), c.columns) << c.sql;
+  }
+}
+
+TEST(AnalyseSql, PreparedStatementsColumnUseIsTheirsAtTopLevel) {
+  StatementSummary s = Only(AnalyseSql("PREPARE p AS SELECT email, c.* FROM c WHERE x = $1"));
+  ASSERT_NE(s.prepared, nullptr);
+  EXPECT_EQ(testing::ColumnsText(*s.prepared), "out=email other=x star");
+  EXPECT_EQ(testing::ColumnsText(s), "out=email other=x star");  // judged as what it prepares
+}
+
 TEST(AnalyseSql, SettingValuesReadAsPostgresShowsThem) {
   StatementSummary s = Only(AnalyseSql("SET search_path = app, \"Sales\", \"$user\""));
   ASSERT_EQ(s.settings.size(), 1u);
@@ -507,6 +577,10 @@ TEST(AnalysisCache, AnswersEveryTextAsAFreshAnalysisWould) {
       "SELECT * FROM t TABLESAMPLE SYSTEM (N) REPEATABLE (N)",
       "SELECT * FROM t WHERE s LIKE 'S' ESCAPE 'S'",
       "SELECT N FROM t GROUP BY N HAVING count(*) > N",
+      "SELECT id, email FROM t WHERE note = 'S' ORDER BY N, id",
+      "SELECT DISTINCT ON (N) a, t.b FROM t GROUP BY ROLLUP (N)",
+      "SELECT a FROM t ORDER BY 'S'",
+      "SELECT c FROM t c WHERE c.a IN (N, N) UNION SELECT N",
       "COPY t TO 'S'",
       "EXPLAIN ANALYZE SELECT N",
       "SELECT N INTO newt",
