@@ -102,7 +102,8 @@ absl::StatusOr<ResultMasking::Outcome> ResultMasking::OnDataRow(char* message, s
   absl::StatusOr<proto::RowRewrite> rewrite =
       proto::RewriteDataRow(plan_.columns(), message, size, rebuilt_);
   if (!rewrite.ok()) return rewrite.status();
-  return *rewrite == proto::RowRewrite::kRebuilt ? Outcome::kRebuilt : Outcome::kForward;
+  masked_values_ += rewrite->masked_values;
+  return rewrite->how == proto::RowRewrite::kRebuilt ? Outcome::kRebuilt : Outcome::kForward;
 }
 
 absl::StatusOr<ResultMasking::Outcome> ResultMasking::OnErrorOrNotice(std::string_view message) {

@@ -31,6 +31,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -93,6 +94,9 @@ class ResultMasking {
   // fields that can quote values.
   [[nodiscard]] absl::StatusOr<Outcome> OnErrorOrNotice(std::string_view message);
   const std::string& rebuilt() const { return rebuilt_; }
+  // Values masked since the last call (for the audit record of the
+  // statement whose rows they were).
+  uint32_t TakeMaskedValues() { return std::exchange(masked_values_, 0); }
 
  private:
   enum class Request : uint8_t { kBatchEnd, kClientDescribe, kGatewayDescribe };
@@ -113,6 +117,7 @@ class ResultMasking {
   policy::MaskPlan plan_;
   std::shared_ptr<const policy::Policy> plan_policy_;
   std::string rebuilt_;
+  uint32_t masked_values_ = 0;
 };
 
 }  // namespace pgb

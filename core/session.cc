@@ -1299,7 +1299,9 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
         [this](char type, uint32_t size) {
           if (type == proto::kPqMsg_ReadyForQuery) client_messages_since_ready_ = 0;
           masking_.OnBackendMessage(type);
-          if (gate_) gate_->OnBackendMessage(type, size);
+          if (!gate_) return;
+          if (masking_.active()) gate_->OnMaskedValues(masking_.TakeMaskedValues());
+          gate_->OnBackendMessage(type, size);
         },
         [&](const char* p, size_t len) {
           if (masking_error.empty()) forward(p, len);

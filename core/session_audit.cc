@@ -96,6 +96,7 @@ void SessionAudit::Execution(const StatementLedger::Execution& execution,
   r->fingerprint = execution.fingerprint;
   r->bytes_in = execution.bytes_in;
   r->bytes_out = outcome.bytes_out;
+  r->masked_values = outcome.masked_values;
   if (execution.parameters) AddParameters(*execution.parameters, shard_->parameters(), r);
   if (!outcome.command_tag.empty()) {
     r->SetCommandTag(outcome.command_tag);

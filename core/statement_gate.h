@@ -65,6 +65,10 @@ class StatementGate {
   void OnBackendMessage(char type, uint32_t size);
   void OnBackendPeek(char type, std::string_view prefix);
   void OnBackendError(std::string_view message, std::string& to_client);
+  // Values masked in the rows relayed since the last call (for the audit).
+  void OnMaskedValues(uint32_t count) {
+    if (audit_.enabled()) ledger_.OnMaskedValues(count);
+  }
 
   // The client set search_path at startup: names resolve against it too.
   void RememberSearchPath(std::string_view value);

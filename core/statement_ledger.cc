@@ -89,6 +89,7 @@ void StatementLedger::Closed(char kind, std::string_view name) {
 
 void StatementLedger::CompleteFront(Outcome outcome, Report report) {
   outcome.bytes_out = std::exchange(backend_bytes_, 0);
+  outcome.masked_values = std::exchange(masked_values_, 0);
   if (head_ == pending_.size()) return;  // nothing we recorded (e.g. a refused statement)
   Execution execution = std::move(pending_[head_++]);
   report(execution, outcome);
@@ -118,6 +119,7 @@ void StatementLedger::OnError(std::string_view sqlstate, std::string_view messag
 void StatementLedger::OnReadyForQuery(Report report) {
   ++batches_done_;
   backend_bytes_ = 0;  // the ReadyForQuery itself, and what no statement answered
+  masked_values_ = 0;
   // What is still pending from the batches this ReadyForQuery closes did not
   // run, except a FunctionCall, whose answer is not a completion message.
   while (head_ < pending_.size() && pending_[head_].batch <= batches_done_) {

@@ -74,6 +74,7 @@ class StatementLedger {
     std::string_view message;      // on error
     bool suspended = false;        // PortalSuspended: the portal has more rows
     uint64_t bytes_out = 0;        // the database's answer: since the previous one, this included
+    uint32_t masked_values = 0;    // values of its rows the gateway masked
   };
   using Report = absl::FunctionRef<void(const Execution&, const Outcome&)>;
 
@@ -105,6 +106,8 @@ class StatementLedger {
   // Every database message's size, as its header arrives (before the
   // completion it may be).
   void OnBackendBytes(uint32_t size) { backend_bytes_ += size; }
+  // Values masked in the rows since the previous completion.
+  void OnMaskedValues(uint32_t count) { masked_values_ += count; }
   void OnCommandComplete(std::string_view tag, Report report);
   void OnEmptyQuery(Report report);
   void OnPortalSuspended(Report report);
@@ -130,6 +133,7 @@ class StatementLedger {
   uint64_t batches_done_ = 0;
   uint64_t client_bytes_ = 0;
   uint64_t backend_bytes_ = 0;
+  uint32_t masked_values_ = 0;
   // Executions awaiting their answer: [head_, size()). A vector rather than a
   // deque, which would allocate for every idle session.
   std::vector<Execution> pending_;

@@ -156,7 +156,7 @@ absl::StatusOr<RowRewrite> RewriteDataRow(const std::vector<ColumnRewrite>& plan
         absl::StrCat("DataRow has ", count, " columns, its ", "RowDescription ", plan.size()));
   }
   // First pass: check every length, and whether each rewrite keeps it.
-  bool rewrites = false;
+  uint16_t masked = 0;
   bool same_length = true;
   for (const ColumnRewrite& column : plan) {
     if (end - p < 4) return absl::InvalidArgumentError("DataRow cut short");
@@ -172,15 +172,15 @@ absl::StatusOr<RowRewrite> RewriteDataRow(const std::vector<ColumnRewrite>& plan
       case ValueRewrite::kPass:
         break;
       case ValueRewrite::kNull:
-        rewrites = true;
+        ++masked;
         same_length = false;
         break;
       case ValueRewrite::kReplace:
-        rewrites = true;
+        ++masked;
         same_length &= column.replacement.size() == value.size();
         break;
       case ValueRewrite::kPartial: {
-        rewrites = true;
+        ++masked;
         const PartialMask mask = PartialOf(value, column.keep);
         same_length &= mask.stars == mask.suffix_start;
         break;
@@ -188,14 +188,13 @@ absl::StatusOr<RowRewrite> RewriteDataRow(const std::vector<ColumnRewrite>& plan
     }
   }
   if (p != end) return absl::InvalidArgumentError("DataRow has bytes after its values");
-  if (!rewrites) return RowRewrite::kUnchanged;
-
+  if (masked == 0) return RowRewrite{RowRewrite::kUnchanged, 0};
   if (same_length) {
     RewriteInPlace(plan, message);
-    return RowRewrite::kInPlace;
+    return RowRewrite{RowRewrite::kInPlace, masked};
   }
   Rebuild(plan, message, count, rebuilt);
-  return RowRewrite::kRebuilt;
+  return RowRewrite{RowRewrite::kRebuilt, masked};
 }
 
 bool AppendWithoutErrorFields(std::string_view message, std::string_view codes, std::string& out) {

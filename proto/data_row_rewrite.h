@@ -10,7 +10,7 @@
 //   absl::StatusOr<std::vector<ResultField>> fields = ParseRowDescription(message);
 //   std::vector<ColumnRewrite> plan = ...;            // one per field
 //   absl::StatusOr<RowRewrite> r = RewriteDataRow(plan, row_bytes, row_size, rebuilt);
-//   // kUnchanged / kInPlace: relay row_bytes as they are; kRebuilt: relay `rebuilt`.
+//   // r->how kUnchanged / kInPlace: relay row_bytes as they are; kRebuilt: relay `rebuilt`.
 #pragma once
 
 #include <cstddef>
@@ -48,10 +48,14 @@ struct ColumnRewrite {
   std::string_view replacement;  // kReplace; must outlive the rewrite
 };
 
-enum class RowRewrite : uint8_t {
-  kUnchanged,  // no value needed rewriting (a NULL, or nothing masked)
-  kInPlace,    // rewritten in the message's own bytes, same length
-  kRebuilt,    // the new message was appended to `rebuilt`; the old one is untouched
+struct RowRewrite {
+  enum How : uint8_t {
+    kUnchanged,  // no value needed rewriting (a NULL, or nothing masked)
+    kInPlace,    // rewritten in the message's own bytes, same length
+    kRebuilt,    // the new message was appended to `rebuilt`; the old one is untouched
+  };
+  How how = kUnchanged;
+  uint16_t masked_values = 0;  // values rewritten (NULLs stay and are not counted)
 };
 
 // Rewrites one whole DataRow (header included) by `plan`. Fails, leaving the

@@ -11,7 +11,11 @@ what the rules refuse because it could reveal a masked value (expressions,
 filters, renaming, whole-row references, COPY TO).
 """
 
+import json
+import os
+import time
 import unittest
+from pathlib import Path
 
 import psycopg
 from psycopg import errors
@@ -163,6 +167,35 @@ class MaskingTest(ClusterTestCase):
         with self.connect("ada") as conn:  # the same statements are fine without masks
             self.assertEqual(conn.execute("SELECT lower(email) FROM customers WHERE id = 1")
                              .fetchone(), ("alice@example.com",))
+
+    def test_audit_records_count_masked_values(self):
+        audit_dir = h.make_temp_dir("mask-audit")
+        self.addCleanup(h._rmtree, audit_dir)
+        key, trail = os.path.join(audit_dir, "audit.key"), os.path.join(audit_dir, "audit.jsonl")
+        h.run([h.gateway_binary(), "audit", "keygen", "--private-key", key, "--public-key",
+               os.path.join(audit_dir, "audit.pub")], timeout=30)
+        extra = "\n".join(["[audit]", f'signing_key = "{key}"', f'spill_dir = "{audit_dir}/spill"',
+                           "", "[[audit.sink]]", 'type = "file"', f'path = "{trail}"',
+                           'fsync = "never"'])
+        gw = self.gateway("audited", users=self.users, user_groups=GROUPS, scopes=SCOPES,
+                          extra_config=extra)
+        with psycopg.connect(gw.conninfo("mia"), password=self.users["mia"], autocommit=True) as c:
+            c.execute("SELECT id, email, ssn, salary FROM customers ORDER BY id").fetchall()
+            c.execute("SELECT name FROM customers WHERE id = %s", (1,)).fetchall()
+        psql(gw.conninfo("mia"), "SELECT email FROM customers", password=self.users["mia"])
+        wanted = {"SELECT id, email, ssn, salary FROM customers ORDER BY id": 7,  # 3 + 2 + 2 non-NULL
+                  "SELECT name FROM customers WHERE id = $1": None,
+                  "SELECT email FROM customers": 3}
+        deadline = time.time() + 10
+        while True:
+            records = [json.loads(line) for line in Path(trail).read_text().splitlines()
+                       if line.strip()] if os.path.exists(trail) else []
+            seen = {r["statement"]: r.get("masked_values") for r in records
+                    if r.get("kind") == "statement" and r.get("statement") in wanted}
+            if len(seen) == len(wanted) or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(seen, wanted)
 
     def test_pgbench_prepared_over_masked_rows(self):
         gw = self.gw()

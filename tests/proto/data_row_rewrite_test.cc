@@ -41,16 +41,17 @@ ColumnRewrite Partial(uint32_t keep) {
 }
 
 struct Rewritten {
-  RowRewrite how;
+  RowRewrite::How how;
   std::string row;  // what the client gets
+  uint16_t masked = 0;
 };
 
 Rewritten Apply(const std::vector<ColumnRewrite>& plan, std::string row) {
   std::string rebuilt;
   absl::StatusOr<RowRewrite> r = RewriteDataRow(plan, row.data(), row.size(), rebuilt);
   EXPECT_TRUE(r.ok()) << r.status();
-  if (!r.ok()) return {RowRewrite::kUnchanged, ""};
-  return {*r, *r == RowRewrite::kRebuilt ? rebuilt : row};
+  if (!r.ok()) return {RowRewrite::kUnchanged, "", 0};
+  return {r->how, r->how == RowRewrite::kRebuilt ? rebuilt : row, r->masked_values};
 }
 
 TEST(DataRowRewriteTest, SameLengthRewritesInPlace) {
@@ -58,6 +59,7 @@ TEST(DataRowRewriteTest, SameLengthRewritesInPlace) {
       Apply({Pass(), Partial(4), Replace("xxxx")}, Row({"1", "alice@example.com", "abcd"}));
   EXPECT_EQ(r.how, RowRewrite::kInPlace);
   EXPECT_EQ(r.row, Row({"1", "*************.com", "xxxx"}));
+  EXPECT_EQ(r.masked, 2);
 }
 
 TEST(DataRowRewriteTest, OtherLengthsAreRebuilt) {
@@ -66,6 +68,7 @@ TEST(DataRowRewriteTest, OtherLengthsAreRebuilt) {
   EXPECT_EQ(r.how, RowRewrite::kRebuilt);
   // UTF-8 characters count as one star each; the kept suffix is whole characters.
   EXPECT_EQ(r.row, Row({"7", "****", std::nullopt, "*********ld"}));
+  EXPECT_EQ(r.masked, 3);
 }
 
 TEST(DataRowRewriteTest, PartialKeepsWholeCharactersAtTheEnd) {
