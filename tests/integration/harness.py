@@ -854,8 +854,10 @@ def demo(binary: str) -> int:
         say("starting a throwaway PostgreSQL 15")
         cluster = PostgresCluster(max_connections=200).start()
         cluster.create_standard_roles("app")
-        cluster.sql("CREATE TABLE demo (id int PRIMARY KEY, name text, created timestamptz DEFAULT now());"
-                    "INSERT INTO demo (id, name) VALUES (1, 'ada'), (2, 'grace'), (3, 'linus');"
+        cluster.sql("CREATE TABLE demo (id int PRIMARY KEY, name text, email text,"
+                    " created timestamptz DEFAULT now());"
+                    "INSERT INTO demo (id, name, email) VALUES (1, 'ada', 'ada@example.com'),"
+                    " (2, 'grace', 'grace@example.com'), (3, 'linus', 'linus@example.org');"
                     "ALTER TABLE demo OWNER TO gateway_login;", db="app")
         # An agent's login: a token signed by a demo issuer's key (made here with openssl;
         # a real deployment points [[issuer]] at its identity provider), over TLS.
@@ -878,13 +880,15 @@ def demo(binary: str) -> int:
                                  "tls_key": str(certs.server_key)}],
                      issuers=["\n".join(["[[issuer]]", 'name = "demo"', f'issuer = "{issuer}"',
                                          'audience = "pgbastion"', f'jwks_file = "{jwks}"'])],
-                     scopes=[{"name": "agents", "groups": ["agents"], "profile": "read-write"},
+                     scopes=[{"name": "agents", "groups": ["agents"], "profile": "read-write",
+                              "mask": [{"columns": ["email"], "method": "partial", "keep": 4}]},
                              {"name": "operator", "subjects": ["demo"], "profile": "admin"}])
         say(f"starting the gateway on 127.0.0.1:{gw.port} (PostgreSQL on {cluster.port})")
         gw.start()
         say(f"gateway log: {gw.logfile}; Ctrl-C stops everything and removes the temp files")
-        say(f"the token below is for demo-agent (group agents, scope read-write) and expires in "
-            f"1h; a password login also works: user=demo password={password}")
+        say(f"the token below is for demo-agent (group agents, scope read-write, demo.email "
+            f"masked) and expires in 1h; the operator logs in with a password and sees every "
+            f"value: user=demo password={password}")
         print(f'psql "host=127.0.0.1 port={gw.port} dbname=app user=demo-agent sslmode=require '
               f'password={token}"', flush=True)
         while not stop["now"]:
