@@ -31,22 +31,27 @@ size_t Utf8Characters(const char* p, size_t n) {
   return n - continuations;
 }
 
-// A partial mask of one value: `stars` asterisks, then value[suffix_start..].
-struct PartialMask {
-  size_t stars = 0;
-  size_t suffix_start = 0;
-};
-
-// Keeps the last `keep` characters, unless the value has no more than that:
-// then every character is masked, or the mask would show the whole value.
-PartialMask PartialOf(std::string_view value, uint32_t keep) {
+// Where the kept characters of a partial mask start: the last `keep`
+// characters, unless the value has no more than that; then every character is
+// masked (returns the value's size), or the mask would show all of it.
+size_t KeptSuffixStart(std::string_view value, uint32_t keep) {
   size_t start = value.size();
   uint32_t kept = 0;
   while (start > 0 && kept < keep) {
     --start;
     if (!IsUtf8Continuation(value[start])) ++kept;
   }
-  if (start == 0) return {Utf8Characters(value.data(), value.size()), value.size()};
+  return start == 0 ? value.size() : start;
+}
+
+// A partial mask of one value: `stars` asterisks, then value[suffix_start..].
+struct PartialMask {
+  size_t stars = 0;
+  size_t suffix_start = 0;
+};
+
+PartialMask PartialOf(std::string_view value, uint32_t keep) {
+  const size_t start = KeptSuffixStart(value, keep);
   return {Utf8Characters(value.data(), start), start};
 }
 
@@ -76,8 +81,8 @@ void RewriteInPlace(const std::vector<ColumnRewrite>& plan, char* message) {
     if (column.action == ValueRewrite::kReplace) {
       std::memcpy(value, column.replacement.data(), column.replacement.size());
     } else if (column.action == ValueRewrite::kPartial) {
-      const PartialMask mask = PartialOf(std::string_view(value, length), column.keep);
-      std::memset(value, '*', mask.suffix_start);
+      // In place means one byte per masked character: no counting again.
+      std::memset(value, '*', KeptSuffixStart(std::string_view(value, length), column.keep));
     }
   }
 }
