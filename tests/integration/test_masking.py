@@ -197,6 +197,35 @@ class MaskingTest(ClusterTestCase):
             time.sleep(0.1)
         self.assertEqual(seen, wanted)
 
+    def test_reload_adds_and_removes_masks_for_open_sessions(self):
+        scopes = [dict(s) for s in SCOPES]
+        gw = h.Gateway(self.pg, users=self.users, user_groups=GROUPS, scopes=scopes).start()
+        self.addCleanup(gw.stop)
+
+        def reload(masks):
+            gw.scopes[1] = dict(SCOPES[1], **({"mask": masks} if masks else {}))
+            gw.write_config()
+            h.run([gw.binary, "reload", "--config", gw.config], timeout=30)
+
+        def email_until(conn, wanted):
+            deadline = time.time() + 10
+            while True:
+                got = conn.execute("SELECT email FROM customers WHERE id = %s", (1,),
+                                   prepare=True).fetchone()[0]
+                if got == wanted:
+                    return
+                self.assertLess(time.time(), deadline, f"still {got!r}:\n{gw.log()}")
+                time.sleep(0.1)
+
+        with psycopg.connect(gw.conninfo("ada"), password=self.users["ada"], autocommit=True) as c:
+            email_until(c, "alice@example.com")
+            reload([{"columns": ["email"], "method": "redact"}])
+            email_until(c, "****")  # the same prepared statement, now described and masked
+            with self.assertRaises(errors.InsufficientPrivilege):
+                c.execute("SELECT upper(email) FROM customers")
+            reload(None)
+            email_until(c, "alice@example.com")
+
     def test_pgbench_prepared_over_masked_rows(self):
         gw = self.gw()
         script = h.make_temp_dir("mask-bench") + "/select.sql"

@@ -15,6 +15,7 @@ import unittest
 
 import psycopg
 
+import harness as h
 from harness import (Certificates, ClusterTestCase, RawConnection, SSL_REQUEST_CODE, ProtocolError,
                      startup_packet)
 
@@ -150,6 +151,29 @@ class TlsTest(ClusterTestCase):
             self.assertTrue(version.startswith("TLS"))
         with self.connect(gw, dbname="requireonly") as conn:
             self.assertTrue(conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0])
+
+    def test_masking_over_tls_on_both_sides(self):
+        # Rows come out of the database's TLS stream in the shard's scratch
+        # buffer and go into the client's: masked there, across TLS records.
+        listener = {"address": "127.0.0.1", "tls": "required", "port": h.free_port(),
+                    "tls_cert": str(self.certs.server_crt), "tls_key": str(self.certs.server_key)}
+        gw = self.gateway("masked", listeners=[listener], targets=self.targets(),
+                          port=listener["port"],
+                          scopes=[{"name": "masked", "subjects": ["*"], "profile": "read-only",
+                                   "mask": [{"columns": ["secret"], "method": "partial",
+                                             "keep": 4}]}])
+        self.pg.sql("CREATE TABLE IF NOT EXISTS secrets AS SELECT g AS id,"
+                    " repeat('s', 300) || lpad(g::text, 4, '0') AS secret"
+                    " FROM generate_series(1, 3000) g;"
+                    "ALTER TABLE secrets OWNER TO gateway_login;", db="app")
+        sql = "SELECT id, secret FROM secrets ORDER BY id"
+        with self.connect(gw, sslmode="require") as conn:
+            for binary in (False, True):
+                with conn.cursor(binary=binary) as cur:
+                    rows = cur.execute(sql).fetchall()
+                self.assertEqual(len(rows), 3000)
+                for g, secret in rows:
+                    self.assertEqual(secret, "*" * 300 + f"{g:04d}")
 
     def test_backend_tls_failures_are_clear(self):
         gw = self.gw("nocert")
