@@ -1318,13 +1318,13 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
             return;
           }
           switch (MaskBackendMessage(type, message, masking_error)) {
-            case Masked::kForward:
+            case ResultMasking::Outcome::kForward:
               forward(message.data(), message.size());
               break;
-            case Masked::kDrop:
+            case ResultMasking::Outcome::kDrop:
               start_copying();
               break;
-            case Masked::kRebuilt:
+            case ResultMasking::Outcome::kRebuilt:
               start_copying();
               if (type == proto::kPqMsg_ErrorResponse) {
                 gate_->OnBackendError(masking_.rebuilt(), rewritten);
@@ -1401,9 +1401,9 @@ void Session::UseGatePolicyForMasking() {
   ResultMasking::AddClientTypes(masked_client_gather_);
 }
 
-Session::Masked Session::MaskBackendMessage(char type, std::string_view message,
-                                            std::string& error) {
-  absl::StatusOr<ResultMasking::Outcome> outcome = absl::InternalError("");
+ResultMasking::Outcome Session::MaskBackendMessage(char type, std::string_view message,
+                                                   std::string& error) {
+  absl::StatusOr<ResultMasking::Outcome> outcome;
   switch (type) {
     case proto::kPqMsg_RowDescription:
     case proto::kPqMsg_NoData:
@@ -1426,19 +1426,9 @@ Session::Masked Session::MaskBackendMessage(char type, std::string_view message,
       outcome = absl::PermissionDeniedError("a function call's result cannot be masked");
       break;
   }
-  if (!outcome.ok()) {
-    error = std::string(outcome.status().message());
-    return Masked::kDrop;
-  }
-  switch (*outcome) {
-    case ResultMasking::Outcome::kForward:
-      return Masked::kForward;
-    case ResultMasking::Outcome::kDrop:
-      return Masked::kDrop;
-    case ResultMasking::Outcome::kRebuilt:
-      return Masked::kRebuilt;
-  }
-  return Masked::kDrop;
+  if (outcome.ok()) return *outcome;
+  error = std::string(outcome.status().message());
+  return ResultMasking::Outcome::kDrop;
 }
 
 void Session::OnRuntimeChanged(const std::shared_ptr<const Runtime>& runtime) {

@@ -164,10 +164,10 @@ class Session {
   const proto::FrameTracker::Gather& BackendGather();
   // The gate's policy (at login or after a reload) applies to masking too.
   void UseGatePolicyForMasking();
-  // A whole message gathered from the database for masking: false when it
-  // must not go on (the session is failing).
-  enum class Masked : uint8_t { kForward, kDrop, kRebuilt };
-  Masked MaskBackendMessage(char type, std::string_view message, std::string& to_client);
+  // A whole message gathered from the database while masking: what to relay.
+  // On failure `error` is set (the session ends) and the message is dropped.
+  ResultMasking::Outcome MaskBackendMessage(char type, std::string_view message,
+                                            std::string& error);
   bool IdleBetweenTransactions() const;
   // Ends the session once its token has expired (plus the issuer's
   // session_grace), if it is between statements.
