@@ -116,6 +116,11 @@ const NameList kSecretCatalogs = {"pg_authid",        "pg_shadow",         "pg_u
                                   "pg_statistic",     "pg_hba_file_rules", "pg_ident_file_mappings",
                                   "pg_file_settings"};
 
+// Catalogs and views that hold values of table columns (most common values,
+// histogram bounds): a scope with masks may not read them, admin included.
+const NameList kColumnStatistics = {"pg_stats", "pg_stats_ext", "pg_stats_ext_exprs",
+                                    "pg_statistic", "pg_statistic_ext_data"};
+
 // Settings no profile but admin may change: who the session is, what the
 // server logs and audits about it, and safety switches.
 const NameList kProtectedSettings = {"role",
@@ -339,6 +344,9 @@ class Judge {
   std::optional<Decision> CheckFunctions();
   std::optional<Decision> CheckRelations();
   std::optional<Decision> CheckMasks();
+  // Whether `r` is (or, unqualified, may resolve to) the pg_catalog relation
+  // of its name.
+  bool MayBeCatalog(const RelationRef& r) const;
   std::optional<Decision> CheckPrepared(int depth);
   void CheckApprovalRules();
 
@@ -550,13 +558,7 @@ std::optional<Decision> Judge::CheckRelations() {
           "search_path makes them ambiguous)");
     }
     if (!admin && r.name.starts_with("pg_") && InList(kSecretCatalogs, r.name)) {
-      bool secret = r.schema == "pg_catalog";
-      if (r.schema.empty()) {
-        const bool known = state_.ForEachCandidate(
-            r.name, NameKind::kRelation, [&](std::string_view s) { secret |= s == "pg_catalog"; });
-        secret |= !known;
-      }
-      if (secret) {
+      if (MayBeCatalog(r)) {
         return Refuse(
             Decision::kDeny, "builtin.secret-catalog",
             Cat(Kind(s_), " reads pg_catalog.", r.name, ", a system catalog that holds secrets"),
@@ -589,12 +591,28 @@ const ColumnMask* FindMask(const Scope& scope, std::string_view column) {
 // column, under its own name: anywhere else its values could reach the
 // client under another name, or be inferred through a filter, a join or a
 // sort. Admin scopes too: masks are the operator's explicit choice.
+bool Judge::MayBeCatalog(const RelationRef& r) const {
+  if (!r.schema.empty()) return r.schema == "pg_catalog";
+  bool catalog = false;
+  const bool known = state_.ForEachCandidate(
+      r.name, NameKind::kRelation, [&](std::string_view s) { catalog |= s == "pg_catalog"; });
+  return catalog || !known;
+}
+
 std::optional<Decision> Judge::CheckMasks() {
   if (scope_.masks.empty()) return std::nullopt;
   const std::string rule = ScopeRule("mask");
   auto refuse = [&](std::string reason, std::string hint) {
     return Refuse(Decision::kDeny, rule, std::move(reason), std::move(hint));
   };
+  for (const RelationRef& r : s_.relations) {
+    if (r.name.starts_with("pg_stat") && InList(kColumnStatistics, r.name) && MayBeCatalog(r)) {
+      return refuse(Cat(Kind(s_), " reads pg_catalog.", r.name,
+                        ", which holds column values (most common values, histogram bounds); "
+                        "a scope with masked columns may not read it"),
+                    "ask an administrator for column statistics outside the masked scope");
+    }
+  }
   if (s_.copy.direction == CopyDirection::kTo) {
     return refuse(
         Cat("COPY TO is refused in a scope with masked columns (scope ", scope_.name, ")"),

@@ -674,6 +674,10 @@ constexpr std::string_view kRevealing[] = {
     "SELECT c FROM customers c",
     "SELECT customers FROM customers",
     "SELECT row_to_json(c) FROM customers c",
+    // Column statistics hold column values (most common values, histogram bounds).
+    "SELECT most_common_vals FROM pg_stats WHERE attname = 'email'",
+    "SELECT histogram_bounds FROM pg_catalog.pg_stats",
+    "SELECT * FROM pg_stats_ext_exprs",
     "SELECT (c).email FROM customers c",
     "SELECT count(c.*) FROM customers c",
     "SELECT * FROM customers WHERE customers = customers",
