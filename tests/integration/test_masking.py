@@ -153,6 +153,7 @@ class MaskingTest(ClusterTestCase):
             "COPY customers TO STDOUT",
             "COPY (SELECT id FROM customers) TO STDOUT",
             "UPDATE customers SET note = email WHERE id = 1",
+            "SELECT most_common_vals::text FROM pg_stats WHERE attname = 'email'",
         ]
         with self.connect("mia") as conn:
             for sql in refused:
