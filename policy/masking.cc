@@ -4,7 +4,6 @@ namespace pgb::policy {
 namespace {
 
 // pg_type OIDs (src/include/catalog/pg_type.dat).
-constexpr uint32_t kCharOid = 18;
 constexpr uint32_t kNameOid = 19;
 constexpr uint32_t kTextOid = 25;
 constexpr uint32_t kUnknownOid = 705;
@@ -34,7 +33,6 @@ const char* MaskMethodName(MaskMethod method) {
 
 bool IsTextType(uint32_t type_oid) {
   switch (type_oid) {
-    case kCharOid:
     case kNameOid:
     case kTextOid:
     case kUnknownOid:

@@ -58,8 +58,9 @@ class MaskPlan {
 };
 
 // Whether values of `type_oid` are text whose bytes a client reads as
-// characters in both formats (text, varchar, bpchar, name, "char", unknown):
-// only these take a replacement or a partial mask; others become NULL.
+// characters in both formats (text, varchar, bpchar, name, unknown): only
+// these take a replacement or a partial mask; others become NULL ("char" too:
+// its binary form is one byte, which "****" is not).
 bool IsTextType(uint32_t type_oid);
 
 }  // namespace pgb::policy
