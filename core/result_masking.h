@@ -23,8 +23,8 @@
 //   masking.UsePolicy(policy, scope);
 //   client headers: masking.OnClientMessage(type); whole Execute (when active):
 //     masking.OnExecute(message, to_database)
-//   backend headers: masking.OnBackendMessage(type); whole messages of
-//     BackendTypes(): masking.OnDescription / OnDataRow / OnErrorOrNotice
+//   backend headers: masking.OnBackendMessage(type); whole messages of the
+//     types AddBackendTypes() gathers: OnDescription / OnDataRow / OnErrorOrNotice
 #pragma once
 
 #include <cstdint>
