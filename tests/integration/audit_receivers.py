@@ -8,7 +8,9 @@
   python3 audit_receivers.py http --port P --out FILE --keys FILE [--lose-answer-every N]
       An HTTP collector: POST of a JSON array of records. It deduplicates by the
       Idempotency-Key header, as a collector should: a key it has stored is answered 200 and
-      not stored again (counted in KEYS.dups). Keys survive a restart (the KEYS file).
+      not stored again (counted in KEYS.dups). A batch's key is written to FILE in the same
+      write as its records (a line {"idempotency_key": ...} after them), so a SIGKILL cannot
+      keep the records and lose the key; keys survive a restart by being read back from FILE.
       --lose-answer-every N stores every Nth new batch and then closes the connection without
       an answer: the "stored, but the answer was lost" case.
 
@@ -71,8 +73,10 @@ def serve_syslog(port: int, out: str) -> None:
 def serve_http(port: int, out: str, keys_path: str, lose_every: int) -> None:
     lock = threading.Lock()
     keys = set()
-    if os.path.exists(keys_path):
-        keys = set(open(keys_path).read().split())
+    if os.path.exists(out):
+        for line in open(out).read().splitlines():
+            if line.startswith('{"idempotency_key":'):
+                keys.add(json.loads(line)["idempotency_key"])
     state = {"new_batches": 0}
 
     class Handler(BaseHTTPRequestHandler):
@@ -93,8 +97,8 @@ def serve_http(port: int, out: str, keys_path: str, lose_every: int) -> None:
                     append(keys_path + ".dups", key + "\n")
                     self.answer(200)
                     return
-                append(out, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
-                append(keys_path, key + "\n")
+                append(out, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+                       + json.dumps({"idempotency_key": key}) + "\n")
                 keys.add(key)
                 state["new_batches"] += 1
                 lose = lose_every > 0 and state["new_batches"] % lose_every == 0
