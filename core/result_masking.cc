@@ -45,39 +45,22 @@ void ResultMasking::AddBackendTypes(proto::FrameTracker::Gather& gather,
   gather.max_size = max_message_size + 1;
 }
 
-absl::Status ResultMasking::OnExecute(std::string_view message, std::string& to_database) {
+absl::Status ResultMasking::OnExecute(std::string_view message, SessionPipeline& pipeline,
+                                      std::string& to_database) {
   absl::StatusOr<std::string_view> portal =
       proto::ParseExecutePortal(message.substr(proto::kHeaderLength));
   if (!portal.ok()) return portal.status();
   proto::AppendDescribe(to_database, 'P', *portal);
-  requests_.push_back(Request::kGatewayDescribe);
+  pipeline.InsertBeforeLast(proto::RequestKind::kDescribe, proto::kPqMsg_Describe,
+                            /*from_gateway=*/true);
   to_database.append(message);
   return absl::OkStatus();
 }
 
-void ResultMasking::OnDescriptionHeader() {
-  // The oldest open request is a Describe (this answers it), or a Query
-  // whose statement is describing its rows.
-  drop_description_ = false;
-  if (head_ < requests_.size() && requests_[head_] != Request::kBatchEnd) {
-    drop_description_ = requests_[head_] == Request::kGatewayDescribe;
-    ++head_;
-  }
-}
-
 void ResultMasking::OnReadyForQuery() {
-  // Everything up to the batch's end is answered, or was skipped.
-  while (head_ < requests_.size()) {
-    if (requests_[head_++] == Request::kBatchEnd) break;
-  }
-  if (head_ == requests_.size()) {
-    requests_.clear();
-    head_ = 0;
-  }
   plan_known_ = false;
   plan_policy_ = nullptr;
-  // An idle session stays small: give back what a long batch or row took.
-  if (requests_.empty() && requests_.capacity() > 1024) std::vector<Request>().swap(requests_);
+  // An idle session stays small: give back what a long row took.
   if (rebuilt_.capacity() > 64 * 1024) std::string().swap(rebuilt_);
 }
 

@@ -8,23 +8,21 @@
 // - An Execute of the extended protocol has no RowDescription of its own, so
 //   the gateway sends a Describe of the portal right before it and drops the
 //   answer (RowDescription or NoData) once it has planned from it. Which
-//   answer is whose is known from the order of requests: the database answers
-//   Describe and Query in order, and a ReadyForQuery closes every request up
-//   to its Query, Sync or FunctionCall (answered or skipped after an error).
+//   answer is whose, the session's request pipeline says: the gateway's
+//   Describe is a request of its own there, marked as the gateway's.
 // - ErrorResponse and NoticeResponse lose the fields that can quote row
 //   values (DETAIL, CONTEXT, the internal query): "Key (email)=(...)",
 //   "Failing row contains (...)".
 // - COPY out and FunctionCall results cannot be masked: the rules refuse them
 //   in a masked scope, and if one comes anyway the session ends.
 //
-// The request order is tracked always (a few instructions per Query, Sync
-// and Describe), so masks a reload adds apply from the next message on.
+// Masks a reload adds apply from the next message on.
 //
 //   masking.UsePolicy(policy, scope);
-//   client headers: masking.OnClientMessage(type); whole Execute (when active):
-//     masking.OnExecute(message, to_database)
-//   backend headers: masking.OnBackendMessage(type); whole messages of the
-//     types AddBackendTypes() gathers: OnDescription / OnDataRow / OnErrorOrNotice
+//   whole Execute (when active): masking.OnExecute(message, pipeline, to_database)
+//   backend headers: masking.OnBackendMessage(type, pipeline.answering()); whole
+//     messages of the types AddBackendTypes() gathers: OnDescription / OnDataRow /
+//     OnErrorOrNotice
 #pragma once
 
 #include <cstdint>
@@ -35,6 +33,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "core/statement_ledger.h"
 #include "policy/masking.h"
 #include "policy/rules.h"
 #include "proto/frame_tracker.h"
@@ -57,25 +56,17 @@ class ResultMasking {
   static void AddClientTypes(proto::FrameTracker::Gather& gather);
   static void AddBackendTypes(proto::FrameTracker::Gather& gather, uint32_t max_message_size);
 
-  // Client -> database, every message header in stream order.
-  void OnClientMessage(char type) {
-    if (type == proto::kPqMsg_Query || type == proto::kPqMsg_Sync ||
-        type == proto::kPqMsg_FunctionCall) {
-      requests_.push_back(Request::kBatchEnd);
-    } else if (type == proto::kPqMsg_Describe) {
-      requests_.push_back(Request::kClientDescribe);
-    }
-  }
   // A whole Execute while active: appends a Describe of its portal and the
-  // Execute itself to `to_database`.
-  [[nodiscard]] absl::Status OnExecute(std::string_view message, std::string& to_database);
-  // Too many requests outstanding (a client pipelining without reading).
-  bool overloaded() const { return requests_.size() - head_ > kMaxOutstanding; }
+  // Execute itself to `to_database`, and puts the Describe in the pipeline
+  // before the Execute's request (the last one).
+  [[nodiscard]] absl::Status OnExecute(std::string_view message, SessionPipeline& pipeline,
+                                       std::string& to_database);
 
-  // Database -> client, every message header in stream order.
-  void OnBackendMessage(char type) {
+  // Database -> client, every message header in stream order, with the
+  // request it answers (null: none).
+  void OnBackendMessage(char type, const SessionPipeline::Request* answering) {
     if (type == proto::kPqMsg_RowDescription || type == proto::kPqMsg_NoData) {
-      OnDescriptionHeader();
+      drop_description_ = answering != nullptr && answering->from_gateway;
     } else if (type == proto::kPqMsg_ReadyForQuery) {
       OnReadyForQuery();
     }
@@ -99,17 +90,10 @@ class ResultMasking {
   uint32_t TakeMaskedValues() { return std::exchange(masked_values_, 0); }
 
  private:
-  enum class Request : uint8_t { kBatchEnd, kClientDescribe, kGatewayDescribe };
-  static constexpr size_t kMaxOutstanding = 1 << 20;
-
-  void OnDescriptionHeader();
   void OnReadyForQuery();
 
   std::shared_ptr<const policy::Policy> policy_;
   const std::vector<policy::ColumnMask>* masks_ = nullptr;  // inside *policy_
-  // Requests sent and not yet answered, oldest first from head_.
-  std::vector<Request> requests_;
-  size_t head_ = 0;
   bool drop_description_ = false;  // the description being received answers our Describe
   // The plan for the DataRows that follow; its rewrites point into
   // *plan_policy_'s masks, kept alive while it is in force.

@@ -15,7 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
 #include "core/shard.h"
+#include "core/startup_parameters.h"
 #include "policy/jwt.h"
+#include "proto/error_status.h"
 #include "proto/md5_password.h"
 #include "proto/protocol.h"
 #include "proto/startup.h"
@@ -37,81 +39,6 @@ constexpr uint32_t kMaxLoginMessage = 65535;
 constexpr uint32_t kMaxBackendLoginMessage = 1 << 20;
 // How long a final message may take to flush before the socket is closed anyway.
 constexpr int64_t kFlushGraceNs = 5'000'000'000;
-
-// A message gathered whole for masking is not peeked by the tracker: report
-// its prefix where the gate peeks at that type.
-template <typename OnPeek>
-void NoteGatheredPeek(const proto::FrameTracker::Gather& gate_gather, char type,
-                      std::string_view message, OnPeek&& on_peek) {
-  if (!gate_gather.peek.test(static_cast<unsigned char>(type))) return;
-  on_peek(type, message.substr(proto::kHeaderLength, gate_gather.peek_size));
-}
-
-// Startup parameters passed on to the database: session settings that change
-// nothing about who the session is or what it may do. Everything else is
-// refused (fail closed), `options` and `replication` included.
-constexpr std::string_view kForwardedParameters[] = {
-    "application_name",
-    "client_encoding",
-    "DateStyle",
-    "IntervalStyle",
-    "TimeZone",
-    "extra_float_digits",
-    "search_path",
-    "standard_conforming_strings",
-    "statement_timeout",
-    "lock_timeout",
-    "idle_in_transaction_session_timeout",
-    "bytea_output",
-    "datestyle",
-    "timezone",
-    "intervalstyle",
-    "lc_monetary",
-    "lc_numeric",
-    "lc_time",
-};
-
-bool IsForwardedParameter(std::string_view name) {
-  for (std::string_view p : kForwardedParameters) {
-    if (p == name) return true;
-  }
-  return false;
-}
-
-bool IsFalse(std::string_view v) {
-  return v == "false" || v == "0" || v == "off" || v == "no" || v.empty();
-}
-
-// The policy reads statements as UTF-8 with standard_conforming_strings on.
-// A client encoding whose multibyte characters can contain ASCII bytes (SJIS,
-// BIG5, GBK, UHC, GB18030, JOHAB) or backslash escapes in plain strings would
-// let the database split a text where the analyser did not: `'\'; DROP ...`.
-// Returns why `value` is refused for `name`, or "" when it is fine.
-std::string StartupSettingProblem(std::string_view name, std::string_view value) {
-  std::string folded;  // PostgreSQL's clean_encoding_name: lower case, alphanumerics only
-  for (char c : value) {
-    if (absl::ascii_isalnum(static_cast<unsigned char>(c))) {
-      folded += absl::ascii_tolower(static_cast<unsigned char>(c));
-    }
-  }
-  if (name == "client_encoding") {
-    static constexpr std::string_view kAsciiSafePrefixes[] = {
-        "utf8",   "unicode", "sqlascii", "latin", "iso8859", "win125", "win866",
-        "win874", "cp125",   "cp866",    "koi8",  "euc",     "alt"};
-    for (std::string_view prefix : kAsciiSafePrefixes) {
-      if (folded.starts_with(prefix)) return "";
-    }
-    return absl::StrCat("client_encoding \"", std::string(value),
-                        "\" is not allowed through the gateway: the gateway checks statements "
-                        "as UTF-8, and this encoding could hide a quote or backslash from it");
-  }
-  if (name == "standard_conforming_strings" &&
-      !(folded == "on" || folded == "true" || folded == "yes" || folded == "1")) {
-    return "standard_conforming_strings must stay on through the gateway: with it off, a "
-           "backslash in a string could end the string where the gateway's check did not";
-  }
-  return "";
-}
 
 }  // namespace
 
@@ -605,44 +532,18 @@ bool Session::HandleStartupPacket() {
     proto::AppendNegotiateProtocolVersion(reply, need.newest_minor_supported,
                                           need.unrecognized_options);
   }
-  for (const auto& [name, value] : p.params) {
-    if (name == "user") {
-      user_name_ = std::string(value);
-    } else if (name == "database") {
-      database_ = std::string(value);
-    } else if (name.substr(0, 5) == "_pq_.") {
-      // Answered by NegotiateProtocolVersion above.
-    } else if (name == "replication") {
-      if (!IsFalse(value)) {
-        FailClient(sqlstate::kInsufficientPrivilege,
-                   "replication connections are not allowed through the gateway");
-        return false;
-      }
-    } else if (name == "options") {
-      if (!value.empty()) {
-        FailClient(sqlstate::kInsufficientPrivilege,
-                   "the startup parameter \"options\" is not allowed through the gateway",
-                   "Command-line options could change settings before any statement is checked.",
-                   "Unset PGOPTIONS and use SET after connecting.");
-        return false;
-      }
-    } else if (IsForwardedParameter(name)) {
-      if (name == "application_name") application_name_ = std::string(value);
-      if (std::string problem = StartupSettingProblem(name, value); !problem.empty()) {
-        FailClient(sqlstate::kInsufficientPrivilege, std::move(problem), "",
-                   "Connect with client_encoding=UTF8 and standard_conforming_strings=on.");
-        return false;
-      }
-      forwarded_params_.emplace_back(std::string(name), std::string(value));
-    } else {
-      FailClient(sqlstate::kInsufficientPrivilege,
-                 absl::StrCat("the startup parameter \"", std::string(name),
-                              "\" is not allowed through the gateway"),
-                 "", "Set it with SET after connecting.");
-      return false;
+  absl::StatusOr<ClientStartup> startup = ReadClientStartup(p);
+  if (!startup.ok()) {
+    for (const auto& [name, value] : p.params) {  // for the audit's failed-login record
+      if (name == "user") user_name_ = std::string(value);
     }
+    FailClient(startup.status());
+    return false;
   }
-  if (database_.empty()) database_ = user_name_;
+  user_name_ = std::move(startup->user);
+  database_ = std::move(startup->database);
+  application_name_ = std::move(startup->application_name);
+  forwarded_params_ = std::move(startup->forwarded);
   client_.staging.clear();
   const ListenerConfig& listener = *listener_.config;
   if (listener.Allows(LoginMethod::kCertificate) && client_.tls_active &&
@@ -941,31 +842,10 @@ void Session::OnBackendConnected(int res) {
 }
 
 void Session::SendBackendStartup() {
-  std::vector<std::pair<std::string, std::string>> params;
-  params.emplace_back("user", target_->config->user);
-  params.emplace_back("database", target_->config->database);
-  // Whatever the role or database default says: the policy's reading of
-  // string literals depends on it (see StartupSettingProblem).
-  params.emplace_back("standard_conforming_strings", "on");
-  // The scope's limits win over the client's startup settings; its
-  // search_path is set unless the client sets one (the gate then knows it).
-  const std::vector<std::pair<std::string, std::string>> limits = BackendSettings(*scope_);
-  bool client_path = false;
-  for (auto& p : forwarded_params_) {
-    const bool limited = std::any_of(limits.begin(), limits.end(),
-                                     [&](const auto& l) { return l.first == p.first; });
-    if (limited || p.first == "standard_conforming_strings") continue;
-    if (p.first == "search_path") {
-      client_path = true;
-      startup_search_path_ = p.second;
-    }
-    params.push_back(std::move(p));
-  }
-  forwarded_params_.clear();
-  for (const auto& l : limits) {
-    if (l.first == "search_path" && client_path) continue;
-    params.push_back(l);
-  }
+  const StartupSettings params =
+      BackendStartupParameters(target_->config->user, target_->config->database, forwarded_params_,
+                               BackendSettings(*scope_), &startup_search_path_);
+  StartupSettings().swap(forwarded_params_);
   std::string packet;
   proto::AppendStartupMessage(packet, proto::kProtocolVersion3, params);
   WriteOwned(Side::kBackend, std::move(packet));
@@ -1194,7 +1074,7 @@ void Session::EnterRelay() {
   deadline_ns_ = 0;
   gate_ = std::make_unique<StatementGate>(
       std::move(policy_), *scope_, identity_, target_->config->name, target_->config->user,
-      shard_.analysis_cache(), runtime_->config.max_statement_size, audit_);
+      shard_.analysis_cache(), runtime_->config.max_statement_size, audit_, pipeline_);
   scope_ = nullptr;  // the gate owns the policy now
   UseGatePolicyForMasking();
   audit_.SetSession(&identity_, target_->config->name, target_->config->user, application_name_);
@@ -1252,6 +1132,9 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
   // Set when masking cannot go on: nothing after the message that caused it
   // is forwarded, and the session ends.
   std::string masking_error;
+  // Set when a database message answers no outstanding request: whose it is
+  // cannot be known, so nothing from it on is relayed.
+  std::string pairing_error;
   proto::FrameTracker::Scan scan;
   if (from == Side::kClient) {
     scan = src.frames.Feed(
@@ -1259,8 +1142,11 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
         [this](char type, uint32_t size) {
           ++client_messages_since_ready_;
           if (type == proto::kPqMsg_Terminate) client_terminated_ = true;
-          masking_.OnClientMessage(type);
-          if (gate_) gate_->OnClientMessage(type, size);
+          if (type == proto::kPqMsg_CopyDone || type == proto::kPqMsg_CopyFail) {
+            pipeline_.OnClientCopyEnd();
+          }
+          pipeline_.Push(type);
+          gate_->OnClientMessage(size);
         },
         [&](const char* p, size_t len) {
           if (masking_error.empty()) forward(p, len);
@@ -1272,11 +1158,9 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
               masking_error = "Execute message too long";
               return;
             }
-            NoteGatheredPeek(
-                gate_->client_gather(), type, message,
-                [this](char t, std::string_view prefix) { gate_->OnClientPeek(t, prefix); });
             start_copying();
-            if (absl::Status status = masking_.OnExecute(message, rewritten); !status.ok()) {
+            if (absl::Status status = masking_.OnExecute(message, pipeline_, rewritten);
+                !status.ok()) {
               masking_error = std::string(status.message());
             }
             return;
@@ -1290,24 +1174,28 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
           }
         },
         [this](char type, std::string_view prefix) { gate_->OnClientPeek(type, prefix); });
-    if (masking_.overloaded()) {
+    if (pipeline_.overloaded()) {
       masking_error = "too many requests sent without reading their results";
     }
   } else {
     scan = src.frames.Feed(
         data, n, Direction::kBackend, max_length, BackendGather(),
-        [this](char type, uint32_t size) {
+        [&](char type, uint32_t size) {
           if (type == proto::kPqMsg_ReadyForQuery) client_messages_since_ready_ = 0;
-          masking_.OnBackendMessage(type);
-          if (!gate_) return;
+          if (absl::Status s = pipeline_.OnBackendMessage(
+                  type, [this](SessionPipeline::Request& r) { gate_->OnClosed(r); });
+              !s.ok() && pairing_error.empty()) {
+            pairing_error = std::string(s.message());
+          }
+          masking_.OnBackendMessage(type, pipeline_.answering());
           if (masking_.active()) gate_->OnMaskedValues(masking_.TakeMaskedValues());
           gate_->OnBackendMessage(type, size);
         },
         [&](const char* p, size_t len) {
-          if (masking_error.empty()) forward(p, len);
+          if (masking_error.empty() && pairing_error.empty()) forward(p, len);
         },
         [&](char type, std::string_view message, bool oversize) {
-          if (!masking_error.empty()) return;
+          if (!masking_error.empty() || !pairing_error.empty()) return;
           if (oversize) {  // an error longer than the gate reads: dropped
             start_copying();
             return;
@@ -1342,6 +1230,12 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
     start_copying();  // the run before a message still being gathered
     if (!rewritten.empty()) WriteOwned(to, std::move(rewritten));
     if (bid >= 0) shard_.buffers().Recycle(static_cast<uint16_t>(bid));
+  }
+  if (!pairing_error.empty()) {
+    PGB_LOG(kError) << Describe() << ": " << pairing_error;
+    FailClient(sqlstate::kProtocolViolation,
+               "the database answered out of order; the gateway ended the session");
+    return;
   }
   if (!masking_error.empty()) {
     // What went on before is masked; nothing after the failing message goes.
@@ -1483,6 +1377,12 @@ void Session::FailClient(const char* code, std::string message, std::string deta
   if (client_.fd >= 0) WriteOwned(Side::kClient, std::move(bytes));
   CloseEndpoint(Side::kBackend);
   CloseAfterFlush();
+}
+
+void Session::FailClient(const absl::Status& failure) {
+  proto::ErrorFields fields = proto::ErrorFieldsOf(failure, "FATAL");
+  FailClient(fields.sqlstate.c_str(), std::move(fields.message), std::move(fields.detail),
+             std::move(fields.hint));
 }
 
 void Session::Terminate(const char* code, std::string message) {

@@ -32,6 +32,7 @@
 #include "core/ring.h"
 #include "core/runtime.h"
 #include "core/session_audit.h"
+#include "core/startup_parameters.h"
 #include "core/statement_gate.h"
 #include "proto/frame.h"
 #include "proto/frame_tracker.h"
@@ -176,6 +177,8 @@ class Session {
   // Endings.
   void FailClient(const char* sqlstate, std::string message, std::string detail = "",
                   std::string hint = "");
+  // A login failure as an absl::Status with its SQLSTATE (proto/error_status.h).
+  void FailClient(const absl::Status& failure);
   void Terminate(const char* sqlstate, std::string message);
   void CloseAfterFlush();
   void Close();
@@ -208,7 +211,7 @@ class Session {
   // Login state (released when relaying starts).
   std::string user_name_;
   std::string database_;
-  std::vector<std::pair<std::string, std::string>> forwarded_params_;
+  StartupSettings forwarded_params_;
   const UserRuntime* user_ = nullptr;
   const TargetRuntime* target_ = nullptr;
   std::unique_ptr<proto::ScramServer> scram_server_;
@@ -224,6 +227,8 @@ class Session {
   // (token exp + session_grace, or the certificate's notAfter); 0 = never.
   int64_t identity_ends_unix_ = 0;
 
+  // Which answer closes which request, for every stage below.
+  SessionPipeline pipeline_;
   // The policy at the message boundary; set when the session starts relaying.
   std::unique_ptr<StatementGate> gate_;
   // Column masks on the database's answers, and what the relay gathers for

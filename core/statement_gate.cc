@@ -67,7 +67,8 @@ void ErrorFieldsOf(std::string_view body, std::string_view* sqlstate, std::strin
 StatementGate::StatementGate(std::shared_ptr<const policy::Policy> policy,
                              const policy::Scope& scope, policy::Identity identity,
                              std::string target, std::string role, policy::AnalysisCache& cache,
-                             uint32_t max_statement_size, SessionAudit& audit)
+                             uint32_t max_statement_size, SessionAudit& audit,
+                             SessionPipeline& pipeline)
     : policy_(std::move(policy)),
       scope_(&scope),
       identity_(std::move(identity)),
@@ -75,7 +76,8 @@ StatementGate::StatementGate(std::shared_ptr<const policy::Policy> policy,
       cache_(cache),
       state_(scope, std::move(role)),
       client_gather_(GatherOf({"QPF", 3}, max_statement_size)),
-      audit_(audit) {
+      audit_(audit),
+      pipeline_(pipeline) {
   if (audit_.enabled()) {
     for (char c : {proto::kPqMsg_Bind, proto::kPqMsg_Execute, proto::kPqMsg_Close}) {
       client_gather_.peek.set(static_cast<unsigned char>(c));
@@ -86,17 +88,9 @@ StatementGate::StatementGate(std::shared_ptr<const policy::Policy> policy,
 }
 
 const proto::FrameTracker::Gather& StatementGate::backend_gather() const {
-  if (audit_.enabled()) return refusals_.pending() ? kBackendAuditRefusals : kBackendAudit;
-  return refusals_.pending() ? kBackendRefusals : proto::FrameTracker::kNoGather;
-}
-
-void StatementGate::OnClientMessage(char type, uint32_t size) {
-  refusals_.OnClientMessage(type);
-  ledger_.OnClientBytes(size);
-  if (type == proto::kPqMsg_Query || type == proto::kPqMsg_Sync ||
-      type == proto::kPqMsg_FunctionCall) {
-    ledger_.OnBatchEnd();
-  }
+  const bool refusals = refusals_outstanding_ > 0;
+  if (audit_.enabled()) return refusals ? kBackendAuditRefusals : kBackendAudit;
+  return refusals ? kBackendRefusals : proto::FrameTracker::kNoGather;
 }
 
 void StatementGate::OnClientPeek(char type, std::string_view prefix) {
@@ -113,7 +107,9 @@ void StatementGate::OnClientPeek(char type, std::string_view prefix) {
       break;
     }
     case proto::kPqMsg_Execute:
-      ledger_.Executing(FirstString(prefix), audit::AuditClockMicros());
+      if (SessionPipeline::Request* execute = pipeline_.last()) {
+        ledger_.Executing(execute->note, FirstString(prefix), audit::AuditClockMicros());
+      }
       break;
     case proto::kPqMsg_Close:
       if (!prefix.empty()) ledger_.Closed(prefix[0], FirstString(prefix.substr(1)));
@@ -150,19 +146,21 @@ std::shared_ptr<const BoundParameters> StatementGate::ParametersOf(
 }
 
 void StatementGate::OnBackendMessage(char type, uint32_t size) {
-  if (audit_.enabled()) ledger_.OnBackendBytes(size);
+  if (!audit_.enabled()) return;
+  ledger_.OnBackendBytes(size);
   const auto report = [this](const StatementLedger::Execution& e,
                              const StatementLedger::Outcome& o) { ReportExecution(e, o); };
+  StatementLedger::Outcome outcome;
   switch (type) {
     case proto::kPqMsg_ReadyForQuery:
-      refusals_.OnReadyForQuery();
-      if (audit_.enabled()) ledger_.OnReadyForQuery(report);
+      ledger_.OnReadyForQuery();
       break;
     case proto::kPqMsg_EmptyQueryResponse:
-      if (audit_.enabled()) ledger_.OnEmptyQuery(report);
+      ledger_.OnCompletion(Answered(), outcome, report);
       break;
     case proto::kPqMsg_PortalSuspended:
-      if (audit_.enabled()) ledger_.OnPortalSuspended(report);
+      outcome.suspended = true;
+      ledger_.OnCompletion(Answered(), outcome, report);
       break;
     default:
       break;
@@ -170,21 +168,35 @@ void StatementGate::OnBackendMessage(char type, uint32_t size) {
 }
 
 void StatementGate::OnBackendPeek(char type, std::string_view prefix) {
+  if (!audit_.enabled()) return;
   const auto report = [this](const StatementLedger::Execution& e,
                              const StatementLedger::Outcome& o) { ReportExecution(e, o); };
+  StatementLedger::Outcome outcome;
   if (type == proto::kPqMsg_CommandComplete) {
-    ledger_.OnCommandComplete(FirstString(prefix), report);
+    outcome.command_tag = FirstString(prefix);
+    ledger_.OnCompletion(Answered(), outcome, report);
   } else if (type == proto::kPqMsg_ErrorResponse) {
-    std::string_view sqlstate, message;
-    ErrorFieldsOf(prefix, &sqlstate, &message);
-    ledger_.OnError(sqlstate, message, report);
+    ErrorFieldsOf(prefix, &outcome.sqlstate, &outcome.message);
+    ledger_.OnCompletion(Answered(), outcome, report);
   }
 }
 
 void StatementGate::OnBackendError(std::string_view message, std::string& to_client) {
-  if (refusals_.OnBackendError(message, to_client)) return;  // recorded when refused
-  if (audit_.enabled() && message.size() > proto::kHeaderLength) {
-    OnBackendPeek(proto::kPqMsg_ErrorResponse, message.substr(proto::kHeaderLength));
+  RequestNote* answered = Answered();
+  if (answered != nullptr && answered->refusal) {
+    // The refusal was recorded when it was made.
+    proto::AnswerRefusal(*answered->refusal, message, to_client);
+    return;
+  }
+  to_client.append(message);
+}
+
+void StatementGate::OnClosed(SessionPipeline::Request& request) {
+  if (request.note.refusal) --refusals_outstanding_;
+  if (audit_.enabled()) {
+    ledger_.OnClosed(request.note,
+                     [this](const StatementLedger::Execution& e,
+                            const StatementLedger::Outcome& o) { ReportExecution(e, o); });
   }
 }
 
@@ -246,7 +258,9 @@ bool StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
       policy::Decision d = scope_ ? policy_->DecideFunctionCall(*scope_)
                                   : policy::Policy::NoScope(identity_, target_);
       if (d.kind == policy::Decision::kAllow) {
-        if (audit_.enabled()) ledger_.FunctionCall(std::move(d.rule), audit::AuditClockMicros());
+        if (SessionPipeline::Request* call = pipeline_.last(); call && audit_.enabled()) {
+          ledger_.FunctionCall(call->note, std::move(d.rule), audit::AuditClockMicros());
+        }
         return true;
       }
       Refuse(type, "", "(function call)", 0, d, to_database);
@@ -279,6 +293,18 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
                    "analysis", to_database);
     return false;
   }
+  if (!pipeline_.HasRoomFor(analysis->statements.size())) {
+    RefuseUnjudged(
+        type, statement_name, sql, 0,
+        proto::ErrorFields{
+            "ERROR", proto::sqlstate::kProgramLimitExceeded,
+            absl::StrCat("too many statements awaiting their results (",
+                         analysis->statements.size(), " in this one); the gateway follows at most ",
+                         pipeline_.outstanding() + analysis->statements.size() - 1, " at a time"),
+            "", "Send fewer statements at once."},
+        "gateway.max_outstanding_requests", to_database);
+    return false;
+  }
   // Each statement is judged in the state the ones before it leave (a
   // `SET search_path = x; SELECT ...` resolves the SELECT's names against x).
   // Remembering a statement that then does not run only makes later
@@ -295,20 +321,26 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
     state_.Remember(statement);
     if (audit_.enabled()) allowed.push_back(std::move(d));
   }
-  if (audit_.enabled()) {
-    auto text = std::make_shared<const std::string>(sql);
-    if (type == proto::kPqMsg_Parse) {
-      ledger_.Parsed(statement_name, std::move(text),
+  if (type == proto::kPqMsg_Parse) {
+    if (audit_.enabled()) {
+      ledger_.Parsed(statement_name, std::make_shared<const std::string>(sql),
                      allowed.empty() ? 0 : analysis->statements.front().fingerprint,
                      allowed.empty() ? std::string() : std::move(allowed.front().rule));
-    } else {
-      const int64_t now = audit::AuditClockMicros();
-      for (size_t i = 0; i < allowed.size(); ++i) {
-        const policy::StatementSummary& st = analysis->statements[i];
-        ledger_.Query(text, st.location, st.length, st.fingerprint, std::move(allowed[i].rule),
-                      now);
-      }
     }
+    return true;
+  }
+  // A Query: one request per statement, answered in order before its
+  // ReadyForQuery.
+  std::shared_ptr<const std::string> text;
+  if (audit_.enabled()) text = std::make_shared<const std::string>(sql);
+  const int64_t now = audit_.enabled() ? audit::AuditClockMicros() : 0;
+  for (size_t i = 0; i < analysis->statements.size(); ++i) {
+    SessionPipeline::Request& request =
+        pipeline_.InsertBeforeLast(proto::RequestKind::kStatement, proto::kPqMsg_Query);
+    if (!audit_.enabled()) continue;
+    const policy::StatementSummary& st = analysis->statements[i];
+    ledger_.Query(request.note, text, st.location, st.length, st.fingerprint,
+                  std::move(allowed[i].rule), now);
   }
   return true;
 }
@@ -338,7 +370,18 @@ void StatementGate::RefuseUnjudged(char type, std::string_view statement_name,
   audit_.Refusal(statement, protocol, rule, error.sqlstate, error.message, fingerprint,
                  ledger_.TakeClientBytes());
   if (type == proto::kPqMsg_Parse && audit_.enabled()) ledger_.Refused(statement_name);
-  refusals_.Refuse(type, statement_name, std::move(error), to_database);
+  auto refusal = std::make_unique<proto::Refusal>(
+      proto::SubstituteRefused(type, statement_name, std::move(error), to_database));
+  // The substitute's error answers: a Query's one statement, the Parse, or
+  // the FunctionCall's batch end (its substitute is a Query).
+  SessionPipeline::Request* request =
+      type == proto::kPqMsg_Query
+          ? &pipeline_.InsertBeforeLast(proto::RequestKind::kStatement, proto::kPqMsg_Query)
+          : pipeline_.last();
+  // (Never null: the relay put the message's own request in the pipeline.)
+  if (request == nullptr) return;
+  request->note.refusal = std::move(refusal);
+  ++refusals_outstanding_;
 }
 
 std::vector<std::pair<std::string, std::string>> BackendSettings(const policy::Scope& scope) {

@@ -2,23 +2,30 @@
 // Parse and FunctionCall the client sends is gathered whole, analysed with
 // PostgreSQL's parser (through the shard's AnalysisCache), and decided by the
 // session's scope before a byte of it reaches the database. Allowed messages
-// go on unchanged; a refused one is replaced through StatementRefusals, so the
-// database aborts exactly what PostgreSQL would abort and the client sees the
-// refusal (SQLSTATE 42501, the rule, a hint) in the error's place.
+// go on unchanged; a refused one is replaced by a substitute
+// (proto/statement_refusals.h), so the database aborts exactly what
+// PostgreSQL would abort, and the client sees the refusal (SQLSTATE 42501,
+// the rule, a hint) in the place of the substitute's error.
 //
 // A Query is judged whole: if any of its statements is refused, none of them
 // runs (as with a syntax error anywhere in it).
 //
-// With an audit trail, the gate also follows every execution to its answer
-// (StatementLedger: Bind, Execute and Close names and the database's command
-// tags and errors are peeked at, never copied out of the relay) and writes
-// one record per execution and per refusal through SessionAudit; while the
-// trail cannot take records, statements are refused with 53400.
+// The gate writes into the session's request pipeline what it must know when
+// the answers come: a Query's statements (inserted before the Query's batch
+// end), the refusal a request stands in for, and, with an audit trail, the
+// ledger's execution for each statement (StatementLedger: Bind, Execute and
+// Close names and the database's command tags and errors are peeked at,
+// never copied out of the relay). It writes one audit record per execution
+// and per refusal through SessionAudit; while the trail cannot take records,
+// statements are refused with 53400.
 //
-//   StatementGate gate(policy, *scope, identity, "app", "app_owner", shard_cache, 16 << 20);
-//   tracker.Feed(..., gate.client_gather(), on_header -> gate.OnClientMessage(type, size), ...,
-//                on_whole -> gate.OnWholeClientMessage(type, message, oversize, to_database));
-//   backend: gate.backend_gather(), gate.OnBackendError(...), gate.OnReadyForQuery()
+//   StatementGate gate(policy, *scope, identity, "app", "app_owner", shard_cache, 16 << 20,
+//                      audit, pipeline);
+//   client: header -> pipeline.Push(type), gate.OnClientMessage(type, size); peeks ->
+//     gate.OnClientPeek; whole -> gate.OnWholeClientMessage(type, message, oversize, to_database)
+//   backend: header -> pipeline.OnBackendMessage(type, on_closed -> gate.OnClosed),
+//     gate.OnBackendMessage(type, size); peeks -> gate.OnBackendPeek; whole errors ->
+//     gate.OnBackendError(message, to_client)
 #pragma once
 
 #include <cstdint>
@@ -36,7 +43,6 @@
 #include "proto/frame_tracker.h"
 #include "proto/messages.h"
 #include "proto/protocol.h"
-#include "proto/statement_refusals.h"
 
 namespace pgb {
 
@@ -44,27 +50,31 @@ class StatementGate {
  public:
   StatementGate(std::shared_ptr<const policy::Policy> policy, const policy::Scope& scope,
                 policy::Identity identity, std::string target, std::string role,
-                policy::AnalysisCache& cache, uint32_t max_statement_size, SessionAudit& audit);
+                policy::AnalysisCache& cache, uint32_t max_statement_size, SessionAudit& audit,
+                SessionPipeline& pipeline);
 
+  // What the relay must gather whole and peek at for the gate.
   const proto::FrameTracker::Gather& client_gather() const { return client_gather_; }
   const proto::FrameTracker::Gather& backend_gather() const;
 
-  // Client -> database: every message header, each peeked message's prefix,
-  // then each gathered message whole.
+  // Client -> database: every message header (after the pipeline has its
+  // request), each peeked message's prefix, then each gathered message whole.
   // `size`: the whole message's bytes.
-  void OnClientMessage(char type, uint32_t size);
+  void OnClientMessage(uint32_t size) { ledger_.OnClientBytes(size); }
   void OnClientPeek(char type, std::string_view prefix);
   // True: the message goes on as it is (the caller forwards `message`, from
   // its receive buffer when it lies there). False: it was refused, and what
   // replaces it was appended to `to_database`.
   [[nodiscard]] bool OnWholeClientMessage(char type, std::string_view message, bool oversize,
                                           std::string& to_database);
-  // Database -> client: every message header, peeked prefixes (command tags,
-  // errors), and whole ErrorResponses while a refusal is pending (appends
-  // what goes to the client).
+  // Database -> client: every message header (after the pipeline placed
+  // it), peeked prefixes (command tags, errors), and whole ErrorResponses
+  // while a refusal's answer is awaited (appends what goes to the client).
   void OnBackendMessage(char type, uint32_t size);
   void OnBackendPeek(char type, std::string_view prefix);
   void OnBackendError(std::string_view message, std::string& to_client);
+  // The pipeline closed `request` (answered, or skipped by the database).
+  void OnClosed(SessionPipeline::Request& request);
   // Values masked in the rows relayed since the last call (for the audit).
   void OnMaskedValues(uint32_t count) {
     if (audit_.enabled()) ledger_.OnMaskedValues(count);
@@ -92,6 +102,11 @@ class StatementGate {
                       std::string& to_database);
   // A Bind's parameters as the audit trail records them (nullptr: not recorded).
   std::shared_ptr<const BoundParameters> ParametersOf(const proto::BindPrefix& bind) const;
+  // The note of the request the database's current message answers (null: none).
+  RequestNote* Answered() {
+    SessionPipeline::Request* r = pipeline_.answering();
+    return r ? &r->note : nullptr;
+  }
   void ReportExecution(const StatementLedger::Execution& e, const StatementLedger::Outcome& o) {
     audit_.Execution(e, o);
   }
@@ -103,9 +118,12 @@ class StatementGate {
   policy::AnalysisCache& cache_;
   policy::SessionPolicyState state_;
   proto::FrameTracker::Gather client_gather_;
-  proto::StatementRefusals refusals_;
   SessionAudit& audit_;
+  SessionPipeline& pipeline_;
   StatementLedger ledger_;
+  // Requests in the pipeline that stand in for a refusal: while there are
+  // any, the database's errors are gathered whole.
+  size_t refusals_outstanding_ = 0;
 };
 
 // The settings a session of `scope` starts with on the database, as startup

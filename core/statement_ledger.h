@@ -2,27 +2,31 @@
 // message to the database's answer, so the audit trail gets one record per
 // execution with its outcome: the command tag (and rows), or the error.
 //
-// It sees the client's messages in stream order (the texts the gate allowed,
-// and the names in Bind, Execute and Close) and the database's answers
-// (CommandComplete, EmptyQueryResponse, PortalSuspended, ErrorResponse,
-// ReadyForQuery). PostgreSQL answers in order, so completions are matched
-// first in, first out; statements left unanswered when their batch's
-// ReadyForQuery arrives were skipped (an earlier statement of the batch
-// failed) and are reported as not run.
+// Which answer is whose is the request pipeline's business
+// (proto/request_pipeline.h): the ledger writes an Execution into the note
+// of the request that runs a statement (each allowed statement of a Query,
+// each Execute of a known prepared statement, an allowed FunctionCall), and
+// is told when an answer completes a request (CommandComplete,
+// EmptyQueryResponse, PortalSuspended, ErrorResponse) and when the pipeline
+// closes a request; one closed unanswered was skipped (an earlier statement
+// of its batch failed) and is reported as not run. The ledger itself keeps
+// only the names: prepared statements and portals, from Parse, Bind and Close.
 //
 // It also counts bytes: each execution gets the client messages since the
 // previous one (a Query's whole size goes to its first statement) and the
 // database messages since the previous completion (its rows and its command
 // tag); what follows a batch's last completion (ReadyForQuery) is nobody's.
 //
-//   ledger.Query(text, 0, 8, fingerprint, "profile.admin", now_us);   // allowed Query
+//   ledger.Query(statement_note, text, 0, 8, fingerprint, "profile.admin", now_us);
 //   ledger.Parsed("s1", text, fingerprint, "profile.admin");  ledger.Bound("", "s1");
-//   ledger.Executing("", now_us);  ledger.OnBatchEnd();          // Sync
-//   backend: ledger.OnCommandComplete("SELECT 1", report); ... ledger.OnReadyForQuery(report);
+//   ledger.Executing(execute_note, "", now_us);
+//   backend: ledger.OnCompletion(pipeline.answering() note, outcome, report);
+//            on_closed: ledger.OnClosed(note, report)
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -30,6 +34,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
+#include "proto/request_pipeline.h"
+#include "proto/statement_refusals.h"
 
 namespace pgb {
 
@@ -50,6 +56,8 @@ struct BoundParameters {
 // to the end), without the white space before it.
 std::string_view StatementText(std::string_view text, uint32_t location, uint32_t length);
 
+struct RequestNote;
+
 class StatementLedger {
  public:
   // One execution of a statement.
@@ -60,7 +68,6 @@ class StatementLedger {
     StatementProtocol protocol = StatementProtocol::kSimple;
     std::string rule = {};  // the rule that allowed it
     int64_t start_us = 0;
-    uint64_t batch = 0;
     uint64_t fingerprint = 0;  // the analyser's (0: none)
     uint64_t bytes_in = 0;     // client messages since the previous execution, this one's included
     std::shared_ptr<const BoundParameters> parameters = nullptr;  // extended, when recorded
@@ -83,14 +90,12 @@ class StatementLedger {
   void OnClientBytes(uint32_t size) { client_bytes_ += size; }
   // The client bytes not yet attributed to an execution (a refusal takes them).
   uint64_t TakeClientBytes() { return std::exchange(client_bytes_, 0); }
-  // A batch-ending message (Query, Sync, FunctionCall) went on.
-  void OnBatchEnd() { ++batches_sent_; }
-  // An allowed statement of a Query (call OnBatchEnd for the Query first).
-  void Query(std::shared_ptr<const std::string> text, uint32_t location, uint32_t length,
-             uint64_t fingerprint, std::string rule, int64_t now_us);
-  // An allowed FunctionCall (after its OnBatchEnd): answered by
-  // FunctionCallResponse, which reports it at the ReadyForQuery.
-  void FunctionCall(std::string rule, int64_t now_us);
+  // An allowed statement of a Query, on the request of that statement.
+  void Query(RequestNote& statement, std::shared_ptr<const std::string> text, uint32_t location,
+             uint32_t length, uint64_t fingerprint, std::string rule, int64_t now_us);
+  // An allowed FunctionCall, on its request: answered by FunctionCallResponse
+  // (or an error), it is reported when its ReadyForQuery closes it.
+  void FunctionCall(RequestNote& call, std::string rule, int64_t now_us);
   // An allowed or refused Parse under `name`. Refused statements are not
   // expected to run: their Executes are not recorded (the refusal is).
   void Parsed(std::string_view name, std::shared_ptr<const std::string> text, uint64_t fingerprint,
@@ -98,23 +103,28 @@ class StatementLedger {
   void Refused(std::string_view name);
   void Bound(std::string_view portal, std::string_view statement,
              std::shared_ptr<const BoundParameters> parameters = nullptr);
-  void Executing(std::string_view portal, int64_t now_us);
+  // An Execute of `portal`, on its request.
+  void Executing(RequestNote& execute, std::string_view portal, int64_t now_us);
   // Close of a statement ('S') or portal ('P').
   void Closed(char kind, std::string_view name);
 
   // --- database -> client ---------------------------------------------------
-  // Every database message's size, as its header arrives (before the
-  // completion it may be).
+  // Every database message's size, as its header arrives (after the
+  // pipeline has closed what the previous message answered).
   void OnBackendBytes(uint32_t size) { backend_bytes_ += size; }
   // Values masked in the rows since the previous completion.
   void OnMaskedValues(uint32_t count) { masked_values_ += count; }
-  void OnCommandComplete(std::string_view tag, Report report);
-  void OnEmptyQuery(Report report);
-  void OnPortalSuspended(Report report);
-  void OnError(std::string_view sqlstate, std::string_view message, Report report);
-  void OnReadyForQuery(Report report);
-
-  size_t pending() const { return pending_.size() - head_; }
+  // An answer that completes the request `answered` (null: it answers
+  // none), or the batch end's error: reports its execution, if it has one.
+  void OnCompletion(RequestNote* answered, Outcome outcome, Report report);
+  // The pipeline closed a request: an execution still on it was never
+  // answered (skipped), except a FunctionCall's, which ran.
+  void OnClosed(RequestNote& closed, Report report);
+  // A ReadyForQuery: its bytes and what no statement answered are nobody's.
+  void OnReadyForQuery() {
+    backend_bytes_ = 0;
+    masked_values_ = 0;
+  }
 
  private:
   struct Prepared {
@@ -126,20 +136,24 @@ class StatementLedger {
     std::string statement;
     std::shared_ptr<const BoundParameters> parameters;
   };
-  void Expect(Execution execution);
-  void CompleteFront(Outcome outcome, Report report);
+  void Expect(RequestNote& note, Execution execution);
 
-  uint64_t batches_sent_ = 0;
-  uint64_t batches_done_ = 0;
   uint64_t client_bytes_ = 0;
   uint64_t backend_bytes_ = 0;
   uint32_t masked_values_ = 0;
-  // Executions awaiting their answer: [head_, size()). A vector rather than a
-  // deque, which would allocate for every idle session.
-  std::vector<Execution> pending_;
-  size_t head_ = 0;
   absl::flat_hash_map<std::string, Prepared> statements_;
   absl::flat_hash_map<std::string, Portal> portals_;
 };
+
+// What a request in a session's pipeline carries for the stages that need
+// its answer.
+struct RequestNote {
+  // The ledger's record of the statement it runs (with an audit trail).
+  std::optional<StatementLedger::Execution> execution;
+  // The gate refused what this request stands in for: the refusal the
+  // client sees in place of the database's answer.
+  std::unique_ptr<proto::Refusal> refusal;
+};
+using SessionPipeline = proto::RequestPipeline<RequestNote>;
 
 }  // namespace pgb

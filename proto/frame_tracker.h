@@ -12,7 +12,8 @@
 // reported as oversize and its bytes are dropped). Messages whose type is in
 // the peek set pass through like the others, and the first peek_size bytes
 // of their body are also reported (for the audit: a command tag, a portal
-// name), so peeking never costs the zero-copy path.
+// name), so peeking never costs the zero-copy path. A message that is both
+// gathered and peeked is reported both ways: its prefix, then the whole.
 //
 //   FrameTracker t;
 //   FrameTracker::Gather queries{.types = {}, .max_size = 1 << 20};
@@ -94,8 +95,16 @@ FrameTracker::Scan FrameTracker::Feed(const char* data, size_t n, Direction dire
     if (end > pass_from) on_pass(data + pass_from, end - pass_from);
     pass_from = end;
   };
+  // A gathered message whose type is also peeked reports its prefix first,
+  // as a passed-through one would.
+  const auto report_whole = [&](char type, std::string_view message) {
+    if (gather.peek.test(static_cast<unsigned char>(type))) {
+      on_peek(type, message.substr(kHeaderLength, gather.peek_size));
+    }
+    on_whole(type, message, false);
+  };
   const auto finish_whole = [&]() {
-    on_whole(header_[0], std::string_view(assembled_), false);
+    report_whole(header_[0], std::string_view(assembled_));
     // An idle session should stay small: give back what a big message took.
     if (assembled_.capacity() > 64 * 1024) std::string().swap(assembled_);
     mode_ = Mode::kPass;
@@ -180,7 +189,7 @@ FrameTracker::Scan FrameTracker::Feed(const char* data, size_t n, Direction dire
       pos += body_remaining_;
       body_remaining_ = 0;
       pass_from = pos;
-      on_whole(h.header.type, std::string_view(data + header_start, pos - header_start), false);
+      report_whole(h.header.type, std::string_view(data + header_start, pos - header_start));
       mode_ = Mode::kPass;
     } else {
       assembled_.assign(header_, kHeaderLength);

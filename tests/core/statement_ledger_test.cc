@@ -28,50 +28,63 @@ std::shared_ptr<const std::string> Text(std::string s) {
   return std::make_shared<const std::string>(std::move(s));
 }
 
-TEST(StatementLedgerTest, SimpleQueryStatementsCompleteInOrder) {
+StatementLedger::Outcome Tag(std::string_view tag) {
+  StatementLedger::Outcome o;
+  o.command_tag = tag;
+  return o;
+}
+
+StatementLedger::Outcome Error(std::string_view sqlstate, std::string_view message) {
+  StatementLedger::Outcome o;
+  o.sqlstate = sqlstate;
+  o.message = message;
+  return o;
+}
+
+// The pipeline pairs answers with requests (proto/request_pipeline_test.cc);
+// here each request's note is handed to the ledger as the session would.
+TEST(StatementLedgerTest, StatementsReportTheirOwnCompletions) {
   StatementLedger l;
   Reports r;
   auto text = Text("SELECT 1; UPDATE t SET x = 1 WHERE id = 2");
-  l.OnBatchEnd();
-  l.Query(text, 0, 8, 11, "profile.admin", 1);
-  l.Query(text, 10, 0, 12, "profile.admin", 1);
-  l.OnCommandComplete("SELECT 1", std::ref(r));
-  l.OnCommandComplete("UPDATE 1", std::ref(r));
-  l.OnReadyForQuery(std::ref(r));
+  RequestNote s1, s2;
+  l.Query(s1, text, 0, 8, 11, "profile.admin", 1);
+  l.Query(s2, text, 10, 0, 12, "profile.admin", 1);
+  l.OnCompletion(&s1, Tag("SELECT 1"), std::ref(r));
+  l.OnCompletion(&s2, Tag("UPDATE 1"), std::ref(r));
+  l.OnClosed(s1, std::ref(r));  // already reported: nothing more
+  l.OnClosed(s2, std::ref(r));
   EXPECT_EQ(r.lines,
             (std::vector<std::string>{"SELECT 1|SELECT 1|profile.admin",
                                       "UPDATE t SET x = 1 WHERE id = 2|UPDATE 1|profile.admin"}));
-  EXPECT_EQ(l.pending(), 0u);
+  EXPECT_FALSE(s1.execution.has_value());
 }
 
-TEST(StatementLedgerTest, StatementsAfterAnErrorAreSkipped) {
+TEST(StatementLedgerTest, AStatementClosedUnansweredWasSkipped) {
   StatementLedger l;
   Reports r;
   auto text = Text("SELECT 1/0; SELECT 2");
-  l.OnBatchEnd();
-  l.Query(text, 0, 10, 0, "a", 1);
-  l.Query(text, 12, 0, 0, "a", 1);
-  l.OnError("22012", "division by zero", std::ref(r));
-  l.OnReadyForQuery(std::ref(r));
+  RequestNote s1, s2;
+  l.Query(s1, text, 0, 10, 0, "a", 1);
+  l.Query(s2, text, 12, 0, 0, "a", 1);
+  l.OnCompletion(&s1, Error("22012", "division by zero"), std::ref(r));
+  l.OnClosed(s1, std::ref(r));
+  l.OnClosed(s2, std::ref(r));
   EXPECT_EQ(r.lines, (std::vector<std::string>{"SELECT 1/0|22012|a", "SELECT 2|skipped|a"}));
 }
 
-TEST(StatementLedgerTest, ExtendedProtocolFollowsNamesAndPipelines) {
+TEST(StatementLedgerTest, ExtendedProtocolFollowsNames) {
   StatementLedger l;
   Reports r;
-  // Prepared once, executed twice over two Syncs (pgbench -M prepared).
+  // Prepared once, executed twice (pgbench -M prepared).
   l.Parsed("P0_1", Text("SELECT abalance FROM a WHERE aid = $1"), 7, "profile.read-only");
   l.Bound("", "P0_1");
-  l.Executing("", 1);
-  l.OnBatchEnd();  // Sync
+  RequestNote e1, e2;
+  l.Executing(e1, "", 1);
   l.Bound("", "P0_1");
-  l.Executing("", 2);
-  l.OnBatchEnd();  // Sync
-  l.OnCommandComplete("SELECT 1", std::ref(r));
-  l.OnReadyForQuery(std::ref(r));
-  ASSERT_EQ(r.lines.size(), 1u);  // the second belongs to the next batch
-  l.OnError("57014", "canceling statement", std::ref(r));
-  l.OnReadyForQuery(std::ref(r));
+  l.Executing(e2, "", 2);
+  l.OnCompletion(&e1, Tag("SELECT 1"), std::ref(r));
+  l.OnCompletion(&e2, Error("57014", "canceling statement"), std::ref(r));
   EXPECT_EQ(r.lines, (std::vector<std::string>{
                          "SELECT abalance FROM a WHERE aid = $1|SELECT 1|profile.read-only",
                          "SELECT abalance FROM a WHERE aid = $1|57014|profile.read-only"}));
@@ -82,13 +95,14 @@ TEST(StatementLedgerTest, RefusedParseIsNotExpectedToRun) {
   Reports r;
   l.Parsed("", Text("INSERT INTO t VALUES (1)"), 7, "profile.read-write");
   l.Bound("", "");
-  l.Executing("", 1);
+  RequestNote e1, e2;
+  l.Executing(e1, "", 1);
   l.Refused("");  // the next Parse of the unnamed statement was refused
   l.Bound("", "");
-  l.Executing("", 1);
-  l.OnBatchEnd();
-  l.OnCommandComplete("INSERT 0 1", std::ref(r));
-  l.OnReadyForQuery(std::ref(r));
+  l.Executing(e2, "", 1);
+  EXPECT_FALSE(e2.execution.has_value());
+  l.OnCompletion(&e1, Tag("INSERT 0 1"), std::ref(r));
+  l.OnCompletion(&e2, Error("42501", "refused"), std::ref(r));
   EXPECT_EQ(r.lines,
             (std::vector<std::string>{"INSERT INTO t VALUES (1)|INSERT 0 1|profile.read-write"}));
 }
@@ -98,26 +112,31 @@ TEST(StatementLedgerTest, SuspendedPortalsAndClosedNames) {
   Reports r;
   l.Parsed("s", Text("SELECT * FROM big"), 7, "x");
   l.Bound("c", "s");
-  l.Executing("c", 1);
-  l.OnBatchEnd();
-  l.OnPortalSuspended(std::ref(r));
-  l.OnReadyForQuery(std::ref(r));
+  RequestNote e1, e2, e3;
+  l.Executing(e1, "c", 1);
+  StatementLedger::Outcome suspended;
+  suspended.suspended = true;
+  l.OnCompletion(&e1, suspended, std::ref(r));
   l.Closed('P', "c");
-  l.Executing("c", 2);  // no such portal any more: nothing to record
+  l.Executing(e2, "c", 2);  // no such portal any more: nothing to record
   l.Closed('S', "s");
   l.Bound("d", "s");
-  l.Executing("d", 3);  // the statement is gone too
-  EXPECT_EQ(l.pending(), 0u);
+  l.Executing(e3, "d", 3);  // the statement is gone too
+  EXPECT_FALSE(e2.execution.has_value());
+  EXPECT_FALSE(e3.execution.has_value());
   EXPECT_EQ(r.lines, (std::vector<std::string>{"SELECT * FROM big|suspended|x"}));
 }
 
-TEST(StatementLedgerTest, FunctionCallIsReportedAtReadyForQuery) {
+TEST(StatementLedgerTest, FunctionCallIsReportedWhenClosed) {
   StatementLedger l;
   Reports r;
-  l.OnBatchEnd();
-  l.FunctionCall("profile.admin", 1);
-  l.OnReadyForQuery(std::ref(r));
-  EXPECT_EQ(r.lines, (std::vector<std::string>{"|ran|profile.admin"}));
+  RequestNote call, failed;
+  l.FunctionCall(call, "profile.admin", 1);
+  l.OnClosed(call, std::ref(r));
+  l.FunctionCall(failed, "profile.admin", 2);
+  l.OnCompletion(&failed, Error("42883", "no function"), std::ref(r));
+  l.OnClosed(failed, std::ref(r));
+  EXPECT_EQ(r.lines, (std::vector<std::string>{"|ran|profile.admin", "|42883|profile.admin"}));
 }
 
 // Bytes: a Query's size goes to its first statement; each answer's bytes to
@@ -132,32 +151,31 @@ TEST(StatementLedgerTest, BytesInAndOutPerExecution) {
     fingerprints.push_back(e.fingerprint);
   };
   auto text = Text("SELECT 1; SELECT 2");
+  RequestNote s1, s2, e;
   l.OnClientBytes(24);  // the Query
-  l.OnBatchEnd();
-  l.Query(text, 0, 8, 11, "a", 1);
-  l.Query(text, 10, 0, 12, "a", 1);
+  l.Query(s1, text, 0, 8, 11, "a", 1);
+  l.Query(s2, text, 10, 0, 12, "a", 1);
   l.OnBackendBytes(30);  // RowDescription
   l.OnBackendBytes(11);  // DataRow
   l.OnBackendBytes(14);  // CommandComplete
-  l.OnCommandComplete("SELECT 1", report);
+  l.OnCompletion(&s1, Tag("SELECT 1"), report);
   l.OnBackendBytes(30 + 11 + 14);
-  l.OnCommandComplete("SELECT 1", report);
+  l.OnCompletion(&s2, Tag("SELECT 1"), report);
   l.OnBackendBytes(6);  // ReadyForQuery
-  l.OnReadyForQuery(report);
+  l.OnReadyForQuery();
   // Extended: Parse, Bind, Execute, then Sync (which counts for the next).
   l.OnClientBytes(40);
   l.Parsed("", text, 13, "a");
   l.OnClientBytes(14);
   l.Bound("", "");
   l.OnClientBytes(10);
-  l.Executing("", 2);
+  l.Executing(e, "", 2);
   l.OnClientBytes(5);
-  l.OnBatchEnd();
-  l.OnBackendBytes(5 + 5);  // ParseComplete, BindComplete
-  l.OnBackendBytes(100);
-  l.OnError("22012", "division by zero", report);
-  l.OnReadyForQuery(report);
-  EXPECT_EQ(bytes, (std::vector<std::pair<uint64_t, uint64_t>>{{24, 55}, {0, 55}, {64, 110}}));
+  l.OnBackendBytes(5);                       // ParseComplete
+  l.OnCompletion(nullptr, Tag(""), report);  // (the Parse carries no execution)
+  l.OnBackendBytes(5 + 100);                 // BindComplete, the error
+  l.OnCompletion(&e, Error("22012", "division by zero"), report);
+  EXPECT_EQ(bytes, (std::vector<std::pair<uint64_t, uint64_t>>{{24, 55}, {0, 55}, {64, 105}}));
   EXPECT_EQ(fingerprints, (std::vector<uint64_t>{11, 12, 13}));
   EXPECT_EQ(l.TakeClientBytes(), 5u);  // the Sync: nobody's yet
 }
@@ -172,14 +190,12 @@ TEST(StatementLedgerTest, ParametersFollowThePortal) {
   parameters->values.resize(2);
   l.Parsed("s", Text("SELECT $1, $2"), 1, "a");
   l.Bound("p", "s", parameters);
-  l.Executing("p", 1);
-  l.Executing("p", 2);  // the same portal again: the same parameters
+  RequestNote e1, e2, e3;
+  l.Executing(e1, "p", 1);
+  l.Executing(e2, "p", 2);  // the same portal again: the same parameters
   l.Bound("", "s");
-  l.Executing("", 3);
-  l.OnBatchEnd();
-  l.OnPortalSuspended(report);
-  l.OnCommandComplete("SELECT 1", report);
-  l.OnCommandComplete("SELECT 1", report);
+  l.Executing(e3, "", 3);
+  for (RequestNote* e : {&e1, &e2, &e3}) l.OnCompletion(e, Tag("SELECT 1"), report);
   EXPECT_EQ(counts, (std::vector<size_t>{2, 2, 0}));
 }
 

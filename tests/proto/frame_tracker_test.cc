@@ -274,6 +274,25 @@ TEST(FrameTrackerTest, PeekedPrefixesAtEveryPairOfOffsetsWithoutCopyingTheStream
   }
 }
 
+// A message both gathered and peeked (an Execute that masking gathers and
+// the audit peeks at) reports its prefix first, then itself whole.
+TEST(FrameTrackerTest, GatheredAndPeekedMessageReportsItsPrefixToo) {
+  const std::string s = FrontendBatch();
+  FrameTracker::Gather gather = GatherOf("QE", 1 << 20);
+  gather.peek.set('B');
+  gather.peek.set('E');
+  gather.peek_size = 4;
+  for (size_t cut = 0; cut <= s.size(); ++cut) {
+    FrameTracker t;
+    Fed fed = FeedPieces(t, s, {cut}, Direction::kFrontend, kDefaultMaxMessageLength, gather);
+    ASSERT_EQ(fed.rebuilt, s) << cut;
+    ASSERT_EQ(fed.wholes, "EQ") << cut;
+    ASSERT_EQ(fed.peeks,
+              (std::vector<std::string>{std::string("B\0s1\0", 5), std::string("E\0\0\0\0", 5)}))
+        << cut;
+  }
+}
+
 TEST(FrameTrackerTest, NothingGatheredPassesEveryByteInOrder) {
   const std::string s = FrontendBatch();
   for (size_t cut = 0; cut <= s.size(); ++cut) {

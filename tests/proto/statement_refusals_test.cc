@@ -10,7 +10,7 @@
 namespace pgb::proto {
 namespace {
 
-ErrorFields Refusal(std::string message) {
+ErrorFields RefusalFields(std::string message) {
   return ErrorFields{"ERROR", std::string(sqlstate::kInsufficientPrivilege), std::move(message), "",
                      "ask for a read-write scope"};
 }
@@ -42,90 +42,78 @@ ErrorFields Decoded(const std::string& bytes) {
 }
 
 TEST(StatementRefusalsTest, RefusedQueryIsAnsweredWithTheRefusal) {
-  StatementRefusals r;
-  r.OnClientMessage(kPqMsg_Query);
   std::string to_db;
-  r.Refuse(kPqMsg_Query, "", Refusal("DROP TABLE denied by rule x"), to_db);
+  const Refusal r =
+      SubstituteRefused(kPqMsg_Query, "", RefusalFields("DROP TABLE denied by rule x"), to_db);
   const std::string token = SubstituteText(to_db);
   // pgbastion_refused_ and 32 lower-case hex digits: an identifier that is a
   // syntax error on its own.
   ASSERT_EQ(token.size(), 18u + 32u) << token;
   EXPECT_EQ(token.substr(0, 18), "pgbastion_refused_");
   EXPECT_EQ(token.find_first_not_of("0123456789abcdef", 18), std::string::npos) << token;
-  EXPECT_TRUE(r.pending());
+  EXPECT_EQ(r.token, token);
   std::string to_client;
-  EXPECT_TRUE(r.OnBackendError(SyntaxError(token), to_client));
+  EXPECT_TRUE(AnswerRefusal(r, SyntaxError(token), to_client));
   const ErrorFields e = Decoded(to_client);
   EXPECT_EQ(e.sqlstate, "42501");
   EXPECT_EQ(e.message, "DROP TABLE denied by rule x");
   EXPECT_EQ(e.hint, "ask for a read-write scope");
   EXPECT_EQ(e.severity, "ERROR");
-  EXPECT_FALSE(r.pending());
+}
+
+TEST(StatementRefusalsTest, FunctionCallIsReplacedByAQuery) {
+  std::string to_db;
+  const Refusal r = SubstituteRefused(kPqMsg_FunctionCall, "", RefusalFields("no"), to_db);
+  EXPECT_EQ(SubstituteText(to_db), r.token);
+  EXPECT_EQ(to_db[0], kPqMsg_Query);
 }
 
 TEST(StatementRefusalsTest, TokensDiffer) {
-  StatementRefusals r;
   std::string a, b;
-  r.Refuse(kPqMsg_Query, "", Refusal("a"), a);
-  r.Refuse(kPqMsg_Query, "", Refusal("b"), b);
+  const Refusal ra = SubstituteRefused(kPqMsg_Query, "", RefusalFields("a"), a);
+  const Refusal rb = SubstituteRefused(kPqMsg_Query, "", RefusalFields("b"), b);
   EXPECT_NE(SubstituteText(a), SubstituteText(b));
+  EXPECT_NE(ra.token, rb.token);
 }
 
 TEST(StatementRefusalsTest, OtherErrorsPassUnchanged) {
-  StatementRefusals r;
-  r.OnClientMessage(kPqMsg_Query);
   std::string to_db;
-  r.Refuse(kPqMsg_Query, "", Refusal("no"), to_db);
+  const Refusal r = SubstituteRefused(kPqMsg_Query, "", RefusalFields("no"), to_db);
   // An error naming a different token (a client guessing) is not a refusal.
   const std::string other = SyntaxError("pgbastion_refused_00000000000000000000000000000000");
   std::string to_client;
-  EXPECT_FALSE(r.OnBackendError(other, to_client));
+  EXPECT_FALSE(AnswerRefusal(r, other, to_client));
   EXPECT_EQ(to_client, other);
-  EXPECT_TRUE(r.pending());
 }
 
-TEST(StatementRefusalsTest, RefusedParseKeepsItsNameAndLivesUntilItsSync) {
-  StatementRefusals r;
-  r.OnClientMessage(kPqMsg_Query);  // an earlier batch, still running
-  r.OnClientMessage(kPqMsg_Parse);
+TEST(StatementRefusalsTest, RefusedParseKeepsItsName) {
   std::string to_db;
-  r.Refuse(kPqMsg_Parse, "s1", Refusal("no"), to_db);
+  const Refusal r = SubstituteRefused(kPqMsg_Parse, "s1", RefusalFields("no"), to_db);
   MessageResult m = DecodeMessage(to_db, Direction::kFrontend, kDefaultMaxMessageLength);
   EXPECT_EQ(ParseParseMessage(m.message.body)->statement, "s1");
-  r.OnClientMessage(kPqMsg_Bind);
-  r.OnClientMessage(kPqMsg_Execute);
-  r.OnClientMessage(kPqMsg_Sync);
-  r.OnReadyForQuery();  // the earlier Query's: the refusal stays
-  EXPECT_TRUE(r.pending());
-  r.OnReadyForQuery();  // its own Sync's
-  EXPECT_FALSE(r.pending());
+  EXPECT_EQ(ParseParseMessage(m.message.body)->sql, r.token);
 }
 
-TEST(StatementRefusalsTest, SkippedSubstituteIsForgottenAtItsReadyForQuery) {
-  // An earlier Execute in the batch failed, so the database skipped the
-  // substitute: its error passes through and the refusal is dropped.
-  StatementRefusals r;
-  r.OnClientMessage(kPqMsg_Execute);
-  r.OnClientMessage(kPqMsg_Parse);
+TEST(StatementRefusalsTest, AnAbortedTransactionsErrorPassesThrough) {
+  // The database never reached the substitute: the client gets its error.
   std::string to_db;
-  r.Refuse(kPqMsg_Parse, "", Refusal("no"), to_db);
-  r.OnClientMessage(kPqMsg_Sync);
-  std::string division;
-  AppendErrorResponse(division, ErrorFields{"ERROR", "22012", "division by zero", "", ""});
+  const Refusal r = SubstituteRefused(kPqMsg_Parse, "", RefusalFields("no"), to_db);
+  std::string aborted;
+  AppendErrorResponse(aborted, ErrorFields{"ERROR", "25P02",
+                                           "current transaction is aborted, commands ignored "
+                                           "until end of transaction block",
+                                           "", ""});
   std::string to_client;
-  EXPECT_FALSE(r.OnBackendError(division, to_client));
-  EXPECT_EQ(to_client, division);
-  r.OnReadyForQuery();
-  EXPECT_FALSE(r.pending());
+  EXPECT_FALSE(AnswerRefusal(r, aborted, to_client));
+  EXPECT_EQ(to_client, aborted);
 }
 
 TEST(StatementRefusalsTest, MalformedErrorPassesThrough) {
-  StatementRefusals r;
   std::string to_db;
-  r.Refuse(kPqMsg_Query, "", Refusal("no"), to_db);
+  const Refusal r = SubstituteRefused(kPqMsg_Query, "", RefusalFields("no"), to_db);
   const std::string junk("E\0\0\0\x06xy", 7);
   std::string to_client;
-  EXPECT_FALSE(r.OnBackendError(junk, to_client));
+  EXPECT_FALSE(AnswerRefusal(r, junk, to_client));
   EXPECT_EQ(to_client, junk);
 }
 
