@@ -5,7 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
+#include "policy/sql_text.h"
 #include "proto/messages.h"
 #include "proto/protocol.h"
 
@@ -346,14 +346,7 @@ std::vector<std::pair<std::string, std::string>> BackendSettings(const policy::S
   std::string path;
   for (const std::string& schema : scope.search_path) {
     if (!path.empty()) path += ", ";
-    const bool plain = !schema.empty() && std::all_of(schema.begin(), schema.end(), [](char c) {
-      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
-    }) && !(schema[0] >= '0' && schema[0] <= '9');
-    if (plain) {
-      path += schema;
-    } else {
-      path += '"' + absl::StrReplaceAll(schema, {{"\"", "\"\""}}) + '"';
-    }
+    path += policy::QuoteIdentifier(schema);
   }
   settings.emplace_back("search_path", path);
   const auto limit = [&](const char* name, absl::Duration d) {

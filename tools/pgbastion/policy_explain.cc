@@ -10,12 +10,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/ascii.h"
 #include "core/config.h"
 #include "core/json_text.h"
 #include "policy/identity.h"
 #include "policy/rules.h"
 #include "policy/sql_analysis.h"
+#include "policy/sql_text.h"
 #include "simdjson.h"
 #include "tools/pgbastion/commands.h"
 
@@ -137,21 +137,6 @@ std::string JsonStrings(const std::vector<std::string>& values) {
     out += JsonString(values[i]);
   }
   return out + "]";
-}
-
-// The statement's own text (the analyser's byte range; a length of 0 runs to
-// the end, as PostgreSQL's stmt_len does), without surrounding white space.
-std::string_view StatementText(std::string_view sql, const policy::StatementSummary& s) {
-  if (s.location >= sql.size()) return {};
-  std::string_view text = sql.substr(s.location);
-  if (s.length != 0) text = text.substr(0, s.length);
-  while (!text.empty() && absl::ascii_isspace(static_cast<unsigned char>(text.front()))) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && absl::ascii_isspace(static_cast<unsigned char>(text.back()))) {
-    text.remove_suffix(1);
-  }
-  return text;
 }
 
 struct Context {
@@ -321,7 +306,7 @@ int RunPolicy(const Args& args) {
     const policy::Decision none = policy::Policy::NoScope(*identity, target->name);
     for (size_t i = 0; i < analysis.statements.size(); ++i) {
       const policy::StatementSummary& s = analysis.statements[i];
-      Print(context, i, StatementText(sql_text, s), &s, none, nullptr);
+      Print(context, i, policy::StatementText(sql_text, s), &s, none, nullptr);
     }
     return 0;
   }
@@ -329,7 +314,7 @@ int RunPolicy(const Args& args) {
   for (size_t i = 0; i < analysis.statements.size(); ++i) {
     const policy::StatementSummary& s = analysis.statements[i];
     const policy::Decision decision = config->policy->Decide(*context.scope, s, state);
-    Print(context, i, StatementText(sql_text, s), &s, decision, &state);
+    Print(context, i, policy::StatementText(sql_text, s), &s, decision, &state);
     state.Remember(s);
   }
   return 0;
