@@ -5,6 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "policy/judgement.h"
 #include "policy/sql_text.h"
 #include "proto/messages.h"
 #include "proto/protocol.h"
@@ -279,22 +280,14 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
                    "analysis", to_database);
     return false;
   }
-  // Each statement is judged in the state the ones before it leave (a
-  // `SET search_path = x; SELECT ...` resolves the SELECT's names against x).
-  // Remembering a statement that then does not run only makes later
-  // decisions stricter.
-  std::vector<policy::Decision> allowed;
-  if (audit_.enabled()) allowed.reserve(analysis->statements.size());
-  for (const policy::StatementSummary& statement : analysis->statements) {
-    policy::Decision d = policy_->Decide(*scope_, statement, state_);
-    if (d.kind != policy::Decision::kAllow) {
-      Refuse(type, statement_name, StatementText(sql, statement.location, statement.length),
-             statement.fingerprint, d, to_database);
-      return false;
-    }
-    state_.Remember(statement);
-    if (audit_.enabled()) allowed.push_back(std::move(d));
+  policy::QueryJudgement judgement = policy::JudgeQuery(*policy_, *scope_, *analysis, state_);
+  if (!judgement.allowed()) {
+    const policy::StatementSummary& statement = analysis->statements[judgement.first_refusal];
+    Refuse(type, statement_name, policy::StatementText(sql, statement), statement.fingerprint,
+           judgement.decisions[judgement.first_refusal], to_database);
+    return false;
   }
+  auto& allowed = judgement.decisions;
   if (audit_.enabled()) {
     auto text = std::make_shared<const std::string>(sql);
     if (type == proto::kPqMsg_Parse) {
