@@ -551,12 +551,13 @@ void ConfigParser::ParseTarget(const toml::table& table, const std::string& path
 // One parser decides what a verifier is: the one the gateway logs clients in
 // with (so a config that passes check-config also starts). Its messages name
 // the part that is wrong, never the verifier itself.
-std::optional<std::string> ScramVerifierProblem(std::string_view verifier) {
+absl::Status CheckScramVerifier(std::string_view verifier) {
   const absl::StatusOr<proto::ScramVerifier> parsed = proto::ParseScramVerifier(verifier);
-  if (parsed.ok()) return std::nullopt;
-  return Cat(std::string(parsed.status().message()),
-             "; expected SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey> "
-             "(run `pgbastion scram-verifier`)");
+  if (parsed.ok()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      Cat(std::string(parsed.status().message()),
+          "; expected SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey> "
+          "(run `pgbastion scram-verifier`)"));
 }
 
 void ConfigParser::ParseUser(const toml::table& table, const std::string& path, UserConfig& out) {
@@ -572,8 +573,8 @@ void ConfigParser::ParseUser(const toml::table& table, const std::string& path, 
     }
   }
   if (auto v = reader.RequiredString("scram_verifier", "from `pgbastion scram-verifier`")) {
-    if (std::optional<std::string> problem = ScramVerifierProblem(*v)) {
-      reader.Error("scram_verifier", *problem);
+    if (absl::Status checked = CheckScramVerifier(*v); !checked.ok()) {
+      reader.Error("scram_verifier", std::string(checked.message()));
     } else {
       out.scram_verifier = *v;
     }
@@ -703,7 +704,12 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
   // [[scope]]: the policy (policy/policy_config.h).
   std::vector<std::string> target_names;
   for (const TargetConfig& target : config.targets) target_names.push_back(target.name);
-  config.policy = policy::ParsePolicy(root, target_names, sink_);
+  // Its problems went to sink_ (errors_) with the rest.
+  if (absl::StatusOr<std::shared_ptr<const policy::Policy>> policy =
+          policy::ParsePolicy(root, target_names, sink_);
+      policy.ok()) {
+    config.policy = *std::move(policy);
+  }
   if (!errors_.empty()) return ErrorStatus();
   return config;
 }

@@ -80,7 +80,7 @@ struct TargetConfig {
   absl::Duration connect_timeout = absl::Seconds(10);
 };
 
-// A gateway-local client login (until token identity replaces it).
+// A gateway-local client login: SCRAM-SHA-256 with a password (LoginMethod::kPassword).
 struct UserConfig {
   std::string name;
   std::string scram_verifier;        // SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>
@@ -124,11 +124,13 @@ struct ConfigOptions {
 
 // Parses and validates TOML text. `origin` names the file in messages
 // (`target[0].port: must be 1..65535, got 0 (pgbastion.toml:9:8)`).
-// Relative paths (password_file, tls_cert, tls_key, tls_ca) are resolved
-// against `base_dir`; an empty `base_dir` leaves them relative to the
-// process's working directory. Validation touches the file system: it loads
-// every target's secret (password_file / password_env) and checks that the
-// TLS files are readable, so that every error is reported in one pass.
+// Relative paths (password_file, tls_cert, tls_key, tls_client_ca, tls_ca,
+// an issuer's jwks_file and ca_file, the [audit] files) are resolved against
+// `base_dir`; an empty `base_dir` leaves them relative to the process's
+// working directory. Validation touches the file system: it loads every
+// target's secret (password_file / password_env) and checks that the TLS
+// files are readable, so that every error is reported in one pass
+// (ConfigOptions::check_files = false skips that).
 // On failure the status (InvalidArgument) lists every error, one per line,
 // each starting with the key it concerns. No secret appears in any message.
 absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view origin,

@@ -1,14 +1,16 @@
 // SessionAudit writes one session's audit records into its shard's audit
 // ring (core/audit/writer.h): one per statement execution or refusal, and one
-// per session event (authentication success or failure, disconnect). It holds
-// what every record of the session repeats (session id, identity, client
-// address, target, database role) and never allocates per record: fields are
-// copied straight into the ring slot.
+// per session event (connection, authentication success or failure, token
+// expiry, cancel request, the session's end). It holds what every record of
+// the session repeats (session id, identity, client address, target, database
+// role, application name) and never allocates per record: fields are copied
+// straight into the ring slot.
 //
-//   SessionAudit audit(&shard_audit, shard_index, peer_address);
-//   audit.SetSession(identity, "app", "app_owner", "psql");
-//   audit.Execution(execution, outcome, decision_rule);   // from StatementLedger
-//   audit.Event(audit::AuditKind::kDisconnect, "client closed the connection");
+//   SessionAudit audit(shard_audit, peer_address);  // shard_audit null: no trail, no-ops
+//   audit.SetSession(&identity, "app", "app_owner", "psql");
+//   audit.Execution(execution, outcome);  // from StatementLedger; the rule is in execution
+//   audit.Refusal(text, StatementProtocol::kSimple, rule, "42501", message, fingerprint, bytes);
+//   audit.Disconnect("client closed the connection", bytes_in, bytes_out);
 #pragma once
 
 #include <sys/socket.h>

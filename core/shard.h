@@ -4,8 +4,11 @@
 // posting a ShardMessage into each other's ring (IORING_OP_MSG_RING), e.g. a
 // CancelRequest that arrived here for a session that lives elsewhere.
 //
-//   ShardSet set(runtime, workers);   // see gateway.h
-//   Shard& shard = ...; shard.Run();  // on its own thread, until shutdown ends
+//   // core/gateway.cc: one per worker, all listed in one ShardDirectory
+//   auto shard = std::make_unique<Shard>(i, runtimes, directory, trail_shard_or_null);
+//   // on the shard's own thread:
+//   PGB_RETURN_IF_ERROR(shard->Init());  // ring, buffers, listeners
+//   shard->Run();                        // until shutdown ends
 #pragma once
 
 #include <atomic>

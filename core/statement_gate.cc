@@ -5,7 +5,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
+#include "policy/judgement.h"
+#include "policy/sql_text.h"
 #include "proto/messages.h"
 #include "proto/protocol.h"
 
@@ -305,22 +306,14 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
         "gateway.max_outstanding_requests", to_database);
     return false;
   }
-  // Each statement is judged in the state the ones before it leave (a
-  // `SET search_path = x; SELECT ...` resolves the SELECT's names against x).
-  // Remembering a statement that then does not run only makes later
-  // decisions stricter.
-  std::vector<policy::Decision> allowed;
-  if (audit_.enabled()) allowed.reserve(analysis->statements.size());
-  for (const policy::StatementSummary& statement : analysis->statements) {
-    policy::Decision d = policy_->Decide(*scope_, statement, state_);
-    if (d.kind != policy::Decision::kAllow) {
-      Refuse(type, statement_name, StatementText(sql, statement.location, statement.length),
-             statement.fingerprint, d, to_database);
-      return false;
-    }
-    state_.Remember(statement);
-    if (audit_.enabled()) allowed.push_back(std::move(d));
+  policy::QueryJudgement judgement = policy::JudgeQuery(*policy_, *scope_, *analysis, state_);
+  if (!judgement.allowed()) {
+    const policy::StatementSummary& statement = analysis->statements[judgement.first_refusal];
+    Refuse(type, statement_name, policy::StatementText(sql, statement), statement.fingerprint,
+           judgement.decisions[judgement.first_refusal], to_database);
+    return false;
   }
+  auto& allowed = judgement.decisions;
   if (type == proto::kPqMsg_Parse) {
     if (audit_.enabled()) {
       ledger_.Parsed(statement_name, std::make_shared<const std::string>(sql),
@@ -389,14 +382,7 @@ std::vector<std::pair<std::string, std::string>> BackendSettings(const policy::S
   std::string path;
   for (const std::string& schema : scope.search_path) {
     if (!path.empty()) path += ", ";
-    const bool plain = !schema.empty() && std::all_of(schema.begin(), schema.end(), [](char c) {
-      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
-    }) && !(schema[0] >= '0' && schema[0] <= '9');
-    if (plain) {
-      path += schema;
-    } else {
-      path += '"' + absl::StrReplaceAll(schema, {{"\"", "\"\""}}) + '"';
-    }
+    path += policy::QuoteIdentifier(schema);
   }
   settings.emplace_back("search_path", path);
   const auto limit = [&](const char* name, absl::Duration d) {

@@ -2,22 +2,12 @@
 
 #include <utility>
 
+#include "policy/sql_text.h"
+
 namespace pgb {
 
-std::string_view StatementText(std::string_view text, uint32_t location, uint32_t length) {
-  if (location >= text.size()) return {};
-  std::string_view s = length == 0 ? text.substr(location) : text.substr(location, length);
-  // A statement after the first of a Query starts where the previous one's
-  // semicolon ended: drop the white space in between.
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\n' || s.front() == '\t' || s.front() == '\r')) {
-    s.remove_prefix(1);
-  }
-  return s;
-}
-
 std::string_view StatementLedger::Execution::statement() const {
-  return text ? StatementText(*text, location, length) : std::string_view();
+  return text ? policy::StatementText(*text, location, length) : std::string_view();
 }
 
 void StatementLedger::Expect(RequestNote& note, Execution execution) {

@@ -52,10 +52,6 @@ struct BoundParameters {
   bool cut = false;  // the Bind held more than the gateway looked at
 };
 
-// One statement of a Query text, from the analyser's byte range (length 0:
-// to the end), without the white space before it.
-std::string_view StatementText(std::string_view text, uint32_t location, uint32_t length);
-
 struct RequestNote;
 
 class StatementLedger {

@@ -4,7 +4,9 @@
 // connection from the database server. The SQL analyser raises a statement's
 // class to the entry's class wherever such a function is called (select list,
 // WHERE, FROM, defaults, VALUES, CALL, ...). The table is public so the rules
-// and `pgbastion policy explain` can show why a statement got its class.
+// can say why a statement got its class, in the reason of a refusal (and so
+// of `pgbastion policy explain`): "SELECT (server_access: pg_read_file reads
+// a server file)".
 //
 // Functions are matched by name only, whatever schema is written: a user's own
 // `public.pg_read_file` is treated like the built-in one (fail closed), and

@@ -1,6 +1,7 @@
 // Who a session belongs to: the verified identity that scopes (policy/rules.h),
 // audit records and recordings are keyed by. It is built once at login, from a
-// verified token's claims (policy/token.h), a client certificate, or a
+// verified token's claims (policy/token_verifier.h,
+// policy/claims_mapping.h), a client certificate, or a
 // gateway-local [[user]] login, and is immutable afterwards.
 //
 //   Identity id{.method = AuthMethod::kToken, .subject = "ci-bot-7",

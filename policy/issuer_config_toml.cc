@@ -9,6 +9,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "core/str_cat.h"
 #include "policy/key_store.h"
@@ -32,11 +33,13 @@ bool IsIssuerName(std::string_view name) {
          });
 }
 
-std::optional<std::string> UnreadableFile(const std::string& path) {
+absl::Status CheckReadable(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) return "cannot open \"" + path + "\": " + std::strerror(errno);
+  if (fd < 0) {
+    return absl::NotFoundError("cannot open \"" + path + "\": " + std::strerror(errno));
+  }
   ::close(fd);
-  return std::nullopt;
+  return absl::OkStatus();
 }
 
 IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
@@ -111,8 +114,8 @@ IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
       reader.Error("ca_file", "is only used when keys are fetched over HTTPS (not with jwks_file)");
     } else {
       out.ca_file = resolve_path(*v);
-      if (std::optional<std::string> problem = UnreadableFile(out.ca_file)) {
-        reader.Error("ca_file", *problem);
+      if (absl::Status readable = CheckReadable(out.ca_file); !readable.ok()) {
+        reader.Error("ca_file", std::string(readable.message()));
       }
     }
   }

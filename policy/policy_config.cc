@@ -246,14 +246,18 @@ void ParseScope(const toml::table& table, const std::string& path,
 
 }  // namespace
 
-std::shared_ptr<const Policy> ParsePolicy(const toml::table& root,
-                                          const std::vector<std::string>& target_names,
-                                          const TomlProblemSink& report) {
-  bool failed = false;
+absl::StatusOr<std::shared_ptr<const Policy>> ParsePolicy(
+    const toml::table& root, const std::vector<std::string>& target_names,
+    const TomlProblemSink& report) {
+  size_t problems = 0;
   const TomlProblemSink sink = [&](const toml::source_region& where, std::string_view key,
                                    std::string_view message) {
-    failed = true;
+    ++problems;
     report(where, key, message);
+  };
+  const auto failed = [&] {
+    return absl::InvalidArgumentError(
+        Cat("[[scope]]: ", problems, problems == 1 ? " problem" : " problems", " reported"));
   };
   const toml::node* node = root.get("scope");
   const toml::array* array = node != nullptr ? node->as_array() : nullptr;
@@ -262,7 +266,7 @@ std::shared_ptr<const Policy> ParsePolicy(const toml::table& root,
          "at least one [[scope]] is required: an identity that matches no scope "
          "gets no access (for a gateway-local admin: [[scope]] name = \"admin\" "
          "subjects = [\"*\"] profile = \"admin\")");
-    return nullptr;
+    return failed();
   }
   std::vector<Scope> scopes;
   TomlUniqueNames names("scope");
@@ -273,7 +277,7 @@ std::shared_ptr<const Policy> ParsePolicy(const toml::table& root,
                      names.Add(table, path, i, scope.name, sink);
                      scopes.push_back(std::move(scope));
                    });
-  if (failed) return nullptr;
+  if (problems > 0) return failed();
   return std::make_shared<const Policy>(std::move(scopes));
 }
 

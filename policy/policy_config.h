@@ -4,14 +4,16 @@
 // list (`scope[2].relations.deny[0]: invalid pattern "app..x": ...`). The keys
 // are documented in docs/configuration.md.
 //
-//   std::shared_ptr<const Policy> policy = ParsePolicy(root, {"app", "reporting"}, sink);
-//   if (policy == nullptr) { ... the problems were reported ... }
+//   absl::StatusOr<std::shared_ptr<const Policy>> policy =
+//       ParsePolicy(root, {"app", "reporting"}, sink);
+//   if (!policy.ok()) { ... each problem went to the sink; the status counts them ... }
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "core/toml_table.h"
 #include "policy/rules.h"
 #include "toml++/toml.h"
@@ -20,9 +22,11 @@ namespace pgb::policy {
 
 // Parses every [[scope]] of `root` (at least one is required: deny by
 // default). `target_names` are the names of the config's [[target]]s, which a
-// scope's `targets` may name. Returns nullptr when any problem was reported.
-std::shared_ptr<const Policy> ParsePolicy(const toml::table& root,
-                                          const std::vector<std::string>& target_names,
-                                          const TomlProblemSink& sink);
+// scope's `targets` may name. Each problem goes to `sink`, so that it joins
+// the config's one list; when there was any, the result is an error
+// (InvalidArgument) that only counts them.
+[[nodiscard]] absl::StatusOr<std::shared_ptr<const Policy>> ParsePolicy(
+    const toml::table& root, const std::vector<std::string>& target_names,
+    const TomlProblemSink& sink);
 
 }  // namespace pgb::policy

@@ -6,18 +6,17 @@
 //
 //   const Scope* scope = policy.MatchScope(identity, "app");  // nullptr: no access at all
 //   SessionPolicyState state(*scope, /*role=*/"app_rw");
-//   for (const StatementSummary& s : analysis.statements) {  // a simple Query, in order
-//     Decision d = policy.Decide(*scope, s, state);
-//     if (d.kind != Decision::kAllow) { ... refuse with DecisionMessage(d), HINT d.hint ... }
-//     state.Remember(s);  // before judging the next: `SET search_path = x; SELECT ...`
-//   }
+//   Decision d = policy.Decide(*scope, statement, state);  // one statement
+//   if (d.kind != Decision::kAllow) { ... refuse with DecisionMessage(d), HINT d.hint ... }
+//   state.Remember(statement);  // before judging the next: `SET search_path = x; SELECT ...`
 //
-// Remember only widens what the state considers possible (search paths,
-// roles, prepared statements) or forgets prepared statements, so calling it
-// for a statement that was judged but then not forwarded is safe: it can only
-// make later decisions stricter. Judge the statements of one Query in order,
-// remembering each before judging the next, or a SET earlier in the same
-// Query would be missed.
+// A whole Query is judged with JudgeQuery (policy/judgement.h), the one loop
+// over its statements: in order, each allowed one remembered before the next
+// is judged (or a SET earlier in the same Query would be missed), the first
+// refusal refusing the Query. Remember only widens what the state considers
+// possible (search paths, roles, prepared statements) or forgets prepared
+// statements, so calling it for a statement that was judged but then not
+// forwarded is safe: it can only make later decisions stricter.
 //
 // Deny by default: an identity that matches no scope gets nothing; a statement
 // is allowed only when its scope's profile (or `classes`) allows its class and
@@ -33,9 +32,11 @@
 //   profile.<profile>.class          the profile does not allow the statement class
 //   profile.read-only.access         locking or writing access under read-only
 //   profile.read-only.command        a utility command read-only does not allow
-//   profile.read-only.writing-function  nextval(), setval(), lo_* writes, pg_notify() under
-//   read-only profile.read-write.<class>       approval: ddl, dcl, code_execution, server_access,
-//   utility profile.read-write.destructive   approval: DROP, TRUNCATE, unfiltered UPDATE/DELETE
+//   profile.read-only.writing-function
+//                                    nextval(), setval(), lo_* writes, pg_notify() under
+//                                    read-only
+//   profile.read-write.<class>       approval: ddl, dcl, code_execution, server_access, utility
+//   profile.read-write.destructive   approval: DROP, TRUNCATE, unfiltered UPDATE/DELETE
 //   scope.<name>.classes             allowed by / not in the scope's `classes`
 //   scope.<name>.relations.deny|allow, scope.<name>.functions.deny|allow
 //   scope.<name>.approval.<condition>  approval required by the scope's `approval`
@@ -226,7 +227,8 @@ class Policy {
   const Scope* MatchScope(const Identity& identity, std::string_view target) const;
 
   // The decision for one statement. Does not change `state`: call
-  // state.Remember(statement) once the statement has been forwarded.
+  // state.Remember(statement) once it is allowed, before judging the next
+  // (JudgeQuery does both for a Query).
   Decision Decide(const Scope& scope, const StatementSummary& statement,
                   const SessionPolicyState& state) const;
 

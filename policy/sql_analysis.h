@@ -43,6 +43,9 @@ inline constexpr std::string_view kSqlStateNotClassified = "42501";  // insuffic
 inline constexpr std::string_view kSqlStateBadEncoding = "22021";    // character_not_in_repertoire
 inline constexpr std::string_view kSqlStateOutOfMemory = "53200";
 
+// ok and the error's fields rather than a StatusOr: an analysis, refused or
+// not, is what the per-shard AnalysisCache keeps and shares on the hot path,
+// and a refusal carries the SQLSTATE and cursor position of its ErrorResponse.
 struct SqlAnalysis {
   std::vector<StatementSummary> statements;  // in order; empty text -> empty vector, ok
   bool ok = true;

@@ -72,6 +72,9 @@ struct TokenRefusal {
   }
 };
 
+// A verdict rather than a StatusOr<Identity>: a refused token is an answer
+// that carries what the audit record and the FATAL need (the check, its
+// SQLSTATE, retry_later) and, when known, the issuer and key, on both paths.
 struct TokenVerdict {
   std::optional<TokenRefusal> refusal;  // set when the token is refused
   Identity identity;                    // when accepted

@@ -1,7 +1,8 @@
 // Parses the [audit] section (core/audit/audit_config.h) from the TOML tree;
-// called by core/config.cc, the only other file that needs toml++.
+// called by core/config.cc, whose problem sink (core/toml_table.h) gathers
+// these problems with the rest of the file's into one list.
 //
-//   ParseAuditConfig(root.get("audit"), resolve, report_error, &config.audit);
+//   ParseAuditConfig(root.get("audit"), resolve_path, sink, &config.audit);
 #pragma once
 
 #include <functional>

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "policy/function_classes.h"
 #include "policy/internal/constant_expression.h"
+#include "policy/sql_text.h"
 
 namespace pgb::policy::internal {
 namespace {
@@ -109,23 +110,6 @@ bool IsDataModifying(std::string_view node_type) {
 bool IsIdentifierList(std::string_view name) {
   return name == "search_path" || name == "temp_tablespaces" || name == "local_preload_libraries" ||
          name == "session_preload_libraries" || name == "shared_preload_libraries";
-}
-
-std::string QuoteIdentifierIfNeeded(std::string_view id) {
-  bool plain =
-      !id.empty() && (absl::ascii_islower(static_cast<unsigned char>(id[0])) || id[0] == '_');
-  for (char ch : id) {
-    unsigned char u = static_cast<unsigned char>(ch);
-    if (!absl::ascii_islower(u) && !absl::ascii_isdigit(u) && ch != '_') plain = false;
-  }
-  if (plain) return std::string(id);
-  std::string quoted = "\"";
-  for (char ch : id) {
-    if (ch == '"') quoted += '"';
-    quoted += ch;
-  }
-  quoted += '"';
-  return quoted;
 }
 
 std::optional<std::string> ConstantAsText(element e, std::string_view sql) {
@@ -606,7 +590,7 @@ class Classifier {
       }
       std::optional<ConstantValue> v = EvaluateConstant(arg, sql_);
       bool is_string = v && v->kind == ConstantValue::Kind::kText;
-      parts.push_back(is_string && IsIdentifierList(name) ? QuoteIdentifierIfNeeded(*text)
+      parts.push_back(is_string && IsIdentifierList(name) ? QuoteIdentifier(*text)
                                                           : std::move(*text));
     }
     return absl::StrJoin(parts, ", ");

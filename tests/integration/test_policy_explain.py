@@ -68,10 +68,21 @@ class PolicyExplainTest(unittest.TestCase):
 
     def test_statements_are_judged_in_order(self):
         claims = '{"sub":"bot","groups":["read-write"]}'
-        out = decisions(explain("--json", "PREPARE wipe AS DELETE FROM orders; EXECUTE wipe; EXECUTE other",
+        out = decisions(explain("--json", "PREPARE one AS SELECT 1; EXECUTE one; EXECUTE other",
                                 claims=claims))
-        self.assertEqual([d["decision"] for d in out], ["approval", "approval", "deny"])
+        self.assertEqual([d["decision"] for d in out], ["allow", "allow", "deny"])
         self.assertEqual(out[2]["rule"], "prepared.unknown")
+
+    def test_the_first_refusal_refuses_the_query(self):
+        # As the gateway: a Query runs whole or not at all, so what follows its first refusal
+        # is not judged (and the refused PREPARE is not remembered).
+        claims = '{"sub":"bot","groups":["read-write"]}'
+        out = decisions(explain("--json", "SELECT 1; PREPARE wipe AS DELETE FROM orders; EXECUTE wipe",
+                                claims=claims))
+        self.assertEqual([d["decision"] for d in out], ["allow", "approval", "deny"])
+        self.assertEqual(out[2]["rule"], out[1]["rule"])
+        self.assertIn("not judged: statement 2 of the Query is refused", out[2]["reason"])
+        self.assertEqual(out[2]["command"], "EXECUTE")
 
     def test_no_scope_is_no_access(self):
         out = decisions(explain("--json", "SELECT 1", claims='{"sub":"mallory","groups":["visitors"]}'))
@@ -123,13 +134,14 @@ profile = "read-only"
 columns = ["email", "phone"]
 method = "partial"
 """)
-            res = subprocess.run([gateway_binary(), "policy", "explain", "--config", config, "--json",
-                                  "--claims", '{"sub":"agent-1","groups":["support"]}',
-                                  "SELECT id, email FROM customers WHERE id = 1; "
-                                  "SELECT id FROM customers WHERE email LIKE 'a%'; "
-                                  "SELECT row_to_json(c) FROM customers c; COPY customers TO STDOUT"],
-                                 capture_output=True, text=True, timeout=60)
-            out = decisions(res)
+            out = []
+            for sql in ["SELECT id, email FROM customers WHERE id = 1",
+                        "SELECT id FROM customers WHERE email LIKE 'a%'",
+                        "SELECT row_to_json(c) FROM customers c", "COPY customers TO STDOUT"]:
+                res = subprocess.run([gateway_binary(), "policy", "explain", "--config", config, "--json",
+                                      "--claims", '{"sub":"agent-1","groups":["support"]}', sql],
+                                     capture_output=True, text=True, timeout=60)
+                out += decisions(res)
         self.assertEqual([d["decision"] for d in out], ["allow", "deny", "deny", "deny"], out)
         self.assertEqual({d["scope"] for d in out}, {"support"})
         self.assertEqual({d["rule"] for d in out[1:]}, {"scope.support.mask"})

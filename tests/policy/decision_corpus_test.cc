@@ -6,8 +6,10 @@
 #include <fstream>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "policy/judgement.h"
 #include "policy/rules.h"
 #include "policy/sql_analysis.h"
 
@@ -64,24 +66,13 @@ char Letter(Decision::Kind kind) {
   return '?';
 }
 
-// As the gateway judges a simple Query: every statement, in order, each
-// remembered before the next is judged; the strictest decision is the query's.
+// As the gateway judges a Query (policy/judgement.h): the first statement
+// not allowed decides; an allowed Query is named by its first statement.
 Decision Judge(const Policy& policy, const Scope& scope, const SqlAnalysis& analysis) {
-  if (!analysis.ok) {
-    return Decision{Decision::kDeny, "analysis", analysis.error_message, ""};
-  }
   SessionPolicyState state(scope, "app_user");
-  Decision strictest{Decision::kAllow, "", "", ""};
-  for (const StatementSummary& s : analysis.statements) {
-    Decision d = policy.Decide(scope, s, state);
-    if (strictest.rule.empty()) strictest = d;  // names the rule of an allowed query
-    if (d.kind == Decision::kDeny ||
-        (d.kind == Decision::kApproval && strictest.kind == Decision::kAllow)) {
-      if (strictest.kind != Decision::kDeny) strictest = std::move(d);
-    }
-    state.Remember(s);
-  }
-  return strictest;
+  QueryJudgement judgement = JudgeQuery(policy, scope, analysis, state);
+  if (judgement.decisions.empty()) return Decision{Decision::kAllow, "", "", ""};
+  return std::move(judgement.decisions[judgement.allowed() ? 0 : judgement.first_refusal]);
 }
 
 TEST(DecisionCorpusTest, EveryProfileDecidesAsExpected) {

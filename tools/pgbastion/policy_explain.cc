@@ -10,12 +10,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/ascii.h"
 #include "core/config.h"
 #include "core/json_text.h"
 #include "policy/identity.h"
+#include "policy/judgement.h"
 #include "policy/rules.h"
 #include "policy/sql_analysis.h"
+#include "policy/sql_text.h"
 #include "simdjson.h"
 #include "tools/pgbastion/commands.h"
 
@@ -137,21 +138,6 @@ std::string JsonStrings(const std::vector<std::string>& values) {
     out += JsonString(values[i]);
   }
   return out + "]";
-}
-
-// The statement's own text (the analyser's byte range; a length of 0 runs to
-// the end, as PostgreSQL's stmt_len does), without surrounding white space.
-std::string_view StatementText(std::string_view sql, const policy::StatementSummary& s) {
-  if (s.location >= sql.size()) return {};
-  std::string_view text = sql.substr(s.location);
-  if (s.length != 0) text = text.substr(0, s.length);
-  while (!text.empty() && absl::ascii_isspace(static_cast<unsigned char>(text.front()))) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && absl::ascii_isspace(static_cast<unsigned char>(text.back()))) {
-    text.remove_suffix(1);
-  }
-  return text;
 }
 
 struct Context {
@@ -308,29 +294,31 @@ int RunPolicy(const Args& args) {
   }
 
   const policy::SqlAnalysis analysis = policy::AnalyseSql(sql_text);
-  if (!analysis.ok) {
-    policy::Decision refused{policy::Decision::kDeny, "analysis",
-                             "the statement was not analysed: " + analysis.error_message +
-                                 " (SQLSTATE " + analysis.error_sqlstate + ", position " +
-                                 std::to_string(analysis.error_position) + ")",
-                             "nothing that cannot be analysed is forwarded; fix the statement"};
-    Print(context, 0, sql_text, nullptr, refused, nullptr);
-    return 0;
-  }
   if (context.scope == nullptr) {
+    // As the gateway: no scope refuses everything, analysed or not.
     const policy::Decision none = policy::Policy::NoScope(*identity, target->name);
+    if (!analysis.ok) Print(context, 0, sql_text, nullptr, none, nullptr);
     for (size_t i = 0; i < analysis.statements.size(); ++i) {
       const policy::StatementSummary& s = analysis.statements[i];
-      Print(context, i, StatementText(sql_text, s), &s, none, nullptr);
+      Print(context, i, policy::StatementText(sql_text, s), &s, none, nullptr);
     }
     return 0;
   }
+  // As the gateway judges a Query (policy/judgement.h).
   policy::SessionPolicyState state(*context.scope, target->user);
+  const policy::QueryJudgement judgement =
+      policy::JudgeQuery(*config->policy, *context.scope, analysis, state);
+  if (!analysis.ok) {
+    Print(context, 0, sql_text, nullptr, judgement.decisions[0], nullptr);
+    return 0;
+  }
+  // The names each statement uses, resolved in the state it was judged in:
+  // the one the allowed statements before it leave.
+  policy::SessionPolicyState shown(*context.scope, target->user);
   for (size_t i = 0; i < analysis.statements.size(); ++i) {
     const policy::StatementSummary& s = analysis.statements[i];
-    const policy::Decision decision = config->policy->Decide(*context.scope, s, state);
-    Print(context, i, StatementText(sql_text, s), &s, decision, &state);
-    state.Remember(s);
+    Print(context, i, policy::StatementText(sql_text, s), &s, judgement.decisions[i], &shown);
+    if (judgement.decisions[i].kind == policy::Decision::kAllow) shown.Remember(s);
   }
   return 0;
 }

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <string>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "proto/scram.h"
 #include "tools/pgbastion/commands.h"
 
@@ -34,9 +36,10 @@ int Usage(const char* problem) {
   return 2;
 }
 
-// Reads one line from stdin into *line (newline removed). Returns false on a
-// read error or a line over kMaxPasswordLength.
-bool ReadPasswordLine(std::string* line) {
+// Reads one line from stdin into `line` (newline removed), which the caller
+// wipes whatever this returns: an error on a read error or a line over
+// kMaxPasswordLength.
+absl::Status ReadPasswordLine(std::string& line) {
   const bool tty = isatty(STDIN_FILENO) == 1;
   termios saved{};
   bool echo_off = false;
@@ -49,25 +52,26 @@ bool ReadPasswordLine(std::string* line) {
       echo_off = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
     }
   }
-  bool ok = true;
+  absl::Status status;
   for (;;) {
     const int c = std::getchar();
     if (c == EOF) {
-      ok = !std::ferror(stdin);
+      if (std::ferror(stdin)) status = absl::DataLossError("could not read the password");
       break;
     }
     if (c == '\n') break;
-    if (line->size() == kMaxPasswordLength) {
-      ok = false;
+    if (line.size() == kMaxPasswordLength) {
+      status = absl::InvalidArgumentError(
+          absl::StrCat("the password is longer than ", kMaxPasswordLength, " bytes"));
       break;
     }
-    line->push_back(static_cast<char>(c));
+    line.push_back(static_cast<char>(c));
   }
   // A line ending "\r\n" (typed on some terminals, or a file from Windows).
-  if (!line->empty() && line->back() == '\r') line->pop_back();
+  if (!line.empty() && line.back() == '\r') line.pop_back();
   if (echo_off) tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
   if (tty) std::fputs("\n", stderr);
-  return ok;
+  return status;
 }
 
 }  // namespace
@@ -105,12 +109,10 @@ int RunScramVerifier(const Args& args) {
 
   std::string password;
   password.reserve(kMaxPasswordLength);  // no reallocation: one buffer to wipe
-  const bool read_ok = ReadPasswordLine(&password);
+  const absl::Status read = ReadPasswordLine(password);
   int rc = 0;
-  if (!read_ok) {
-    std::fprintf(stderr,
-                 "pgbastion scram-verifier: could not read the password (at most %zu bytes)\n",
-                 kMaxPasswordLength);
+  if (!read.ok()) {
+    std::fprintf(stderr, "pgbastion scram-verifier: %s\n", std::string(read.message()).c_str());
     rc = 1;
   } else if (password.empty()) {
     std::fputs("pgbastion scram-verifier: empty password\n", stderr);

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/config.h"
@@ -124,12 +125,12 @@ struct Options {
 };
 
 // Parses "--name VALUE" / "--name=VALUE" for the names in `known`.
-bool ParseOptions(const Args& args, const std::vector<std::string_view>& known, Options* out,
-                  std::string* problem) {
+absl::StatusOr<Options> ParseOptions(const Args& args, const std::vector<std::string_view>& known) {
+  Options out;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string_view arg = args[i];
     if (!arg.starts_with("--") || arg == "-") {
-      out->positional.push_back(arg);
+      out.positional.push_back(arg);
       continue;
     }
     std::string_view name = arg;
@@ -141,19 +142,17 @@ bool ParseOptions(const Args& args, const std::vector<std::string_view>& known, 
       has_value = true;
     }
     if (std::find(known.begin(), known.end(), name) == known.end()) {
-      *problem = "unknown option " + std::string(name);
-      return false;
+      return absl::InvalidArgumentError("unknown option " + std::string(name));
     }
     if (!has_value) {
       if (i + 1 == args.size()) {
-        *problem = std::string(name) + " needs a value";
-        return false;
+        return absl::InvalidArgumentError(std::string(name) + " needs a value");
       }
       value = args[++i];
     }
-    out->values.emplace_back(name, value);
+    out.values.emplace_back(name, value);
   }
-  return true;
+  return out;
 }
 
 int PasswordCallback(char*, int, int, void*) { return -1; }  // never prompt
@@ -215,14 +214,11 @@ std::string JsonArray(const std::vector<std::string_view>& values) {
 
 int RunMint(const Args& args) {
   constexpr std::string_view kCommand = "mint";
-  Options options;
-  std::string problem;
-  if (!ParseOptions(args,
-                    {"--key", "--alg", "--kid", "--issuer", "--audience", "--subject", "--groups",
-                     "--claim", "--ttl"},
-                    &options, &problem)) {
-    return Usage(kCommand, problem, kMintUsage);
-  }
+  absl::StatusOr<Options> parsed =
+      ParseOptions(args, {"--key", "--alg", "--kid", "--issuer", "--audience", "--subject",
+                          "--groups", "--claim", "--ttl"});
+  if (!parsed.ok()) return Usage(kCommand, std::string(parsed.status().message()), kMintUsage);
+  const Options& options = *parsed;
   if (!options.positional.empty()) return Usage(kCommand, "unexpected argument", kMintUsage);
   for (std::string_view required : {"--key", "--issuer", "--audience", "--subject"}) {
     if (!options.Has(required) || options.One(required).empty()) {
@@ -294,11 +290,9 @@ int RunMint(const Args& args) {
 
 int RunJwks(const Args& args) {
   constexpr std::string_view kCommand = "jwks";
-  Options options;
-  std::string problem;
-  if (!ParseOptions(args, {"--key", "--kid", "--alg"}, &options, &problem)) {
-    return Usage(kCommand, problem, kJwksUsage);
-  }
+  absl::StatusOr<Options> parsed = ParseOptions(args, {"--key", "--kid", "--alg"});
+  if (!parsed.ok()) return Usage(kCommand, std::string(parsed.status().message()), kJwksUsage);
+  const Options& options = *parsed;
   if (!options.positional.empty()) return Usage(kCommand, "unexpected argument", kJwksUsage);
   if (!options.Has("--key")) return Usage(kCommand, "--key FILE is required", kJwksUsage);
   absl::StatusOr<policy::EvpPkeyPtr> key = ReadKey(options.One("--key"), true);
@@ -349,11 +343,9 @@ std::string IdentityJson(const policy::Identity& identity) {
 
 int RunVerify(const Args& args) {
   constexpr std::string_view kCommand = "verify";
-  Options options;
-  std::string problem;
-  if (!ParseOptions(args, {"--config", "--user"}, &options, &problem)) {
-    return Usage(kCommand, problem, kVerifyUsage);
-  }
+  absl::StatusOr<Options> parsed = ParseOptions(args, {"--config", "--user"});
+  if (!parsed.ok()) return Usage(kCommand, std::string(parsed.status().message()), kVerifyUsage);
+  const Options& options = *parsed;
   if (!options.Has("--config")) return Usage(kCommand, "--config FILE is required", kVerifyUsage);
   if (options.positional.size() > 1) return Usage(kCommand, "one TOKEN at most", kVerifyUsage);
   std::string token;
