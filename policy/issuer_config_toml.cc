@@ -10,7 +10,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "core/str_cat.h"
+#include "base/str_cat.h"
 #include "policy/key_store.h"
 
 namespace pgb::policy {

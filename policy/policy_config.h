@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "core/toml_table.h"
+#include "base/toml_table.h"
 #include "policy/rules.h"
 #include "toml++/toml.h"
 

@@ -11,8 +11,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
+#include "base/json_text.h"
 #include "core/config.h"
-#include "core/json_text.h"
 #include "policy/identity.h"
 #include "policy/rules.h"
 #include "policy/sql_analysis.h"

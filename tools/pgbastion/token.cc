@@ -22,10 +22,10 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/http_client.h"
+#include "base/json_text.h"
+#include "base/log.h"
 #include "core/config.h"
-#include "core/http_client.h"
-#include "core/json_text.h"
-#include "core/log.h"
 #include "policy/jwks.h"
 #include "policy/jwt.h"
 #include "policy/key_store.h"
