@@ -13,7 +13,7 @@
 #include "absl/time/clock.h"
 #include "policy/claims_mapping.h"
 #include "policy/token_verifier.h"
-#include "tests/policy/token_test_keys.h"
+#include "tests/support/token_test_keys.h"
 
 namespace pgb::policy {
 namespace {

@@ -19,8 +19,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/log.h"
 #include "core/audit/audit_config.h"
-#include "core/log.h"
 #include "policy/issuer_config.h"
 #include "policy/rules.h"
 

@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/log.h"
+#include "base/str_cat.h"
+#include "base/thread_name.h"
 #include "core/audit/writer.h"
-#include "core/log.h"
 #include "core/shard.h"
-#include "core/str_cat.h"
-#include "core/thread_name.h"
 
 namespace pgb {
 

@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/http_client.h"
-#include "core/log.h"
+#include "base/http_client.h"
+#include "base/log.h"
 
 namespace pgb {
 namespace {

@@ -13,7 +13,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "core/log.h"
+#include "base/log.h"
 #include "core/shard.h"
 #include "core/startup_parameters.h"
 #include "policy/jwt.h"

@@ -12,7 +12,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "core/log.h"
+#include "base/log.h"
 #include "proto/messages.h"
 
 namespace pgb {

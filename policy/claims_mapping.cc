@@ -3,8 +3,8 @@
 #include <string>
 #include <string_view>
 
-#include "core/json_text.h"
-#include "core/log.h"
+#include "base/json_text.h"
+#include "base/log.h"
 
 namespace pgb::policy {
 namespace {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "base/http_client.h"
 #include "policy/jwt.h"
 
 namespace pgb::policy {
@@ -73,7 +74,8 @@ struct IssuerConfig {
 };
 
 // Whether the gateway fetches keys from `url`: https://, or plain http:// to
-// a loopback host only (127.0.0.1, [::1], localhost), for local tests.
-bool IsAllowedProviderUrl(std::string_view url);
+// a loopback host only (127.0.0.1, [::1], localhost), for local tests. The
+// HTTP client (base/http_client.h) refuses any other URL with the same check.
+using ::pgb::IsAllowedProviderUrl;
 
 }  // namespace pgb::policy

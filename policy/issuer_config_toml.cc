@@ -11,7 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
-#include "core/str_cat.h"
+#include "base/str_cat.h"
 #include "policy/key_store.h"
 
 namespace pgb::policy {

@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/toml_table.h"
+#include "base/toml_table.h"
 #include "policy/issuer_config.h"
 #include "toml++/toml.h"
 

@@ -10,7 +10,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
-#include "core/json_text.h"
+#include "base/json_text.h"
 #include "policy/internal/json_object.h"
 
 namespace pgb::policy {

@@ -8,8 +8,8 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "core/log.h"
-#include "core/thread_name.h"
+#include "base/log.h"
+#include "base/thread_name.h"
 #include "policy/internal/json_object.h"
 
 namespace pgb::policy {

@@ -13,7 +13,7 @@
 // (sessions whose keys are cached keep working), is logged, and is retried
 // with backoff.
 //
-//   auto store = std::make_shared<KeyStore>(config.issuers, &HttpGet);  // core/http_client.h
+//   auto store = std::make_shared<KeyStore>(config.issuers, &HttpGet);  // base/http_client.h
 //   store->StartRefresher();
 //   // shard thread:
 //   const IssuerKeys* issuer = store->FindByIssuer(iss);
@@ -37,23 +37,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/http_client.h"
 #include "policy/issuer_config.h"
 #include "policy/jwks.h"
 
 namespace pgb::policy {
-
-struct HttpRequest {
-  std::string url;
-  std::string ca_file;  // empty: the system's CAs
-  absl::Duration timeout = absl::Seconds(10);
-  size_t max_body = kMaxJwksSize;
-};
-
-struct HttpResponse {
-  long status = 0;  // NOLINT(runtime/int): libcurl's type
-  std::string body;
-  std::string cache_control;  // the Cache-Control header's value, if any
-};
 
 // Performs one GET. Errors: Unavailable (connect, TLS, timeout), or
 // InvalidArgument (body over max_body, refused URL). A non-200 status is a

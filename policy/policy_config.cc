@@ -9,7 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/time/time.h"
-#include "core/str_cat.h"
+#include "base/str_cat.h"
 
 namespace pgb::policy {
 namespace {

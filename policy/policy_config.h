@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "core/toml_table.h"
+#include "base/toml_table.h"
 #include "policy/rules.h"
 #include "toml++/toml.h"
 

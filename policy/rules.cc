@@ -15,7 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/string_view.h"
-#include "core/str_cat.h"
+#include "base/str_cat.h"
 #include "policy/function_classes.h"
 
 namespace pgb::policy {

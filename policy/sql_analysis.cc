@@ -249,4 +249,14 @@ void AnalysisCache::Insert(std::string_view key, bool by_shape,
   bytes_ += entry_bytes;
 }
 
+absl::StatusOr<std::string> NormalizeSql(const std::string& sql) {
+  PgQueryNormalizeResult result = pg_query_normalize(sql.c_str());
+  absl::StatusOr<std::string> out =
+      result.error != nullptr
+          ? absl::StatusOr<std::string>(absl::InvalidArgumentError(result.error->message))
+          : absl::StatusOr<std::string>(std::string(result.normalized_query));
+  pg_query_free_normalize_result(result);
+  return out;
+}
+
 }  // namespace pgb::policy

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
 #include "policy/function_classes.h"
 #include "policy/statement.h"
 
@@ -120,5 +121,11 @@ bool SameForEveryLiteral(const SqlAnalysis& analysis);
 
 // The bytes an analysis holds, as the cache counts them (estimate).
 size_t EstimateAnalysisBytes(const SqlAnalysis& analysis);
+
+// `sql` with every constant replaced by $n (libpg_query's normalizer), for
+// audit records that must not hold literals:
+// NormalizeSql("SELECT 1 WHERE a = 'x'") == "SELECT $1 WHERE a = $2".
+// Errors: InvalidArgument with the parser's message (the text does not parse).
+[[nodiscard]] absl::StatusOr<std::string> NormalizeSql(const std::string& sql);
 
 }  // namespace pgb::policy

@@ -6,8 +6,8 @@
 #include <limits>
 #include <utility>
 
-#include "core/json_text.h"
-#include "core/log.h"
+#include "base/json_text.h"
+#include "base/log.h"
 #include "policy/claims_mapping.h"
 #include "policy/internal/json_object.h"
 #include "policy/jwt.h"

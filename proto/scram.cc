@@ -11,8 +11,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "core/log.h"
-#include "core/status_macros.h"
+#include "base/log.h"
+#include "base/status_macros.h"
 
 namespace pgb::proto {
 namespace {

@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "base/str_cat.h"
 #include "core/audit/audit_config_parse.h"
 #include "core/audit/chain.h"
 #include "core/audit/postgres_sink.h"
-#include "core/str_cat.h"
 
 namespace pgb::audit {
 namespace {

@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/toml_table.h"
 #include "core/audit/audit_config.h"
-#include "core/toml_table.h"
 #include "toml++/toml.h"
 
 namespace pgb::audit {

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "core/log.h"
+#include "base/log.h"
 
 namespace pgb::audit {
 namespace {

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "core/audit/secret_file.h"
+#include "base/secret_file.h"
 
 namespace pgb::audit {
 namespace {

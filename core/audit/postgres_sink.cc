@@ -7,9 +7,9 @@
 #include <cstdlib>
 #include <vector>
 
-#include "core/audit/secret_file.h"
-#include "core/log.h"
-#include "core/status_macros.h"
+#include "base/secret_file.h"
+#include "base/log.h"
+#include "base/status_macros.h"
 
 namespace pgb::audit {
 namespace {

@@ -10,9 +10,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/log.h"
+#include "base/status_macros.h"
 #include "core/audit/record.h"
-#include "core/log.h"
-#include "core/status_macros.h"
 
 namespace pgb::audit {
 namespace {

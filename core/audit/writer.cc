@@ -1,7 +1,6 @@
 #include "core/audit/writer.h"
 
 #include <fcntl.h>
-#include <pg_query.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,14 +13,15 @@
 #include <filesystem>
 #include <mutex>
 
+#include "base/log.h"
+#include "base/str_cat.h"
+#include "base/thread_name.h"
 #include "core/audit/file_sink.h"
 #include "core/audit/http_sink.h"
 #include "core/audit/postgres_sink.h"
 #include "core/audit/spill.h"
 #include "core/audit/syslog_sink.h"
-#include "core/log.h"
-#include "core/str_cat.h"
-#include "core/thread_name.h"
+#include "policy/sql_analysis.h"
 
 namespace pgb::audit {
 namespace {
@@ -535,15 +535,14 @@ size_t AuditTrail::DrainRings(size_t max_per_ring) {
           normalized.error = "statement too long to normalize (truncated)";
         } else {
           const std::string sql(record.Get(AuditField::kStatement));
-          PgQueryNormalizeResult result = pg_query_normalize(sql.c_str());
-          if (result.error != nullptr) {
-            error = std::string("cannot normalize: ") + result.error->message;
+          absl::StatusOr<std::string> result = policy::NormalizeSql(sql);
+          if (!result.ok()) {
+            error = "cannot normalize: " + std::string(result.status().message());
             normalized.error = error;
           } else {
-            normalized_text = result.normalized_query;
+            normalized_text = *std::move(result);
             normalized.text = normalized_text;
           }
-          pg_query_free_normalize_result(result);
         }
         batch_->Commit(WriteRecordJson(record, serialize_, next_seq_, View(prev_),
                                        batch_->Room(RecordJsonBound(record, &normalized)),

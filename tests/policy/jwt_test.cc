@@ -4,7 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/policy/token_test_keys.h"
+#include "tests/support/token_test_keys.h"
 
 namespace pgb::policy {
 namespace {

@@ -1,6 +1,6 @@
 // The key store's schedule and failure handling, with the HTTP client replaced
 // by a function serving documents from memory. The real client against a real
-// socket is tested in tests/core/http_client_test.cc, and against a real
+// socket is tested in tests/policy/http_client_test.cc, and against a real
 // OpenID provider in tests/integration/test_identity_provider.py.
 #include "policy/key_store.h"
 
@@ -14,7 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "policy/token_verifier.h"
-#include "tests/policy/token_test_keys.h"
+#include "tests/support/token_test_keys.h"
 
 namespace pgb::policy {
 namespace {

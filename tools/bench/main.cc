@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "core/str_cat.h"
-#include "core/thread_name.h"
+#include "base/str_cat.h"
+#include "base/thread_name.h"
 #include "proto/tls.h"
 #include "tools/bench/options.h"
 #include "tools/bench/report.h"

@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "core/json_text.h"
+#include "base/json_text.h"
 
 namespace pgb::bench {
 

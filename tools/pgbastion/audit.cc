@@ -6,9 +6,9 @@
 #include <string_view>
 #include <vector>
 
+#include "base/json_text.h"
 #include "core/audit/chain.h"
 #include "core/audit/verify.h"
-#include "core/json_text.h"
 #include "tools/pgbastion/commands.h"
 
 namespace pgb::tools {

@@ -6,8 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/json_text.h"
 #include "core/config.h"
-#include "core/json_text.h"
 #include "core/runtime.h"
 #include "tools/pgbastion/commands.h"
 

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "base/json_text.h"
 #include "core/config.h"
-#include "core/json_text.h"
 #include "policy/identity.h"
 #include "policy/judgement.h"
 #include "policy/rules.h"

@@ -2,9 +2,9 @@
 #include <cstdio>
 #include <string>
 
+#include "base/log.h"
 #include "core/config.h"
 #include "core/gateway.h"
-#include "core/log.h"
 #include "core/runtime.h"
 #include "tools/pgbastion/commands.h"
 

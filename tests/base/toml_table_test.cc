@@ -1,4 +1,4 @@
-#include "core/toml_table.h"
+#include "base/toml_table.h"
 
 #include <string>
 #include <string_view>

@@ -2,7 +2,7 @@
 // thread, answering each request with a canned response. Also the whole key
 // refresh (KeyStore + HttpGet) against a provider that is down or answers
 // garbage.
-#include "core/http_client.h"
+#include "base/http_client.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -100,8 +100,8 @@ uint16_t ClosedPort() {
   return ntohs(address.sin_port);
 }
 
-policy::HttpRequest Request(std::string url) {
-  policy::HttpRequest request;
+HttpRequest Request(std::string url) {
+  HttpRequest request;
   request.url = std::move(url);
   request.timeout = absl::Seconds(5);
   return request;
@@ -110,7 +110,7 @@ policy::HttpRequest Request(std::string url) {
 TEST(HttpGetTest, ReadsBodyStatusAndCacheControl) {
   TinyHttpServer server(
       Response("200 OK", R"({"keys":[]})", "Cache-Control: public, max-age=90\r\n"));
-  absl::StatusOr<policy::HttpResponse> response = HttpGet(Request(server.Url("/certs")));
+  absl::StatusOr<HttpResponse> response = HttpGet(Request(server.Url("/certs")));
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->status, 200);
   EXPECT_EQ(response->body, R"({"keys":[]})");
@@ -118,21 +118,21 @@ TEST(HttpGetTest, ReadsBodyStatusAndCacheControl) {
 }
 
 TEST(HttpGetTest, ConnectionRefusedIsUnavailable) {
-  absl::StatusOr<policy::HttpResponse> response =
+  absl::StatusOr<HttpResponse> response =
       HttpGet(Request("http://127.0.0.1:" + std::to_string(ClosedPort()) + "/"));
   EXPECT_TRUE(absl::IsUnavailable(response.status())) << response.status();
 }
 
 TEST(HttpGetTest, BodyOverTheCapIsRefused) {
   TinyHttpServer server(Response("200 OK", std::string(5000, 'x')));
-  policy::HttpRequest request = Request(server.Url());
+  HttpRequest request = Request(server.Url());
   request.max_body = 4096;
   EXPECT_THAT(HttpGet(request).status().message(), HasSubstr("response larger than 4096 bytes"));
 }
 
 TEST(HttpGetTest, RedirectsAreNotFollowed) {
   TinyHttpServer server(Response("302 Found", "", "Location: http://127.0.0.1:1/evil\r\n"));
-  absl::StatusOr<policy::HttpResponse> response = HttpGet(Request(server.Url()));
+  absl::StatusOr<HttpResponse> response = HttpGet(Request(server.Url()));
   ASSERT_TRUE(response.ok());
   EXPECT_EQ(response->status, 302);
 }
@@ -153,7 +153,7 @@ TEST(HttpGetTest, TimeoutIsUnavailable) {
   ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
   ASSERT_EQ(::listen(fd, 1), 0);
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  policy::HttpRequest request =
+  HttpRequest request =
       Request("http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/");
   request.timeout = absl::Milliseconds(300);
   const absl::Time start = absl::Now();

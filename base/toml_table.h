@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "core/str_cat.h"
+#include "base/str_cat.h"
 #include "toml++/toml.h"
 
 namespace pgb {

@@ -1,4 +1,4 @@
-#include "core/http_client.h"
+#include "base/http_client.h"
 
 #include <curl/curl.h>
 
@@ -8,8 +8,7 @@
 #include <string_view>
 
 #include "absl/strings/ascii.h"
-#include "core/log.h"
-#include "policy/issuer_config.h"
+#include "base/log.h"
 
 namespace pgb {
 namespace {
@@ -19,7 +18,7 @@ struct CurlDeleter {
 };
 
 struct Transfer {
-  policy::HttpResponse* response;
+  HttpResponse* response;
   size_t max_body;
   bool too_large = false;
 };
@@ -53,8 +52,24 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
 
 }  // namespace
 
-absl::StatusOr<policy::HttpResponse> HttpGet(const policy::HttpRequest& request) {
-  if (!policy::IsAllowedProviderUrl(request.url)) {
+bool IsAllowedProviderUrl(std::string_view url) {
+  constexpr std::string_view kHttps = "https://";
+  constexpr std::string_view kHttp = "http://";
+  if (url.starts_with(kHttps)) return url.size() > kHttps.size();
+  if (!url.starts_with(kHttp)) return false;
+  std::string_view rest = url.substr(kHttp.size());
+  const std::string_view authority = rest.substr(0, rest.find('/'));
+  std::string_view host = authority;
+  if (host.starts_with('[')) {
+    host = host.substr(0, host.find(']') + 1);
+  } else {
+    host = host.substr(0, host.find(':'));
+  }
+  return host == "127.0.0.1" || host == "[::1]" || host == "localhost";
+}
+
+absl::StatusOr<HttpResponse> HttpGet(const HttpRequest& request) {
+  if (!IsAllowedProviderUrl(request.url)) {
     return absl::InvalidArgumentError("refusing to fetch \"" + LogSafe(request.url) +
                                       "\": only https:// (or http:// on loopback) is allowed");
   }
@@ -63,7 +78,7 @@ absl::StatusOr<policy::HttpResponse> HttpGet(const policy::HttpRequest& request)
 
   std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
   if (curl == nullptr) return absl::InternalError("cannot create an HTTP client handle");
-  policy::HttpResponse response;
+  HttpResponse response;
   Transfer transfer{&response, request.max_body};
   char error[CURL_ERROR_SIZE] = {};
   const long timeout_ms = static_cast<long>(absl::ToInt64Milliseconds(request.timeout));

@@ -10,8 +10,8 @@
 
 #include "absl/status/statusor.h"
 
-namespace pgb::audit {
+namespace pgb {
 
 absl::StatusOr<std::string> ReadSecretFile(const std::string& path);
 
-}  // namespace pgb::audit
+}  // namespace pgb
