@@ -373,7 +373,7 @@ void Session::KeepReading(Side side) {
 
 void Session::OnPlaintext(Side side, const char* data, size_t n, int32_t bid) {
   if (phase_ == Phase::kRelay) {
-    Relay(side, data, n, bid);
+    RelayChunk(side, data, n, bid);
     return;
   }
   Endpoint& e = ep(side);
@@ -395,7 +395,7 @@ void Session::OnPeerClosed(Side side, int res) {
   if (side == Side::kClient) {
     if (phase_ != Phase::kRelay && phase_ != Phase::kClosing) {
       PGB_LOG(kDebug) << Describe() << ": client left during login";
-    } else if (!client_terminated_ && res < 0) {
+    } else if (!ClientTerminated() && res < 0) {
       PGB_LOG(kInfo) << Describe() << ": client connection lost: " << strerror(-res);
     }
     Close();
@@ -403,14 +403,14 @@ void Session::OnPeerClosed(Side side, int res) {
   }
   // The database side ended.
   if (phase_ == Phase::kRelay) {
-    if (client_terminated_) {
+    if (ClientTerminated()) {
       Close();
       return;
     }
     PGB_LOG(kWarning) << Describe() << ": the database closed the connection"
                       << (res < 0 ? absl::StrCat(": ", strerror(-res)) : "");
     CloseEndpoint(Side::kBackend);
-    if (backend_.frames.AtBoundary()) {
+    if (AtBoundary(Side::kBackend)) {
       FailClient(
           sqlstate::kConnectionFailure, "the connection to the database server was lost",
           "The database closed the connection unexpectedly.",
@@ -1072,15 +1072,16 @@ bool Session::HandleBackendLoginMessage(char type, std::string_view body, std::s
 void Session::EnterRelay() {
   phase_ = Phase::kRelay;
   deadline_ns_ = 0;
-  gate_ = std::make_unique<StatementGate>(
+  relay_ = std::make_unique<Relay>(
       std::move(policy_), *scope_, identity_, target_->config->name, target_->config->user,
-      shard_.analysis_cache(), runtime_->config.max_statement_size, audit_, pipeline_);
-  scope_ = nullptr;  // the gate owns the policy now
-  UseGatePolicyForMasking();
+      shard_.analysis_cache(),
+      Relay::Limits{runtime_->config.max_message_size, runtime_->config.max_statement_size}, audit_,
+      static_cast<RelaySink&>(*this));
+  scope_ = nullptr;  // the relay's gate owns the policy now
   audit_.SetSession(&identity_, target_->config->name, target_->config->user, application_name_);
   audit_.Event(audit::AuditKind::kAuthOk);
   if (!startup_search_path_.empty()) {
-    gate_->RememberSearchPath(startup_search_path_);
+    relay_->RememberSearchPath(startup_search_path_);
     std::string().swap(startup_search_path_);
   }
   PGB_LOG(kInfo) << Describe() << ": session established";
@@ -1090,7 +1091,7 @@ void Session::EnterRelay() {
   for (Side side : {Side::kBackend, Side::kClient}) {
     std::string leftover;
     leftover.swap(ep(side).staging);
-    if (!leftover.empty()) Relay(side, leftover.data(), leftover.size(), -1);
+    if (!leftover.empty()) RelayChunk(side, leftover.data(), leftover.size(), -1);
     if (closed_ || phase_ != Phase::kRelay) return;
   }
   Flush(Side::kClient);
@@ -1102,168 +1103,21 @@ void Session::EnterRelay() {
 // ---------------------------------------------------------------------------
 // Relay
 
-void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
-  Endpoint& src = ep(from);
-  const Side to = Other(from);
-  const uint32_t max_length = runtime_->config.max_message_size;
+void Session::RelayChunk(Side from, const char* data, size_t n, int32_t bid) {
   (from == Side::kClient ? relayed_from_client_ : relayed_from_backend_) += n;
-  // Bytes of this chunk go on zero-copy while everything forwarded is the
-  // chunk itself, one contiguous run from its start: pass-through pieces and
-  // judged messages that go on unchanged from the buffer they arrived in.
-  // Once something else goes on (a refusal's replacement, a rewritten error,
-  // a message assembled across chunks), what goes on is built in `rewritten`
-  // and the chunk's buffer is recycled at once.
-  std::string rewritten;
-  bool copying = false;
-  size_t run = 0;  // bytes of the chunk forwarded so far, while not copying
-  const auto start_copying = [&]() {
-    if (copying) return;
-    copying = true;
-    rewritten.append(data, run);
-  };
-  const auto forward = [&](const char* p, size_t len) {
-    if (!copying && p == data + run) {
-      run += len;
-      return;
-    }
-    start_copying();
-    rewritten.append(p, len);
-  };
-  // Set when masking cannot go on: nothing after the message that caused it
-  // is forwarded, and the session ends.
-  std::string masking_error;
-  // Set when a database message answers no outstanding request: whose it is
-  // cannot be known, so nothing from it on is relayed.
-  std::string pairing_error;
-  proto::FrameTracker::Scan scan;
-  if (from == Side::kClient) {
-    scan = src.frames.Feed(
-        data, n, Direction::kFrontend, max_length, ClientGather(),
-        [this](char type, uint32_t size) {
-          ++client_messages_since_ready_;
-          if (type == proto::kPqMsg_Terminate) client_terminated_ = true;
-          if (type == proto::kPqMsg_CopyDone || type == proto::kPqMsg_CopyFail) {
-            pipeline_.OnClientCopyEnd();
-          }
-          pipeline_.Push(type);
-          gate_->OnClientMessage(size);
-        },
-        [&](const char* p, size_t len) {
-          if (masking_error.empty()) forward(p, len);
-        },
-        [&](char type, std::string_view message, bool oversize) {
-          if (!masking_error.empty()) return;
-          if (type == proto::kPqMsg_Execute) {  // gathered for masking only
-            if (oversize) {
-              masking_error = "Execute message too long";
-              return;
-            }
-            start_copying();
-            if (absl::Status status = masking_.OnExecute(message, pipeline_, rewritten);
-                !status.ok()) {
-              masking_error = std::string(status.message());
-            }
-            return;
-          }
-          std::string replacement;
-          if (gate_->OnWholeClientMessage(type, message, oversize, replacement)) {
-            forward(message.data(), message.size());
-          } else {
-            start_copying();
-            rewritten += replacement;
-          }
-        },
-        [this](char type, std::string_view prefix) { gate_->OnClientPeek(type, prefix); });
-    if (pipeline_.overloaded()) {
-      masking_error = "too many requests sent without reading their results";
-    }
-  } else {
-    scan = src.frames.Feed(
-        data, n, Direction::kBackend, max_length, BackendGather(),
-        [&](char type, uint32_t size) {
-          if (type == proto::kPqMsg_ReadyForQuery) client_messages_since_ready_ = 0;
-          if (absl::Status s = pipeline_.OnBackendMessage(
-                  type, [this](SessionPipeline::Request& r) { gate_->OnClosed(r); });
-              !s.ok() && pairing_error.empty()) {
-            pairing_error = std::string(s.message());
-          }
-          masking_.OnBackendMessage(type, pipeline_.answering());
-          if (masking_.active()) gate_->OnMaskedValues(masking_.TakeMaskedValues());
-          gate_->OnBackendMessage(type, size);
-        },
-        [&](const char* p, size_t len) {
-          if (masking_error.empty() && pairing_error.empty()) forward(p, len);
-        },
-        [&](char type, std::string_view message, bool oversize) {
-          if (!masking_error.empty() || !pairing_error.empty()) return;
-          if (oversize) {  // an error longer than the gate reads: dropped
-            start_copying();
-            return;
-          }
-          if (!masking_.active()) {  // only the gate gathers: an ErrorResponse
-            start_copying();
-            gate_->OnBackendError(message, rewritten);
-            return;
-          }
-          switch (MaskBackendMessage(type, message, masking_error)) {
-            case ResultMasking::Outcome::kForward:
-              forward(message.data(), message.size());
-              break;
-            case ResultMasking::Outcome::kDrop:
-              start_copying();
-              break;
-            case ResultMasking::Outcome::kRebuilt:
-              start_copying();
-              if (type == proto::kPqMsg_ErrorResponse) {
-                gate_->OnBackendError(masking_.rebuilt(), rewritten);
-              } else {
-                rewritten += masking_.rebuilt();
-              }
-              break;
-          }
-        },
-        [this](char type, std::string_view prefix) { gate_->OnBackendPeek(type, prefix); });
-  }
-  if (!copying && run == n) {
-    WriteReceived(to, data, n, bid);
-  } else {
-    start_copying();  // the run before a message still being gathered
-    if (!rewritten.empty()) WriteOwned(to, std::move(rewritten));
-    if (bid >= 0) shard_.buffers().Recycle(static_cast<uint16_t>(bid));
-  }
-  if (!pairing_error.empty()) {
-    PGB_LOG(kError) << Describe() << ": " << pairing_error;
-    FailClient(sqlstate::kProtocolViolation,
-               "the database answered out of order; the gateway ended the session");
-    return;
-  }
-  if (!masking_error.empty()) {
-    // What went on before is masked; nothing after the failing message goes.
+  if (absl::Status s = relay_->Feed(from, data, n, bid); !s.ok()) {
+    const proto::ErrorFields why = proto::ErrorFieldsOf(s, "FATAL");
     if (from == Side::kClient) {
-      PGB_LOG(kWarning) << Describe() << ": " << masking_error;
-      FailClient(sqlstate::kProtocolViolation, masking_error);
+      PGB_LOG(kWarning) << Describe() << ": " << why.message;
+      Flush(Side::kBackend);  // the well-formed messages before the bad one
     } else {
-      PGB_LOG(kError) << Describe() << ": masking failed: " << masking_error;
-      FailClient(sqlstate::kInsufficientPrivilege,
-                 absl::StrCat("the gateway cannot mask this result: ", masking_error), "",
-                 "The session has masked columns; see the security model in the docs.");
+      PGB_LOG(kError) << Describe() << ": " << why.message
+                      << (why.detail.empty() ? "" : absl::StrCat(" (", why.detail, ")"));
     }
+    FailClient(s);
     return;
   }
-  if (!scan.error.empty()) {
-    // The well-formed messages before the bad one went on; stop here: the bad
-    // header is at a message boundary, so a FATAL can follow it cleanly.
-    if (from == Side::kClient) {
-      PGB_LOG(kWarning) << Describe() << ": protocol violation by the client: " << scan.error;
-      Flush(Side::kBackend);
-      FailClient(sqlstate::kProtocolViolation, scan.error);
-    } else {
-      PGB_LOG(kError) << Describe() << ": protocol violation by the database: " << scan.error;
-      FailClient(sqlstate::kProtocolViolation, "the database sent an invalid message");
-    }
-    return;
-  }
-  Flush(to);
+  Flush(Other(from));
   if (identity_ends_unix_ != 0 && from == Side::kBackend) {
     EndIfIdentityExpired();
     if (phase_ != Phase::kRelay) return;
@@ -1276,78 +1130,33 @@ void Session::Relay(Side from, const char* data, size_t n, int32_t bid) {
   KeepReading(from);
 }
 
-const proto::FrameTracker::Gather& Session::ClientGather() const {
-  if (!gate_) return proto::FrameTracker::kNoGather;
-  return masking_.active() ? masked_client_gather_ : gate_->client_gather();
+void Session::Forward(Side to, const char* data, size_t n, int32_t buffer_id) {
+  WriteReceived(to, data, n, buffer_id);
 }
 
-const proto::FrameTracker::Gather& Session::BackendGather() {
-  if (!gate_) return proto::FrameTracker::kNoGather;
-  if (!masking_.active()) return gate_->backend_gather();
-  masked_backend_gather_ = gate_->backend_gather();
-  ResultMasking::AddBackendTypes(masked_backend_gather_, runtime_->config.max_message_size);
-  return masked_backend_gather_;
-}
+void Session::Send(Side to, std::string bytes) { WriteOwned(to, std::move(bytes)); }
 
-void Session::UseGatePolicyForMasking() {
-  masking_.UsePolicy(gate_->policy(), gate_->scope());
-  masked_client_gather_ = gate_->client_gather();
-  ResultMasking::AddClientTypes(masked_client_gather_);
-}
-
-ResultMasking::Outcome Session::MaskBackendMessage(char type, std::string_view message,
-                                                   std::string& error) {
-  absl::StatusOr<ResultMasking::Outcome> outcome;
-  switch (type) {
-    case proto::kPqMsg_RowDescription:
-    case proto::kPqMsg_NoData:
-      outcome = masking_.OnDescription(message);
-      break;
-    case proto::kPqMsg_DataRow:
-      // The chunk and the tracker's assembly are the session's own memory:
-      // a row whose masked values keep their length is rewritten where it is.
-      outcome = masking_.OnDataRow(const_cast<char*>(message.data()), message.size());
-      break;
-    case proto::kPqMsg_ErrorResponse:
-    case proto::kPqMsg_NoticeResponse:
-      outcome = masking_.OnErrorOrNotice(message);
-      break;
-    case proto::kPqMsg_CopyOutResponse:
-    case proto::kPqMsg_CopyBothResponse:
-      outcome = absl::PermissionDeniedError("COPY out cannot be masked");
-      break;
-    default:  // FunctionCallResponse
-      outcome = absl::PermissionDeniedError("a function call's result cannot be masked");
-      break;
-  }
-  if (outcome.ok()) return *outcome;
-  error = std::string(outcome.status().message());
-  return ResultMasking::Outcome::kDrop;
+void Session::Recycle(int32_t buffer_id) {
+  shard_.buffers().Recycle(static_cast<uint16_t>(buffer_id));
 }
 
 void Session::OnRuntimeChanged(const std::shared_ptr<const Runtime>& runtime) {
-  if (!gate_) return;
+  if (!relay_) return;
   // A local user's groups come from the file: take them from the new one (a
   // user no longer listed keeps no groups).
   if (identity_.method == policy::AuthMethod::kLocalPassword) {
     const UserRuntime* user = runtime->FindUser(identity_.subject);
     identity_.groups = user ? user->config->groups : std::vector<std::string>();
   }
-  gate_->UsePolicy(runtime->config.policy, identity_);
-  UseGatePolicyForMasking();
+  relay_->UsePolicy(runtime->config.policy, identity_);
 }
 
-bool Session::IdleBetweenTransactions() const {
-  return phase_ == Phase::kRelay && client_messages_since_ready_ == 0 &&
-         backend_.frames.AtBoundary() && client_.frames.AtBoundary() &&
-         backend_.frames.last_ready_status() == proto::kTxnIdle;
-}
+bool Session::IdleBetweenTransactions() const { return phase_ == Phase::kRelay && relay_->Idle(); }
 
 // Between statements: the database's last ReadyForQuery answered everything
 // the client sent (in a transaction or not; ending the session rolls it back).
 void Session::EndIfIdentityExpired() {
-  if (closed_ || phase_ != Phase::kRelay || client_messages_since_ready_ != 0 ||
-      !backend_.frames.AtBoundary() || !client_.frames.AtBoundary() ||
+  if (closed_ || phase_ != Phase::kRelay || !relay_->BetweenStatements() ||
       absl::ToUnixSeconds(absl::Now()) < identity_ends_unix_) {
     return;
   }
@@ -1390,14 +1199,14 @@ void Session::Terminate(const char* code, std::string message) {
   end_reason_ = message;
   PGB_LOG(kInfo) << Describe() << ": " << message;
   // A Terminate or FATAL may only go where the stream is at a message boundary.
-  if (backend_.fd >= 0 && client_.frames.AtBoundary()) {
+  if (backend_.fd >= 0 && AtBoundary(Side::kClient)) {
     std::string bye;
     proto::AppendTerminate(bye);
     WriteOwned(Side::kBackend, std::move(bye));
     backend_.close_after_flush = true;
     Flush(Side::kBackend);
   }
-  if (backend_.frames.AtBoundary() || phase_ != Phase::kRelay) {
+  if (AtBoundary(Side::kBackend) || phase_ != Phase::kRelay) {
     std::string bytes;
     proto::AppendErrorResponse(bytes,
                                proto::ErrorFields{"FATAL", code, std::move(message), "", ""});
@@ -1445,8 +1254,8 @@ void Session::CloseEndpoint(Side side) {
 void Session::Close() {
   if (closed_) return;
   closed_ = true;
-  if (gate_) {
-    audit_.Disconnect(end_reason_.empty() ? (client_terminated_ ? "client terminated the session"
+  if (relay_) {
+    audit_.Disconnect(end_reason_.empty() ? (ClientTerminated() ? "client terminated the session"
                                                                 : "connection closed")
                                           : end_reason_,
                       relayed_from_client_, relayed_from_backend_);

@@ -28,14 +28,12 @@
 #include <utility>
 #include <vector>
 
-#include "core/result_masking.h"
+#include "core/relay.h"
 #include "core/ring.h"
 #include "core/runtime.h"
 #include "core/session_audit.h"
 #include "core/startup_parameters.h"
-#include "core/statement_gate.h"
 #include "proto/frame.h"
-#include "proto/frame_tracker.h"
 #include "proto/messages.h"
 #include "proto/scram.h"
 #include "proto/tls.h"
@@ -44,13 +42,13 @@ namespace pgb {
 
 class Shard;
 
-class Session {
+class Session : private RelaySink {
  public:
-  enum class Side : uint8_t { kClient, kBackend };
+  using Side = ::pgb::Side;
 
   Session(Shard& shard, uint32_t slot, uint32_t generation, int client_fd,
           const ListenerRuntime& listener, std::string peer, const sockaddr_storage& peer_address);
-  ~Session();
+  ~Session() override;
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
@@ -113,7 +111,6 @@ class Session {
     size_t in_flight_segments = 0;
     size_t queued_bytes = 0;
     std::string staging;  // login-phase input (small, capped)
-    proto::FrameTracker frames;
     msghdr msg{};
     std::array<iovec, 16> iov{};
   };
@@ -159,16 +156,15 @@ class Session {
   void EnterRelay();
   bool MatchScope();
 
-  // Relay.
-  void Relay(Side from, const char* data, size_t n, int32_t bid);
-  const proto::FrameTracker::Gather& ClientGather() const;
-  const proto::FrameTracker::Gather& BackendGather();
-  // The gate's policy (at login or after a reload) applies to masking too.
-  void UseGatePolicyForMasking();
-  // A whole message gathered from the database while masking: what to relay.
-  // On failure `error` is set (the session ends) and the message is dropped.
-  ResultMasking::Outcome MaskBackendMessage(char type, std::string_view message,
-                                            std::string& error);
+  // Hands a chunk to relay_, then flushes and reads on.
+  void RelayChunk(Side from, const char* data, size_t n, int32_t bid);
+  // RelaySink: what the relay sends goes to the endpoints.
+  void Forward(Side to, const char* data, size_t n, int32_t buffer_id) override;
+  void Send(Side to, std::string bytes) override;
+  void Recycle(int32_t buffer_id) override;
+  // Before relaying starts, both streams are at a boundary.
+  bool AtBoundary(Side side) const { return relay_ == nullptr || relay_->AtBoundary(side); }
+  bool ClientTerminated() const { return relay_ != nullptr && relay_->client_terminated(); }
   bool IdleBetweenTransactions() const;
   // Ends the session once its token has expired (plus the issuer's
   // session_grace), if it is between statements.
@@ -195,14 +191,12 @@ class Session {
   Phase phase_ = Phase::kStartup;
   bool closed_ = false;
   bool shutting_down_ = false;
-  bool client_terminated_ = false;    // the client sent Terminate
   uint64_t relayed_from_client_ = 0;  // bytes received while relaying (the audit's totals)
   uint64_t relayed_from_backend_ = 0;
   bool login_complete_ = false;
   bool ssl_answered_ = false;  // SSLRequest / GSSENCRequest already answered
   bool gss_answered_ = false;  // the database sent its first ReadyForQuery
   uint32_t ops_in_flight_ = 0;
-  uint32_t client_messages_since_ready_ = 0;
   int64_t deadline_ns_ = 0;  // login / connect / flush / shutdown deadline; 0 = none
 
   Endpoint client_;
@@ -227,16 +221,9 @@ class Session {
   // (token exp + session_grace, or the certificate's notAfter); 0 = never.
   int64_t identity_ends_unix_ = 0;
 
-  // Which answer closes which request, for every stage below.
-  SessionPipeline pipeline_;
-  // The policy at the message boundary; set when the session starts relaying.
-  std::unique_ptr<StatementGate> gate_;
-  // Column masks on the database's answers, and what the relay gathers for
-  // them while they are active.
-  ResultMasking masking_;
-  proto::FrameTracker::Gather masked_client_gather_;
-  proto::FrameTracker::Gather masked_backend_gather_;
   SessionAudit audit_;
+  // The steady state: framing, the request pipeline, the gate and masking.
+  std::unique_ptr<Relay> relay_;
   std::string application_name_;  // from the startup packet, for audit records
   std::string end_reason_;        // why the gateway ended the session, for the audit
 

@@ -1,0 +1,114 @@
+// Relay is a session's steady state, once both logins are done: it frames
+// each direction (FrameTracker, fail closed on the first bad header), keeps
+// the request pipeline (which answer closes which request), and passes each
+// message through the stages in a fixed order:
+//
+//   client -> relay -> statement gate -> result masking -> database
+//   client <- relay <- statement gate <- result masking <- database
+//
+// Each stage declares which messages it needs whole and which it only peeks
+// at; everything else goes on zero-copy, in the receive buffer it arrived in.
+// The relay does no I/O: it takes received chunks and hands what goes on to
+// a RelaySink (the session's endpoints; a fake one in tests).
+//
+//   Relay relay(policy, *scope, identity, "app", "app_owner", cache, limits, audit, sink);
+//   absl::Status s = relay.Feed(Side::kClient, data, n, buffer_id);
+//   if (!s.ok()) { end the session with proto::ErrorFieldsOf(s, "FATAL") }
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "core/result_masking.h"
+#include "core/session_audit.h"
+#include "core/statement_gate.h"
+#include "core/statement_ledger.h"
+#include "policy/identity.h"
+#include "policy/rules.h"
+#include "policy/sql_analysis.h"
+#include "proto/frame_tracker.h"
+
+namespace pgb {
+
+// The two sockets of a session.
+enum class Side : uint8_t { kClient, kBackend };
+
+// Where the relay's output goes.
+class RelaySink {
+ public:
+  virtual ~RelaySink() = default;
+  // Received bytes that go on unchanged; `buffer_id` >= 0 hands over the
+  // receive buffer that holds them (recycled once sent).
+  virtual void Forward(Side to, const char* data, size_t n, int32_t buffer_id) = 0;
+  // Bytes the gateway built (a refusal's substitute, a rewritten row, ...).
+  virtual void Send(Side to, std::string bytes) = 0;
+  // A receive buffer whose bytes went on as copies, or not at all.
+  virtual void Recycle(int32_t buffer_id) = 0;
+};
+
+class Relay {
+ public:
+  struct Limits {
+    uint32_t max_message_size;    // any message, either direction
+    uint32_t max_statement_size;  // a Query or Parse the gate must read whole
+  };
+
+  Relay(std::shared_ptr<const policy::Policy> policy, const policy::Scope& scope,
+        policy::Identity identity, std::string target, std::string role,
+        policy::AnalysisCache& cache, Limits limits, SessionAudit& audit, RelaySink& sink);
+  Relay(const Relay&) = delete;
+  Relay& operator=(const Relay&) = delete;
+
+  // Relays a chunk received from `from` (buffer_id >= 0: the provided buffer
+  // holding it, whose ownership passes to the relay). An error means the
+  // session must end with a FATAL made from it (proto/error_status.h): the
+  // well-formed messages before the failing one went on, nothing after it.
+  [[nodiscard]] absl::Status Feed(Side from, const char* data, size_t n, int32_t buffer_id);
+
+  // The client set search_path at startup: names resolve against it too.
+  void RememberSearchPath(std::string_view value) { gate_.RememberSearchPath(value); }
+  // A reload: statements from now on are judged, and answers masked, by
+  // `policy` (the scope matched again for `identity`).
+  void UsePolicy(std::shared_ptr<const policy::Policy> policy, policy::Identity identity);
+
+  // Whether `side`'s stream is at a message boundary (a message may follow).
+  bool AtBoundary(Side side) const {
+    return (side == Side::kClient ? client_frames_ : backend_frames_).AtBoundary();
+  }
+  // Every client message answered (the database's last ReadyForQuery came
+  // after the client's last message), both streams at a boundary.
+  bool BetweenStatements() const {
+    return client_messages_since_ready_ == 0 && AtBoundary(Side::kClient) &&
+           AtBoundary(Side::kBackend);
+  }
+  // ... and no transaction open.
+  bool Idle() const {
+    return BetweenStatements() && backend_frames_.last_ready_status() == proto::kTxnIdle;
+  }
+  bool client_terminated() const { return client_terminated_; }
+  const StatementGate& gate() const { return gate_; }
+
+ private:
+  // The stages' gather sets, together.
+  const proto::FrameTracker::Gather& ClientGather();
+  const proto::FrameTracker::Gather& BackendGather();
+  // A whole message the database sent while masking: what goes on.
+  absl::StatusOr<ResultMasking::Outcome> MaskBackendMessage(char type, std::string_view message);
+
+  RelaySink& sink_;
+  const Limits limits_;
+  SessionPipeline pipeline_;  // before the stages, which keep a reference
+  StatementGate gate_;
+  ResultMasking masking_;
+  proto::FrameTracker client_frames_;
+  proto::FrameTracker backend_frames_;
+  proto::FrameTracker::Gather client_gather_;
+  proto::FrameTracker::Gather backend_gather_;
+  uint32_t client_messages_since_ready_ = 0;
+  bool client_terminated_ = false;  // the client sent Terminate
+};
+
+}  // namespace pgb
