@@ -210,8 +210,8 @@ class JwkParser {
     if (!GetString(object_, name, &text)) {
       return Error("member \"" + std::string(name) + "\" is missing or not a string");
     }
-    std::optional<std::string> bytes = DecodeBase64Url(text);
-    if (!bytes.has_value() || bytes->empty()) {
+    absl::StatusOr<std::string> bytes = DecodeBase64Url(text);
+    if (!bytes.ok() || bytes->empty()) {
       return Error("member \"" + std::string(name) + "\" is not base64url");
     }
     return *std::move(bytes);

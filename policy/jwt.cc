@@ -78,8 +78,9 @@ std::optional<JwkKeyType> KeyTypeOf(const EVP_PKEY* key) {
 }
 
 // JOSE r||s -> DER ECDSA-Sig-Value, as OpenSSL verifies it.
-std::optional<std::string> JoseToDer(std::string_view signature, size_t half) {
-  if (signature.size() != 2 * half) return std::nullopt;
+absl::StatusOr<std::string> JoseToDer(std::string_view signature, size_t half) {
+  const absl::Status malformed = absl::InvalidArgumentError("malformed ECDSA signature");
+  if (signature.size() != 2 * half) return malformed;
   std::unique_ptr<ECDSA_SIG, EcdsaSigDeleter> sig(ECDSA_SIG_new());
   const auto* bytes = reinterpret_cast<const unsigned char*>(signature.data());
   BIGNUM* r = BN_bin2bn(bytes, static_cast<int>(half), nullptr);
@@ -87,21 +88,22 @@ std::optional<std::string> JoseToDer(std::string_view signature, size_t half) {
   if (sig == nullptr || r == nullptr || s == nullptr || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
     BN_free(r);
     BN_free(s);
-    return std::nullopt;
+    return malformed;
   }
   const int length = i2d_ECDSA_SIG(sig.get(), nullptr);
-  if (length <= 0) return std::nullopt;
+  if (length <= 0) return malformed;
   std::string der(static_cast<size_t>(length), '\0');
   auto* out = reinterpret_cast<unsigned char*>(der.data());
-  if (i2d_ECDSA_SIG(sig.get(), &out) != length) return std::nullopt;
+  if (i2d_ECDSA_SIG(sig.get(), &out) != length) return malformed;
   return der;
 }
 
-std::optional<std::string> DerToJose(std::string_view der, size_t half) {
+absl::StatusOr<std::string> DerToJose(std::string_view der, size_t half) {
+  const absl::Status malformed = absl::InternalError("cannot convert the ECDSA signature");
   const auto* in = reinterpret_cast<const unsigned char*>(der.data());
   std::unique_ptr<ECDSA_SIG, EcdsaSigDeleter> sig(
       d2i_ECDSA_SIG(nullptr, &in, static_cast<long>(der.size())));
-  if (sig == nullptr) return std::nullopt;
+  if (sig == nullptr) return malformed;
   const BIGNUM* r = nullptr;
   const BIGNUM* s = nullptr;
   ECDSA_SIG_get0(sig.get(), &r, &s);
@@ -109,7 +111,7 @@ std::optional<std::string> DerToJose(std::string_view der, size_t half) {
   auto* bytes = reinterpret_cast<unsigned char*>(out.data());
   if (BN_bn2binpad(r, bytes, static_cast<int>(half)) < 0 ||
       BN_bn2binpad(s, bytes + half, static_cast<int>(half)) < 0) {
-    return std::nullopt;
+    return malformed;
   }
   return out;
 }
@@ -194,8 +196,10 @@ std::string_view KeyTypeName(JwkKeyType type) {
   return "?";
 }
 
-std::optional<std::string> DecodeBase64Url(std::string_view text) {
-  if (text.size() % 4 == 1) return std::nullopt;
+absl::StatusOr<std::string> DecodeBase64Url(std::string_view text) {
+  if (text.size() % 4 == 1) {
+    return absl::InvalidArgumentError("not base64url: a length of 4n+1 holds no whole byte");
+  }
   std::string out;
   // The spare capacity lets simdjson parse the decoded JSON in place (it
   // needs SIMDJSON_PADDING, 64, readable bytes past the end).
@@ -204,7 +208,7 @@ std::optional<std::string> DecodeBase64Url(std::string_view text) {
   int bits = 0;
   for (char c : text) {
     const int8_t value = kDecodeTable[static_cast<unsigned char>(c)];
-    if (value < 0) return std::nullopt;
+    if (value < 0) return absl::InvalidArgumentError("not base64url: a character outside it");
     accumulator = (accumulator << 6) | static_cast<uint32_t>(value);
     bits += 6;
     if (bits >= 8) {
@@ -214,7 +218,9 @@ std::optional<std::string> DecodeBase64Url(std::string_view text) {
   }
   // Leftover bits must be zero, so every byte string has exactly one encoding
   // (a token cannot be altered into a different text with the same bytes).
-  if ((accumulator & ((1u << bits) - 1)) != 0) return std::nullopt;
+  if ((accumulator & ((1u << bits) - 1)) != 0) {
+    return absl::InvalidArgumentError("not base64url: unused bits are not zero");
+  }
   return out;
 }
 
@@ -256,18 +262,18 @@ absl::StatusOr<CompactJws> SplitCompactJws(std::string_view token) {
                                       std::to_string(kMaxJwsHeaderSize) + " bytes");
   }
   CompactJws jws;
-  std::optional<std::string> decoded = DecodeBase64Url(header);
-  if (!decoded.has_value() || decoded->empty()) {
+  absl::StatusOr<std::string> decoded = DecodeBase64Url(header);
+  if (!decoded.ok() || decoded->empty()) {
     return absl::InvalidArgumentError("token header is not base64url");
   }
   jws.header_json = std::move(*decoded);
   decoded = DecodeBase64Url(payload);
-  if (!decoded.has_value() || decoded->empty()) {
+  if (!decoded.ok() || decoded->empty()) {
     return absl::InvalidArgumentError("token payload is not base64url");
   }
   jws.payload_json = std::move(*decoded);
   decoded = DecodeBase64Url(signature);
-  if (!decoded.has_value()) return absl::InvalidArgumentError("token signature is not base64url");
+  if (!decoded.ok()) return absl::InvalidArgumentError("token signature is not base64url");
   if (decoded->empty()) return absl::InvalidArgumentError("token has no signature");
   jws.signature = std::move(*decoded);
   jws.signing_input = token.substr(0, second);
@@ -297,8 +303,8 @@ absl::Status VerifyJwsSignature(JwsAlgorithm alg, EVP_PKEY* key, std::string_vie
   const absl::Status failed = absl::UnauthenticatedError("signature verification failed");
   std::string der;
   if (IsEcdsa(alg)) {
-    std::optional<std::string> converted = JoseToDer(signature, EcdsaHalfSize(alg));
-    if (!converted.has_value()) return Fail(failed);
+    absl::StatusOr<std::string> converted = JoseToDer(signature, EcdsaHalfSize(alg));
+    if (!converted.ok()) return Fail(failed);
     der = std::move(*converted);
     signature = der;
   }
@@ -342,9 +348,9 @@ absl::StatusOr<std::string> SignJws(JwsAlgorithm alg, EVP_PKEY* private_key,
   }
   signature.resize(length);
   if (IsEcdsa(alg)) {
-    std::optional<std::string> jose = DerToJose(signature, EcdsaHalfSize(alg));
-    if (!jose.has_value()) return Fail(absl::InternalError("cannot convert the ECDSA signature"));
-    return *jose;
+    absl::StatusOr<std::string> jose = DerToJose(signature, EcdsaHalfSize(alg));
+    if (!jose.ok()) return Fail(jose.status());
+    return *std::move(jose);
   }
   return signature;
 }

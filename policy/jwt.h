@@ -86,7 +86,8 @@ struct CompactJws {
 
 // Strict base64url (RFC 4648 section 5) as JWS uses it: no padding, no
 // whitespace, no other alphabet, unused bits of the last character zero.
-std::optional<std::string> DecodeBase64Url(std::string_view text);
+// An error (InvalidArgument) says which rule the text breaks.
+[[nodiscard]] absl::StatusOr<std::string> DecodeBase64Url(std::string_view text);
 std::string EncodeBase64Url(std::string_view bytes);
 
 // Whether `key` is a key `alg` can use: the right type and curve, RSA of at
