@@ -849,6 +849,8 @@ void Session::SendBackendStartup() {
   std::string packet;
   proto::AppendStartupMessage(packet, proto::kProtocolVersion3, params);
   WriteOwned(Side::kBackend, std::move(packet));
+  backend_login_ =
+      std::make_unique<BackendLogin>(*target_->config, shard_.scram_cache(*target_), Describe());
   phase_ = Phase::kBackendAuth;
   Flush(Side::kBackend);
   ArmRecv(Side::kBackend);
@@ -906,13 +908,21 @@ void Session::ProcessBackendLogin() {
       return;
     }
     const std::string_view raw(in.data(), m.message.total_size);
-    const bool keep_going = HandleBackendLoginMessage(m.message.type, m.message.body, raw);
-    in.erase(0, m.message.total_size);
-    if (login_complete_) {
+    std::string reply;
+    absl::StatusOr<bool> ready =
+        backend_login_->OnMessage(m.message.type, m.message.body, raw, reply);
+    if (!ready.ok()) {
+      FailClient(ready.status());
+      return;
+    }
+    if (!reply.empty()) WriteOwned(Side::kBackend, std::move(reply));
+    if (*ready) {
+      if (!CompleteBackendLogin(raw)) return;
+      in.erase(0, m.message.total_size);
       EnterRelay();
       return;
     }
-    if (!keep_going) return;
+    in.erase(0, m.message.total_size);
   }
   if (!closed_ && phase_ != Phase::kRelay && phase_ != Phase::kClosing) {
     Flush(Side::kBackend);
@@ -920,153 +930,26 @@ void Session::ProcessBackendLogin() {
   }
 }
 
-bool Session::HandleBackendLoginMessage(char type, std::string_view body, std::string_view raw) {
-  const std::string& target_name = target_->config->name;
-  switch (type) {
-    case proto::kPqMsg_AuthenticationRequest: {
-      absl::StatusOr<proto::AuthenticationRequest> req = proto::ParseAuthenticationRequest(body);
-      if (!req.ok()) {
-        FailClient(sqlstate::kProtocolViolation,
-                   "the database sent an invalid authentication request");
-        return false;
-      }
-      const std::string& password = target_->config->password.Reveal();
-      std::string reply;
-      switch (req->code) {
-        case proto::kAuthReqOk:
-          if (scram_client_) {
-            // A server that skips SASLFinal has not proven it knows the verifier.
-            FailClient(sqlstate::kConnectionFailure,
-                       absl::StrCat("target \"", target_name,
-                                    "\" ended SCRAM authentication without proof"));
-            return false;
-          }
-          phase_ = Phase::kBackendStartup;
-          proto::AppendAuthenticationOk(client_pending_);
-          return true;
-        case proto::kAuthReqPassword:
-        case proto::kAuthReqMd5:
-          if (password.empty()) break;
-          if (req->code == proto::kAuthReqPassword) {
-            proto::AppendPasswordMessage(reply, password);
-          } else {
-            proto::AppendPasswordMessage(
-                reply, proto::Md5PasswordResponse(target_->config->user, password, req->md5_salt));
-          }
-          WriteOwned(Side::kBackend, std::move(reply));
-          return true;
-        case proto::kAuthReqSasl: {
-          bool has_scram = false;
-          for (std::string_view mech : req->sasl_mechanisms) {
-            if (mech == "SCRAM-SHA-256") has_scram = true;
-          }
-          if (!has_scram || password.empty()) break;
-          scram_client_ =
-              std::make_unique<proto::ScramClient>(password, shard_.scram_cache(*target_));
-          proto::AppendSaslInitialResponse(reply, "SCRAM-SHA-256", scram_client_->ClientFirst());
-          WriteOwned(Side::kBackend, std::move(reply));
-          return true;
-        }
-        case proto::kAuthReqSaslContinue: {
-          if (!scram_client_) break;
-          absl::StatusOr<std::string> final_message =
-              scram_client_->HandleServerFirst(req->sasl_data);
-          if (!final_message.ok()) {
-            PGB_LOG(kWarning) << Describe() << ": SCRAM with the database failed: "
-                              << final_message.status().message();
-            FailClient(
-                sqlstate::kConnectionFailure,
-                absl::StrCat("the gateway could not log in to target \"", target_name, "\""));
-            return false;
-          }
-          proto::AppendSaslResponse(reply, *final_message);
-          WriteOwned(Side::kBackend, std::move(reply));
-          return true;
-        }
-        case proto::kAuthReqSaslFinal: {
-          if (!scram_client_) break;
-          absl::Status verified = scram_client_->HandleServerFinal(req->sasl_data);
-          scram_client_.reset();
-          if (!verified.ok()) {
-            PGB_LOG(kWarning) << Describe()
-                              << ": the database failed SCRAM server proof: " << verified.message();
-            FailClient(sqlstate::kConnectionFailure,
-                       absl::StrCat("target \"", target_name,
-                                    "\" could not prove its identity (SCRAM server signature)"));
-            return false;
-          }
-          return true;
-        }
-        default:
-          break;
-      }
-      PGB_LOG(kWarning) << Describe() << ": the database asked for authentication method "
-                        << req->code
-                        << (password.empty() ? " and no password is configured for the target"
-                                             : ", which the gateway cannot answer");
-      FailClient(sqlstate::kConnectionFailure,
-                 absl::StrCat("the gateway could not log in to target \"", target_name, "\""), "",
-                 "The operator can find the reason in the gateway log.");
-      return false;
-    }
-    case proto::kPqMsg_ErrorResponse: {
-      absl::StatusOr<proto::ErrorFields> fields = proto::ParseErrorFields(body);
-      const std::string code = fields.ok() ? fields->sqlstate : "";
-      PGB_LOG(kWarning) << Describe() << ": the database refused the login: "
-                        << (fields.ok() ? fields->message : "(unparsable error)") << " [" << code
-                        << "]";
-      // Load-shedding conditions are the client's business (it may retry);
-      // everything else (bad credentials, missing database) is the operator's
-      // and stays in the log.
-      if (code == sqlstate::kTooManyConnections || code == "57P03") {
-        FailClient(code.c_str(), fields->message);
-      } else {
-        FailClient(sqlstate::kConnectionFailure,
-                   absl::StrCat("the gateway could not log in to target \"", target_name, "\""), "",
-                   "The operator can find the reason in the gateway log.");
-      }
-      return false;
-    }
-    case proto::kPqMsg_ParameterStatus:
-    case proto::kPqMsg_NoticeResponse:
-      if (phase_ != Phase::kBackendStartup && type == proto::kPqMsg_ParameterStatus) break;
-      client_pending_.append(raw);
-      return true;
-    case proto::kPqMsg_BackendKeyData: {
-      absl::StatusOr<std::pair<int32_t, int32_t>> key = proto::ParseBackendKeyData(body);
-      if (!key.ok()) break;
-      backend_pid_ = key->first;
-      backend_key_ = key->second;
-      return true;
-    }
-    case proto::kPqMsg_NegotiateProtocolVersion:
-      return true;  // we ask for plain 3.0; nothing to adjust
-    case proto::kPqMsg_ReadyForQuery:
-      if (phase_ != Phase::kBackendStartup) break;
-      {
-        // The cancel secret must be unguessable: without randomness, refuse.
-        uint32_t key = 0;
-        if (RAND_bytes(reinterpret_cast<unsigned char*>(&key), sizeof(key)) != 1) {
-          PGB_LOG(kError) << Describe() << ": no randomness for the cancel key";
-          FailClient(sqlstate::kInternalError, "the gateway could not create a cancel key");
-          return false;
-        }
-        gateway_key_ = static_cast<int32_t>(key);
-      }
-      gateway_pid_ = shard_.RegisterCancelKey(slot_);
-      proto::AppendBackendKeyData(client_pending_, gateway_pid_, gateway_key_);
-      client_pending_.append(raw);
-      WriteOwned(Side::kClient, std::move(client_pending_));
-      client_pending_.clear();
-      login_complete_ = true;
-      return false;
-    default:
-      break;
+// The database is ready: the client gets what the login collected, the
+// gateway's own cancel key (never the backend's), and the ReadyForQuery.
+bool Session::CompleteBackendLogin(std::string_view ready) {
+  // The cancel secret must be unguessable: without randomness, refuse.
+  uint32_t key = 0;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&key), sizeof(key)) != 1) {
+    PGB_LOG(kError) << Describe() << ": no randomness for the cancel key";
+    FailClient(sqlstate::kInternalError, "the gateway could not create a cancel key");
+    return false;
   }
-  PGB_LOG(kWarning) << Describe() << ": unexpected message '" << std::string(1, type)
-                    << "' from the database during login";
-  FailClient(sqlstate::kProtocolViolation, "the database sent an unexpected message during login");
-  return false;
+  gateway_key_ = static_cast<int32_t>(key);
+  backend_pid_ = backend_login_->backend_pid();
+  backend_key_ = backend_login_->backend_key();
+  std::string to_client = backend_login_->TakeForClient();
+  backend_login_.reset();
+  gateway_pid_ = shard_.RegisterCancelKey(slot_);
+  proto::AppendBackendKeyData(to_client, gateway_pid_, gateway_key_);
+  to_client.append(ready);
+  WriteOwned(Side::kClient, std::move(to_client));
+  return true;
 }
 
 void Session::EnterRelay() {
@@ -1085,9 +968,7 @@ void Session::EnterRelay() {
     std::string().swap(startup_search_path_);
   }
   PGB_LOG(kInfo) << Describe() << ": session established";
-  // Login state is no longer needed; idle sessions should stay small. Bytes
-  // that arrived behind the login messages are relayed like any others.
-  std::string().swap(client_pending_);
+  // Bytes that arrived behind the login messages are relayed like any others.
   for (Side side : {Side::kBackend, Side::kClient}) {
     std::string leftover;
     leftover.swap(ep(side).staging);

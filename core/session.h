@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/backend_login.h"
 #include "core/relay.h"
 #include "core/ring.h"
 #include "core/runtime.h"
@@ -84,8 +85,7 @@ class Session : private RelaySink {
     kBackendConnect,      // connect() in flight
     kBackendSslResponse,  // sent SSLRequest to the database
     kBackendTlsHandshake,
-    kBackendAuth,     // sent StartupMessage, answering authentication requests
-    kBackendStartup,  // AuthenticationOk seen; ParameterStatus/BackendKeyData until ReadyForQuery
+    kBackendAuth,  // sent StartupMessage; backend_login_ answers until ReadyForQuery
     kRelay,
     kClosing,  // flushing a final message, then close
   };
@@ -152,7 +152,8 @@ class Session : private RelaySink {
   void OnBackendConnected(int res);
   void SendBackendStartup();
   void ProcessBackendLogin();
-  bool HandleBackendLoginMessage(char type, std::string_view body, std::string_view raw);
+  // The database is ready (its ReadyForQuery is `ready`): false if the session ended.
+  bool CompleteBackendLogin(std::string_view ready);
   void EnterRelay();
   bool MatchScope();
 
@@ -193,7 +194,6 @@ class Session : private RelaySink {
   bool shutting_down_ = false;
   uint64_t relayed_from_client_ = 0;  // bytes received while relaying (the audit's totals)
   uint64_t relayed_from_backend_ = 0;
-  bool login_complete_ = false;
   bool ssl_answered_ = false;  // SSLRequest / GSSENCRequest already answered
   bool gss_answered_ = false;  // the database sent its first ReadyForQuery
   uint32_t ops_in_flight_ = 0;
@@ -209,8 +209,7 @@ class Session : private RelaySink {
   const UserRuntime* user_ = nullptr;
   const TargetRuntime* target_ = nullptr;
   std::unique_ptr<proto::ScramServer> scram_server_;
-  std::unique_ptr<proto::ScramClient> scram_client_;
-  std::string client_pending_;       // ParameterStatus etc. held until the backend is ready
+  std::unique_ptr<BackendLogin> backend_login_;
   std::string startup_search_path_;  // the client's, if it set one at startup
   // Who the session belongs to, and the scope that covers it (inside policy_,
   // which the gate takes over once relaying starts).
