@@ -16,7 +16,6 @@
 #include "base/log.h"
 #include "core/shard.h"
 #include "core/startup_parameters.h"
-#include "policy/jwt.h"
 #include "proto/error_status.h"
 #include "proto/md5_password.h"
 #include "proto/protocol.h"
@@ -32,9 +31,6 @@ namespace {
 
 // Stop reading a side while the other side has this much waiting to be sent.
 constexpr size_t kMaxQueuedBytes = 256 * 1024;
-// Login-phase messages are small; anything bigger is refused (PostgreSQL caps
-// authentication messages at PG_MAX_AUTH_TOKEN_LENGTH, 65535).
-constexpr uint32_t kMaxLoginMessage = 65535;
 // Backend login replies (ParameterStatus, notices) are small too.
 constexpr uint32_t kMaxBackendLoginMessage = 1 << 20;
 // How long a final message may take to flush before the socket is closed anyway.
@@ -75,6 +71,9 @@ std::string Session::Describe() const {
 }
 
 void Session::Start() {
+  client_login_ =
+      std::make_unique<ClientLogin>(*runtime_, listener_, shard_.token_verifier(),
+                                    static_cast<ClientLogin::Channel&>(*this), Describe());
   audit_.Event(audit::AuditKind::kConnect);
   deadline_ns_ = shard_.now_ns() + absl::ToInt64Nanoseconds(runtime_->config.auth_timeout);
   ArmRecv(Side::kClient);
@@ -213,7 +212,7 @@ void Session::OnRecv(Side side, int res, uint32_t flags) {
 
 void Session::OnTlsHandshakeDone(Side side) {
   if (side == Side::kClient) {
-    phase_ = Phase::kStartup;
+    client_login_->OnTlsEstablished();
     PGB_LOG(kDebug) << Describe() << ": client TLS established";
   } else {
     SendBackendStartup();
@@ -435,363 +434,54 @@ void Session::OnPeerClosed(Side side, int res) {
 // Client login
 
 void Session::ProcessClientLogin() {
-  while (!closed_ && phase_ != Phase::kClosing && !client_.staging.empty()) {
-    bool progressed = false;
-    switch (phase_) {
-      case Phase::kStartup:
-        progressed = HandleStartupPacket();
-        break;
-      case Phase::kSaslInitial:
-      case Phase::kSaslContinue:
-        progressed = HandleSaslMessage();
-        break;
-      case Phase::kTokenPassword:
-        progressed = HandleTokenMessage();
-        break;
-      case Phase::kClientTlsHandshake:
-        // Plaintext while a TLS handshake is pending is impossible; bytes are
-        // only ever pushed into the TLS stream in this phase.
-        return;
-      default:
-        // The client may not send anything while the gateway logs in to the
-        // database (libpq never does); hold at most one message's worth.
-        if (client_.staging.size() > kMaxLoginMessage) {
-          FailClient(sqlstate::kProtocolViolation, "unexpected data from the client during login");
-        }
-        return;
+  if (closed_ || phase_ == Phase::kClosing) return;
+  absl::StatusOr<ClientLogin::Step> step = client_login_->Feed(client_.staging);
+  user_name_ = client_login_->user_name();
+  if (!step.ok()) {
+    FailClient(step.status());
+    return;
+  }
+  switch (*step) {
+    case ClientLogin::Step::kNeedMore:
+    case ClientLogin::Step::kTlsStarted:  // the handshake goes on with what arrives
+      break;
+    case ClientLogin::Step::kCancel:
+      audit_.Event(audit::AuditKind::kCancel);
+      shard_.RouteCancel(client_login_->cancel_pid(), client_login_->cancel_key());
+      Close();
+      return;
+    case ClientLogin::Step::kQuit:
+      Close();
+      return;
+    case ClientLogin::Step::kAuthenticated: {
+      identity_ = client_login_->identity();
+      identity_ends_unix_ = client_login_->identity_ends_unix();
+      target_ = &client_login_->target();
+      policy_ = client_login_->policy();
+      scope_ = &client_login_->scope();
+      ClientStartup& startup = client_login_->startup();
+      application_name_ = std::move(startup.application_name);
+      forwarded_params_ = std::move(startup.forwarded);
+      StartBackend();
+      break;
     }
-    if (!progressed) break;
   }
   if (!closed_ && phase_ != Phase::kClosing) ArmRecv(Side::kClient);
   Flush(Side::kClient);
 }
 
-bool Session::HandleStartupPacket() {
-  const proto::StartupResult r = proto::DecodeStartupPacket(client_.staging);
-  if (r.status == proto::DecodeStatus::kNeedMore) return false;
-  if (r.status == proto::DecodeStatus::kError) {
-    PGB_LOG(kInfo) << Describe() << ": bad startup packet: " << r.error;
-    FailClient(r.sqlstate.empty() ? sqlstate::kProtocolViolation : r.sqlstate.c_str(), r.error);
-    return false;
-  }
-  const proto::StartupPacket& p = r.packet;
-  using Kind = proto::StartupPacket::Kind;
-  if (p.kind == Kind::kSslRequest || p.kind == Kind::kGssEncRequest) {
-    // Bytes after an encryption request, before our answer, would be read as
-    // if they had been encrypted (CVE-2021-23214): refuse them.
-    if (client_.staging.size() != p.total_size) {
-      FailClient(sqlstate::kProtocolViolation, "received unencrypted data after SSL request");
-      return false;
-    }
-    client_.staging.clear();
-    // One request of each kind, before anything else, as PostgreSQL allows.
-    bool& answered = p.kind == Kind::kSslRequest ? ssl_answered_ : gss_answered_;
-    if (answered || client_.tls_active) {
-      FailClient(sqlstate::kProtocolViolation,
-                 "unsupported frontend protocol: encryption was already negotiated");
-      return false;
-    }
-    answered = true;
-    if (p.kind == Kind::kSslRequest && listener_.tls) {
-      WriteOwned(Side::kClient, "S");
-      absl::StatusOr<std::unique_ptr<proto::TlsStream>> tls =
-          proto::TlsStream::Server(*listener_.tls);
-      if (!tls.ok()) {
-        PGB_LOG(kError) << Describe() << ": cannot start TLS: " << tls.status().message();
-        Close();
-        return false;
-      }
-      client_.tls = *std::move(tls);
-      client_.tls_active = true;  // everything after the 'S' goes through TLS
-      phase_ = Phase::kClientTlsHandshake;
-      return false;
-    }
-    WriteOwned(Side::kClient, "N");
-    return true;
-  }
-  if (p.kind == Kind::kCancelRequest) {
-    audit_.Event(audit::AuditKind::kCancel);
-    shard_.RouteCancel(p.cancel_pid, p.cancel_key);
-    Close();
-    return false;
-  }
-  // StartupMessage.
-  if (listener_.config->tls == ListenerTls::kRequired && !client_.tls_active) {
-    FailClient(sqlstate::kInvalidAuthorizationSpecification,
-               "this gateway listener accepts only TLS connections", "",
-               "Connect with sslmode=require or sslmode=verify-full.");
-    return false;
-  }
-  if (client_.staging.size() != p.total_size) {
-    FailClient(sqlstate::kProtocolViolation, "unexpected data after the startup packet");
-    return false;
-  }
-  const proto::NegotiationNeed need = proto::CheckProtocolNegotiation(p);
-  std::string reply;
-  if (need.needed) {
-    proto::AppendNegotiateProtocolVersion(reply, need.newest_minor_supported,
-                                          need.unrecognized_options);
-  }
-  absl::StatusOr<ClientStartup> startup = ReadClientStartup(p);
-  if (!startup.ok()) {
-    for (const auto& [name, value] : p.params) {  // for the audit's failed-login record
-      if (name == "user") user_name_ = std::string(value);
-    }
-    FailClient(startup.status());
-    return false;
-  }
-  user_name_ = std::move(startup->user);
-  database_ = std::move(startup->database);
-  application_name_ = std::move(startup->application_name);
-  forwarded_params_ = std::move(startup->forwarded);
-  client_.staging.clear();
-  const ListenerConfig& listener = *listener_.config;
-  if (listener.Allows(LoginMethod::kCertificate) && client_.tls_active &&
-      client_.tls->PeerCertificateVerified()) {
-    WriteOwned(Side::kClient, std::move(reply));  // NegotiateProtocolVersion, if any
-    AcceptClientCertificate();
-    return false;
-  }
-  if (listener.auth == std::vector<LoginMethod>{LoginMethod::kCertificate}) {
-    FailClient(sqlstate::kInvalidAuthorizationSpecification,
-               "this gateway listener accepts only logins with a client certificate", "",
-               "Connect with sslmode=require, sslcert and sslkey.");
-    return false;
-  }
-  user_ = runtime_->FindUser(user_name_);
-  if (user_ == nullptr || !listener.Allows(LoginMethod::kPassword)) {
-    user_ = nullptr;
-    // Not a [[user]] of this listener: the password is a token, if tokens
-    // are accepted here. A token is a bearer credential: never in clear.
-    if (listener.Allows(LoginMethod::kToken) && shard_.token_verifier() != nullptr) {
-      if (!client_.tls_active) {
-        FailClient(sqlstate::kInvalidAuthorizationSpecification,
-                   "token login requires TLS: this connection is not encrypted", "",
-                   "Connect with sslmode=require (or verify-full).");
-        return false;
-      }
-      proto::AppendAuthenticationCleartextPassword(reply);
-      WriteOwned(Side::kClient, std::move(reply));
-      phase_ = Phase::kTokenPassword;
-      return true;
-    }
-  }
-  // An unknown user runs the same exchange against a made-up verifier and
-  // fails at the proof, so user names cannot be probed.
-  scram_server_ =
-      std::make_unique<proto::ScramServer>(user_ ? &user_->verifier : nullptr, user_name_);
-  // Over TLS, offer channel binding first, as PostgreSQL does: libpq then
-  // binds the login to our certificate (channel_binding=prefer/require).
-  if (client_.tls_active && !listener_.tls->server_end_point().empty()) {
-    proto::AppendAuthenticationSasl(reply, {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"});
-  } else {
-    proto::AppendAuthenticationSasl(reply, {"SCRAM-SHA-256"});
-  }
-  WriteOwned(Side::kClient, std::move(reply));
-  phase_ = Phase::kSaslInitial;
-  return true;
+void Session::SendToClient(std::string bytes) { WriteOwned(Side::kClient, std::move(bytes)); }
+
+absl::Status Session::StartTls() {
+  absl::StatusOr<std::unique_ptr<proto::TlsStream>> tls = proto::TlsStream::Server(*listener_.tls);
+  if (!tls.ok()) return tls.status();
+  client_.tls = *std::move(tls);
+  client_.tls_active = true;  // everything after the 'S' goes through TLS
+  return absl::OkStatus();
 }
 
-// The client's next login message, which must be a PasswordMessage (SASL
-// responses and cleartext passwords share its type). False when it has not
-// fully arrived, or when the session was ended (Terminate, a bad message).
-bool Session::NextPasswordMessage(std::string_view expected, proto::MessageView* msg) {
-  const proto::MessageResult m =
-      proto::DecodeMessage(client_.staging, Direction::kFrontend, kMaxLoginMessage);
-  if (m.status == proto::DecodeStatus::kNeedMore) return false;
-  if (m.status == proto::DecodeStatus::kError) {
-    FailClient(sqlstate::kProtocolViolation, std::string(m.error));
-    return false;
-  }
-  if (m.message.type == proto::kPqMsg_Terminate) {
-    Close();
-    return false;
-  }
-  if (m.message.type != proto::kPqMsg_PasswordMessage) {
-    FailClient(sqlstate::kProtocolViolation,
-               absl::StrCat("expected ", std::string(expected), ", got message type \"",
-                            std::string(1, m.message.type), "\""));
-    return false;
-  }
-  *msg = m.message;
-  return true;
-}
-
-bool Session::HandleSaslMessage() {
-  proto::MessageView msg;
-  if (!NextPasswordMessage("SASL response", &msg)) return false;
-  const std::string failed_login =
-      absl::StrCat("password authentication failed for user \"", user_name_, "\"");
-  if (phase_ == Phase::kSaslInitial) {
-    absl::StatusOr<proto::SaslInitialResponse> initial = proto::ParseSaslInitialResponse(msg.body);
-    if (!initial.ok()) {
-      FailClient(sqlstate::kProtocolViolation, std::string(initial.status().message()));
-      return false;
-    }
-    const bool binding_offered = client_.tls_active && !listener_.tls->server_end_point().empty();
-    const bool plus = initial->mechanism == "SCRAM-SHA-256-PLUS";
-    if (initial->mechanism != "SCRAM-SHA-256" && !(plus && binding_offered)) {
-      FailClient(sqlstate::kProtocolViolation,
-                 "client selected an invalid SASL authentication mechanism");
-      return false;
-    }
-    if (binding_offered) {
-      scram_server_->UseChannelBinding(listener_.tls->server_end_point(), plus);
-    }
-    absl::StatusOr<std::string> server_first = scram_server_->HandleClientFirst(initial->data);
-    if (!server_first.ok()) {
-      PGB_LOG(kInfo) << Describe()
-                     << ": SCRAM client-first refused: " << server_first.status().message();
-      FailClient(sqlstate::kInvalidPassword, failed_login);
-      return false;
-    }
-    std::string reply;
-    proto::AppendAuthenticationSaslContinue(reply, *server_first);
-    WriteOwned(Side::kClient, std::move(reply));
-    phase_ = Phase::kSaslContinue;
-    client_.staging.erase(0, msg.total_size);
-    return true;
-  }
-  absl::StatusOr<std::string> server_final = scram_server_->HandleClientFinal(msg.body);
-  client_.staging.erase(0, msg.total_size);
-  scram_server_.reset();
-  if (!server_final.ok() || user_ == nullptr) {
-    PGB_LOG(kInfo) << Describe() << ": authentication failed"
-                   << (user_ == nullptr ? " (no such gateway user)" : "");
-    FailClient(sqlstate::kInvalidPassword, failed_login);
-    return false;
-  }
-  std::string reply;
-  proto::AppendAuthenticationSaslFinal(reply, *server_final);
-  WriteOwned(Side::kClient, std::move(reply));
-  target_ = runtime_->FindTarget(database_);
-  if (target_ == nullptr) {
-    FailClient(sqlstate::kInvalidCatalogName,
-               absl::StrCat("target \"", database_, "\" does not exist"), "",
-               "Use the name of a configured target as the database name.");
-    return false;
-  }
-  if (!Runtime::Allows(*user_, *target_)) {
-    FailClient(sqlstate::kInsufficientPrivilege,
-               absl::StrCat("user \"", user_name_, "\" may not use target \"", database_, "\""));
-    return false;
-  }
-  identity_.method = policy::AuthMethod::kLocalPassword;
-  identity_.subject = user_name_;
-  identity_.groups = user_->config->groups;
-  if (!MatchScope()) return false;
-  StartBackend();
-  return false;
-}
-
-bool Session::HandleTokenMessage() {
-  // The length alone refuses a token far over the verifier's cap, before the
-  // gateway buffers it (the 5 bytes: the message's length word and the NUL).
-  if (client_.staging.size() >= 5 && client_.staging[0] == proto::kPqMsg_PasswordMessage &&
-      proto::LoadBigEndian32(client_.staging.data() + 1) > policy::kMaxTokenSize + 5) {
-    PGB_LOG(kInfo) << Describe() << ": token refused (format): over " << policy::kMaxTokenSize
-                   << " bytes";
-    FailClient(sqlstate::kInvalidPassword,
-               absl::StrCat("token refused (format): token is longer than ", policy::kMaxTokenSize,
-                            " bytes"));
-    return false;
-  }
-  proto::MessageView msg;
-  if (!NextPasswordMessage("password message", &msg)) return false;
-  std::string_view token = msg.body;
-  if (!token.empty() && token.back() == '\0') token.remove_suffix(1);
-  policy::TokenVerdict verdict = shard_.token_verifier()->Verify(token, user_name_, absl::Now());
-  OPENSSL_cleanse(client_.staging.data(), msg.total_size);
-  client_.staging.erase(0, msg.total_size);
-  if (!verdict.ok()) {
-    const policy::TokenRefusal& refusal = *verdict.refusal;
-    const std::string check(policy::TokenCheckName(refusal.check));
-    PGB_LOG(kInfo) << Describe() << ": token refused (" << check << ")"
-                   << (verdict.issuer_name.empty() ? "" : " issuer=" + verdict.issuer_name) << ": "
-                   << refusal.reason;
-    FailClient(
-        std::string(refusal.sqlstate()).c_str(),
-        absl::StrCat("token refused (", check, "): ", refusal.reason), "",
-        refusal.retry_later() ? "The gateway is fetching the issuer's keys; retry shortly." : "");
-    return false;
-  }
-  identity_ = std::move(verdict.identity);
-  if (identity_.expires_at_unix != 0) {
-    absl::Duration grace = absl::ZeroDuration();
-    for (const policy::IssuerConfig& issuer : runtime_->config.issuers) {
-      if (issuer.name == verdict.issuer_name) grace = issuer.session_grace;
-    }
-    identity_ends_unix_ = identity_.expires_at_unix + absl::ToInt64Seconds(grace);
-  }
-  // The user name is the subject's from here on (user_match = "ignore" may
-  // have let any startup user through). AuthenticationOk goes to the client
-  // once the database has accepted the gateway, as after SCRAM.
-  user_name_ = identity_.subject;
-  AuthorizeIdentity();
-  return false;
-}
-
-// As PostgreSQL's cert authentication: the certificate is the proof. Its
-// subject is the first SAN URI (a SPIFFE ID, say), else the subject CN; its
-// groups are the subject's OUs; it is good until notAfter.
-void Session::AcceptClientCertificate() {
-  const proto::TlsStream& tls = *client_.tls;
-  std::string subject;
-  for (const std::string& name : tls.PeerCertificateAltNames()) {
-    if (name.starts_with("URI:")) {
-      subject = name.substr(4);
-      break;
-    }
-  }
-  if (subject.empty()) {
-    std::vector<std::string> cn = tls.PeerCertificateSubjectField("CN");
-    if (!cn.empty()) subject = std::move(cn.front());
-  }
-  if (subject.empty()) {
-    FailClient(sqlstate::kInvalidAuthorizationSpecification,
-               "the client certificate names no subject (no SAN URI, no CN)");
-    return;
-  }
-  if (listener_.config->certificate_user_must_match && user_name_ != subject) {
-    PGB_LOG(kInfo) << Describe() << ": refused, certificate subject " << LogSafe(subject)
-                   << " is not the startup user";
-    FailClient(sqlstate::kInvalidAuthorizationSpecification,
-               absl::StrCat("certificate authentication failed for user \"", user_name_,
-                            "\": the client certificate is for \"", subject, "\""),
-               "", "Connect with user set to the certificate's subject.");
-    return;
-  }
-  identity_.method = policy::AuthMethod::kCertificate;
-  identity_.subject = std::move(subject);
-  identity_.groups = tls.PeerCertificateSubjectField("OU");
-  identity_.expires_at_unix = tls.PeerCertificateNotAfterUnix();
-  identity_ends_unix_ = identity_.expires_at_unix;
-  user_name_ = identity_.subject;
-  AuthorizeIdentity();
-}
-
-void Session::AuthorizeIdentity() {
-  target_ = runtime_->FindTarget(database_);
-  if (target_ == nullptr) {
-    FailClient(sqlstate::kInvalidCatalogName,
-               absl::StrCat("target \"", database_, "\" does not exist"), "",
-               "Use the name of a configured target as the database name.");
-    return;
-  }
-  if (!MatchScope()) return;
-  StartBackend();
-}
-
-// Deny by default: an identity that no scope covers for this target does not
-// get a database connection at all.
-bool Session::MatchScope() {
-  policy_ = runtime_->config.policy;
-  scope_ = policy_->MatchScope(identity_, target_->config->name);
-  if (scope_ != nullptr) return true;
-  const policy::Decision d = policy::Policy::NoScope(identity_, target_->config->name);
-  PGB_LOG(kInfo) << Describe() << ": refused, " << d.reason;
-  FailClient(sqlstate::kInsufficientPrivilege, policy::DecisionMessage(d), "", d.hint);
-  return false;
+const proto::TlsStream* Session::Tls() const {
+  return client_.tls_active ? client_.tls.get() : nullptr;
 }
 
 // ---------------------------------------------------------------------------

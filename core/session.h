@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "core/backend_login.h"
+#include "core/client_login.h"
 #include "core/relay.h"
 #include "core/ring.h"
 #include "core/runtime.h"
@@ -43,7 +44,7 @@ namespace pgb {
 
 class Shard;
 
-class Session : private RelaySink {
+class Session : private RelaySink, private ClientLogin::Channel {
  public:
   using Side = ::pgb::Side;
 
@@ -77,11 +78,7 @@ class Session : private RelaySink {
 
  private:
   enum class Phase : uint8_t {
-    kStartup,             // waiting for SSLRequest / StartupMessage / CancelRequest
-    kClientTlsHandshake,  // after answering 'S'
-    kSaslInitial,         // sent AuthenticationSASL
-    kSaslContinue,        // sent AuthenticationSASLContinue
-    kTokenPassword,       // sent AuthenticationCleartextPassword: the client sends a token
+    kClientLogin,         // client_login_ runs (TLS, startup packet, SCRAM/token/certificate)
     kBackendConnect,      // connect() in flight
     kBackendSslResponse,  // sent SSLRequest to the database
     kBackendTlsHandshake,
@@ -137,16 +134,12 @@ class Session : private RelaySink {
   void OnTlsHandshakeDone(Side side);
   void OnPeerClosed(Side side, int res);
 
-  // Login, client side.
+  // Login, client side: hands the client's bytes to client_login_.
   void ProcessClientLogin();
-  bool HandleStartupPacket();
-  bool NextPasswordMessage(std::string_view expected, proto::MessageView* msg);
-  bool HandleSaslMessage();
-  bool HandleTokenMessage();
-  // Identity from the verified client certificate; no password asked.
-  void AcceptClientCertificate();
-  // After a token or certificate login: the target, the scope, then the database.
-  void AuthorizeIdentity();
+  // ClientLogin::Channel: the client socket as the login needs it.
+  void SendToClient(std::string bytes) override;
+  absl::Status StartTls() override;
+  const proto::TlsStream* Tls() const override;
   // Login, backend side.
   void StartBackend();
   void OnBackendConnected(int res);
@@ -155,7 +148,6 @@ class Session : private RelaySink {
   // The database is ready (its ReadyForQuery is `ready`): false if the session ended.
   bool CompleteBackendLogin(std::string_view ready);
   void EnterRelay();
-  bool MatchScope();
 
   // Hands a chunk to relay_, then flushes and reads on.
   void RelayChunk(Side from, const char* data, size_t n, int32_t bid);
@@ -184,18 +176,16 @@ class Session : private RelaySink {
   std::string Describe() const;
 
   Shard& shard_;
-  const std::shared_ptr<const Runtime> runtime_;  // target_, user_, listener_ point into it
+  const std::shared_ptr<const Runtime> runtime_;  // target_ and listener_ point into it
   const uint32_t slot_;
   const uint32_t generation_;
   const ListenerRuntime& listener_;
   const std::string peer_;
-  Phase phase_ = Phase::kStartup;
+  Phase phase_ = Phase::kClientLogin;
   bool closed_ = false;
   bool shutting_down_ = false;
   uint64_t relayed_from_client_ = 0;  // bytes received while relaying (the audit's totals)
   uint64_t relayed_from_backend_ = 0;
-  bool ssl_answered_ = false;  // SSLRequest / GSSENCRequest already answered
-  bool gss_answered_ = false;  // the database sent its first ReadyForQuery
   uint32_t ops_in_flight_ = 0;
   int64_t deadline_ns_ = 0;  // login / connect / flush / shutdown deadline; 0 = none
 
@@ -203,12 +193,10 @@ class Session : private RelaySink {
   Endpoint backend_;
 
   // Login state (released when relaying starts).
-  std::string user_name_;
-  std::string database_;
+  std::string user_name_;  // as the client named it, then the verified subject
   StartupSettings forwarded_params_;
-  const UserRuntime* user_ = nullptr;
   const TargetRuntime* target_ = nullptr;
-  std::unique_ptr<proto::ScramServer> scram_server_;
+  std::unique_ptr<ClientLogin> client_login_;
   std::unique_ptr<BackendLogin> backend_login_;
   std::string startup_search_path_;  // the client's, if it set one at startup
   // Who the session belongs to, and the scope that covers it (inside policy_,
