@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/json_text.h"
 #include "core/audit/record.h"
 
 namespace pgb::audit {
