@@ -6,7 +6,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "base/secret_file.h"
+#include "base/file_read.h"
 
 namespace pgb::audit {
 namespace {
