@@ -68,41 +68,51 @@ bool IsAllowedProviderUrl(std::string_view url) {
   return host == "127.0.0.1" || host == "[::1]" || host == "localhost";
 }
 
+CURL* NewCurlHandle() {
+  static std::once_flag global_init;
+  std::call_once(global_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  return curl_easy_init();
+}
+
+absl::Status ConfigureCurl(CURL* c, const std::string& ca_file, absl::Duration timeout) {
+  const long timeout_ms = static_cast<long>(absl::ToInt64Milliseconds(timeout));
+  // No CURLOPT_PROXY: libcurl then takes the proxy from the standard
+  // environment variables (and skips it for hosts in no_proxy).
+  bool ok = curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http") == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&  // threads: no SIGALRM
+            curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms) == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms) == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK &&
+            curl_easy_setopt(c, CURLOPT_USERAGENT, "pgbastion") == CURLE_OK;
+  if (ok && !ca_file.empty()) ok = curl_easy_setopt(c, CURLOPT_CAINFO, ca_file.c_str()) == CURLE_OK;
+  if (!ok) return absl::InternalError("cannot configure the HTTP client");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<HttpResponse> HttpGet(const HttpRequest& request) {
   if (!IsAllowedProviderUrl(request.url)) {
     return absl::InvalidArgumentError("refusing to fetch \"" + LogSafe(request.url) +
                                       "\": only https:// (or http:// on loopback) is allowed");
   }
-  static std::once_flag global_init;
-  std::call_once(global_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-
-  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  std::unique_ptr<CURL, CurlDeleter> curl(NewCurlHandle());
   if (curl == nullptr) return absl::InternalError("cannot create an HTTP client handle");
   HttpResponse response;
   Transfer transfer{&response, request.max_body};
   char error[CURL_ERROR_SIZE] = {};
-  const long timeout_ms = static_cast<long>(absl::ToInt64Milliseconds(request.timeout));
   CURL* c = curl.get();
-  bool ok = curl_easy_setopt(c, CURLOPT_URL, request.url.c_str()) == CURLE_OK &&
-            curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http") == CURLE_OK &&
-            curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
-            curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&  // threads: no SIGALRM
-            curl_easy_setopt(c, CURLOPT_PROXY, "") == CURLE_OK &&     // ignore *_proxy env
-            curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms) == CURLE_OK &&
-            curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms) == CURLE_OK &&
-            curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
-            curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK &&
-            curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
-                             static_cast<curl_off_t>(request.max_body)) == CURLE_OK &&
-            curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &OnBody) == CURLE_OK &&
-            curl_easy_setopt(c, CURLOPT_WRITEDATA, &transfer) == CURLE_OK &&
-            curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &OnHeader) == CURLE_OK &&
-            curl_easy_setopt(c, CURLOPT_HEADERDATA, &transfer) == CURLE_OK &&
-            curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error) == CURLE_OK &&
-            curl_easy_setopt(c, CURLOPT_USERAGENT, "pgbastion") == CURLE_OK;
-  if (ok && !request.ca_file.empty()) {
-    ok = curl_easy_setopt(c, CURLOPT_CAINFO, request.ca_file.c_str()) == CURLE_OK;
+  if (absl::Status status = ConfigureCurl(c, request.ca_file, request.timeout); !status.ok()) {
+    return status;
   }
+  const bool ok = curl_easy_setopt(c, CURLOPT_URL, request.url.c_str()) == CURLE_OK &&
+                  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
+                  curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
+                                   static_cast<curl_off_t>(request.max_body)) == CURLE_OK &&
+                  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &OnBody) == CURLE_OK &&
+                  curl_easy_setopt(c, CURLOPT_WRITEDATA, &transfer) == CURLE_OK &&
+                  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &OnHeader) == CURLE_OK &&
+                  curl_easy_setopt(c, CURLOPT_HEADERDATA, &transfer) == CURLE_OK &&
+                  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error) == CURLE_OK;
   if (!ok) return absl::InternalError("cannot configure the HTTP client");
 
   const CURLcode code = curl_easy_perform(c);

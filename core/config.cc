@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/time/time.h"
+#include "base/file_read.h"
 #include "base/str_cat.h"
 #include "base/toml_table.h"
 #include "core/audit/audit_config_parse.h"
@@ -55,57 +56,6 @@ constexpr int64_t kMaxMessageSize = 0x3fffffff;  // PostgreSQL's MaxAllocSize - 
 constexpr size_t kMaxNameLength = 63;            // PostgreSQL's NAMEDATALEN - 1
 constexpr size_t kMaxConfigFileSize = 4 << 20;
 constexpr size_t kMaxPasswordFileSize = 64 << 10;
-
-struct ReadResult {
-  std::string contents;
-  mode_t mode = 0;
-};
-
-// Reads a whole regular file of at most `max_size` bytes. The mode comes from
-// fstat on the open descriptor, so it describes the file that was read.
-absl::StatusOr<ReadResult> ReadRegularFile(const std::string& path, size_t max_size) {
-  const int fd = ::open(path.c_str(),
-                        O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);  // a FIFO must not block us
-  if (fd < 0) {
-    const int err = errno;
-    const std::string message = Cat("cannot open \"", path, "\": ", std::strerror(err));
-    if (err == ENOENT) return absl::NotFoundError(message);
-    if (err == EACCES) return absl::PermissionDeniedError(message);
-    return absl::InvalidArgumentError(message);
-  }
-  ReadResult result;
-  struct stat st;
-  absl::Status status;
-  if (::fstat(fd, &st) != 0) {
-    status = absl::InvalidArgumentError(Cat("cannot stat \"", path, "\": ", std::strerror(errno)));
-  } else if (!S_ISREG(st.st_mode)) {
-    status = absl::InvalidArgumentError(Cat("\"", path, "\" is not a regular file"));
-  } else if (static_cast<uint64_t>(st.st_size) > max_size) {
-    status = absl::InvalidArgumentError(Cat("\"", path, "\" is larger than ", max_size, " bytes"));
-  } else {
-    result.mode = st.st_mode;
-    char buffer[8192];
-    for (;;) {
-      const ssize_t n = ::read(fd, buffer, sizeof(buffer));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        status =
-            absl::InvalidArgumentError(Cat("cannot read \"", path, "\": ", std::strerror(errno)));
-        break;
-      }
-      if (n == 0) break;
-      result.contents.append(buffer, static_cast<size_t>(n));
-      if (result.contents.size() > max_size) {
-        status =
-            absl::InvalidArgumentError(Cat("\"", path, "\" is larger than ", max_size, " bytes"));
-        break;
-      }
-    }
-  }
-  ::close(fd);
-  if (!status.ok()) return status;
-  return result;
-}
 
 // One error: where it is (for ordering and the location suffix) and its line.
 struct ConfigError {
@@ -509,7 +459,7 @@ void ConfigParser::ParseTarget(const toml::table& table, const std::string& path
     }
     const std::string resolved = ResolvePath(*file);
     if (!options_.check_files) return;
-    absl::StatusOr<ReadResult> read = ReadRegularFile(resolved, kMaxPasswordFileSize);
+    absl::StatusOr<FileContents> read = ReadRegularFile(resolved, kMaxPasswordFileSize);
     if (!read.ok()) {
       reader.Error("password_file", std::string(read.status().message()));
       return;
@@ -765,7 +715,7 @@ absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view 
 }
 
 absl::StatusOr<Config> LoadConfigFile(const std::string& path, ConfigOptions options) {
-  absl::StatusOr<ReadResult> read = ReadRegularFile(path, kMaxConfigFileSize);
+  absl::StatusOr<FileContents> read = ReadRegularFile(path, kMaxConfigFileSize);
   if (!read.ok()) return read.status();
   std::error_code error;
   std::filesystem::path absolute = std::filesystem::absolute(path, error);

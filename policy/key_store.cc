@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "base/file_read.h"
 #include "base/log.h"
 #include "base/thread_name.h"
 #include "policy/internal/json_object.h"
@@ -20,26 +21,16 @@ constexpr absl::Duration kMaxBackoff = absl::Minutes(5);
 // guard against a lost wakeup or a clock step).
 constexpr absl::Duration kMaxSleep = absl::Minutes(1);
 
+// Errors: InvalidArgument (not a regular file, over kMaxJwksSize), or
+// Unavailable (cannot open or read it: the refresher tries again).
 absl::StatusOr<std::string> ReadKeySetFile(const std::string& path) {
-  std::FILE* file = std::fopen(path.c_str(), "rbe");
-  if (file == nullptr) {
-    return absl::UnavailableError("cannot open \"" + path + "\": " + std::strerror(errno));
+  absl::StatusOr<FileContents> file = ReadRegularFile(path, kMaxJwksSize);
+  if (!file.ok()) {
+    std::string message(file.status().message());
+    if (!message.starts_with("cannot ")) return file.status();
+    return absl::UnavailableError(message);
   }
-  std::string contents;
-  char buffer[8192];
-  size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0) {
-    contents.append(buffer, n);
-    if (contents.size() > kMaxJwksSize) break;
-  }
-  const bool failed = std::ferror(file) != 0;
-  std::fclose(file);
-  if (failed) return absl::UnavailableError("cannot read \"" + path + "\"");
-  if (contents.size() > kMaxJwksSize) {
-    return absl::InvalidArgumentError("\"" + path + "\" is larger than " +
-                                      std::to_string(kMaxJwksSize) + " bytes");
-  }
-  return contents;
+  return std::move(file->contents);
 }
 
 // Same kids with the same key material, in any order.

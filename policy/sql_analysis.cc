@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "base/utf8.h"
 #include "policy/internal/literal_shape.h"
 #include "policy/internal/parse_tree.h"
 #include "policy/internal/parser_stack.h"
@@ -33,36 +34,6 @@ SqlAnalysis Refused(std::string_view sqlstate, std::string message, int position
 
 SqlAnalysis TooComplex(int position = 0) {
   return Refused(kSqlStateTooComplex, "statement is too complex", position);
-}
-
-// Offset of the first byte that does not start a valid UTF-8 sequence (as
-// PostgreSQL's pg_utf8_islegal judges: no overlongs, no surrogates, at most
-// U+10FFFF), and that sequence's length. Only called once simdjson's fast
-// check has failed.
-std::pair<size_t, size_t> FirstInvalidUtf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  size_t n = s.size();
-  size_t i = 0;
-  while (i < n) {
-    unsigned char c = p[i];
-    size_t len = c < 0x80           ? 1
-                 : (c >> 5) == 0x6  ? 2
-                 : (c >> 4) == 0xE  ? 3
-                 : (c >> 3) == 0x1E ? 4
-                                    : 0;
-    if (len == 0 || i + len > n) return {i, std::min<size_t>(std::max<size_t>(len, 1), n - i)};
-    bool ok = true;
-    for (size_t k = 1; k < len; ++k) ok = ok && (p[i + k] & 0xC0) == 0x80;
-    if (ok && len == 2) ok = c >= 0xC2;
-    if (ok && len == 3) {
-      ok = !(c == 0xE0 && p[i + 1] < 0xA0) && !(c == 0xED && p[i + 1] >= 0xA0);
-    }
-    if (ok && len == 4)
-      ok = !(c == 0xF0 && p[i + 1] < 0x90) && !(c == 0xF4 && p[i + 1] >= 0x90) && c <= 0xF4;
-    if (!ok) return {i, len};
-    i += len;
-  }
-  return {n, 0};
 }
 
 SqlAnalysis BadEncoding(std::string_view sql, size_t at, size_t len) {
@@ -163,10 +134,7 @@ SqlAnalysis AnalyseSql(std::string_view sql) {
   if (size_t nul = sql.find('\0'); nul != std::string_view::npos) {
     return BadEncoding(sql, nul, 1);  // PostgreSQL: ... "UTF8": 0x00
   }
-  if (!simdjson::validate_utf8(sql.data(), sql.size())) {
-    auto [at, len] = FirstInvalidUtf8(sql);
-    return BadEncoding(sql, at, len);
-  }
+  if (auto [at, len] = FirstInvalidUtf8(sql); len != 0) return BadEncoding(sql, at, len);
   size_t stack = internal::StackNeededFor(sql.size());
   if (stack > internal::kMaxStack) return TooComplex();
   SqlAnalysis analysis;

@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/file_read.h"
+#include "base/json_text.h"
 #include "core/audit/record.h"
 
 namespace pgb::audit {
@@ -24,40 +26,17 @@ std::string Errno(std::string_view what, const std::string& path) {
 
 // Reads a small regular file; `private_key` also refuses group/other access.
 absl::StatusOr<std::string> ReadKeyFile(const std::string& path, bool private_key) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError(Errno("cannot open", path));
-    return absl::PermissionDeniedError(Errno("cannot open", path));
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return absl::InvalidArgumentError("\"" + path + "\" is not a regular file");
-  }
-  if (private_key && (st.st_mode & 077) != 0) {
-    ::close(fd);
+  absl::StatusOr<FileContents> file = ReadRegularFile(path, kMaxKeyFileBytes);
+  if (!file.ok()) return file.status();
+  if (private_key && (file->mode & 077) != 0) {
     char mode[8];
-    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(file->mode & 07777));
     return absl::PermissionDeniedError("\"" + path + "\" has mode " + mode +
                                        "; a signing key must not be readable by group or "
                                        "others: chmod 600 " +
                                        path);
   }
-  if (static_cast<size_t>(st.st_size) > kMaxKeyFileBytes) {
-    ::close(fd);
-    return absl::InvalidArgumentError("\"" + path + "\" is too large to be a key file");
-  }
-  std::string contents(static_cast<size_t>(st.st_size), '\0');
-  size_t done = 0;
-  while (done < contents.size()) {
-    const ssize_t n = ::read(fd, contents.data() + done, contents.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  contents.resize(done);
-  return contents;
+  return std::move(file->contents);
 }
 
 absl::StatusOr<std::string> KeyId(EVP_PKEY* key) {

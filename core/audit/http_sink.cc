@@ -4,9 +4,9 @@
 
 #include <charconv>
 #include <cstring>
-#include <mutex>
 
-#include "base/secret_file.h"
+#include "base/file_read.h"
+#include "base/http_client.h"
 
 namespace pgb::audit {
 namespace {
@@ -34,15 +34,13 @@ size_t DiscardBody(char*, size_t size, size_t count, void*) { return size * coun
 
 absl::StatusOr<std::unique_ptr<HttpSink>> HttpSink::Create(std::string name,
                                                            HttpSinkConfig config) {
-  static std::once_flag curl_init;
-  std::call_once(curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   std::unique_ptr<HttpSink> sink(new HttpSink(std::move(name), std::move(config)));
   if (!sink->config_.bearer_token_file.empty()) {
     absl::StatusOr<std::string> token = ReadSecretFile(sink->config_.bearer_token_file);
     if (!token.ok()) return token.status();
     sink->authorization_ = "Authorization: Bearer " + *token;
   }
-  sink->curl_ = curl_easy_init();
+  sink->curl_ = NewCurlHandle();
   if (sink->curl_ == nullptr) return absl::InternalError("curl_easy_init failed");
   return sink;
 }
@@ -54,6 +52,9 @@ HttpSink::~HttpSink() {
 absl::Status HttpSink::Post(const std::string& body, const std::string& idempotency_key) {
   CURL* curl = static_cast<CURL*>(curl_);
   curl_easy_reset(curl);
+  if (absl::Status status = ConfigureCurl(curl, config_.tls_ca, config_.timeout); !status.ok()) {
+    return status;
+  }
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
   headers = curl_slist_append(headers, ("Idempotency-Key: " + idempotency_key).c_str());
   if (!authorization_.empty()) headers = curl_slist_append(headers, authorization_.c_str());
@@ -61,12 +62,7 @@ absl::Status HttpSink::Post(const std::string& body, const std::string& idempote
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
   curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
-                   static_cast<long>(absl::ToInt64Milliseconds(config_.timeout)));
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, DiscardBody);
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  if (!config_.tls_ca.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, config_.tls_ca.c_str());
   const CURLcode code = curl_easy_perform(curl);
   long http_status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &http_status);

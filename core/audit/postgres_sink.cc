@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "base/secret_file.h"
+#include "base/file_read.h"
 #include "base/log.h"
 #include "base/status_macros.h"
 

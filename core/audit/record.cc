@@ -8,6 +8,8 @@
 #include <cassert>
 #include <cstring>
 
+#include "base/json_text.h"
+
 namespace pgb::audit {
 namespace {
 
@@ -26,35 +28,6 @@ size_t Utf8Prefix(std::string_view text, size_t max) {
 }
 
 constexpr char kHexDigits[] = "0123456789abcdef";
-
-// Decodes one UTF-8 sequence at text[i]; returns its length, or 0 if it is
-// not a valid, shortest-form sequence of a scalar value.
-size_t Utf8SequenceLength(std::string_view text, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char c = byte(i);
-  size_t n;
-  uint32_t cp;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-    cp = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    cp = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > text.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (byte(i + k) & 0x3F);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
-  if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
-  return n;
-}
 
 }  // namespace
 
@@ -411,79 +384,6 @@ char* PutSigned(char* p, int64_t value) {
   return PutUnsigned(p, static_cast<uint64_t>(-(value + 1)) + 1);
 }
 
-// True if any of the 8 bytes in `v` is a control character, '"', '\\' or
-// not ASCII: the bytes AppendJsonString does not copy as they are.
-bool NeedsAttention(uint64_t v) {
-  constexpr uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr uint64_t kHigh = 0x8080808080808080ULL;
-  const auto has_zero = [](uint64_t x) { return ((x - kOnes) & ~x & kHigh) != 0; };
-  const bool below_space = ((v - 0x20 * kOnes) & ~v & kHigh) != 0;
-  return (v & kHigh) != 0 || below_space || has_zero(v ^ ('"' * kOnes)) ||
-         has_zero(v ^ ('\\' * kOnes));
-}
-
-// At most 6 bytes per input byte (\u00XX) plus the quotes.
-constexpr size_t JsonStringBound(size_t length) { return 6 * length + 2; }
-
-char* PutJsonString(char* p, std::string_view text) {
-  *p++ = '"';
-  const char* s = text.data();
-  const char* const end = s + text.size();
-  while (s < end) {
-    // Plain runs eight bytes at a time (most text is plain ASCII).
-    while (end - s >= 8) {
-      uint64_t v;
-      std::memcpy(&v, s, 8);
-      if (NeedsAttention(v)) break;
-      std::memcpy(p, s, 8);
-      p += 8;
-      s += 8;
-    }
-    if (s == end) break;
-    const unsigned char c = static_cast<unsigned char>(*s);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-      *p++ = *s++;
-      continue;
-    }
-    if (c >= 0x80) {
-      const size_t i = static_cast<size_t>(s - text.data());
-      const size_t n = Utf8SequenceLength(text, i);
-      if (n > 0) {
-        p = Put(p, std::string_view(s, n));
-        s += n;
-      } else {
-        p = Put(p, "\xEF\xBF\xBD");  // U+FFFD
-        ++s;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        p = Put(p, "\\\"");
-        break;
-      case '\\':
-        p = Put(p, "\\\\");
-        break;
-      case '\n':
-        p = Put(p, "\\n");
-        break;
-      case '\r':
-        p = Put(p, "\\r");
-        break;
-      case '\t':
-        p = Put(p, "\\t");
-        break;
-      default: {
-        const char escape[6] = {'\\', 'u', '0', '0', kHexDigits[c >> 4], kHexDigits[c & 0xF]};
-        p = Put(p, std::string_view(escape, sizeof(escape)));
-      }
-    }
-    ++s;
-  }
-  *p++ = '"';
-  return p;
-}
-
 constexpr size_t kTimestampBytes = 27;  // "2024-05-01T12:00:00.123456Z"
 
 char* PutTimestamp(char* p, int64_t unix_micros) {
@@ -588,10 +488,6 @@ void PutStringList(const AuditRecord& record, AuditField field, JsonLine& line) 
 constexpr size_t kFixedJsonBound = 2048;
 
 }  // namespace
-
-void AppendJsonString(std::string_view text, std::string* out) {
-  AppendBounded(JsonStringBound(text.size()), out, [&](char* p) { return PutJsonString(p, text); });
-}
 
 void AppendTimestamp(int64_t unix_micros, std::string* out) {
   AppendBounded(kTimestampBytes, out, [&](char* p) { return PutTimestamp(p, unix_micros); });

@@ -276,10 +276,6 @@ char* WriteRecordJson(const AuditRecord& record, const SerializeOptions& options
 // as the 6 bytes of its worst escape).
 size_t RecordJsonBound(const AuditRecord& record, const NormalizedStatement* normalized = nullptr);
 
-// The JSON string literal for `text` (quotes included) appended to `out`:
-// JSON escapes, control characters as \u00XX, invalid UTF-8 as U+FFFD.
-void AppendJsonString(std::string_view text, std::string* out);
-
 // RFC 3339 UTC with microseconds: "2024-05-01T12:00:00.123456Z".
 void AppendTimestamp(int64_t unix_micros, std::string* out);
 
