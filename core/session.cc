@@ -50,17 +50,15 @@ Session::Session(Shard& shard, uint32_t slot, uint32_t generation, int client_fd
       generation_(generation),
       listener_(listener),
       peer_(std::move(peer)),
+      client_(shard.ring(), shard.buffers(), Op::kClientRecv, Op::kClientSend, slot, generation,
+              ops_in_flight_),
+      backend_(shard.ring(), shard.buffers(), Op::kBackendRecv, Op::kBackendSend, slot, generation,
+               ops_in_flight_),
       audit_(shard.audit(), peer_address) {
-  client_.fd = client_fd;
+  client_.Attach(client_fd);
 }
 
 Session::~Session() {
-  for (Endpoint* e : {&client_, &backend_}) {
-    if (e->fd >= 0) ::close(e->fd);
-    if (e->closed_fd >= 0) ::close(e->closed_fd);
-    for (const OutSegment& seg : e->out) ReleaseSegment(seg);
-    e->out.clear();
-  }
   if (gateway_pid_ != 0) shard_.UnregisterCancelKey(gateway_pid_);
 }
 
@@ -103,21 +101,7 @@ void Session::OnCompletion(Op op, int res, uint32_t flags) {
 }
 
 void Session::ArmRecv(Side side) {
-  Endpoint& e = ep(side);
-  if (closed_ || e.fd < 0 || e.recv_armed || e.close_after_flush) return;
-  e.recv_paused = false;
-  io_uring_sqe* sqe = shard_.ring().GetSqe();
-  io_uring_prep_recv(sqe, e.fd, nullptr, 0, 0);
-  // We re-arm right after the peer was sent something it must answer first,
-  // so data is almost never waiting: go straight to poll, skip the attempt.
-  sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
-  sqe->flags |= IOSQE_BUFFER_SELECT;
-  sqe->buf_group = BufferRing::kGroupId;
-  io_uring_sqe_set_data64(
-      sqe, UserData::Make(side == Side::kClient ? Op::kClientRecv : Op::kBackendRecv, slot_,
-                          generation_));
-  e.recv_armed = true;
-  ++ops_in_flight_;
+  if (!closed_) ep(side).ArmRecv();
 }
 
 void Session::RetryReceive(Side side) {
@@ -126,13 +110,13 @@ void Session::RetryReceive(Side side) {
 
 void Session::OnRecv(Side side, int res, uint32_t flags) {
   Endpoint& e = ep(side);
-  e.recv_armed = false;
+  e.OnRecvDone();
   int32_t bid = -1;
   if (flags & IORING_CQE_F_BUFFER) {
     bid = static_cast<int32_t>(flags >> IORING_CQE_BUFFER_SHIFT);
     shard_.buffers().NoteTaken();
   }
-  if (closed_ || e.fd < 0) {
+  if (closed_ || !e.open()) {
     if (bid >= 0) shard_.buffers().Recycle(static_cast<uint16_t>(bid));
     return;
   }
@@ -147,7 +131,7 @@ void Session::OnRecv(Side side, int res, uint32_t flags) {
   }
   const char* data = shard_.buffers().Data(static_cast<uint16_t>(bid));
   const size_t n = static_cast<size_t>(res);
-  if (!e.tls_active) {
+  if (!e.tls_active()) {
     OnPlaintext(side, data, n, bid);
     return;
   }
@@ -155,11 +139,11 @@ void Session::OnRecv(Side side, int res, uint32_t flags) {
   // scratch buffer and is handled (and copied where it must be kept) at once.
   size_t offset = 0;
   while (offset < n && !closed_) {
-    const size_t took = e.tls->PushCiphertext(std::string_view(data + offset, n - offset));
+    const size_t took = e.tls()->PushCiphertext(std::string_view(data + offset, n - offset));
     offset += took;
     bool read_any = false;
-    if (!e.tls->handshake_done()) {
-      absl::StatusOr<proto::TlsStream::Progress> progress = e.tls->Handshake();
+    if (!e.tls()->handshake_done()) {
+      absl::StatusOr<proto::TlsStream::Progress> progress = e.tls()->Handshake();
       if (!progress.ok()) {
         PGB_LOG(kWarning) << Describe() << ": TLS handshake with the "
                           << (side == Side::kClient ? "client" : "database")
@@ -178,10 +162,10 @@ void Session::OnRecv(Side side, int res, uint32_t flags) {
       if (*progress != proto::TlsStream::Progress::kDone) continue;
       OnTlsHandshakeDone(side);
     }
-    while (!closed_ && e.fd >= 0 && e.tls) {
-      absl::StatusOr<size_t> got = e.tls->ReadPlaintext(shard_.scratch(), shard_.scratch_size());
+    while (!closed_ && e.open() && e.tls() != nullptr) {
+      absl::StatusOr<size_t> got = e.tls()->ReadPlaintext(shard_.scratch(), shard_.scratch_size());
       if (!got.ok()) {
-        if (e.tls->eof()) {
+        if (e.tls()->eof()) {
           shard_.buffers().Recycle(static_cast<uint16_t>(bid));
           OnPeerClosed(side, 0);
           return;
@@ -201,7 +185,7 @@ void Session::OnRecv(Side side, int res, uint32_t flags) {
     }
   }
   shard_.buffers().Recycle(static_cast<uint16_t>(bid));
-  if (closed_ || e.fd < 0) return;
+  if (closed_ || !e.open()) return;
   Flush(side);  // TLS may owe the peer bytes (tickets, alerts)
   if (phase_ == Phase::kRelay) {
     KeepReading(side);
@@ -220,134 +204,38 @@ void Session::OnTlsHandshakeDone(Side side) {
 }
 
 void Session::WriteOwned(Side side, std::string bytes) {
-  Endpoint& e = ep(side);
-  if (e.fd < 0 || bytes.empty()) return;
-  if (e.tls_active) {
-    if (absl::Status s = e.tls->WritePlaintext(bytes); !s.ok()) {
-      PGB_LOG(kWarning) << Describe() << ": TLS write failed: " << s.message();
-    }
-    return;
+  if (absl::Status s = ep(side).WriteOwned(std::move(bytes)); !s.ok()) {
+    PGB_LOG(kWarning) << Describe() << ": TLS write failed: " << s.message();
   }
-  // Append to the last owned segment when it is not part of a send in flight.
-  if (!e.out.empty() && e.out.size() > e.in_flight_segments && e.out.back().owned != nullptr) {
-    OutSegment& last = e.out.back();
-    const size_t already_sent = static_cast<size_t>(last.data - last.owned->data());
-    last.owned->append(bytes);
-    last.data = last.owned->data() + already_sent;
-    last.length = static_cast<uint32_t>(last.owned->size() - already_sent);
-    e.queued_bytes += bytes.size();
-    return;
-  }
-  auto* owned = new std::string(std::move(bytes));
-  e.out.push_back(OutSegment{owned->data(), static_cast<uint32_t>(owned->size()), -1, owned});
-  e.queued_bytes += owned->size();
 }
 
 void Session::WriteReceived(Side side, const char* data, size_t n, int32_t bid) {
-  Endpoint& e = ep(side);
-  if (e.fd < 0) {
-    if (bid >= 0) shard_.buffers().Recycle(static_cast<uint16_t>(bid));
-    return;
+  if (absl::Status s = ep(side).WriteReceived(data, n, bid); !s.ok()) {
+    PGB_LOG(kWarning) << Describe() << ": TLS write failed: " << s.message();
   }
-  if (e.tls_active) {
-    if (absl::Status s = e.tls->WritePlaintext(std::string_view(data, n)); !s.ok()) {
-      PGB_LOG(kWarning) << Describe() << ": TLS write failed: " << s.message();
-    }
-    if (bid >= 0) shard_.buffers().Recycle(static_cast<uint16_t>(bid));
-    return;
-  }
-  if (bid < 0) {
-    WriteOwned(side, std::string(data, n));
-    return;
-  }
-  e.out.push_back(OutSegment{data, static_cast<uint32_t>(n), bid, nullptr});
-  e.queued_bytes += n;
-}
-
-void Session::ReleaseSegment(const OutSegment& seg) {
-  if (seg.buffer_id >= 0) shard_.buffers().Recycle(static_cast<uint16_t>(seg.buffer_id));
-  delete seg.owned;
-}
-
-size_t Session::Backlog(Side side) {
-  Endpoint& e = ep(side);
-  size_t pending = e.queued_bytes;
-  if (e.tls_active && e.tls) pending += e.tls->PendingCiphertext().size();
-  return pending;
 }
 
 void Session::Flush(Side side) {
-  Endpoint& e = ep(side);
-  if (e.fd < 0 || e.send_in_flight) return;
-  if (e.tls_active && e.tls && e.tls->HasPendingCiphertext()) {
-    auto* owned = new std::string;
-    e.tls->TakeCiphertext(*owned);  // moves the buffer: stays valid while the send is in flight
-    e.out.push_back(OutSegment{owned->data(), static_cast<uint32_t>(owned->size()), -1, owned});
-    e.queued_bytes += owned->size();
-  }
-  if (e.out.empty()) {
-    if (e.close_after_flush) CloseEndpoint(side);
-    return;
-  }
-  const size_t count = std::min(e.out.size(), e.iov.size());
-  for (size_t i = 0; i < count; ++i) {
-    e.iov[i].iov_base = const_cast<char*>(e.out[i].data);
-    e.iov[i].iov_len = e.out[i].length;
-  }
-  e.in_flight_segments = count;
-  io_uring_sqe* sqe = shard_.ring().GetSqe();
-  if (count == 1) {
-    io_uring_prep_send(sqe, e.fd, e.iov[0].iov_base, e.iov[0].iov_len, MSG_NOSIGNAL);
-  } else {
-    e.msg = msghdr{};
-    e.msg.msg_iov = e.iov.data();
-    e.msg.msg_iovlen = count;
-    io_uring_prep_sendmsg(sqe, e.fd, &e.msg, MSG_NOSIGNAL);
-  }
-  io_uring_sqe_set_data64(
-      sqe, UserData::Make(side == Side::kClient ? Op::kClientSend : Op::kBackendSend, slot_,
-                          generation_));
-  e.send_in_flight = true;
-  ++ops_in_flight_;
+  if (ep(side).Flush()) CloseEndpoint(side);
 }
 
 void Session::OnSend(Side side, int res) {
   Endpoint& e = ep(side);
-  e.send_in_flight = false;
-  if (e.fd < 0) {  // closed while the send was in flight: nothing more goes out
-    for (const OutSegment& seg : e.out) ReleaseSegment(seg);
-    e.out.clear();
-    e.queued_bytes = 0;
-    e.in_flight_segments = 0;
-    return;
-  }
-  if (res < 0) {
+  const int sent = e.OnSent(res);
+  if (!e.open()) return;  // closed while the send was in flight: nothing more goes out
+  if (sent < 0) {
     if (!closed_) {
       PGB_LOG(kDebug) << Describe() << ": send to "
                       << (side == Side::kClient ? "client" : "database")
-                      << " failed: " << strerror(-res);
+                      << " failed: " << strerror(-sent);
       if (side == Side::kBackend && phase_ == Phase::kRelay) {
-        OnPeerClosed(side, res);
+        OnPeerClosed(side, sent);
       } else {
         Close();
       }
     }
     return;
   }
-  size_t sent = static_cast<size_t>(res);
-  e.queued_bytes -= sent;
-  size_t done = 0;
-  while (done < e.in_flight_segments && sent >= e.out[done].length) {
-    sent -= e.out[done].length;
-    ReleaseSegment(e.out[done]);
-    ++done;
-  }
-  if (done < e.in_flight_segments && sent > 0) {
-    e.out[done].data += sent;
-    e.out[done].length -= static_cast<uint32_t>(sent);
-  }
-  e.out.erase(e.out.begin(), e.out.begin() + static_cast<std::ptrdiff_t>(done));
-  e.in_flight_segments = 0;
   if (closed_) return;
   Flush(side);
   MaybeResume(Other(side));
@@ -357,16 +245,16 @@ void Session::OnSend(Side side, int res) {
 // while the other side's queue has room.
 void Session::MaybeResume(Side sender) {
   if (phase_ != Phase::kRelay || closed_) return;
-  if (ep(sender).recv_paused) KeepReading(sender);
+  if (ep(sender).recv_paused()) KeepReading(sender);
 }
 
 // Backpressure: after relaying what `side` sent, read more from it only while
 // the other side's queue has room; otherwise hold it until a send completes.
 void Session::KeepReading(Side side) {
-  if (Backlog(Other(side)) < kMaxQueuedBytes) {
+  if (ep(Other(side)).Backlog() < kMaxQueuedBytes) {
     ArmRecv(side);
   } else {
-    ep(side).recv_paused = true;
+    ep(side).PauseRecv();
   }
 }
 
@@ -376,10 +264,10 @@ void Session::OnPlaintext(Side side, const char* data, size_t n, int32_t bid) {
     return;
   }
   Endpoint& e = ep(side);
-  e.staging.append(data, n);
+  e.staging().append(data, n);
   if (bid >= 0) shard_.buffers().Recycle(static_cast<uint16_t>(bid));
   if (phase_ == Phase::kClosing) {
-    e.staging.clear();
+    e.staging().clear();
     return;
   }
   if (side == Side::kClient) {
@@ -435,7 +323,7 @@ void Session::OnPeerClosed(Side side, int res) {
 
 void Session::ProcessClientLogin() {
   if (closed_ || phase_ == Phase::kClosing) return;
-  absl::StatusOr<ClientLogin::Step> step = client_login_->Feed(client_.staging);
+  absl::StatusOr<ClientLogin::Step> step = client_login_->Feed(client_.staging());
   user_name_ = client_login_->user_name();
   if (!step.ok()) {
     FailClient(step.status());
@@ -475,13 +363,12 @@ void Session::SendToClient(std::string bytes) { WriteOwned(Side::kClient, std::m
 absl::Status Session::StartTls() {
   absl::StatusOr<std::unique_ptr<proto::TlsStream>> tls = proto::TlsStream::Server(*listener_.tls);
   if (!tls.ok()) return tls.status();
-  client_.tls = *std::move(tls);
-  client_.tls_active = true;  // everything after the 'S' goes through TLS
+  client_.StartTls(*std::move(tls));  // everything after the 'S' goes through TLS
   return absl::OkStatus();
 }
 
 const proto::TlsStream* Session::Tls() const {
-  return client_.tls_active ? client_.tls.get() : nullptr;
+  return client_.tls_active() ? client_.tls() : nullptr;
 }
 
 // ---------------------------------------------------------------------------
@@ -498,7 +385,7 @@ void Session::StartBackend() {
   }
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  backend_.fd = fd;
+  backend_.Attach(fd);
   phase_ = Phase::kBackendConnect;
   deadline_ns_ = std::min(
       deadline_ns_, shard_.now_ns() + absl::ToInt64Nanoseconds(target_->config->connect_timeout));
@@ -510,7 +397,7 @@ void Session::StartBackend() {
 }
 
 void Session::OnBackendConnected(int res) {
-  if (closed_ || backend_.fd < 0 || phase_ != Phase::kBackendConnect) return;
+  if (closed_ || !backend_.open() || phase_ != Phase::kBackendConnect) return;
   if (res < 0) {
     PGB_LOG(kWarning) << Describe() << ": cannot connect to the database: " << strerror(-res);
     FailClient(sqlstate::kSqlclientUnableToEstablish,
@@ -547,7 +434,7 @@ void Session::SendBackendStartup() {
 }
 
 void Session::ProcessBackendLogin() {
-  std::string& in = backend_.staging;
+  std::string& in = backend_.staging();
   if (phase_ == Phase::kBackendSslResponse) {
     const char answer = in[0];
     if (answer != 'S') {
@@ -573,10 +460,9 @@ void Session::ProcessBackendLogin() {
                  absl::StrCat("cannot start TLS to target \"", target_->config->name, "\""));
       return;
     }
-    backend_.tls = *std::move(tls);
-    backend_.tls_active = true;
+    backend_.StartTls(*std::move(tls));
     phase_ = Phase::kBackendTlsHandshake;
-    absl::StatusOr<proto::TlsStream::Progress> progress = backend_.tls->Handshake();
+    absl::StatusOr<proto::TlsStream::Progress> progress = backend_.tls()->Handshake();
     if (!progress.ok()) {
       FailClient(sqlstate::kSqlclientUnableToEstablish,
                  absl::StrCat("TLS to target \"", target_->config->name,
@@ -661,7 +547,7 @@ void Session::EnterRelay() {
   // Bytes that arrived behind the login messages are relayed like any others.
   for (Side side : {Side::kBackend, Side::kClient}) {
     std::string leftover;
-    leftover.swap(ep(side).staging);
+    leftover.swap(ep(side).staging());
     if (!leftover.empty()) RelayChunk(side, leftover.data(), leftover.size(), -1);
     if (closed_ || phase_ != Phase::kRelay) return;
   }
@@ -754,7 +640,7 @@ void Session::FailClient(const char* code, std::string message, std::string deta
   std::string bytes;
   proto::AppendErrorResponse(bytes, proto::ErrorFields{"FATAL", code, std::move(message),
                                                        std::move(detail), std::move(hint)});
-  if (client_.fd >= 0) WriteOwned(Side::kClient, std::move(bytes));
+  if (client_.open()) WriteOwned(Side::kClient, std::move(bytes));
   CloseEndpoint(Side::kBackend);
   CloseAfterFlush();
 }
@@ -770,11 +656,11 @@ void Session::Terminate(const char* code, std::string message) {
   end_reason_ = message;
   PGB_LOG(kInfo) << Describe() << ": " << message;
   // A Terminate or FATAL may only go where the stream is at a message boundary.
-  if (backend_.fd >= 0 && AtBoundary(Side::kClient)) {
+  if (backend_.open() && AtBoundary(Side::kClient)) {
     std::string bye;
     proto::AppendTerminate(bye);
     WriteOwned(Side::kBackend, std::move(bye));
-    backend_.close_after_flush = true;
+    backend_.CloseAfterFlush();
     Flush(Side::kBackend);
   }
   if (AtBoundary(Side::kBackend) || phase_ != Phase::kRelay) {
@@ -789,37 +675,19 @@ void Session::Terminate(const char* code, std::string message) {
 void Session::CloseAfterFlush() {
   phase_ = Phase::kClosing;
   deadline_ns_ = shard_.now_ns() + kFlushGraceNs;
-  client_.close_after_flush = true;
+  client_.CloseAfterFlush();
   Flush(Side::kClient);
-  if (backend_.fd >= 0) {
-    backend_.close_after_flush = true;
+  if (backend_.open()) {
+    backend_.CloseAfterFlush();
     Flush(Side::kBackend);
   }
 }
 
 void Session::CloseEndpoint(Side side) {
   Endpoint& e = ep(side);
-  if (e.fd < 0) return;
-  // shutdown() sends the FIN now and completes a pending receive; the cancel
-  // catches a pending connect. The descriptor itself stays open until the
-  // session is destroyed: a cancel by fd must find it when it is submitted.
-  ::shutdown(e.fd, SHUT_RDWR);
-  if (e.recv_armed || e.send_in_flight ||
-      (side == Side::kBackend && phase_ == Phase::kBackendConnect)) {
-    io_uring_sqe* sqe = shard_.ring().GetSqe();
-    io_uring_prep_cancel_fd(sqe, e.fd, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(sqe, UserData::Make(Op::kIgnore, 0, 0));
-  }
-  e.closed_fd = e.fd;
-  e.fd = -1;
-  e.tls.reset();
-  e.tls_active = false;
-  if (!e.send_in_flight) {
-    for (const OutSegment& seg : e.out) ReleaseSegment(seg);
-    e.out.clear();
-    e.queued_bytes = 0;
-  }
-  if (client_.fd < 0 && backend_.fd < 0) Close();
+  if (!e.open()) return;
+  e.Shutdown(side == Side::kBackend && phase_ == Phase::kBackendConnect);
+  if (!client_.open() && !backend_.open()) Close();
 }
 
 void Session::Close() {
