@@ -15,7 +15,11 @@
 //     case DecodeStatus::kOk: Handle(r.message); buffer.remove_prefix(r.message.total_size);
 //   }
 //
-// The hot path is inline here; error texts are built out of line.
+// The hot path is inline here; error texts are built out of line. The
+// results are small structs rather than absl::StatusOr (the project's error
+// convention elsewhere): a decode runs for every message on the data path,
+// must tell "need more bytes" from an error, and must not allocate, so an
+// error's text lives in thread-local storage (HeaderResult::error).
 #pragma once
 
 #include <array>
