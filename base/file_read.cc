@@ -77,4 +77,11 @@ absl::StatusOr<std::string> ReadSecretFile(const std::string& path, size_t max_s
   return secret;
 }
 
+absl::Status ErrnoStatus(std::string_view what, const std::string& path) {
+  const int err = errno;
+  std::string message = Cat(what, " \"", path, "\": ", std::strerror(err));
+  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(message);
+  return absl::UnavailableError(message);
+}
+
 }  // namespace pgb

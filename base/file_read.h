@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 
@@ -35,5 +36,10 @@ struct FileContents {
 // wrong), InvalidArgument (the first line is empty).
 [[nodiscard]] absl::StatusOr<std::string> ReadSecretFile(const std::string& path,
                                                          size_t max_size = 16384);
+
+// The failure in errno of `what` ("cannot write") on `path`, for writers of
+// files: ResourceExhausted when the disk or quota is full (ENOSPC, EDQUOT), so
+// that callers can tell a full disk from other trouble; Unavailable otherwise.
+[[nodiscard]] absl::Status ErrnoStatus(std::string_view what, const std::string& path);
 
 }  // namespace pgb

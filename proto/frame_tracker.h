@@ -54,7 +54,10 @@ class FrameTracker {
   // Calls, in stream order: on_header(type, size) for each new message header
   // (`size`: the whole message's bytes, type byte included);
   // on_pass(data, length) for bytes of messages not gathered (pieces of this
-  // chunk, never empty); on_whole(type, message, oversize) once per gathered
+  // chunk, never empty; a header cut by the end of a chunk is held back until
+  // it is whole and checked, so no byte of a bad frame goes on, and its first
+  // bytes are then reported from the tracker's own copy, valid only during
+  // the call); on_whole(type, message, oversize) once per gathered
   // message (`message` is header plus body and valid only during the call;
   // empty when oversize); on_peek(type, prefix) once per peeked message, with
   // the first min(peek_size, body length) body bytes (valid only during the
@@ -90,7 +93,8 @@ FrameTracker::Scan FrameTracker::Feed(const char* data, size_t n, Direction dire
                                       OnHeader&& on_header, OnPass&& on_pass, OnWhole&& on_whole,
                                       OnPeek&& on_peek) {
   size_t pos = 0;
-  size_t pass_from = 0;  // start of the pass-through piece not yet reported
+  size_t pass_from = 0;            // start of the pass-through piece not yet reported
+  size_t partial_header_from = n;  // where a header cut by the chunk's end starts
   const auto report_pass = [&](size_t end) {
     if (end > pass_from) on_pass(data + pass_from, end - pass_from);
     pass_from = end;
@@ -138,6 +142,7 @@ FrameTracker::Scan FrameTracker::Feed(const char* data, size_t n, Direction dire
       continue;
     }
     const size_t header_start = pos;
+    const uint8_t held = header_have_;  // header bytes held back from earlier chunks
     if (header_have_ == 0) {
       mode_ =
           gather.types.test(static_cast<unsigned char>(data[pos])) ? Mode::kGather : Mode::kPass;
@@ -149,7 +154,10 @@ FrameTracker::Scan FrameTracker::Feed(const char* data, size_t n, Direction dire
     header_have_ = static_cast<uint8_t>(header_have_ + copy);
     pos += copy;
     if (mode_ != Mode::kPass) pass_from = pos;
-    if (header_have_ < kHeaderLength) break;
+    if (header_have_ < kHeaderLength) {
+      partial_header_from = header_start;
+      break;
+    }
     header_have_ = 0;
     const HeaderResult h =
         DecodeHeader(std::string_view(header_, kHeaderLength), direction, max_length);
@@ -161,6 +169,9 @@ FrameTracker::Scan FrameTracker::Feed(const char* data, size_t n, Direction dire
       mode_ = Mode::kPass;
       return Scan{good, std::string(h.error.empty() ? "malformed message" : h.error)};
     }
+    // The header is good: what was held of it goes on first (from the
+    // tracker's copy), then the rest of it from this chunk.
+    if (held > 0 && mode_ == Mode::kPass) on_pass(header_, held);
     on_header(h.header.type, h.header.total());
     body_remaining_ = h.header.length - 4;
     want_ready_status_ = (h.header.type == kPqMsg_ReadyForQuery &&
@@ -196,7 +207,9 @@ FrameTracker::Scan FrameTracker::Feed(const char* data, size_t n, Direction dire
       if (body_remaining_ == 0) finish_whole();
     }
   }
-  if (mode_ == Mode::kPass) report_pass(n);
+  // A header cut by the end of the chunk is held back until it is whole and
+  // checked: not a byte of a bad frame goes on (fail closed).
+  if (mode_ == Mode::kPass) report_pass(partial_header_from);
   return Scan{n, {}};
 }
 

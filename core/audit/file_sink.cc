@@ -10,17 +10,11 @@
 #include <cstring>
 #include <filesystem>
 
+#include "base/file_read.h"
 #include "base/log.h"
 
 namespace pgb::audit {
 namespace {
-
-absl::Status ErrnoStatus(std::string_view what, const std::string& path) {
-  const int err = errno;
-  std::string message = std::string(what) + " \"" + path + "\": " + std::strerror(err);
-  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(message);
-  return absl::UnavailableError(message);
-}
 
 // "20240501T120000.123456Z"
 std::string RotationSuffix(absl::Time now) {

@@ -12,15 +12,10 @@
 #include <cstring>
 #include <filesystem>
 
+#include "base/file_read.h"
+
 namespace pgb::audit {
 namespace {
-
-absl::Status ErrnoStatus(std::string_view what, const std::string& path) {
-  const int err = errno;
-  std::string message = std::string(what) + " \"" + path + "\": " + std::strerror(err);
-  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(message);
-  return absl::UnavailableError(message);
-}
 
 absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
   while (!data.empty()) {

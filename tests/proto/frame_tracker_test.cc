@@ -317,6 +317,28 @@ TEST(FrameTrackerTest, OversizeGatheredMessageIsReportedAndDropped) {
   }
 }
 
+// A header cut by a chunk's end is held back until it is whole and checked:
+// not one byte of a bad frame is passed on, wherever the cuts fall.
+TEST(FrameTrackerTest, NoByteOfABadHeaderIsPassedOnWhereverItIsCut) {
+  std::string s;
+  { MessageWriter(s, kPqMsg_Query).CString("SELECT 1"); }
+  const size_t good = s.size();
+  s.append("\x01\x00\x00\x00\x05", 5);  // an unknown message type
+  for (size_t a = 0; a <= s.size(); ++a) {
+    for (size_t b = a; b <= s.size(); ++b) {
+      FrameTracker t;
+      Fed fed = FeedPieces(t, s, {a, b}, Direction::kFrontend);
+      ASSERT_EQ(fed.rebuilt, s.substr(0, good)) << "cuts " << a << "," << b;
+    }
+  }
+  // A good header cut the same way passes whole.
+  std::string ok = s.substr(0, good) + s.substr(0, good);
+  for (size_t cut = 0; cut <= ok.size(); ++cut) {
+    FrameTracker t;
+    ASSERT_EQ(FeedPieces(t, ok, {cut}, Direction::kFrontend).rebuilt, ok) << cut;
+  }
+}
+
 TEST(FrameTrackerTest, BadHeaderAfterGatheredMessage) {
   std::string s;
   { MessageWriter(s, kPqMsg_Query).CString("SELECT 1"); }
