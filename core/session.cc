@@ -1,6 +1,5 @@
 #include "core/session.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
@@ -11,16 +10,12 @@
 #include <cerrno>
 #include <cstring>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "core/shard.h"
 #include "core/startup_parameters.h"
 #include "proto/error_status.h"
-#include "proto/md5_password.h"
 #include "proto/protocol.h"
-#include "proto/startup.h"
-#include "proto/wire.h"
 
 namespace pgb {
 
