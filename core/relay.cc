@@ -105,25 +105,25 @@ absl::Status Relay::Feed(Side from, const char* data, size_t n, int32_t buffer_i
         },
         [&](char type, std::string_view message, bool oversize) {
           if (!failure.ok()) return;
-          if (type == proto::kPqMsg_Execute) {  // gathered for masking only
-            if (oversize) {
-              failure =
-                  proto::ErrorStatus(sqlstate::kProtocolViolation, "Execute message too long");
-              return;
-            }
+          if (type == proto::kPqMsg_Execute && oversize) {
+            failure = proto::ErrorStatus(sqlstate::kProtocolViolation, "Execute message too long");
+            return;
+          }
+          // The gate first: what it refuses is not masked.
+          std::string replacement;
+          if (!gate_.OnWholeClientMessage(type, message, oversize, replacement)) {
+            start_copying();
+            rewritten += replacement;
+            return;
+          }
+          if (type == proto::kPqMsg_Execute && masking_.active()) {
             start_copying();
             if (absl::Status s = masking_.OnExecute(message, pipeline_, rewritten); !s.ok()) {
               failure = proto::ErrorStatus(sqlstate::kProtocolViolation, std::string(s.message()));
             }
             return;
           }
-          std::string replacement;
-          if (gate_.OnWholeClientMessage(type, message, oversize, replacement)) {
-            forward(message.data(), message.size());
-          } else {
-            start_copying();
-            rewritten += replacement;
-          }
+          forward(message.data(), message.size());
         },
         [this](char type, std::string_view prefix) { gate_.OnClientPeek(type, prefix); });
     if (failure.ok() && pipeline_.overloaded()) {

@@ -74,6 +74,10 @@ class Relay {
   // `policy` (the scope matched again for `identity`).
   void UsePolicy(std::shared_ptr<const policy::Policy> policy, policy::Identity identity);
 
+  // The session ends (`reason`): statements still awaiting their answer
+  // are completed in the audit trail as unknown.
+  void EndSession(std::string_view reason) { gate_.OnSessionEnd(reason); }
+
   // Whether `side`'s stream is at a message boundary (a message may follow).
   bool AtBoundary(Side side) const {
     return (side == Side::kClient ? client_frames_ : backend_frames_).AtBoundary();

@@ -54,6 +54,7 @@ Session::Session(Shard& shard, uint32_t slot, uint32_t generation, int client_fd
 }
 
 Session::~Session() {
+  RecordEnd();  // a shard that stops with sessions open (its ring failed)
   if (gateway_pid_ != 0) shard_.UnregisterCancelKey(gateway_pid_);
 }
 
@@ -685,15 +686,24 @@ void Session::CloseEndpoint(Side side) {
   if (!client_.open() && !backend_.open()) Close();
 }
 
+void Session::RecordEnd() {
+  if (audit_.end_recorded()) return;
+  if (relay_) {
+    const std::string_view reason =
+        !end_reason_.empty() ? std::string_view(end_reason_)
+        : ClientTerminated() ? "client terminated the session"
+                             : "connection closed";
+    relay_->EndSession(reason);
+    audit_.Disconnect(reason, relayed_from_client_, relayed_from_backend_);
+  } else {
+    audit_.Disconnect(end_reason_.empty() ? "closed before login" : end_reason_, 0, 0);
+  }
+}
+
 void Session::Close() {
   if (closed_) return;
   closed_ = true;
-  if (relay_) {
-    audit_.Disconnect(end_reason_.empty() ? (ClientTerminated() ? "client terminated the session"
-                                                                : "connection closed")
-                                          : end_reason_,
-                      relayed_from_client_, relayed_from_backend_);
-  }
+  RecordEnd();
   CloseEndpoint(Side::kClient);
   CloseEndpoint(Side::kBackend);
   if (gateway_pid_ != 0) {

@@ -153,6 +153,9 @@ class Session : private RelaySink, private ClientLogin::Channel {
   void Terminate(const char* sqlstate, std::string message);
   void CloseAfterFlush();
   void Close();
+  // The session's end in the audit trail, once: statements still awaiting
+  // their answer get an "unknown" completion, then the disconnect record.
+  void RecordEnd();
   void CloseEndpoint(Side side);
 
   std::string Describe() const;

@@ -4,6 +4,8 @@
 
 #include <charconv>
 
+#include "base/str_cat.h"
+
 namespace pgb {
 namespace {
 
@@ -66,11 +68,12 @@ void SessionAudit::SetSession(const policy::Identity* identity, std::string targ
   application_name_ = std::move(application_name);
 }
 
-audit::AuditRecord* SessionAudit::Begin(audit::AuditKind kind) {
+audit::AuditRecord* SessionAudit::Begin(audit::AuditKind kind, bool who) {
   audit::AuditRecord* r = shard_->Begin();
   if (r == nullptr) return nullptr;  // counted as dropped by the trail, reported there
   r->kind = kind;
   r->session_id = session_id_;
+  if (!who) return r;
   r->SetClientAddress(reinterpret_cast<const sockaddr*>(&client_));
   if (identity_ != nullptr) {
     r->SetIdentity(*identity_);
@@ -82,33 +85,50 @@ audit::AuditRecord* SessionAudit::Begin(audit::AuditKind kind) {
   return r;
 }
 
-void SessionAudit::Execution(const StatementLedger::Execution& execution,
-                             const StatementLedger::Outcome& outcome) {
+void SessionAudit::Statement(StatementLedger::Execution& execution) {
+  execution.id = ++statements_;
   if (shard_ == nullptr) return;
   audit::AuditRecord* r = Begin(audit::AuditKind::kStatement);
   if (r == nullptr) return;
+  r->statement_id = execution.id;
   r->decision = audit::AuditDecision::kAllow;
   r->protocol = ProtocolOf(execution.protocol);
   r->start_us = execution.start_us;
-  r->end_us = audit::AuditClockMicros();
   r->SetRule(execution.rule);
   r->SetStatement(execution.statement());
   r->fingerprint = execution.fingerprint;
   r->bytes_in = execution.bytes_in;
+  if (execution.parameters) AddParameters(*execution.parameters, shard_->parameters(), r);
+  shard_->Commit();
+}
+
+void SessionAudit::Completion(const StatementLedger::Execution& execution,
+                              const StatementLedger::Outcome& outcome) {
+  if (shard_ == nullptr) return;
+  audit::AuditRecord* r = Begin(audit::AuditKind::kCompletion, /*who=*/false);
+  if (r == nullptr) return;
+  r->statement_id = execution.id;
+  r->start_us = execution.start_us;
+  r->end_us = audit::AuditClockMicros();
   r->bytes_out = outcome.bytes_out;
   r->masked_values = outcome.masked_values;
-  if (execution.parameters) AddParameters(*execution.parameters, shard_->parameters(), r);
-  if (!outcome.command_tag.empty()) {
-    r->SetCommandTag(outcome.command_tag);
-    if (uint64_t rows = 0; RowsOf(outcome.command_tag, &rows)) r->SetRows(rows);
-  }
-  if (!outcome.sqlstate.empty()) {
+  if (!outcome.answered) {
+    r->outcome = audit::AuditOutcome::kUnknown;
+    r->SetMessage(Cat("the session ended before the database answered: ", outcome.message));
+  } else if (!outcome.sqlstate.empty()) {
+    r->outcome = audit::AuditOutcome::kError;
     r->SetSqlState(outcome.sqlstate);
     r->SetMessage(outcome.message);
   } else if (!outcome.ran) {
+    r->outcome = audit::AuditOutcome::kNotRun;
     r->SetMessage("not run: an earlier statement of the same batch failed");
-  } else if (outcome.suspended) {
-    r->SetMessage("portal suspended: more rows to fetch");
+  } else {
+    r->outcome = audit::AuditOutcome::kOk;
+    if (!outcome.command_tag.empty()) {
+      r->SetCommandTag(outcome.command_tag);
+      if (uint64_t rows = 0; RowsOf(outcome.command_tag, &rows)) r->SetRows(rows);
+    }
+    if (outcome.suspended) r->SetMessage("portal suspended: more rows to fetch");
   }
   shard_->Commit();
 }
@@ -116,9 +136,11 @@ void SessionAudit::Execution(const StatementLedger::Execution& execution,
 void SessionAudit::Refusal(std::string_view statement, StatementProtocol protocol,
                            std::string_view rule, std::string_view sqlstate,
                            std::string_view message, uint64_t fingerprint, uint64_t bytes_in) {
+  const uint64_t id = ++statements_;
   if (shard_ == nullptr) return;
   audit::AuditRecord* r = Begin(audit::AuditKind::kStatement);
   if (r == nullptr) return;
+  r->statement_id = id;
   r->decision = audit::AuditDecision::kDeny;
   r->protocol = ProtocolOf(protocol);
   r->start_us = r->end_us = audit::AuditClockMicros();
@@ -132,6 +154,7 @@ void SessionAudit::Refusal(std::string_view statement, StatementProtocol protoco
 }
 
 void SessionAudit::Disconnect(std::string_view message, uint64_t bytes_in, uint64_t bytes_out) {
+  end_recorded_ = true;
   if (shard_ == nullptr) return;
   audit::AuditRecord* r = Begin(audit::AuditKind::kDisconnect);
   if (r == nullptr) return;
@@ -142,6 +165,7 @@ void SessionAudit::Disconnect(std::string_view message, uint64_t bytes_in, uint6
 
 void SessionAudit::Event(audit::AuditKind kind, std::string_view message,
                          std::string_view user_name) {
+  if (kind == audit::AuditKind::kAuthFailed) end_recorded_ = true;
   if (shard_ == nullptr) return;
   audit::AuditRecord* r = Begin(kind);
   if (r == nullptr) return;

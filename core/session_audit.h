@@ -1,14 +1,18 @@
 // SessionAudit writes one session's audit records into its shard's audit
-// ring (core/audit/writer.h): one per statement execution or refusal, and one
-// per session event (connection, authentication success or failure, token
-// expiry, cancel request, the session's end). It holds what every record of
+// ring (core/audit/writer.h): per statement execution a statement record
+// before the database sees it and a completion after (numbered by
+// statement_id within the session), one per refusal, and one per session
+// event (connection, authentication success or failure, token expiry,
+// cancel request, the session's end). It holds what every record of
 // the session repeats (session id, identity, client address, target, database
 // role, application name) and never allocates per record: fields are copied
 // straight into the ring slot.
 //
 //   SessionAudit audit(shard_audit, peer_address);  // shard_audit null: no trail, no-ops
 //   audit.SetSession(&identity, "app", "app_owner", "psql");
-//   audit.Execution(execution, outcome);  // from StatementLedger; the rule is in execution
+//   if (!audit.HasRoomFor(2 * statements)) { refuse with 53400 }
+//   audit.Statement(execution);             // before forwarding; sets execution.id
+//   audit.Completion(execution, outcome);   // from StatementLedger, when answered (or not)
 //   audit.Refusal(text, StatementProtocol::kSimple, rule, "42501", message, fingerprint, bytes);
 //   audit.Disconnect("client closed the connection", bytes_in, bytes_out);
 #pragma once
@@ -44,9 +48,18 @@ class SessionAudit {
                   std::string application_name);
   uint64_t session_id() const { return session_id_; }
 
-  // A statement that ran (or was skipped), as the ledger reports it.
-  void Execution(const StatementLedger::Execution& execution,
-                 const StatementLedger::Outcome& outcome);
+  // Fail closed: whether `records` more can be written now (always true
+  // without a trail or in fail-open mode).
+  bool HasRoomFor(size_t records) const {
+    return shard_ == nullptr || shard_->HasRoomFor(records);
+  }
+  // A statement about to be forwarded: its record, before the database
+  // sees it. Numbers the execution (execution.id).
+  void Statement(StatementLedger::Execution& execution);
+  // Its outcome, as the ledger reports it: ran (a command tag or an error),
+  // skipped, or unknown (the session ended first).
+  void Completion(const StatementLedger::Execution& execution,
+                  const StatementLedger::Outcome& outcome);
   // A statement the gateway refused (it never reached the database).
   void Refusal(std::string_view statement, StatementProtocol protocol, std::string_view rule,
                std::string_view sqlstate, std::string_view message, uint64_t fingerprint,
@@ -56,9 +69,14 @@ class SessionAudit {
   // The session's end, with every byte it received from the client and the
   // database.
   void Disconnect(std::string_view message, uint64_t bytes_in, uint64_t bytes_out);
+  // Whether the session's end is recorded: a disconnect, or a failed login
+  // (every connect record gets one of the two; `audit verify` checks).
+  bool end_recorded() const { return end_recorded_; }
 
  private:
-  audit::AuditRecord* Begin(audit::AuditKind kind);
+  // A record with the session's id; `who`: also the identity, client,
+  // target, role and application (completions leave them to their statement).
+  audit::AuditRecord* Begin(audit::AuditKind kind, bool who = true);
   // Fills an event's times, subject and message, and commits it.
   void Finish(audit::AuditRecord* r, audit::AuditKind kind, std::string_view message,
               std::string_view user_name);
@@ -67,6 +85,8 @@ class SessionAudit {
   sockaddr_storage client_;
   uint64_t session_id_;
   int64_t started_us_;
+  uint64_t statements_ = 0;  // statement_ids given so far
+  bool end_recorded_ = false;
   const policy::Identity* identity_ = nullptr;
   std::string target_;
   std::string role_;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "base/str_cat.h"
 #include "policy/judgement.h"
 #include "policy/sql_text.h"
 #include "proto/messages.h"
@@ -21,8 +22,9 @@ proto::FrameTracker::Gather GatherOf(std::string_view types, uint32_t max_size) 
 }
 
 // What the relay gathers and peeks at. Client side: Query, Parse and
-// FunctionCall whole (judged); with an audit trail, the names at the start of
-// Bind, Execute and Close. Database side, with an audit trail: command tags and
+// FunctionCall whole (judged); with an audit trail, Execute whole (a few
+// bytes: its record goes into the trail before it is forwarded, or it is
+// refused) and the names at the start of Bind and Close. Database side, with an audit trail: command tags and
 // errors; ErrorResponses whole while a refusal's answer is awaited (they are
 // small; one longer than 64 KiB is not a refusal's answer).
 constexpr uint32_t kNamesPrefix = 2 * 64 + 2;  // two NAMEDATALEN names and their NULs
@@ -80,7 +82,8 @@ StatementGate::StatementGate(std::shared_ptr<const policy::Policy> policy,
       audit_(audit),
       pipeline_(pipeline) {
   if (audit_.enabled()) {
-    for (char c : {proto::kPqMsg_Bind, proto::kPqMsg_Execute, proto::kPqMsg_Close}) {
+    client_gather_.types.set(static_cast<unsigned char>(proto::kPqMsg_Execute));
+    for (char c : {proto::kPqMsg_Bind, proto::kPqMsg_Close}) {
       client_gather_.peek.set(static_cast<unsigned char>(c));
     }
     client_gather_.peek_size =
@@ -107,11 +110,6 @@ void StatementGate::OnClientPeek(char type, std::string_view prefix) {
       ledger_.Bound(portal, FirstString(rest));
       break;
     }
-    case proto::kPqMsg_Execute:
-      if (SessionPipeline::Request* execute = pipeline_.last()) {
-        ledger_.Executing(execute->note, FirstString(prefix), audit::AuditClockMicros());
-      }
-      break;
     case proto::kPqMsg_Close:
       if (!prefix.empty()) ledger_.Closed(prefix[0], FirstString(prefix.substr(1)));
       break;
@@ -201,6 +199,15 @@ void StatementGate::OnClosed(SessionPipeline::Request& request) {
   }
 }
 
+void StatementGate::OnSessionEnd(std::string_view reason) {
+  if (!audit_.enabled()) return;
+  pipeline_.ForEachOutstanding([&](SessionPipeline::Request& request) {
+    ledger_.Abandon(request.note, reason,
+                    [this](const StatementLedger::Execution& e,
+                           const StatementLedger::Outcome& o) { ReportExecution(e, o); });
+  });
+}
+
 void StatementGate::UsePolicy(std::shared_ptr<const policy::Policy> policy,
                               policy::Identity identity) {
   policy_ = std::move(policy);
@@ -260,12 +267,26 @@ bool StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
                                   : policy::Policy::NoScope(identity_, target_);
       if (d.kind == policy::Decision::kAllow) {
         if (SessionPipeline::Request* call = pipeline_.last(); call && audit_.enabled()) {
-          ledger_.FunctionCall(call->note, std::move(d.rule), audit::AuditClockMicros());
+          audit_.Statement(
+              ledger_.FunctionCall(call->note, std::move(d.rule), audit::AuditClockMicros()));
         }
         return true;
       }
       Refuse(type, "", "(function call)", 0, d, to_database);
       return false;
+    }
+    case proto::kPqMsg_Execute: {
+      // Gathered for the trail (or for masking only); a malformed one goes
+      // on for the database to refuse (it runs nothing).
+      if (!audit_.enabled()) return true;
+      absl::StatusOr<std::string_view> portal = proto::ParseExecutePortal(body);
+      SessionPipeline::Request* execute = pipeline_.last();
+      if (!portal.ok() || execute == nullptr) return true;
+      if (StatementLedger::Execution* e =
+              ledger_.Executing(execute->note, *portal, audit::AuditClockMicros())) {
+        audit_.Statement(*e);
+      }
+      return true;
     }
     default:
       return true;  // not judged; gathered only by a wider set
@@ -323,7 +344,21 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
     return true;
   }
   // A Query: one request per statement, answered in order before its
-  // ReadyForQuery.
+  // ReadyForQuery. With a trail, every statement's record (and room for its
+  // completion) goes in before any of the Query is forwarded.
+  if (audit_.enabled() && !audit_.HasRoomFor(2 * analysis->statements.size())) {
+    RefuseUnjudged(
+        type, statement_name, sql, 0,
+        proto::ErrorFields{"ERROR", proto::sqlstate::kConfigurationLimitExceeded,
+                           Cat("the audit trail has no room now for the records of this Query's ",
+                               analysis->statements.size(),
+                               " statements, so none of them was run"),
+                           "",
+                           "Send fewer statements per Query or retry later; the operator can "
+                           "raise audit.ring_slots."},
+        "audit.unavailable", to_database);
+    return false;
+  }
   std::shared_ptr<const std::string> text;
   if (audit_.enabled()) text = std::make_shared<const std::string>(sql);
   const int64_t now = audit_.enabled() ? audit::AuditClockMicros() : 0;
@@ -332,8 +367,8 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
         pipeline_.InsertBeforeLast(proto::RequestKind::kStatement, proto::kPqMsg_Query);
     if (!audit_.enabled()) continue;
     const policy::StatementSummary& st = analysis->statements[i];
-    ledger_.Query(request.note, text, st.location, st.length, st.fingerprint,
-                  std::move(allowed[i].rule), now);
+    audit_.Statement(ledger_.Query(request.note, text, st.location, st.length, st.fingerprint,
+                                   std::move(allowed[i].rule), now));
   }
   return true;
 }
@@ -356,7 +391,8 @@ void StatementGate::RefuseUnjudged(char type, std::string_view statement_name,
                                    std::string_view statement, uint64_t fingerprint,
                                    proto::ErrorFields error, std::string rule,
                                    std::string& to_database) {
-  const StatementProtocol protocol = type == proto::kPqMsg_Parse ? StatementProtocol::kExtended
+  const StatementProtocol protocol =
+      type == proto::kPqMsg_Parse || type == proto::kPqMsg_Execute ? StatementProtocol::kExtended
                                      : type == proto::kPqMsg_FunctionCall
                                          ? StatementProtocol::kFunctionCall
                                          : StatementProtocol::kSimple;

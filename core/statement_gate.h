@@ -15,9 +15,11 @@
 // end), the refusal a request stands in for, and, with an audit trail, the
 // ledger's execution for each statement (StatementLedger: Bind, Execute and
 // Close names and the database's command tags and errors are peeked at,
-// never copied out of the relay). It writes one audit record per execution
-// and per refusal through SessionAudit; while the trail cannot take records,
-// statements are refused with 53400.
+// never copied out of the relay). Through SessionAudit it writes each
+// execution's record before the statement is forwarded (write-ahead: a
+// Query's records all before any of it) and its completion when the answer
+// comes or the session ends without one, and one record per refusal; while
+// the trail cannot take records, statements are refused with 53400.
 //
 //   StatementGate gate(policy, *scope, identity, "app", "app_owner", shard_cache, 16 << 20,
 //                      audit, pipeline);
@@ -75,6 +77,9 @@ class StatementGate {
   void OnBackendError(std::string_view message, std::string& to_client);
   // The pipeline closed `request` (answered, or skipped by the database).
   void OnClosed(SessionPipeline::Request& request);
+  // The session ends: statements still unanswered get a completion that
+  // says no answer came, and why (`reason`).
+  void OnSessionEnd(std::string_view reason);
   // Values masked in the rows relayed since the last call (for the audit).
   void OnMaskedValues(uint32_t count) {
     if (audit_.enabled()) ledger_.OnMaskedValues(count);
@@ -108,7 +113,7 @@ class StatementGate {
     return r ? &r->note : nullptr;
   }
   void ReportExecution(const StatementLedger::Execution& e, const StatementLedger::Outcome& o) {
-    audit_.Execution(e, o);
+    audit_.Completion(e, o);
   }
 
   std::shared_ptr<const policy::Policy> policy_;

@@ -10,15 +10,15 @@ std::string_view StatementLedger::Execution::statement() const {
   return text ? policy::StatementText(*text, location, length) : std::string_view();
 }
 
-void StatementLedger::Expect(RequestNote& note, Execution execution) {
+StatementLedger::Execution& StatementLedger::Expect(RequestNote& note, Execution execution) {
   execution.bytes_in = TakeClientBytes();
-  note.execution = std::move(execution);
+  return note.execution.emplace(std::move(execution));
 }
 
-void StatementLedger::Query(RequestNote& statement, std::shared_ptr<const std::string> text,
+StatementLedger::Execution& StatementLedger::Query(RequestNote& statement, std::shared_ptr<const std::string> text,
                             uint32_t location, uint32_t length, uint64_t fingerprint,
                             std::string rule, int64_t now_us) {
-  Expect(statement, Execution{.text = std::move(text),
+  return Expect(statement, Execution{.text = std::move(text),
                               .location = location,
                               .length = length,
                               .protocol = StatementProtocol::kSimple,
@@ -27,8 +27,9 @@ void StatementLedger::Query(RequestNote& statement, std::shared_ptr<const std::s
                               .fingerprint = fingerprint});
 }
 
-void StatementLedger::FunctionCall(RequestNote& call, std::string rule, int64_t now_us) {
-  Expect(call, Execution{.protocol = StatementProtocol::kFunctionCall,
+StatementLedger::Execution& StatementLedger::FunctionCall(RequestNote& call, std::string rule,
+                                                          int64_t now_us) {
+  return Expect(call, Execution{.protocol = StatementProtocol::kFunctionCall,
                          .rule = std::move(rule),
                          .start_us = now_us});
 }
@@ -47,13 +48,14 @@ void StatementLedger::Bound(std::string_view portal, std::string_view statement,
   portals_[std::string(portal)] = Portal{std::string(statement), std::move(parameters)};
 }
 
-void StatementLedger::Executing(RequestNote& execute, std::string_view portal, int64_t now_us) {
+StatementLedger::Execution* StatementLedger::Executing(RequestNote& execute,
+                                                      std::string_view portal, int64_t now_us) {
   // (Debian's Abseil hashes only absl::string_view: look up by std::string.)
   const auto p = portals_.find(std::string(portal));
-  if (p == portals_.end()) return;  // the database will say the portal does not exist
+  if (p == portals_.end()) return nullptr;  // the database will say the portal does not exist
   const auto s = statements_.find(p->second.statement);
-  if (s == statements_.end() || !s->second.text) return;  // unknown, or refused (recorded)
-  Expect(execute, Execution{.text = s->second.text,
+  if (s == statements_.end() || !s->second.text) return nullptr;  // unknown, or refused (recorded)
+  return &Expect(execute, Execution{.text = s->second.text,
                             .protocol = StatementProtocol::kExtended,
                             .rule = s->second.rule,
                             .start_us = now_us,
@@ -88,6 +90,18 @@ void StatementLedger::OnClosed(RequestNote& closed, Report report) {
   }
   const Execution execution = *std::move(closed.execution);
   closed.execution.reset();
+  report(execution, outcome);
+}
+
+void StatementLedger::Abandon(RequestNote& request, std::string_view reason, Report report) {
+  if (!request.execution) return;
+  Outcome outcome;
+  outcome.answered = false;
+  outcome.message = reason;
+  outcome.bytes_out = std::exchange(backend_bytes_, 0);
+  outcome.masked_values = std::exchange(masked_values_, 0);
+  const Execution execution = *std::move(request.execution);
+  request.execution.reset();
   report(execution, outcome);
 }
 

@@ -1,6 +1,8 @@
 // StatementLedger follows each statement a session runs from the client's
-// message to the database's answer, so the audit trail gets one record per
-// execution with its outcome: the command tag (and rows), or the error.
+// message to the database's answer, so the audit trail gets, per execution,
+// a record before the database sees it and a completion with its outcome:
+// the command tag (and rows), the error, or, when the session ends before
+// the answer comes, that nobody knows (SessionAudit writes both).
 //
 // Which answer is whose is the request pipeline's business
 // (proto/request_pipeline.h): the ledger writes an Execution into the note
@@ -12,16 +14,21 @@
 // of its batch failed) and is reported as not run. The ledger itself keeps
 // only the names: prepared statements and portals, from Parse, Bind and Close.
 //
+// The ledger creates an execution where the request is known (Query,
+// Executing, FunctionCall return it, for the write-ahead record); at the
+// session's end, Abandon reports what is still unanswered.
+//
 // It also counts bytes: each execution gets the client messages since the
 // previous one (a Query's whole size goes to its first statement) and the
 // database messages since the previous completion (its rows and its command
 // tag); what follows a batch's last completion (ReadyForQuery) is nobody's.
 //
-//   ledger.Query(statement_note, text, 0, 8, fingerprint, "profile.admin", now_us);
+//   audit.Statement(ledger.Query(statement_note, text, 0, 8, fingerprint, "profile.admin", now));
 //   ledger.Parsed("s1", text, fingerprint, "profile.admin");  ledger.Bound("", "s1");
-//   ledger.Executing(execute_note, "", now_us);
+//   if (auto* e = ledger.Executing(execute_note, "", now_us)) audit.Statement(*e);
 //   backend: ledger.OnCompletion(pipeline.answering() note, outcome, report);
 //            on_closed: ledger.OnClosed(note, report)
+//   session end: ledger.Abandon(note, "client closed the connection", report) per request
 #pragma once
 
 #include <cstdint>
@@ -67,11 +74,13 @@ class StatementLedger {
     uint64_t fingerprint = 0;  // the analyser's (0: none)
     uint64_t bytes_in = 0;     // client messages since the previous execution, this one's included
     std::shared_ptr<const BoundParameters> parameters = nullptr;  // extended, when recorded
+    uint64_t id = 0;  // the audit's statement_id (set by SessionAudit::Statement)
 
     std::string_view statement() const;
   };
   struct Outcome {
     bool ran = true;               // false: skipped, an earlier statement of its batch failed
+    bool answered = true;          // false: the session ended first; `message` says why
     std::string_view command_tag;  // CommandComplete's tag ("SELECT 1"); empty otherwise
     std::string_view sqlstate;     // on error
     std::string_view message;      // on error
@@ -87,11 +96,11 @@ class StatementLedger {
   // The client bytes not yet attributed to an execution (a refusal takes them).
   uint64_t TakeClientBytes() { return std::exchange(client_bytes_, 0); }
   // An allowed statement of a Query, on the request of that statement.
-  void Query(RequestNote& statement, std::shared_ptr<const std::string> text, uint32_t location,
+  Execution& Query(RequestNote& statement, std::shared_ptr<const std::string> text, uint32_t location,
              uint32_t length, uint64_t fingerprint, std::string rule, int64_t now_us);
   // An allowed FunctionCall, on its request: answered by FunctionCallResponse
   // (or an error), it is reported when its ReadyForQuery closes it.
-  void FunctionCall(RequestNote& call, std::string rule, int64_t now_us);
+  Execution& FunctionCall(RequestNote& call, std::string rule, int64_t now_us);
   // An allowed or refused Parse under `name`. Refused statements are not
   // expected to run: their Executes are not recorded (the refusal is).
   void Parsed(std::string_view name, std::shared_ptr<const std::string> text, uint64_t fingerprint,
@@ -99,8 +108,9 @@ class StatementLedger {
   void Refused(std::string_view name);
   void Bound(std::string_view portal, std::string_view statement,
              std::shared_ptr<const BoundParameters> parameters = nullptr);
-  // An Execute of `portal`, on its request.
-  void Executing(RequestNote& execute, std::string_view portal, int64_t now_us);
+  // An Execute of `portal`, on its request; null when nothing will run (an
+  // unknown portal or statement, or a refused one, already recorded).
+  Execution* Executing(RequestNote& execute, std::string_view portal, int64_t now_us);
   // Close of a statement ('S') or portal ('P').
   void Closed(char kind, std::string_view name);
 
@@ -116,6 +126,9 @@ class StatementLedger {
   // The pipeline closed a request: an execution still on it was never
   // answered (skipped), except a FunctionCall's, which ran.
   void OnClosed(RequestNote& closed, Report report);
+  // The session ends with `request` unanswered: its execution, if any, is
+  // reported as answered = false with `reason`.
+  void Abandon(RequestNote& request, std::string_view reason, Report report);
   // A ReadyForQuery: its bytes and what no statement answered are nobody's.
   void OnReadyForQuery() {
     backend_bytes_ = 0;
@@ -132,7 +145,7 @@ class StatementLedger {
     std::string statement;
     std::shared_ptr<const BoundParameters> parameters;
   };
-  void Expect(RequestNote& note, Execution execution);
+  Execution& Expect(RequestNote& note, Execution execution);
 
   uint64_t client_bytes_ = 0;
   uint64_t backend_bytes_ = 0;

@@ -99,6 +99,12 @@ class RequestPipeline {
   // Room for `n` more requests.
   bool HasRoomFor(size_t n) const { return outstanding() + n <= max_outstanding_; }
   size_t outstanding() const { return requests_.size() - head_; }
+  // Every outstanding request, oldest first (at a session's end: those that
+  // never got their whole answer).
+  template <typename F>
+  void ForEachOutstanding(F&& f) {
+    for (size_t i = head_; i < requests_.size(); ++i) f(requests_[i]);
+  }
 
   // --- database -> client -----------------------------------------------------
   // Every database message header, in stream order. Requests the previous

@@ -32,6 +32,10 @@ Refusal SubstituteRefused(char type, std::string_view statement_name, ErrorField
   if (r.error.severity.empty()) r.error.severity = "ERROR";
   if (type == kPqMsg_Parse) {
     AppendParse(to_database, statement_name, r.token);
+  } else if (type == kPqMsg_Execute) {
+    // Named after itself: the failing Parse creates nothing, and leaves the
+    // client's statements and portals as they were.
+    AppendParse(to_database, r.token, r.token);
   } else {
     AppendQuery(to_database, r.token);
   }

@@ -1,7 +1,7 @@
 // How the gateway refuses a statement while keeping the session's protocol
 // state exactly as PostgreSQL's own.
 //
-// A refused Query, Parse or FunctionCall is not dropped: it is replaced by a
+// A refused Query, Parse, Execute or FunctionCall is not dropped: it is replaced by a
 // statement that fails in PostgreSQL's parser, before it touches anything
 // (`pgbastion_refused_<random>`). The database then does what it does for any
 // failing statement: aborts the open transaction (or the implicit one of a
@@ -35,8 +35,9 @@ struct Refusal {
 
 // Appends to `to_database` the substitute for a refused message of `type`:
 // a Parse under the client's statement name for a Parse (so that a later
-// Bind fails as PostgreSQL would make it fail), otherwise a Query (a Query
-// and a FunctionCall are both answered by an error and one ReadyForQuery).
+// Bind fails as PostgreSQL would make it fail), a Parse under a name of its
+// own for an Execute (it creates nothing), otherwise a Query (a Query and a
+// FunctionCall are both answered by an error and one ReadyForQuery).
 [[nodiscard]] Refusal SubstituteRefused(char type, std::string_view statement_name,
                                         ErrorFields error, std::string& to_database);
 

@@ -240,7 +240,7 @@ namespace {
 constexpr std::string_view kSigMember = ",\"sig\":\"";
 
 void AppendHead(uint64_t seq, std::string_view kind, int64_t time_us, std::string* out) {
-  out->append("{\"v\":1,\"seq\":");
+  out->append("{\"v\":2,\"seq\":");
   out->append(std::to_string(seq));
   out->append(",\"kind\":\"");
   out->append(kind);

@@ -81,7 +81,7 @@ class AuditVerifyKey {
 absl::Status GenerateKeyPairFiles(const std::string& private_path, const std::string& public_path);
 
 // Appends a signed checkpoint line (with '\n'):
-// {"v":1,"seq":S,"kind":"checkpoint","start":T,"records":N[,"final":true],"key":K,"prev":P,"sig":B64}
+// {"v":2,"seq":S,"kind":"checkpoint","start":T,"records":N[,"final":true],"key":K,"prev":P,"sig":B64}
 // `records` is the number of lines since the previous checkpoint.
 absl::Status AppendCheckpointJson(const AuditSigningKey& key, uint64_t seq, int64_t time_us,
                                   uint64_t records, bool final, std::string_view prev_hex,
@@ -92,7 +92,7 @@ absl::Status AppendCheckpointJson(const AuditSigningKey& key, uint64_t seq, int6
 bool SplitCheckpointSignature(std::string_view line, std::string* message, std::string* signature);
 
 // Appends the line that reports records lost in fail-open mode:
-// {"v":1,"seq":S,"kind":"dropped","start":T,"count":N,"source":"ring"|"sink:<name>","prev":P}
+// {"v":2,"seq":S,"kind":"dropped","start":T,"count":N,"source":"ring"|"sink:<name>","prev":P}
 void AppendDroppedJson(uint64_t seq, int64_t time_us, uint64_t count, std::string_view source,
                        std::string_view prev_hex, std::string* out);
 

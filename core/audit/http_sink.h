@@ -1,5 +1,5 @@
 // HttpSink: audit lines POSTed to a collector as JSON arrays
-// (`[{"v":1,...},{"v":1,...}]`, Content-Type application/json), at most
+// (`[{"v":2,...},{"v":2,...}]`, Content-Type application/json), at most
 // max_batch records per request, with libcurl. Any 2xx answer is success;
 // anything else (connection refused, timeout, 4xx, 5xx) fails the delivery,
 // and the lines are spilled and offered again with exponential backoff

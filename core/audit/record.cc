@@ -51,6 +51,24 @@ const char* AuditKindName(AuditKind kind) {
       return "checkpoint";
     case AuditKind::kDropped:
       return "dropped";
+    case AuditKind::kCompletion:
+      return "completion";
+  }
+  return "unknown";
+}
+
+const char* AuditOutcomeName(AuditOutcome outcome) {
+  switch (outcome) {
+    case AuditOutcome::kNone:
+      return "none";
+    case AuditOutcome::kOk:
+      return "ok";
+    case AuditOutcome::kError:
+      return "error";
+    case AuditOutcome::kNotRun:
+      return "not_run";
+    case AuditOutcome::kUnknown:
+      return "unknown";
   }
   return "unknown";
 }
@@ -137,6 +155,7 @@ void AuditRecord::Reset() {
   kind = AuditKind::kStatement;
   decision = AuditDecision::kNone;
   protocol = AuditProtocol::kNone;
+  outcome = AuditOutcome::kNone;
   auth_method = policy::AuthMethod::kLocalPassword;
   has_identity = false;
   has_rows = false;
@@ -148,6 +167,7 @@ void AuditRecord::Reset() {
   end_us = 0;
   duration_us = -1;
   session_id = 0;
+  statement_id = 0;
   fingerprint = 0;
   rows = 0;
   bytes_in = 0;
@@ -508,7 +528,7 @@ size_t RecordJsonBound(const AuditRecord& record, const NormalizedStatement* nor
 char* WriteRecordJson(const AuditRecord& r, const SerializeOptions& options, uint64_t seq,
                       std::string_view prev_hex, char* out, const NormalizedStatement* normalized) {
   JsonLine line(out);
-  line.Raw("{\"v\":1");
+  line.Raw("{\"v\":2");
   line.Unsigned("seq", seq);
   line.Literal("kind", AuditKindName(r.kind));
   if (r.start_us != 0) line.Time("start", r.start_us);
@@ -519,6 +539,7 @@ char* WriteRecordJson(const AuditRecord& r, const SerializeOptions& options, uin
     line.Signed("duration_us", r.end_us - r.start_us);
   }
   if (r.session_id != 0) line.Unsigned("session", r.session_id);
+  if (r.statement_id != 0) line.Unsigned("statement_id", r.statement_id);
   if (r.kind != AuditKind::kCheckpoint && r.kind != AuditKind::kDropped) {
     line.Unsigned("shard", r.shard);
   }
@@ -603,6 +624,7 @@ char* WriteRecordJson(const AuditRecord& r, const SerializeOptions& options, uin
   if (r.decision != AuditDecision::kNone) line.Literal("decision", AuditDecisionName(r.decision));
   if (r.Has(AuditField::kRule)) line.String("rule", r.Get(AuditField::kRule));
   if (r.Has(AuditField::kApprovalId)) line.String("approval_id", r.Get(AuditField::kApprovalId));
+  if (r.outcome != AuditOutcome::kNone) line.Literal("outcome", AuditOutcomeName(r.outcome));
   if (r.Has(AuditField::kCommandTag)) line.String("command_tag", r.Get(AuditField::kCommandTag));
   if (r.has_rows) line.Unsigned("rows", r.rows);
   if (r.sqlstate[0] != 0) line.String("sqlstate", std::string_view(r.sqlstate, sizeof(r.sqlstate)));

@@ -1,6 +1,13 @@
-// AuditRecord: one audit event (a statement or a session event) as a shard
-// writes it, in a fixed-size, self-contained slot of the shard's audit ring
-// (core/audit/ring.h), and its JSON Lines form (schema "v":1, docs/audit.md).
+// AuditRecord: one audit event (a statement, a statement's completion or a
+// session event) as a shard writes it, in a fixed-size, self-contained slot
+// of the shard's audit ring (core/audit/ring.h), and its JSON Lines form
+// (schema "v":2, docs/audit.md).
+//
+// A statement the database runs gets two records: kStatement, written before
+// its first byte is forwarded (who, what, the decision), and kCompletion,
+// written when the answer arrives or the session ends without one (the
+// outcome), both naming it by session and statement_id. So a client that
+// leaves early cannot keep a statement out of the trail.
 //
 // The shard never allocates for a record: it fills the slot in place. Numbers
 // are plain members; strings are copied into the slot's own byte area (the
@@ -45,6 +52,7 @@ enum class AuditKind : uint8_t {
   kCancel,
   kCheckpoint,  // written by the writer only (signed chain head)
   kDropped,     // written by the writer only (records lost in fail-open mode)
+  kCompletion,  // the outcome of a statement recorded before (same session, statement_id)
 };
 const char* AuditKindName(AuditKind kind);
 
@@ -68,6 +76,16 @@ enum class AuditProtocol : uint8_t {
   kFunctionCall,  // FunctionCall
 };
 const char* AuditProtocolName(AuditProtocol protocol);
+
+// How a statement the database was sent ended (completion records).
+enum class AuditOutcome : uint8_t {
+  kNone = 0,
+  kOk,       // a command tag (or an empty query, a suspended portal)
+  kError,    // an ErrorResponse: sqlstate and message
+  kNotRun,   // skipped: an earlier statement of its batch failed
+  kUnknown,  // no answer came: the session ended first (message says why)
+};
+const char* AuditOutcomeName(AuditOutcome outcome);
 
 // The string fields, in their JSON order. Their index is the bit in
 // AuditRecord::truncated_mask().
@@ -118,6 +136,7 @@ class alignas(64) AuditRecord {
   AuditKind kind = AuditKind::kStatement;
   AuditDecision decision = AuditDecision::kNone;
   AuditProtocol protocol = AuditProtocol::kNone;
+  AuditOutcome outcome = AuditOutcome::kNone;
   policy::AuthMethod auth_method = policy::AuthMethod::kLocalPassword;
   bool has_identity = false;          // set by SetIdentity
   bool has_rows = false;              // set by SetRows: rows = 0 is still a count
@@ -129,6 +148,7 @@ class alignas(64) AuditRecord {
   int64_t end_us = 0;
   int64_t duration_us = -1;  // -1 = unset (then end - start when both are set)
   uint64_t session_id = 0;
+  uint64_t statement_id = 0;  // 0 = unset; 1, 2, ... within a session
   uint64_t fingerprint = 0;  // 0 = none (e.g. pg_query_fingerprint's value)
   uint64_t rows = 0;
   uint64_t bytes_in = 0;
@@ -258,7 +278,7 @@ struct NormalizedStatement {
 };
 
 // Appends the JSON line for `record` (with the trailing '\n') to `out`:
-// {"v":1,"seq":<seq>,"kind":...,...,"prev":"<prev_hex>"}. `prev_hex` is the
+// {"v":2,"seq":<seq>,"kind":...,...,"prev":"<prev_hex>"}. `prev_hex` is the
 // SHA-256 (hex) of the previous line. Invalid UTF-8 becomes U+FFFD.
 // `normalized`, when given, replaces the record's statement text.
 void AppendRecordJson(const AuditRecord& record, const SerializeOptions& options, uint64_t seq,

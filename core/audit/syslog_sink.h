@@ -4,7 +4,7 @@
 // (informational; facility 13, "log audit", by default), MSGID "audit", no
 // structured data; the message is the JSON line:
 //
-//   <110>1 2024-05-01T12:00:00.123456Z gw-1 pgbastion 4242 audit - {"v":1,...}
+//   <110>1 2024-05-01T12:00:00.123456Z gw-1 pgbastion 4242 audit - {"v":2,...}
 //
 // Delivery: TCP notices a receiver that went away (a FIN or reset waiting on
 // the socket) before each batch and reconnects; a batch that fails is spilled

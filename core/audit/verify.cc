@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <fstream>
 #include <limits>
+#include <map>
+#include <tuple>
 
 namespace pgb::audit {
 namespace {
@@ -22,6 +24,12 @@ struct Rec {
   std::string key;
   bool final = false;
   HashHex hash{};
+  // What the completeness check needs (statement, completion, connect and
+  // disconnect records; 0: absent).
+  uint64_t session = 0;
+  uint64_t shard = 0;
+  uint64_t statement_id = 0;
+  bool allowed = false;  // a statement the database was sent
 };
 
 void Parse(simdjson::dom::parser& parser, Rec* rec) {
@@ -37,8 +45,9 @@ void Parse(simdjson::dom::parser& parser, Rec* rec) {
     return;
   }
   int64_t version = 0;
-  if (object["v"].get_int64().get(version) != simdjson::SUCCESS || version != 1) {
-    rec->error = "no \"v\":1";
+  // Version 1 files (before write-ahead statement records) still verify.
+  if (object["v"].get_int64().get(version) != simdjson::SUCCESS || version < 1 || version > 2) {
+    rec->error = "no \"v\":1 or \"v\":2";
     return;
   }
   std::string_view text;
@@ -60,6 +69,18 @@ void Parse(simdjson::dom::parser& parser, Rec* rec) {
     if (object["key"].get_string().get(text) == simdjson::SUCCESS) rec->key = text;
     bool final = false;
     if (object["final"].get_bool().get(final) == simdjson::SUCCESS) rec->final = final;
+  } else if (version >= 2) {
+    // Absent numbers stay 0 (not a tampering sign here).
+    const auto number = [&](const char* key, uint64_t* out) {
+      if (object[key].get_uint64().get(*out) != simdjson::SUCCESS) *out = 0;
+    };
+    number("session", &rec->session);
+    number("shard", &rec->shard);
+    number("statement_id", &rec->statement_id);
+    if (rec->kind == "statement" &&
+        object["decision"].get_string().get(text) == simdjson::SUCCESS) {
+      rec->allowed = text == "allow" || text == "approved";
+    }
   }
   rec->valid = true;
 }
@@ -183,6 +204,13 @@ absl::StatusOr<VerifyReport> VerifyTrail(const std::vector<std::string>& files,
   std::string prev_prev_hash;  // hash of the record before `prev`
   std::optional<Rec> last_checkpoint;
   std::optional<Rec> first_unsigned;  // first record after the last checkpoint
+  // Begun and not yet finished, with where they begin (file:line). A
+  // completion or disconnect whose beginning is in an earlier file that was
+  // not given is fine.
+  // Values: (seq, file:line).
+  std::map<std::tuple<uint64_t, uint64_t, uint64_t>, std::pair<uint64_t, std::string>>
+      open_statements;
+  std::map<std::pair<uint64_t, uint64_t>, std::pair<uint64_t, std::string>> open_sessions;
   const auto finding = [&](const Rec& at, TamperKind kind, std::string detail) {
     report.finding =
         VerifyFinding{kind, stream.file(at.file), at.line_no, at.seq, std::move(detail)};
@@ -275,6 +303,18 @@ absl::StatusOr<VerifyReport> VerifyTrail(const std::vector<std::string>& files,
 
     ++report.records;
     report.last_seq = cur->seq;
+    if (cur->session != 0) {
+      const std::pair<uint64_t, std::string> at(cur->seq, where(*cur));
+      if (cur->kind == "statement" && cur->allowed && cur->statement_id != 0) {
+        open_statements.emplace(std::make_tuple(cur->shard, cur->session, cur->statement_id), at);
+      } else if (cur->kind == "completion") {
+        open_statements.erase(std::make_tuple(cur->shard, cur->session, cur->statement_id));
+      } else if (cur->kind == "connect") {
+        open_sessions.emplace(std::make_pair(cur->shard, cur->session), at);
+      } else if (cur->kind == "disconnect" || cur->kind == "auth_failed") {
+        open_sessions.erase(std::make_pair(cur->shard, cur->session));
+      }
+    }
     if (cur->kind == "checkpoint") {
       std::string message, signature;
       if (!SplitCheckpointSignature(cur->text, &message, &signature)) {
@@ -309,6 +349,21 @@ absl::StatusOr<VerifyReport> VerifyTrail(const std::vector<std::string>& files,
   if (report.records == 0) {
     report.notes.push_back("no records");
     return report;
+  }
+  report.incomplete.statements = open_statements.size();
+  report.incomplete.sessions = open_sessions.size();
+  if (!open_statements.empty()) {
+    const auto& [id, at] = *std::min_element(
+        open_statements.begin(), open_statements.end(),
+        [](const auto& a, const auto& b) { return a.second.first < b.second.first; });
+    report.incomplete.first_statement = at.second + ": session " + std::to_string(std::get<1>(id)) +
+                                        ", statement_id " + std::to_string(std::get<2>(id));
+  }
+  if (!open_sessions.empty()) {
+    const auto& [id, at] = *std::min_element(
+        open_sessions.begin(), open_sessions.end(),
+        [](const auto& a, const auto& b) { return a.second.first < b.second.first; });
+    report.incomplete.first_session = at.second + ": session " + std::to_string(id.second);
   }
   std::optional<VerifyFinding> tail;
   if (first_unsigned.has_value()) {

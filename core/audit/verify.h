@@ -20,6 +20,14 @@
 // With `live` (a trail still being written) the last two are notes, not
 // failures.
 //
+// Separately from tampering it checks completeness (records of schema
+// version 2): every statement the database was sent has a completion, and
+// every session that connected has a disconnect. The gateway writes both
+// even when the client or the database vanishes mid-statement (outcome
+// "unknown"), so a gap means the gateway itself died (kill -9, power loss),
+// a record was lost (fail-open mode: see the "dropped" records), or the
+// trail is still being written.
+//
 //   PGB_ASSIGN_OR_RETURN(AuditVerifyKey key, AuditVerifyKey::LoadFile("audit.pub"));
 //   PGB_ASSIGN_OR_RETURN(VerifyReport report, VerifyTrail({"audit.jsonl"}, key, {}));
 //   if (report.finding) puts(report.finding->Describe().c_str());
@@ -59,6 +67,15 @@ struct VerifyOptions {
   bool live = false;
 };
 
+// What the trail began and never finished.
+struct IncompleteTrail {
+  uint64_t statements = 0;      // allowed statements with no completion
+  uint64_t sessions = 0;        // connects with no disconnect
+  std::string first_statement;  // the earliest: "file:line: session S, statement_id N"
+  std::string first_session;    // "file:line: session S"
+  bool empty() const { return statements == 0 && sessions == 0; }
+};
+
 struct VerifyReport {
   uint64_t records = 0;  // lines verified (checkpoints included)
   uint64_t checkpoints = 0;
@@ -67,6 +84,7 @@ struct VerifyReport {
   uint64_t last_signed_seq = 0;
   std::optional<VerifyFinding> finding;  // the first problem; none = intact
   std::vector<std::string> notes;        // e.g. where the chain starts
+  IncompleteTrail incomplete;            // (only when no finding stopped the check)
 };
 
 // Verifies `files` as one trail. The files are put in order by the seq of

@@ -56,6 +56,15 @@ class AuditShard {
     if (!healthy_->load(std::memory_order_relaxed)) return false;
     return ring_.ProducerSizeApprox() < high_water_ || ring_.ProducerSize() < high_water_;
   }
+  // Whether `records` more fit in the ring now (fail-open: always). For the
+  // write-ahead records of a whole Query, and their completions, before any
+  // of it is forwarded.
+  bool HasRoomFor(size_t records) {
+    if (fail_open_) return true;
+    if (records > ring_.capacity()) return false;
+    const size_t limit = ring_.capacity() - records;
+    return ring_.ProducerSizeApprox() <= limit || ring_.ProducerSize() <= limit;
+  }
   // A cleared record to fill in, or nullptr when the ring is full (counted as
   // dropped). Do not call Begin again before Commit.
   AuditRecord* Begin() {

@@ -66,7 +66,7 @@ TEST(AuditRecordTest, StatementGolden) {
   r->masked_values = 1;
   EXPECT_EQ(
       Json(*r, {StatementText::kFull, ParameterMode::kOn}),
-      R"({"v":1,"seq":7,"kind":"statement","start":"2024-05-01T12:00:00.123456Z",)"
+      R"({"v":2,"seq":7,"kind":"statement","start":"2024-05-01T12:00:00.123456Z",)"
       R"("end":"2024-05-01T12:00:00.124000Z","duration_us":544,"session":42,"shard":3,)"
       R"("protocol":"extended","identity":{"method":"token","subject":"ci-bot-7",)"
       R"("issuer":"https://idp.example","groups":["read-only","ci"],"claims":{"repo":"acme/app"}},)"
@@ -95,10 +95,32 @@ TEST(AuditRecordTest, SessionEventsOmitWhatDoesNotApply) {
   ::inet_pton(AF_INET6, "::1", &in6.sin6_addr);
   r->SetClientAddress(reinterpret_cast<const sockaddr*>(&in6));
   EXPECT_EQ(Json(*r),
-            R"({"v":1,"seq":7,"kind":"auth_failed","start":"2024-05-01T12:00:00.000000Z",)"
+            R"({"v":2,"seq":7,"kind":"auth_failed","start":"2024-05-01T12:00:00.000000Z",)"
             R"("session":9,"shard":0,"client":"[::1]:6432","sqlstate":"28000",)"
             R"("message":"token expired","prev":")" +
                 std::string(kPrev) + "\"}\n");
+}
+
+TEST(AuditRecordTest, CompletionNamesItsStatementAndTheOutcome) {
+  auto r = std::make_unique<AuditRecord>();
+  r->kind = AuditKind::kCompletion;
+  r->start_us = 1714564800000000;
+  r->end_us = 1714564800000250;
+  r->session_id = 42;
+  r->statement_id = 3;
+  r->outcome = AuditOutcome::kUnknown;
+  r->SetMessage("the session ended before the database answered: connection closed");
+  r->bytes_out = 12;
+  EXPECT_EQ(Json(*r),
+            R"({"v":2,"seq":7,"kind":"completion","start":"2024-05-01T12:00:00.000000Z",)"
+            R"("end":"2024-05-01T12:00:00.000250Z","duration_us":250,"session":42,)"
+            R"("statement_id":3,"shard":0,"outcome":"unknown",)"
+            R"("message":"the session ended before the database answered: connection closed",)"
+            R"("bytes_out":12,"prev":")" +
+                std::string(kPrev) + "\"}\n");
+  r->Reset();
+  EXPECT_EQ(r->statement_id, 0u);
+  EXPECT_EQ(r->outcome, AuditOutcome::kNone);
 }
 
 TEST(AuditRecordTest, ResetClearsEverything) {
@@ -108,7 +130,7 @@ TEST(AuditRecordTest, ResetClearsEverything) {
   r->decision = AuditDecision::kDeny;
   r->Reset();
   EXPECT_FALSE(r->Has(AuditField::kStatement));
-  EXPECT_EQ(Json(*r), std::string(R"({"v":1,"seq":7,"kind":"statement","shard":0,"prev":")") +
+  EXPECT_EQ(Json(*r), std::string(R"({"v":2,"seq":7,"kind":"statement","shard":0,"prev":")") +
                           std::string(kPrev) + "\"}\n");
 }
 

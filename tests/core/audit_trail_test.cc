@@ -243,6 +243,111 @@ TEST_F(AuditTamperTest, LiveTrailReportsTheUnsignedTailAsANote) {
   EXPECT_THAT(report.notes[0], HasSubstr("unsigned_tail"));
 }
 
+// Write-ahead statement records and their completions, as sessions write
+// them: a statement and its completion share session and statement_id.
+void Record(AuditTrail& trail, AuditKind kind, uint64_t session, uint64_t statement_id = 0,
+            AuditDecision decision = AuditDecision::kNone) {
+  AuditRecord* r = trail.shard(0).Begin();
+  ASSERT_NE(r, nullptr);
+  r->kind = kind;
+  r->start_us = AuditClockMicros();
+  r->session_id = session;
+  r->statement_id = statement_id;
+  r->decision = decision;
+  if (kind == AuditKind::kStatement) r->SetStatement("INSERT INTO t VALUES (1)");
+  if (kind == AuditKind::kCompletion) r->outcome = AuditOutcome::kOk;
+  trail.shard(0).Commit();
+}
+
+// A whole session with one statement: connect, statement, completion, disconnect.
+void CompleteSession(AuditTrail& trail, uint64_t session) {
+  Record(trail, AuditKind::kConnect, session);
+  Record(trail, AuditKind::kStatement, session, 1, AuditDecision::kAllow);
+  Record(trail, AuditKind::kCompletion, session, 1);
+  Record(trail, AuditKind::kDisconnect, session);
+}
+
+TEST(AuditTrailTest, StatementsWithoutCompletionAndSessionsWithoutEndAreAnIncompleteTrail) {
+  TrailDir dir;
+  auto trail = StartTrail(dir.Config(), 1);
+  ASSERT_NE(trail, nullptr);
+  // Session 7: complete. Session 8: one statement completed, one not, no
+  // disconnect. A refused statement needs no completion.
+  Record(*trail, AuditKind::kConnect, 7);
+  Record(*trail, AuditKind::kStatement, 7, 1, AuditDecision::kAllow);
+  Record(*trail, AuditKind::kStatement, 7, 2, AuditDecision::kDeny);
+  Record(*trail, AuditKind::kCompletion, 7, 1);
+  Record(*trail, AuditKind::kDisconnect, 7);
+  Record(*trail, AuditKind::kConnect, 8);
+  Record(*trail, AuditKind::kStatement, 8, 1, AuditDecision::kAllow);
+  Record(*trail, AuditKind::kStatement, 8, 2, AuditDecision::kAllow);
+  Record(*trail, AuditKind::kCompletion, 8, 2);
+  trail->Stop();
+
+  const VerifyReport report = Verify(dir, {dir.path("audit.jsonl")});
+  EXPECT_FALSE(report.finding.has_value()) << report.finding->Describe();
+  EXPECT_EQ(report.incomplete.statements, 1u);
+  EXPECT_EQ(report.incomplete.sessions, 1u);
+  EXPECT_THAT(report.incomplete.first_statement, HasSubstr("audit.jsonl:7: session 8, statement_id 1"));
+  EXPECT_THAT(report.incomplete.first_session, HasSubstr("audit.jsonl:6: session 8"));
+}
+
+TEST(AuditTrailTest, ACompleteTrailHasNoGapsAndACompletionMayFollowInALaterFile) {
+  TrailDir dir;
+  auto trail = StartTrail(dir.Config(), 1);
+  ASSERT_NE(trail, nullptr);
+  CompleteSession(*trail, 9);
+  trail->Stop();
+  const std::vector<std::string> lines = ReadLines(dir.path("audit.jsonl"));
+  VerifyReport report = Verify(dir, {dir.path("audit.jsonl")});
+  EXPECT_FALSE(report.finding.has_value()) << report.finding->Describe();
+  EXPECT_TRUE(report.incomplete.empty());
+  // Only the part from the completion on (its statement is in a rotated
+  // file not given): not a gap.
+  const std::string later = dir.path("later.jsonl");
+  WriteLines(later, std::vector<std::string>(lines.begin() + 2, lines.end()));
+  report = Verify(dir, {later});
+  EXPECT_FALSE(report.finding.has_value()) << report.finding->Describe();
+  EXPECT_TRUE(report.incomplete.empty());
+}
+
+TEST_F(AuditTamperTest, ARemovedCompletionRechainedAndResignedIsStillAnIncompleteTrail) {
+  // Whoever holds the signing key can drop a line and re-sign: the chain
+  // then verifies, but the statement it completed shows up as unfinished.
+  // (AuditTamperTest's trail has no write-ahead statements: make one.)
+  TrailDir dir;
+  auto trail = StartTrail(dir.Config(), 1);
+  ASSERT_NE(trail, nullptr);
+  CompleteSession(*trail, 5);
+  trail->Stop();
+  std::vector<std::string> lines = ReadLines(dir.path("audit.jsonl"));
+  ASSERT_THAT(lines[2], HasSubstr("\"kind\":\"completion\""));
+  lines.erase(lines.begin() + 2);
+  // The attacker's re-signing: seq and prev rewritten from there on, the
+  // final checkpoint made again with the key.
+  ASSERT_THAT(lines.back(), HasSubstr("\"final\":true"));
+  lines.pop_back();
+  for (size_t i = 2; i < lines.size(); ++i) {
+    const size_t seq_at = lines[i].find("\"seq\":") + 6;
+    lines[i].replace(seq_at, lines[i].find(',', seq_at) - seq_at, std::to_string(i + 1));
+  }
+  Rechain(lines, 2);
+  absl::StatusOr<AuditSigningKey> key = AuditSigningKey::LoadFile(dir.path("audit.key"));
+  ASSERT_TRUE(key.ok()) << key.status();
+  std::string checkpoint;
+  ASSERT_TRUE(AppendCheckpointJson(*key, lines.size() + 1, AuditClockMicros(), lines.size(),
+                                   /*final=*/true, View(HashLine(lines.back())), &checkpoint)
+                  .ok());
+  checkpoint.pop_back();  // its newline
+  lines.push_back(checkpoint);
+  const std::string path = dir.path("resigned.jsonl");
+  WriteLines(path, lines);
+  const VerifyReport report = Verify(dir, {path});
+  EXPECT_FALSE(report.finding.has_value()) << report.finding->Describe();
+  EXPECT_EQ(report.incomplete.statements, 1u);
+  EXPECT_EQ(report.incomplete.sessions, 0u);
+}
+
 TEST(AuditTrailTest, RestartContinuesTheChain) {
   TrailDir dir;
   for (int run = 0; run < 3; ++run) {
@@ -267,7 +372,7 @@ TEST(AuditTrailTest, PartialLastLineFromACrashIsCutAndTheChainContinues) {
   }
   {
     std::ofstream out(dir.path("audit.jsonl"), std::ios::app);
-    out << R"({"v":1,"seq":99,"kind":"statem)";  // no newline: cut short
+    out << R"({"v":2,"seq":99,"kind":"statem)";  // no newline: cut short
   }
   {
     auto trail = StartTrail(dir.Config(50));
@@ -427,7 +532,7 @@ TEST(AuditTrailTest, SyslogMessagesAreRfc5424WithOctetCounting) {
   EXPECT_THAT(
       first,
       ::testing::MatchesRegex(
-          R"(<110>1 [0-9-]+T[0-9:.]+Z gw-test pgbastion [0-9]+ audit - \{"v":1,"seq":1,.*\})"));
+          R"(<110>1 [0-9-]+T[0-9:.]+Z gw-test pgbastion [0-9]+ audit - \{"v":2,"seq":1,.*\})"));
   const std::vector<std::string> lines = ReadLines(dir.path("audit.jsonl"));
   EXPECT_EQ(first.substr(first.find('{')), lines[0]);
 }

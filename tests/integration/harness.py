@@ -777,6 +777,40 @@ def pgbench(args: list[str], *, host: str = "127.0.0.1", port: int, user: str, d
     return run(cmd, env={"PGPASSWORD": password, "PGSSLMODE": "disable"}, check=check, timeout=timeout)
 
 
+# The fields of a completion record that describe its statement's outcome.
+_COMPLETION_FIELDS = ("end", "duration_us", "outcome", "command_tag", "rows", "sqlstate",
+                      "message", "bytes_out", "masked_values")
+
+
+def audit_statements(records: list[dict]) -> list[dict]:
+    """The trail's statement records, each allowed one with its completion's outcome fields
+    merged in (statements are written before the database sees them, completions after).
+    Asserts the write-ahead shape: every completion follows its statement, every statement
+    the database was sent has exactly one completion, refusals have none."""
+    by_id: dict[tuple, dict] = {}
+    statements = []
+    for r in records:
+        key = (r.get("shard"), r.get("session"), r.get("statement_id"))
+        if r["kind"] == "statement":
+            assert r.get("statement_id"), f"statement record without statement_id: {r}"
+            assert key not in by_id, f"statement_id used twice: {r}"
+            merged = dict(r)
+            by_id[key] = merged
+            statements.append(merged)
+        elif r["kind"] == "completion":
+            merged = by_id.get(key)
+            assert merged is not None, f"completion before (or without) its statement: {r}"
+            assert merged["decision"] == "allow", f"completion of a refusal: {r}"
+            assert "outcome" not in merged, f"second completion: {r}"
+            for field in _COMPLETION_FIELDS:
+                if field in r:
+                    merged[field] = r[field]
+    for merged in statements:
+        if merged["decision"] == "allow":
+            assert "outcome" in merged, f"statement with no completion: {merged}"
+    return statements
+
+
 def raise_nofile_limit(want: int = 16384) -> int:
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -191,8 +191,12 @@ class MaskingTest(ClusterTestCase):
         while True:
             records = [json.loads(line) for line in Path(trail).read_text().splitlines()
                        if line.strip()] if os.path.exists(trail) else []
-            seen = {r["statement"]: r.get("masked_values") for r in records
-                    if r.get("kind") == "statement" and r.get("statement") in wanted}
+            try:  # masked_values is on each statement's completion, written after it
+                executions = h.audit_statements(records)
+            except AssertionError:
+                executions = []  # a completion not written yet
+            seen = {r["statement"]: r.get("masked_values") for r in executions
+                    if r.get("statement") in wanted}
             if len(seen) == len(wanted) or time.time() > deadline:
                 break
             time.sleep(0.1)

@@ -23,15 +23,20 @@ constexpr const char kAuditUsage[] =
     "        checkpoint's Ed25519 signature. It names the first bad record (file:line, seq)\n"
     "        and what happened to it: edited, deleted, reordered, inserted, bad_signature,\n"
     "        unsigned_tail (records after the last checkpoint), truncated (no final\n"
-    "        checkpoint at the end).\n"
+    "        checkpoint at the end). Separately it checks that the trail is complete:\n"
+    "        every statement the database was sent has a completion record and every\n"
+    "        session a disconnect record; gaps are a warning with counts (the gateway\n"
+    "        died, records were dropped in fail-open mode, or it is still running).\n"
     "  --public-key FILE  the PEM public key made by `audit keygen`\n"
-    "  --live             the trail is still being written: an unsigned tail is a note\n"
+    "  --live             the trail is still being written: an unsigned tail and\n"
+    "                     unfinished statements and sessions are notes\n"
     "  --json             print {\"ok\":...,\"records\":...,\"finding\":{...}} on stdout\n"
     "\n"
     "keygen  writes a new Ed25519 key pair: the private key (mode 600, for the gateway's\n"
     "        audit.signing_key) and the public key (for verify). Never overwrites a file.\n"
     "\n"
-    "Exit status: 0 intact (or keys written), 1 tampered (or keygen failed), 2 usage error.\n";
+    "Exit status: 0 intact (or keys written), 1 tampered (or keygen failed), 2 usage error,\n"
+    "             3 intact but incomplete.\n";
 
 int Usage(std::string_view message) {
   std::fprintf(stderr, "pgbastion audit: %.*s\n\n%s", static_cast<int>(message.size()),
@@ -75,6 +80,19 @@ int RunVerify(const Args& args) {
     return 2;
   }
   const bool ok = !report->finding.has_value();
+  const audit::IncompleteTrail& gaps = report->incomplete;
+  std::string incomplete;
+  if (!gaps.empty()) {
+    incomplete = "incomplete trail: " + std::to_string(gaps.statements) +
+                 " statement(s) with no completion record" +
+                 (gaps.first_statement.empty() ? "" : " (first at " + gaps.first_statement + ")") +
+                 ", " + std::to_string(gaps.sessions) + " session(s) with no disconnect record" +
+                 (gaps.first_session.empty() ? "" : " (first at " + gaps.first_session + ")");
+    if (options.live) {
+      report->notes.push_back(incomplete + "; in a live trail these may still be under way");
+    }
+  }
+  const int status = !ok ? 1 : (!gaps.empty() && !options.live) ? 3 : 0;
   if (json) {
     std::string out = std::string("{\"ok\":") + (ok ? "true" : "false") +
                       ",\"records\":" + std::to_string(report->records) +
@@ -88,6 +106,8 @@ int RunVerify(const Args& args) {
              "\",\"file\":" + JsonString(f.file) + ",\"line\":" + std::to_string(f.line) +
              ",\"seq\":" + std::to_string(f.seq) + ",\"detail\":" + JsonString(f.detail) + "}";
     }
+    out += ",\"incomplete\":{\"statements\":" + std::to_string(gaps.statements) +
+           ",\"sessions\":" + std::to_string(gaps.sessions) + "}";
     out += ",\"notes\":[";
     for (size_t i = 0; i < report->notes.size(); ++i) {
       if (i > 0) out += ',';
@@ -95,7 +115,7 @@ int RunVerify(const Args& args) {
     }
     out += "]}\n";
     std::fputs(out.c_str(), stdout);
-    return ok ? 0 : 1;
+    return status;
   }
   for (const std::string& note : report->notes) std::fprintf(stderr, "note: %s\n", note.c_str());
   if (!ok) {
@@ -108,7 +128,8 @@ int RunVerify(const Args& args) {
               static_cast<unsigned long long>(report->last_seq),
               static_cast<unsigned long long>(report->checkpoints),
               static_cast<unsigned long long>(report->last_signed_seq));
-  return 0;
+  if (status == 3) std::printf("WARNING: %s\n", incomplete.c_str());
+  return status;
 }
 
 int RunKeygen(const Args& args) {
