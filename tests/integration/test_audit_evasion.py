@@ -59,11 +59,14 @@ class AuditEvasionTest(ClusterTestCase):
         cls.pg.sql(f"CREATE TABLE {TABLE} (id serial PRIMARY KEY, tag text NOT NULL)", db="app")
         cls.pg.sql(f"GRANT ALL ON {TABLE}, {TABLE}_id_seq TO gateway_login", db="app")
 
+    ring_slots = {"test_a_query_too_large_to_record_ahead_is_refused_whole": 64}
+
     def setUp(self):
         self.trail = os.path.join(self.dir, f"{self._testMethodName}.jsonl")
+        slots = self.ring_slots.get(self._testMethodName, 4096)
         extra = "\n".join([
             "[audit]", f'signing_key = "{self.key}"', f'spill_dir = "{self.dir}/spill"',
-            "checkpoint_every = 50", "",
+            "checkpoint_every = 50", f"ring_slots = {slots}", "",
             "[[audit.sink]]", 'type = "file"', f'path = "{self.trail}"', 'fsync = "never"'])
         self.gw = h.Gateway(self.pg, users=self.users, extra_config=extra).start()
         self.addCleanup(self.gw.kill)
@@ -184,6 +187,23 @@ class AuditEvasionTest(ClusterTestCase):
                    "-t", "60", "start"], as_postgres=True, timeout=90)
         self.wait_for_database()
         self.finish(expect_unknown=True)
+
+    def test_a_query_too_large_to_record_ahead_is_refused_whole(self):
+        """Fail closed: with 64 ring slots, a Query of 40 statements (80 records with their
+        completions) cannot be recorded before it is forwarded, so none of it runs."""
+        with self.session() as c:
+            c.send(query("; ".join(insert(f"{self.prefix}big{i}") for i in range(40))))
+            answer = c.read_until_ready()
+            errors = [h.parse_error(body) for kind, body in answer if kind == b"E"]
+            self.assertEqual(len(errors), 1, answer)
+            self.assertEqual(errors[0]["C"], "53400")
+            self.assertIn("no room now for the records of this Query's 40 statements",
+                          errors[0]["M"])
+            self.assertNotIn(b"C", [kind for kind, _ in answer])
+            c.send(query("; ".join(insert(f"{self.prefix}small{i}") for i in range(10))))
+            self.assertEqual([kind for kind, _ in c.read_until_ready()].count(b"C"), 10)
+        self.assertEqual({tag for tag in self.rows() if "big" in tag}, set())
+        self.finish()
 
     def wait_for_database(self) -> None:
         deadline = time.monotonic() + 60
