@@ -116,7 +116,7 @@ absl::Status Relay::Feed(Side from, const char* data, size_t n, int32_t buffer_i
             rewritten += replacement;
             return;
           }
-          if (type == proto::kPqMsg_Execute && masking_.active()) {
+          if (type == proto::kPqMsg_Execute && masking_.masks_apply()) {
             start_copying();
             if (absl::Status s = masking_.OnExecute(message, pipeline_, rewritten); !s.ok()) {
               failure = proto::ErrorStatus(sqlstate::kProtocolViolation, std::string(s.message()));
@@ -136,7 +136,10 @@ absl::Status Relay::Feed(Side from, const char* data, size_t n, int32_t buffer_i
         [&](char type, uint32_t size) {
           if (type == proto::kPqMsg_ReadyForQuery) client_messages_since_ready_ = 0;
           absl::Status placed = pipeline_.OnBackendMessage(
-              type, [this](SessionPipeline::Request& r) { gate_.OnClosed(r); });
+              type, [this](SessionPipeline::Request& r) {
+                gate_.OnClosed(r);
+                masking_.OnClosed(r);
+              });
           if (!placed.ok() && failure.ok()) {
             failure = proto::ErrorStatus(
                 sqlstate::kProtocolViolation,

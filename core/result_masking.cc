@@ -53,6 +53,7 @@ absl::Status ResultMasking::OnExecute(std::string_view message, SessionPipeline&
   proto::AppendDescribe(to_database, 'P', *portal);
   pipeline.InsertBeforeLast(proto::RequestKind::kDescribe, proto::kPqMsg_Describe,
                             /*from_gateway=*/true);
+  ++own_describes_;
   to_database.append(message);
   return absl::OkStatus();
 }

@@ -16,7 +16,10 @@
 // - COPY out and FunctionCall results cannot be masked: the rules refuse them
 //   in a masked scope, and if one comes anyway the session ends.
 //
-// Masks a reload adds apply from the next message on.
+// Masks a reload adds apply from the next message on. Masks a reload removes
+// stop applying at once, but the answers to the gateway's Describes already
+// sent are still taken out (until the pipeline closes the last of them):
+// otherwise the client would get a RowDescription it never asked for.
 //
 //   masking.UsePolicy(policy, scope);
 //   whole Execute (when active): masking.OnExecute(message, pipeline, to_database)
@@ -47,7 +50,11 @@ class ResultMasking {
   // (a reload left the identity without one: everything is refused) keeps
   // the masks in force for the answers still to come.
   void UsePolicy(std::shared_ptr<const policy::Policy> policy, const policy::Scope* scope);
-  bool active() const { return masks_ != nullptr && !masks_->empty(); }
+  // Masks are in force: Executes get the gateway's Describe.
+  bool masks_apply() const { return masks_ != nullptr && !masks_->empty(); }
+  // Answers need handling: masks are in force, or a Describe of the
+  // gateway's is still outstanding.
+  bool active() const { return masks_apply() || own_describes_ > 0; }
 
   // What the relay must gather while active, on top of what the gate gathers.
   // Client: Execute. Database: RowDescription, NoData, DataRow, ErrorResponse,
@@ -56,7 +63,7 @@ class ResultMasking {
   static void AddClientTypes(proto::FrameTracker::Gather& gather);
   static void AddBackendTypes(proto::FrameTracker::Gather& gather, uint32_t max_message_size);
 
-  // A whole Execute while active: appends a Describe of its portal and the
+  // A whole Execute while masks apply: appends a Describe of its portal and the
   // Execute itself to `to_database`, and puts the Describe in the pipeline
   // before the Execute's request (the last one).
   [[nodiscard]] absl::Status OnExecute(std::string_view message, SessionPipeline& pipeline,
@@ -70,6 +77,11 @@ class ResultMasking {
     } else if (type == proto::kPqMsg_ReadyForQuery) {
       OnReadyForQuery();
     }
+  }
+
+  // The pipeline closed `request` (answered, or skipped).
+  void OnClosed(const SessionPipeline::Request& request) {
+    if (request.from_gateway && own_describes_ > 0) --own_describes_;
   }
 
   enum class Outcome : uint8_t {
@@ -102,6 +114,7 @@ class ResultMasking {
   std::shared_ptr<const policy::Policy> plan_policy_;
   std::string rebuilt_;
   uint32_t masked_values_ = 0;
+  uint32_t own_describes_ = 0;  // the gateway's Describes the pipeline has not closed
 };
 
 }  // namespace pgb

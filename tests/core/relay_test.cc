@@ -271,6 +271,38 @@ TEST_F(RelayTest, TheClientsDescribeIsAnsweredAndTheGatewaysIsNot) {
   EXPECT_EQ(Types(sink_.to_client, proto::Direction::kBackend), "12TDCZ");
 }
 
+// A reload that removes the masks while the gateway's Describe is on its way:
+// its answer is still taken out (the client never asked for it), and the
+// next Execute goes on without one.
+TEST_F(RelayTest, MasksRemovedByAReloadMidBatchStillDropTheGatewaysDescription) {
+  Start({policy::ColumnMask{.column = "email"}});
+  std::string batch;
+  MessageWriter(batch, proto::kPqMsg_Bind).CString("").CString("s1").Int16(0).Int16(0).Int16(0);
+  proto::AppendDescribe(batch, 'P', "");
+  MessageWriter(batch, proto::kPqMsg_Execute).CString("").Int32(0);
+  MessageWriter(batch, proto::kPqMsg_Sync);
+  ASSERT_TRUE(FromClient(batch).ok());
+  EXPECT_EQ(Types(sink_.to_database, proto::Direction::kFrontend), "BDDES");
+
+  policy::Scope unmasked;
+  unmasked.name = "agents";
+  unmasked.subjects = {"*"};
+  unmasked.profile = policy::Profile::kReadOnly;
+  std::vector<policy::Scope> scopes;
+  scopes.push_back(std::move(unmasked));
+  relay_->UsePolicy(std::make_shared<const policy::Policy>(std::move(scopes)), identity_);
+
+  std::string answer = std::string("2\0\0\0\x04", 5);
+  answer += RowDescription("email") + RowDescription("email");
+  answer += DataRow("ada@example.com") + CommandComplete("SELECT 1") + Ready();
+  ASSERT_TRUE(FromDatabase(answer).ok());
+  EXPECT_EQ(Types(sink_.to_client, proto::Direction::kBackend), "2TDCZ");
+
+  sink_.to_database.clear();
+  ASSERT_TRUE(FromClient(batch).ok());
+  EXPECT_EQ(Types(sink_.to_database, proto::Direction::kFrontend), "BDES");
+}
+
 TEST_F(RelayTest, AnAnswerToNoRequestEndsTheSession) {
   Start();
   const absl::Status s = FromDatabase(CommandComplete("DELETE 1000"));
