@@ -2,8 +2,8 @@
 
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "base/str_cat.h"
 #include "proto/error_status.h"
 #include "proto/md5_password.h"
 #include "proto/messages.h"
@@ -18,10 +18,9 @@ BackendLogin::BackendLogin(const TargetConfig& target, proto::ScramClientKeyCach
     : target_(target), scram_cache_(scram_cache), log_prefix_(std::move(log_prefix)) {}
 
 absl::Status BackendLogin::CouldNotLogIn() const {
-  return proto::ErrorStatus(
-      sqlstate::kConnectionFailure,
-      absl::StrCat("the gateway could not log in to target \"", target_.name, "\""), "",
-      "The operator can find the reason in the gateway log.");
+  return proto::ErrorStatus(sqlstate::kConnectionFailure,
+                            Cat("the gateway could not log in to target \"", target_.name, "\""),
+                            "", "The operator can find the reason in the gateway log.");
 }
 
 absl::StatusOr<bool> BackendLogin::OnMessage(char type, std::string_view body, std::string_view raw,
@@ -83,7 +82,7 @@ absl::StatusOr<bool> BackendLogin::OnAuthenticationRequest(std::string_view body
         // A server that skips SASLFinal has not proven it knows the verifier.
         return proto::ErrorStatus(
             sqlstate::kConnectionFailure,
-            absl::StrCat("target \"", target_.name, "\" ended SCRAM authentication without proof"));
+            Cat("target \"", target_.name, "\" ended SCRAM authentication without proof"));
       }
       authenticated_ = true;
       proto::AppendAuthenticationOk(for_client_);
@@ -116,7 +115,7 @@ absl::StatusOr<bool> BackendLogin::OnAuthenticationRequest(std::string_view body
                           << final_message.status().message();
         return proto::ErrorStatus(
             sqlstate::kConnectionFailure,
-            absl::StrCat("the gateway could not log in to target \"", target_.name, "\""));
+            Cat("the gateway could not log in to target \"", target_.name, "\""));
       }
       proto::AppendSaslResponse(to_database, *final_message);
       return false;
@@ -128,10 +127,9 @@ absl::StatusOr<bool> BackendLogin::OnAuthenticationRequest(std::string_view body
       if (!verified.ok()) {
         PGB_LOG(kWarning) << log_prefix_
                           << ": the database failed SCRAM server proof: " << verified.message();
-        return proto::ErrorStatus(
-            sqlstate::kConnectionFailure,
-            absl::StrCat("target \"", target_.name,
-                         "\" could not prove its identity (SCRAM server signature)"));
+        return proto::ErrorStatus(sqlstate::kConnectionFailure,
+                                  Cat("target \"", target_.name,
+                                      "\" could not prove its identity (SCRAM server signature)"));
       }
       return false;
     }

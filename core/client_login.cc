@@ -5,9 +5,9 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/log.h"
+#include "base/str_cat.h"
 #include "policy/jwt.h"
 #include "proto/error_status.h"
 #include "proto/protocol.h"
@@ -36,8 +36,7 @@ ClientLogin::ClientLogin(const Runtime& runtime, const ListenerRuntime& listener
       session_name_(std::move(session_name)) {}
 
 std::string ClientLogin::Describe() const {
-  return user_name_.empty() ? session_name_
-                            : absl::StrCat(session_name_, " user=", LogSafe(user_name_));
+  return user_name_.empty() ? session_name_ : Cat(session_name_, " user=", LogSafe(user_name_));
 }
 
 absl::StatusOr<ClientLogin::Step> ClientLogin::Feed(std::string& staging) {
@@ -209,8 +208,7 @@ absl::StatusOr<bool> ClientLogin::NextPasswordMessage(std::string_view staging,
   if (m.message.type != proto::kPqMsg_PasswordMessage) {
     return proto::ErrorStatus(
         sqlstate::kProtocolViolation,
-        absl::StrCat("expected ", std::string(expected), ", got message type \"",
-                     std::string(1, m.message.type), "\""));
+        Cat("expected ", expected, ", got message type \"", m.message.type, "\""));
   }
   *msg = m.message;
   return true;
@@ -222,9 +220,9 @@ absl::StatusOr<ClientLogin::Step> ClientLogin::OnSaslMessage(std::string& stagin
   if (!complete.ok()) return complete.status();
   if (!*complete) return Step::kNeedMore;
   if (msg.type == proto::kPqMsg_Terminate) return Step::kQuit;
-  const absl::Status failed_login = proto::ErrorStatus(
-      sqlstate::kInvalidPassword,
-      absl::StrCat("password authentication failed for user \"", user_name_, "\""));
+  const absl::Status failed_login =
+      proto::ErrorStatus(sqlstate::kInvalidPassword,
+                         Cat("password authentication failed for user \"", user_name_, "\""));
   const proto::TlsStream* tls = channel_.Tls();
   if (state_ == State::kSaslInitial) {
     absl::StatusOr<proto::SaslInitialResponse> initial = proto::ParseSaslInitialResponse(msg.body);
@@ -277,9 +275,9 @@ absl::StatusOr<ClientLogin::Step> ClientLogin::OnTokenMessage(std::string& stagi
       proto::LoadBigEndian32(staging.data() + 1) > policy::kMaxTokenSize + 5) {
     PGB_LOG(kInfo) << Describe() << ": token refused (format): over " << policy::kMaxTokenSize
                    << " bytes";
-    return proto::ErrorStatus(sqlstate::kInvalidPassword,
-                              absl::StrCat("token refused (format): token is longer than ",
-                                           policy::kMaxTokenSize, " bytes"));
+    return proto::ErrorStatus(
+        sqlstate::kInvalidPassword,
+        Cat("token refused (format): token is longer than ", policy::kMaxTokenSize, " bytes"));
   }
   proto::MessageView msg;
   absl::StatusOr<bool> complete = NextPasswordMessage(staging, "password message", &msg);
@@ -298,7 +296,7 @@ absl::StatusOr<ClientLogin::Step> ClientLogin::OnTokenMessage(std::string& stagi
                    << (verdict.issuer_name.empty() ? "" : " issuer=" + verdict.issuer_name) << ": "
                    << refusal.reason;
     return proto::ErrorStatus(
-        refusal.sqlstate(), absl::StrCat("token refused (", check, "): ", refusal.reason), "",
+        refusal.sqlstate(), Cat("token refused (", check, "): ", refusal.reason), "",
         refusal.retry_later() ? "The gateway is fetching the issuer's keys; retry shortly." : "");
   }
   identity_ = std::move(verdict.identity);
@@ -339,11 +337,10 @@ absl::StatusOr<ClientLogin::Step> ClientLogin::AcceptCertificate() {
   if (listener_.config->certificate_user_must_match && user_name_ != subject) {
     PGB_LOG(kInfo) << Describe() << ": refused, certificate subject " << LogSafe(subject)
                    << " is not the startup user";
-    return proto::ErrorStatus(
-        sqlstate::kInvalidAuthorizationSpecification,
-        absl::StrCat("certificate authentication failed for user \"", user_name_,
-                     "\": the client certificate is for \"", subject, "\""),
-        "", "Connect with user set to the certificate's subject.");
+    return proto::ErrorStatus(sqlstate::kInvalidAuthorizationSpecification,
+                              Cat("certificate authentication failed for user \"", user_name_,
+                                  "\": the client certificate is for \"", subject, "\""),
+                              "", "Connect with user set to the certificate's subject.");
   }
   identity_.method = policy::AuthMethod::kCertificate;
   identity_.subject = std::move(subject);
@@ -358,13 +355,13 @@ absl::StatusOr<ClientLogin::Step> ClientLogin::Authorize() {
   target_ = runtime_.FindTarget(startup_.database);
   if (target_ == nullptr) {
     return proto::ErrorStatus(sqlstate::kInvalidCatalogName,
-                              absl::StrCat("target \"", startup_.database, "\" does not exist"), "",
+                              Cat("target \"", startup_.database, "\" does not exist"), "",
                               "Use the name of a configured target as the database name.");
   }
   if (user_ != nullptr && !Runtime::Allows(*user_, *target_)) {
     return proto::ErrorStatus(
         sqlstate::kInsufficientPrivilege,
-        absl::StrCat("user \"", user_name_, "\" may not use target \"", startup_.database, "\""));
+        Cat("user \"", user_name_, "\" may not use target \"", startup_.database, "\""));
   }
   // Deny by default: an identity that no scope covers for this target does
   // not get a database connection at all.

@@ -8,7 +8,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "base/str_cat.h"
 #include "base/thread_name.h"
@@ -77,7 +76,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
         audit::AuditTrail::Start(runtime->config.audit, workers);
     if (!started.ok()) {
       return absl::Status(started.status().code(),
-                          absl::StrCat("audit trail: ", started.status().message()));
+                          Cat("audit trail: ", started.status().message()));
     }
     trail = *std::move(started);
   }

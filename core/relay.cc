@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "absl/strings/str_cat.h"
+#include "base/str_cat.h"
 #include "proto/error_status.h"
 #include "proto/protocol.h"
 
@@ -168,8 +168,8 @@ absl::Status Relay::Feed(Side from, const char* data, size_t n, int32_t buffer_i
           if (!outcome.ok()) {
             failure = proto::ErrorStatus(
                 sqlstate::kInsufficientPrivilege,
-                absl::StrCat("the gateway cannot mask this result: ", outcome.status().message()),
-                "", "The session has masked columns; see the security model in the docs.");
+                Cat("the gateway cannot mask this result: ", outcome.status().message()), "",
+                "The session has masked columns; see the security model in the docs.");
             return;
           }
           switch (*outcome) {

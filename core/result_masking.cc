@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "absl/strings/str_cat.h"
+#include "base/str_cat.h"
 #include "proto/data_row_rewrite.h"
 #include "proto/frame.h"
 #include "proto/messages.h"
@@ -93,9 +93,9 @@ absl::StatusOr<ResultMasking::Outcome> ResultMasking::OnDataRow(char* message, s
 absl::StatusOr<ResultMasking::Outcome> ResultMasking::OnErrorOrNotice(std::string_view message) {
   rebuilt_.clear();
   if (!proto::AppendWithoutErrorFields(message, kValueFields, rebuilt_)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("malformed ", message[0] == proto::kPqMsg_NoticeResponse ? "NoticeResponse"
-                                                                              : "ErrorResponse"));
+    return absl::InvalidArgumentError(Cat("malformed ", message[0] == proto::kPqMsg_NoticeResponse
+                                                            ? "NoticeResponse"
+                                                            : "ErrorResponse"));
   }
   return Outcome::kRebuilt;
 }

@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "absl/strings/str_cat.h"
+#include "base/str_cat.h"
 
 namespace pgb {
 
@@ -33,7 +33,7 @@ absl::Status Ring::Init(unsigned entries) {
     if (rc != -EINVAL) break;
   }
   if (rc != 0) {
-    return absl::InternalError(absl::StrCat("io_uring_queue_init failed: ", strerror(-rc)));
+    return absl::InternalError(Cat("io_uring_queue_init failed: ", strerror(-rc)));
   }
   initialized_ = true;
   return absl::OkStatus();
@@ -75,7 +75,7 @@ absl::Status BufferRing::Init(Ring& ring, uint32_t count, uint32_t size) {
   if (int rc = io_uring_register_buf_ring(ring_, &reg, 0); rc != 0) {
     munmap(br_, ring_bytes_);
     br_ = nullptr;
-    return absl::InternalError(absl::StrCat("io_uring_register_buf_ring failed: ", strerror(-rc)));
+    return absl::InternalError(Cat("io_uring_register_buf_ring failed: ", strerror(-rc)));
   }
   base_bytes_ = size_t{count} * size;
   mem = mmap(nullptr, base_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);

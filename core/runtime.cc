@@ -5,10 +5,10 @@
 
 #include <cstring>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/http_client.h"
 #include "base/log.h"
+#include "base/str_cat.h"
 
 namespace pgb {
 namespace {
@@ -43,7 +43,7 @@ absl::Status Resolve(const std::string& host, uint16_t port, sockaddr_storage* o
   const std::string service = std::to_string(port);
   if (int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("cannot resolve host \"", host, "\": ", gai_strerror(rc)));
+        Cat("cannot resolve host \"", host, "\": ", gai_strerror(rc)));
   }
   std::memcpy(out, found->ai_addr, found->ai_addrlen);
   *length = found->ai_addrlen;
@@ -97,8 +97,8 @@ absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config) {
     ListenerRuntime& l = rt->listeners.emplace_back();
     l.config = &lc;
     if (!ParseIpLiteral(lc.address, lc.port, &l.address, &l.address_length)) {
-      errors.push_back(absl::StrCat("listener[", i, "].address: \"", lc.address,
-                                    "\" is not an IPv4 or IPv6 address"));
+      errors.push_back(
+          Cat("listener[", i, "].address: \"", lc.address, "\" is not an IPv4 or IPv6 address"));
     }
     if (lc.tls != ListenerTls::kDisabled) {
       // A listener that accepts nothing but certificates refuses a handshake
@@ -108,7 +108,7 @@ absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config) {
           .required = lc.auth == std::vector<LoginMethod>{LoginMethod::kCertificate}};
       auto tls = proto::TlsContext::ForServer(lc.tls_cert_file, lc.tls_key_file, clients);
       if (!tls.ok()) {
-        errors.push_back(absl::StrCat("listener[", i, "].tls_cert: ", tls.status().message()));
+        errors.push_back(Cat("listener[", i, "].tls_cert: ", tls.status().message()));
       } else {
         l.tls = *std::move(tls);
       }
@@ -121,12 +121,12 @@ absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config) {
     t.index = i;
     t.scram_keys.resize(static_cast<size_t>(rt->config.ResolvedWorkers()));
     if (absl::Status s = Resolve(tc.host, tc.port, &t.address, &t.address_length); !s.ok()) {
-      errors.push_back(absl::StrCat("target[", i, "].host: ", s.message()));
+      errors.push_back(Cat("target[", i, "].host: ", s.message()));
     }
     if (tc.tls != BackendTls::kDisable) {
       auto tls = proto::TlsContext::ForClient(VerifyFor(tc.tls), tc.tls_ca_file);
       if (!tls.ok()) {
-        errors.push_back(absl::StrCat("target[", i, "].tls_ca: ", tls.status().message()));
+        errors.push_back(Cat("target[", i, "].tls_ca: ", tls.status().message()));
       } else {
         t.tls = *std::move(tls);
       }
@@ -136,7 +136,7 @@ absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config) {
     const UserConfig& uc = rt->config.users[i];
     auto verifier = proto::ParseScramVerifier(uc.scram_verifier);
     if (!verifier.ok()) {
-      errors.push_back(absl::StrCat("user[", i, "].scram_verifier: ", verifier.status().message()));
+      errors.push_back(Cat("user[", i, "].scram_verifier: ", verifier.status().message()));
       continue;
     }
     rt->users.push_back(UserRuntime{&uc, *std::move(verifier)});
@@ -164,8 +164,8 @@ std::string ListenerChanges(const Runtime& current, const Runtime& next) {
   const auto describe = [](const Runtime& rt) {
     std::vector<std::string> parts;
     for (const ListenerRuntime& l : rt.listeners) {
-      parts.push_back(absl::StrCat(l.config->address, ":", l.config->port, " tls ",
-                                   static_cast<int>(l.config->tls)));
+      parts.push_back(
+          Cat(l.config->address, ":", l.config->port, " tls ", static_cast<int>(l.config->tls)));
     }
     return absl::StrJoin(parts, ", ");
   };
@@ -174,8 +174,8 @@ std::string ListenerChanges(const Runtime& current, const Runtime& next) {
   if (before == after && current.config.ResolvedWorkers() == next.config.ResolvedWorkers()) {
     return "";
   }
-  return absl::StrCat("listeners [", before, "] -> [", after, "], workers ",
-                      current.config.ResolvedWorkers(), " -> ", next.config.ResolvedWorkers());
+  return Cat("listeners [", before, "] -> [", after, "], workers ",
+             current.config.ResolvedWorkers(), " -> ", next.config.ResolvedWorkers());
 }
 
 }  // namespace pgb

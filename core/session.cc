@@ -10,8 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "base/str_cat.h"
 #include "core/shard.h"
 #include "core/startup_parameters.h"
 #include "proto/error_status.h"
@@ -59,9 +59,9 @@ Session::~Session() {
 }
 
 std::string Session::Describe() const {
-  return absl::StrCat("session ", shard_.index(), ".", slot_, " from ", peer_,
-                      user_name_.empty() ? "" : absl::StrCat(" user=", LogSafe(user_name_)),
-                      target_ ? absl::StrCat(" target=", target_->config->name) : "");
+  return Cat("session ", shard_.index(), ".", slot_, " from ", peer_,
+             user_name_.empty() ? "" : Cat(" user=", LogSafe(user_name_)),
+             target_ ? Cat(" target=", target_->config->name) : "");
 }
 
 void Session::Start() {
@@ -147,8 +147,8 @@ void Session::OnRecv(Side side, int res, uint32_t flags) {
         Flush(side);
         if (side == Side::kBackend) {
           FailClient(sqlstate::kSqlclientUnableToEstablish,
-                     absl::StrCat("the gateway could not establish TLS with target \"",
-                                  target_->config->name, "\": ", progress.status().message()));
+                     Cat("the gateway could not establish TLS with target \"",
+                         target_->config->name, "\": ", progress.status().message()));
         } else {
           Close();
         }
@@ -291,7 +291,7 @@ void Session::OnPeerClosed(Side side, int res) {
       return;
     }
     PGB_LOG(kWarning) << Describe() << ": the database closed the connection"
-                      << (res < 0 ? absl::StrCat(": ", strerror(-res)) : "");
+                      << (res < 0 ? Cat(": ", strerror(-res)) : "");
     CloseEndpoint(Side::kBackend);
     if (AtBoundary(Side::kBackend)) {
       FailClient(
@@ -309,9 +309,9 @@ void Session::OnPeerClosed(Side side, int res) {
   }
   PGB_LOG(kWarning) << Describe() << ": the database closed the connection during login";
   CloseEndpoint(Side::kBackend);
-  FailClient(sqlstate::kConnectionFailure, absl::StrCat("the database server for target \"",
-                                                        target_ ? target_->config->name : "?",
-                                                        "\" closed the connection during login"));
+  FailClient(sqlstate::kConnectionFailure,
+             Cat("the database server for target \"", target_ ? target_->config->name : "?",
+                 "\" closed the connection during login"));
 }
 
 // ---------------------------------------------------------------------------
@@ -375,8 +375,8 @@ void Session::StartBackend() {
   const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     FailClient(sqlstate::kSqlclientUnableToEstablish,
-               absl::StrCat("could not create a socket for target \"", target_->config->name,
-                            "\": ", strerror(errno)));
+               Cat("could not create a socket for target \"", target_->config->name,
+                   "\": ", strerror(errno)));
     return;
   }
   const int one = 1;
@@ -396,9 +396,9 @@ void Session::OnBackendConnected(int res) {
   if (closed_ || !backend_.open() || phase_ != Phase::kBackendConnect) return;
   if (res < 0) {
     PGB_LOG(kWarning) << Describe() << ": cannot connect to the database: " << strerror(-res);
-    FailClient(sqlstate::kSqlclientUnableToEstablish,
-               absl::StrCat("could not connect to target \"", target_->config->name,
-                            "\": ", strerror(-res)));
+    FailClient(
+        sqlstate::kSqlclientUnableToEstablish,
+        Cat("could not connect to target \"", target_->config->name, "\": ", strerror(-res)));
     return;
   }
   deadline_ns_ = shard_.now_ns() + absl::ToInt64Nanoseconds(runtime_->config.auth_timeout);
@@ -434,10 +434,9 @@ void Session::ProcessBackendLogin() {
   if (phase_ == Phase::kBackendSslResponse) {
     const char answer = in[0];
     if (answer != 'S') {
-      FailClient(
-          sqlstate::kSqlclientUnableToEstablish,
-          absl::StrCat("target \"", target_->config->name,
-                       "\" does not accept TLS, but the gateway requires it for this target"));
+      FailClient(sqlstate::kSqlclientUnableToEstablish,
+                 Cat("target \"", target_->config->name,
+                     "\" does not accept TLS, but the gateway requires it for this target"));
       return;
     }
     if (in.size() != 1) {  // CVE-2021-23222: nothing may precede the handshake
@@ -453,7 +452,7 @@ void Session::ProcessBackendLogin() {
         proto::TlsStream::Client(*target_->tls, name);
     if (!tls.ok()) {
       FailClient(sqlstate::kSqlclientUnableToEstablish,
-                 absl::StrCat("cannot start TLS to target \"", target_->config->name, "\""));
+                 Cat("cannot start TLS to target \"", target_->config->name, "\""));
       return;
     }
     backend_.StartTls(*std::move(tls));
@@ -461,8 +460,8 @@ void Session::ProcessBackendLogin() {
     absl::StatusOr<proto::TlsStream::Progress> progress = backend_.tls()->Handshake();
     if (!progress.ok()) {
       FailClient(sqlstate::kSqlclientUnableToEstablish,
-                 absl::StrCat("TLS to target \"", target_->config->name,
-                              "\" failed: ", progress.status().message()));
+                 Cat("TLS to target \"", target_->config->name,
+                     "\" failed: ", progress.status().message()));
       return;
     }
     Flush(Side::kBackend);
@@ -565,7 +564,7 @@ void Session::RelayChunk(Side from, const char* data, size_t n, int32_t bid) {
       Flush(Side::kBackend);  // the well-formed messages before the bad one
     } else {
       PGB_LOG(kError) << Describe() << ": " << why.message
-                      << (why.detail.empty() ? "" : absl::StrCat(" (", why.detail, ")"));
+                      << (why.detail.empty() ? "" : Cat(" (", why.detail, ")"));
     }
     FailClient(s);
     return;
@@ -615,11 +614,10 @@ void Session::EndIfIdentityExpired() {
   }
   const std::string expired_at = absl::FormatTime(
       "%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(identity_.expires_at_unix), absl::UTCTimeZone());
-  audit_.Event(audit::AuditKind::kTokenExpired, absl::StrCat("expired at ", expired_at));
-  Terminate(
-      sqlstate::kInvalidAuthorizationSpecification,
-      absl::StrCat("your ", policy::AuthMethodName(identity_.method), " expired at ", expired_at,
-                   "; reconnect with a new ", policy::AuthMethodName(identity_.method)));
+  audit_.Event(audit::AuditKind::kTokenExpired, Cat("expired at ", expired_at));
+  Terminate(sqlstate::kInvalidAuthorizationSpecification,
+            Cat("your ", policy::AuthMethodName(identity_.method), " expired at ", expired_at,
+                "; reconnect with a new ", policy::AuthMethodName(identity_.method)));
 }
 
 // ---------------------------------------------------------------------------
@@ -728,7 +726,7 @@ void Session::OnTick(int64_t now_ns) {
     case Phase::kBackendConnect:
       PGB_LOG(kWarning) << Describe() << ": connecting to the database timed out";
       FailClient(sqlstate::kSqlclientUnableToEstablish,
-                 absl::StrCat("timed out connecting to target \"", target_->config->name, "\""));
+                 Cat("timed out connecting to target \"", target_->config->name, "\""));
       return;
     default:
       PGB_LOG(kInfo) << Describe() << ": login timed out";

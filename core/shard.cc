@@ -11,8 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "base/str_cat.h"
 #include "proto/messages.h"
 
 namespace pgb {
@@ -36,7 +36,7 @@ std::string FormatPeer(const sockaddr_storage& addr) {
     inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
     port = ntohs(a->sin6_port);
   }
-  return absl::StrCat(host, ":", port);
+  return Cat(host, ":", port);
 }
 
 }  // namespace
@@ -75,10 +75,10 @@ absl::Status Shard::Init() {
   if (absl::Status s = ring_.Init(kRingEntries); !s.ok()) return s;
   if (absl::Status s = buffers_.Init(ring_, kBufferCount, kBufferSize); !s.ok()) return s;
   wake_fd_ = eventfd(0, EFD_CLOEXEC);
-  if (wake_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
+  if (wake_fd_ < 0) return absl::InternalError(Cat("eventfd: ", strerror(errno)));
   for (const ListenerRuntime& lr : runtime_->listeners) {
     const int fd = ::socket(lr.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+    if (fd < 0) return absl::InternalError(Cat("socket: ", strerror(errno)));
     const int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
@@ -89,8 +89,8 @@ absl::Status Shard::Init() {
         ::listen(fd, 4096) != 0) {
       const int err = errno;
       ::close(fd);
-      return absl::UnavailableError(absl::StrCat("cannot listen on ", lr.config->address, ":",
-                                                 lr.config->port, ": ", strerror(err)));
+      return absl::UnavailableError(
+          Cat("cannot listen on ", lr.config->address, ":", lr.config->port, ": ", strerror(err)));
     }
     listeners_.push_back(Listener{fd, &lr});
   }

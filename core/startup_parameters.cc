@@ -4,7 +4,7 @@
 #include <string_view>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/str_cat.h"
+#include "base/str_cat.h"
 #include "proto/error_status.h"
 #include "proto/protocol.h"
 
@@ -67,9 +67,9 @@ std::string StartupSettingProblem(std::string_view name, std::string_view value)
     for (std::string_view prefix : kAsciiSafePrefixes) {
       if (folded.starts_with(prefix)) return "";
     }
-    return absl::StrCat("client_encoding \"", std::string(value),
-                        "\" is not allowed through the gateway: the gateway checks statements "
-                        "as UTF-8, and this encoding could hide a quote or backslash from it");
+    return Cat("client_encoding \"", value,
+               "\" is not allowed through the gateway: the gateway checks statements "
+               "as UTF-8, and this encoding could hide a quote or backslash from it");
   }
   if (name == "standard_conforming_strings" &&
       !(folded == "on" || folded == "true" || folded == "yes" || folded == "1")) {
@@ -112,10 +112,10 @@ absl::StatusOr<ClientStartup> ReadClientStartup(const proto::StartupPacket& pack
       }
       startup.forwarded.emplace_back(std::string(name), std::string(value));
     } else {
-      return proto::ErrorStatus(sqlstate::kInsufficientPrivilege,
-                                absl::StrCat("the startup parameter \"", std::string(name),
-                                             "\" is not allowed through the gateway"),
-                                "", "Set it with SET after connecting.");
+      return proto::ErrorStatus(
+          sqlstate::kInsufficientPrivilege,
+          Cat("the startup parameter \"", name, "\" is not allowed through the gateway"), "",
+          "Set it with SET after connecting.");
     }
   }
   if (startup.database.empty()) startup.database = startup.user;

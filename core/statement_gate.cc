@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
-#include "absl/strings/str_cat.h"
 #include "base/str_cat.h"
 #include "policy/judgement.h"
 #include "policy/sql_text.h"
@@ -134,8 +133,7 @@ std::shared_ptr<const BoundParameters> StatementGate::ParametersOf(
     if (p.binary) {
       const std::string_view shown = p.value.substr(0, kBinaryParameterBytes);
       if (p.length > static_cast<int32_t>(shown.size())) parameters->cut = true;
-      v.text = absl::StrCat("\\x",
-                            absl::BytesToHexString(absl::string_view(shown.data(), shown.size())));
+      v.text = Cat("\\x", absl::BytesToHexString(absl::string_view(shown.data(), shown.size())));
     } else {
       // One byte over the record's cap, so that the record marks it cut.
       v.text.assign(p.value.substr(0, audit::AuditRecord::kShortFieldMax + 1));
@@ -220,9 +218,9 @@ bool StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
   if (oversize) {
     RefuseUnjudged(type, "", "(statement too large to judge)", 0,
                    proto::ErrorFields{"ERROR", proto::sqlstate::kInsufficientPrivilege,
-                                      absl::StrCat("statement too large for the gateway to judge "
-                                                   "(more than ",
-                                                   client_gather_.max_size, " bytes)"),
+                                      Cat("statement too large for the gateway to judge "
+                                          "(more than ",
+                                          client_gather_.max_size, " bytes)"),
                                       "",
                                       "Split the statement, or ask the operator to raise "
                                       "gateway.max_statement_size."},
@@ -320,9 +318,9 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
         type, statement_name, sql, 0,
         proto::ErrorFields{
             "ERROR", proto::sqlstate::kProgramLimitExceeded,
-            absl::StrCat("too many statements awaiting their results (",
-                         analysis->statements.size(), " in this one); the gateway follows at most ",
-                         pipeline_.outstanding() + analysis->statements.size() - 1, " at a time"),
+            Cat("too many statements awaiting their results (", analysis->statements.size(),
+                " in this one); the gateway follows at most ",
+                pipeline_.outstanding() + analysis->statements.size() - 1, " at a time"),
             "", "Send fewer statements at once."},
         "gateway.max_outstanding_requests", to_database);
     return false;
@@ -423,7 +421,7 @@ std::vector<std::pair<std::string, std::string>> BackendSettings(const policy::S
   settings.emplace_back("search_path", path);
   const auto limit = [&](const char* name, absl::Duration d) {
     if (d > absl::ZeroDuration()) {
-      settings.emplace_back(name, absl::StrCat(absl::ToInt64Milliseconds(d)));
+      settings.emplace_back(name, Cat(absl::ToInt64Milliseconds(d)));
     }
   };
   limit("statement_timeout", scope.statement_timeout);

@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
+#include "base/str_cat.h"
 #include "proto/frame.h"
 #include "proto/protocol.h"
 #include "proto/wire.h"
@@ -140,7 +140,7 @@ absl::StatusOr<std::vector<ResultField>> ParseRowDescription(std::string_view me
     if (!body.ReadCString(&field.name) || !body.ReadInt32(&table_oid) || !body.ReadInt16(&column) ||
         !body.ReadInt32(&type_oid) || !body.ReadInt16(&type_size) ||
         !body.ReadInt32(&type_modifier) || !body.ReadInt16(&field.format)) {
-      return absl::InvalidArgumentError(absl::StrCat("RowDescription field ", i, " is cut short"));
+      return absl::InvalidArgumentError(Cat("RowDescription field ", i, " is cut short"));
     }
     field.type_oid = static_cast<uint32_t>(type_oid);
     fields.push_back(field);
@@ -158,7 +158,7 @@ absl::StatusOr<RowRewrite> RewriteDataRow(const std::vector<ColumnRewrite>& plan
   p += 2;
   if (count != plan.size()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("DataRow has ", count, " columns, its ", "RowDescription ", plan.size()));
+        Cat("DataRow has ", count, " columns, its ", "RowDescription ", plan.size()));
   }
   // First pass: check every length, and whether each rewrite keeps it.
   uint16_t masked = 0;
@@ -168,7 +168,7 @@ absl::StatusOr<RowRewrite> RewriteDataRow(const std::vector<ColumnRewrite>& plan
     const int32_t length = static_cast<int32_t>(LoadBigEndian32(p));
     p += 4;
     if (length < -1 || length > end - p) {
-      return absl::InvalidArgumentError(absl::StrCat("DataRow value length ", length, " invalid"));
+      return absl::InvalidArgumentError(Cat("DataRow value length ", length, " invalid"));
     }
     if (length == -1) continue;  // NULL stays NULL
     const std::string_view value(p, static_cast<size_t>(length));

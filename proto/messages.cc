@@ -4,7 +4,7 @@
 #include <cassert>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
+#include "base/str_cat.h"
 #include "proto/wire.h"
 
 namespace pgb::proto {
@@ -32,12 +32,8 @@ void AppendAuthentication(std::string& out, int32_t code, std::string_view data)
   MessageWriter(out, kPqMsg_AuthenticationRequest).Int32(code).Bytes(data);
 }
 
-// Debian 12's Abseil is built with its own absl::string_view, distinct from
-// std::string_view.
-absl::string_view AsAbsl(std::string_view s) { return {s.data(), s.size()}; }
-
 absl::Status Malformed(std::string_view what, std::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat("malformed ", AsAbsl(what), ": ", AsAbsl(why)));
+  return absl::InvalidArgumentError(Cat("malformed ", what, ": ", why));
 }
 
 }  // namespace
@@ -182,7 +178,7 @@ absl::StatusOr<AuthenticationRequest> ParseAuthenticationRequest(std::string_vie
       return request;
     default:
       return absl::InvalidArgumentError(
-          absl::StrCat("unsupported authentication request code ", request.code));
+          Cat("unsupported authentication request code ", request.code));
   }
   if (!cursor.AtEnd()) return Malformed(kWhat, "unexpected bytes after the request");
   return request;
@@ -201,8 +197,7 @@ absl::StatusOr<ErrorFields> ParseErrorFields(std::string_view body) {
     if (code == '\0') break;
     std::string_view value;
     if (!cursor.ReadCString(&value)) {
-      return Malformed(kWhat,
-                       absl::StrCat("field '", absl::string_view(&code, 1), "' is not terminated"));
+      return Malformed(kWhat, Cat("field '", code, "' is not terminated"));
     }
     switch (code) {
       case 'S':
@@ -247,7 +242,7 @@ absl::StatusOr<std::pair<std::string_view, std::string_view>> ParseParameterStat
 
 absl::StatusOr<std::pair<int32_t, int32_t>> ParseBackendKeyData(std::string_view body) {
   if (body.size() != 8) {
-    return Malformed("BackendKeyData", absl::StrCat("body is ", body.size(), " bytes, expected 8"));
+    return Malformed("BackendKeyData", Cat("body is ", body.size(), " bytes, expected 8"));
   }
   return std::make_pair(static_cast<int32_t>(LoadBigEndian32(body.data())),
                         static_cast<int32_t>(LoadBigEndian32(body.data() + 4)));
@@ -256,12 +251,12 @@ absl::StatusOr<std::pair<int32_t, int32_t>> ParseBackendKeyData(std::string_view
 absl::StatusOr<char> ParseReadyForQuery(std::string_view body) {
   constexpr std::string_view kWhat = "ReadyForQuery";
   if (body.size() != 1) {
-    return Malformed(kWhat, absl::StrCat("body is ", body.size(), " bytes, expected 1"));
+    return Malformed(kWhat, Cat("body is ", body.size(), " bytes, expected 1"));
   }
   const char status = body[0];
   if (status != kTxnIdle && status != kTxnInBlock && status != kTxnFailed) {
-    return Malformed(kWhat, absl::StrCat("invalid transaction status 0x",
-                                         absl::Hex(static_cast<unsigned char>(status))));
+    return Malformed(
+        kWhat, Cat("invalid transaction status 0x", absl::Hex(static_cast<unsigned char>(status))));
   }
   return status;
 }
@@ -278,8 +273,8 @@ absl::StatusOr<SaslInitialResponse> ParseSaslInitialResponse(std::string_view bo
   if (length == -1) {
     response.has_data = false;
   } else if (length < 0 || static_cast<size_t>(length) != cursor.Rest().size()) {
-    return Malformed(kWhat, absl::StrCat("data length ", length, " does not match the ",
-                                         cursor.Rest().size(), " bytes that follow"));
+    return Malformed(kWhat, Cat("data length ", length, " does not match the ",
+                                cursor.Rest().size(), " bytes that follow"));
   } else {
     response.data = cursor.Rest();
     response.has_data = true;

@@ -43,7 +43,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
+#include "base/str_cat.h"
 #include "proto/protocol.h"
 
 namespace pgb::proto {
@@ -219,8 +219,8 @@ absl::Status RequestPipeline<Note>::OnBackendMessage(char type, OnClosed&& on_cl
   if (head_ == requests_.size()) {
     // Nothing outstanding: only a FATAL (termination, timeouts) may come.
     if (type == kPqMsg_ErrorResponse) return absl::OkStatus();
-    return absl::InternalError(absl::StrCat("the database sent a message ('", std::string(1, type),
-                                            "') that answers no request"));
+    return absl::InternalError(
+        Cat("the database sent a message ('", type, "') that answers no request"));
   }
   Request& front = requests_[head_];
   if (type == kPqMsg_ReadyForQuery) {
@@ -305,9 +305,8 @@ absl::Status RequestPipeline<Note>::OnBackendMessage(char type, OnClosed&& on_cl
       break;
   }
   if (!fits) {
-    return absl::InternalError(absl::StrCat("the database sent '", std::string(1, type),
-                                            "' where the answer to '", std::string(1, front.type),
-                                            "' was due"));
+    return absl::InternalError(
+        Cat("the database sent '", type, "' where the answer to '", front.type, "' was due"));
   }
   front.answered = true;
   answering_ = true;

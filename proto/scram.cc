@@ -8,11 +8,11 @@
 #include <climits>
 #include <cstring>
 #include <string>
-#include <type_traits>
 #include <utility>
 
 #include "base/log.h"
 #include "base/status_macros.h"
+#include "base/str_cat.h"
 
 namespace pgb::proto {
 namespace {
@@ -22,30 +22,6 @@ using Key = std::array<unsigned char, kScramKeyLength>;
 // PostgreSQL's SCRAM_RAW_NONCE_LEN: both libpq and the backend draw 18 bytes.
 constexpr size_t kRawNonceLength = 18;
 constexpr std::string_view kVerifierPrefix = "SCRAM-SHA-256$";
-
-// Debian 12's Abseil has its own absl::string_view, which absl::StrCat wants
-// instead of std::string_view; this small concatenation takes ours.
-template <typename T>
-std::string_view Piece(const T& part, std::string& storage) {
-  if constexpr (std::is_integral_v<T>) {
-    storage = std::to_string(part);
-    return storage;
-  } else {
-    return std::string_view(part);
-  }
-}
-template <typename... T>
-std::string Cat(const T&... parts) {
-  std::string storage[sizeof...(T)];
-  size_t i = 0;
-  const std::string_view views[] = {Piece(parts, storage[i++])...};
-  size_t size = 0;
-  for (std::string_view v : views) size += v.size();
-  std::string out;
-  out.reserve(size);
-  for (std::string_view v : views) out.append(v);
-  return out;
-}
 
 std::string_view AsView(const Key& key) {
   return {reinterpret_cast<const char*>(key.data()), key.size()};

@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "absl/strings/escaping.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/str_cat.h"
 
 namespace pgb::proto {
 namespace {
@@ -58,7 +58,7 @@ std::string Quoted(std::string_view s) {
   constexpr size_t kMaxShown = 64;
   std::string shown = absl::CHexEscape(AsAbsl(s.substr(0, kMaxShown)));
   if (s.size() > kMaxShown) shown += "...";
-  return absl::StrCat("\"", shown, "\"");
+  return Cat("\"", shown, "\"");
 }
 
 // StartupMessage body after the version: name\0value\0 ... \0
@@ -84,7 +84,7 @@ StartupResult DecodeParams(std::string_view body, StartupResult result) {
     std::string_view value;
     if (!cursor.ReadCString(&value)) {
       return Violation(
-          absl::StrCat("invalid startup packet layout: parameter ", Quoted(name), " has no value"));
+          Cat("invalid startup packet layout: parameter ", Quoted(name), " has no value"));
     }
     params.emplace_back(name, value);
   }
@@ -96,7 +96,7 @@ StartupResult DecodeParams(std::string_view body, StartupResult result) {
   for (const auto& param : params) names.push_back(param.first);
   std::sort(names.begin(), names.end());
   if (auto dup = std::adjacent_find(names.begin(), names.end()); dup != names.end()) {
-    return Violation(absl::StrCat("invalid startup packet: duplicate parameter ", Quoted(*dup)));
+    return Violation(Cat("invalid startup packet: duplicate parameter ", Quoted(*dup)));
   }
   bool has_user = false;
   for (const auto& [name, value] : params) {
@@ -116,13 +116,13 @@ StartupResult DecodeStartupPacket(std::string_view bytes) {
   const uint32_t length = LoadBigEndian32(bytes.data());
   // Cap first ("don't believe nonsense"), before waiting for the rest.
   if (length < kMinStartupPacketLength || length > kMaxStartupPacketLength) {
-    return Violation(absl::StrCat("invalid length of startup packet: ", length, " bytes"));
+    return Violation(Cat("invalid length of startup packet: ", length, " bytes"));
   }
   if (bytes.size() < 8) return StartupResult{};
   const auto code = static_cast<int32_t>(LoadBigEndian32(bytes.data() + 4));
   if (const uint32_t required = RequiredLength(code); required != 0 && length != required) {
-    return Violation(absl::StrCat("invalid length of ", RequestName(code), ": ", length,
-                                  " bytes, expected ", required));
+    return Violation(
+        Cat("invalid length of ", RequestName(code), ": ", length, " bytes, expected ", required));
   }
   const auto major = static_cast<uint32_t>(code) >> 16;
   const auto minor = static_cast<uint32_t>(code) & 0xffff;

@@ -14,7 +14,7 @@
 #include <ctime>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
+#include "base/str_cat.h"
 
 namespace pgb::proto {
 namespace {
@@ -44,7 +44,7 @@ std::string DrainErrors(bool* missing_file = nullptr) {
 absl::Status FileError(const char* what, const std::string& file) {
   bool missing = false;
   const std::string reasons = DrainErrors(&missing);
-  std::string message = absl::StrCat("TLS ", what, " file \"", file, "\": ", reasons);
+  std::string message = Cat("TLS ", what, " file \"", file, "\": ", reasons);
   return missing ? absl::NotFoundError(message) : absl::InvalidArgumentError(message);
 }
 
@@ -79,10 +79,10 @@ int SelectAlpn(SSL* /*ssl*/, const unsigned char** out, unsigned char* out_len,
 
 absl::StatusOr<SSL_CTX*> NewContext(bool server) {
   SSL_CTX* ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-  if (ctx == nullptr) return absl::InternalError(absl::StrCat("SSL_CTX_new: ", DrainErrors()));
+  if (ctx == nullptr) return absl::InternalError(Cat("SSL_CTX_new: ", DrainErrors()));
   if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
     SSL_CTX_free(ctx);
-    return absl::InternalError(absl::StrCat("TLS minimum version: ", DrainErrors()));
+    return absl::InternalError(Cat("TLS minimum version: ", DrainErrors()));
   }
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   // Record buffers are freed between records: an idle connection keeps none.
@@ -215,9 +215,9 @@ absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::ForServer(
     return FileError("private key", key_file);
   }
   if (SSL_CTX_check_private_key(ctx) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("TLS private key file \"", key_file,
-                                                   "\" does not match certificate file \"",
-                                                   cert_file, "\": ", DrainErrors()));
+    return absl::InvalidArgumentError(Cat("TLS private key file \"", key_file,
+                                          "\" does not match certificate file \"", cert_file,
+                                          "\": ", DrainErrors()));
   }
   SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -269,10 +269,10 @@ absl::StatusOr<std::unique_ptr<TlsStream>> TlsStream::Create(const TlsContext& c
   const BIO_METHOD* method = CiphertextBio::Method();
   if (method == nullptr) return absl::InternalError("TLS: cannot create the BIO method");
   SSL* ssl = SSL_new(context.ctx());
-  if (ssl == nullptr) return absl::InternalError(absl::StrCat("SSL_new: ", DrainErrors()));
+  if (ssl == nullptr) return absl::InternalError(Cat("SSL_new: ", DrainErrors()));
   std::unique_ptr<TlsStream> stream(new TlsStream(ssl, verify));
   BIO* bio = BIO_new(method);
-  if (bio == nullptr) return absl::InternalError(absl::StrCat("BIO_new: ", DrainErrors()));
+  if (bio == nullptr) return absl::InternalError(Cat("BIO_new: ", DrainErrors()));
   BIO_set_data(bio, stream.get());  // stream is heap-allocated: the address is stable
   // One BIO for both directions; SSL_set_bio takes the single reference.
   SSL_set_bio(ssl, bio, bio);
@@ -305,7 +305,7 @@ absl::StatusOr<std::unique_ptr<TlsStream>> TlsStream::Client(const TlsContext& c
   const bool ip = IsIpLiteral(server_name);
   if (!server_name.empty() && !ip && SSL_set_tlsext_host_name(ssl, server_name.c_str()) != 1) {
     return absl::InvalidArgumentError(
-        absl::StrCat("TLS server name \"", server_name, "\": ", DrainErrors()));
+        Cat("TLS server name \"", server_name, "\": ", DrainErrors()));
   }
   if (context.verify() == TlsVerify::kChainAndHost) {
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
@@ -314,12 +314,12 @@ absl::StatusOr<std::unique_ptr<TlsStream>> TlsStream::Client(const TlsContext& c
                       : X509_VERIFY_PARAM_set1_host(param, server_name.c_str(), 0);
     if (ok != 1) {
       return absl::InvalidArgumentError(
-          absl::StrCat("TLS host name \"", server_name, "\": ", DrainErrors()));
+          Cat("TLS host name \"", server_name, "\": ", DrainErrors()));
     }
   }
   // SSL_set_alpn_protos returns 0 on success.
   if (SSL_set_alpn_protos(ssl, kAlpnPostgresql, sizeof(kAlpnPostgresql)) != 0) {
-    return absl::InternalError(absl::StrCat("TLS ALPN: ", DrainErrors()));
+    return absl::InternalError(Cat("TLS ALPN: ", DrainErrors()));
   }
   SSL_set_connect_state(ssl);
   return stream;
@@ -344,18 +344,17 @@ absl::Status TlsStream::Fail(int ssl_result, const char* operation) {
   const int error = SSL_get_error(ssl_, ssl_result);
   std::string reasons = DrainErrors();
   if (reasons.empty()) {
-    reasons =
-        error == SSL_ERROR_SYSCALL ? "unexpected end of stream" : absl::StrCat("SSL error ", error);
+    reasons = error == SSL_ERROR_SYSCALL ? "unexpected end of stream" : Cat("SSL error ", error);
   }
   if (verify_ != TlsVerify::kNone && !handshake_done_) {
     const long result = SSL_get_verify_result(ssl_);
     if (result != X509_V_OK) {
-      return absl::UnauthenticatedError(
-          absl::StrCat("TLS ", operation, ": server certificate rejected: ",
-                       X509_verify_cert_error_string(result), " (", reasons, ")"));
+      return absl::UnauthenticatedError(Cat("TLS ", operation, ": server certificate rejected: ",
+                                            X509_verify_cert_error_string(result), " (", reasons,
+                                            ")"));
     }
   }
-  return absl::UnavailableError(absl::StrCat("TLS ", operation, ": ", reasons));
+  return absl::UnavailableError(Cat("TLS ", operation, ": ", reasons));
 }
 
 void TlsStream::ReleaseIdleBuffers() {
@@ -532,7 +531,7 @@ std::vector<std::string> TlsStream::PeerCertificateAltNames() const {
                            : ASN1_STRING_length(ip) == 16 ? AF_INET6
                                                           : 0;
         if (family != 0 && inet_ntop(family, ASN1_STRING_get0_data(ip), buf, sizeof(buf))) {
-          names.push_back(absl::StrCat("IP:", buf));
+          names.push_back(Cat("IP:", buf));
         }
         break;
       }

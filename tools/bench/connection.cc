@@ -3,7 +3,7 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
+#include "base/str_cat.h"
 #include "proto/frame.h"
 #include "proto/md5_password.h"
 #include "proto/protocol.h"
@@ -20,7 +20,7 @@ std::string AuthMethodName(int32_t code) {
     case proto::kAuthReqSasl:
       return "SASL (SCRAM-SHA-256)";
     default:
-      return absl::StrCat("method ", code);
+      return Cat("method ", code);
   }
 }
 }  // namespace
@@ -50,11 +50,11 @@ absl::Status BenchConnection::OnAuthRequest(std::string_view body, std::string& 
   const std::string& password = credential_->secret;
   if (credential_->kind == Credential::Kind::kToken && req->code != proto::kAuthReqOk &&
       req->code != proto::kAuthReqPassword) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the server asked for ", AuthMethodName(req->code),
-        " authentication, not a token: it takes no token for user \"", user_,
-        "\" (a gateway asks for one, as a cleartext password, only over TLS and only for "
-        "users that are not [[user]] entries)"));
+    return absl::FailedPreconditionError(
+        Cat("the server asked for ", AuthMethodName(req->code),
+            " authentication, not a token: it takes no token for user \"", user_,
+            "\" (a gateway asks for one, as a cleartext password, only over TLS and only for "
+            "users that are not [[user]] entries)"));
   }
   switch (req->code) {
     case proto::kAuthReqOk:
@@ -89,7 +89,7 @@ absl::Status BenchConnection::OnAuthRequest(std::string_view body, std::string& 
       if (!scram_) return absl::InvalidArgumentError("SASLFinal before SASL");
       return scram_->HandleServerFinal(req->sasl_data);
     default:
-      return absl::UnimplementedError(absl::StrCat("authentication request ", req->code));
+      return absl::UnimplementedError(Cat("authentication request ", req->code));
   }
 }
 
@@ -100,7 +100,7 @@ absl::StatusOr<FeedResult> BenchConnection::Feed(std::string_view in, std::strin
         in.substr(result.consumed), proto::Direction::kBackend, kMaxBackendMessage);
     if (m.status == proto::DecodeStatus::kNeedMore) return result;
     if (m.status == proto::DecodeStatus::kError) {
-      return absl::DataLossError(absl::StrCat("bad message from server: ", std::string(m.error)));
+      return absl::DataLossError(Cat("bad message from server: ", m.error));
     }
     result.consumed += m.message.total_size;
     const std::string_view body = m.message.body;
@@ -114,8 +114,8 @@ absl::StatusOr<FeedResult> BenchConnection::Feed(std::string_view in, std::strin
         if (!fields.ok()) return fields.status();
         if (state_ == State::kAuth || state_ == State::kAwaitReady || state_ == State::kPreparing) {
           fatal_error_ = *std::move(fields);
-          return absl::UnauthenticatedError(absl::StrCat(
-              fatal_error_->severity, " ", fatal_error_->sqlstate, ": ", fatal_error_->message));
+          return absl::UnauthenticatedError(Cat(fatal_error_->severity, " ", fatal_error_->sqlstate,
+                                                ": ", fatal_error_->message));
         }
         if (txn_sqlstate_.empty()) txn_sqlstate_ = fields->sqlstate;
         break;

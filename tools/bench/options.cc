@@ -4,7 +4,7 @@
 #include <string_view>
 
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
+#include "base/str_cat.h"
 
 namespace pgb::bench {
 
@@ -91,13 +91,13 @@ const char* BenchUsage() {
 namespace {
 
 absl::Status Bad(std::string_view flag, std::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(std::string(flag), ": ", std::string(why)));
+  return absl::InvalidArgumentError(Cat(flag, ": ", why));
 }
 
 absl::Status ParseInt(std::string_view flag, std::string_view v, int64_t min, int64_t* out) {
   int64_t n = 0;
   if (!absl::SimpleAtoi(std::string(v), &n) || n < min) {
-    return Bad(flag, absl::StrCat("expected an integer >= ", min, ", got '", std::string(v), "'"));
+    return Bad(flag, Cat("expected an integer >= ", min, ", got '", v, "'"));
   }
   *out = n;
   return absl::OkStatus();
@@ -106,7 +106,7 @@ absl::Status ParseInt(std::string_view flag, std::string_view v, int64_t min, in
 absl::Status ParseSeconds(std::string_view flag, std::string_view v, double min, double* out) {
   double d = 0;
   if (!absl::SimpleAtod(std::string(v), &d) || !(d >= min) || d > 1e7) {
-    return Bad(flag, absl::StrCat("expected seconds >= ", min, ", got '", std::string(v), "'"));
+    return Bad(flag, Cat("expected seconds >= ", min, ", got '", v, "'"));
   }
   *out = d;
   return absl::OkStatus();
@@ -224,7 +224,7 @@ absl::StatusOr<BenchOptions> ParseBenchOptions(int argc, char** argv) {
   }
   if ((o.sslmode == SslMode::kVerifyCa || o.sslmode == SslMode::kVerifyFull) &&
       o.sslrootcert.empty()) {
-    return Bad("--sslmode", absl::StrCat(SslModeName(o.sslmode), " needs --sslrootcert FILE"));
+    return Bad("--sslmode", Cat(SslModeName(o.sslmode), " needs --sslrootcert FILE"));
   }
   if (o.threads > o.clients) o.threads = o.clients;
   return o;

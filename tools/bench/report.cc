@@ -1,8 +1,8 @@
 #include "tools/bench/report.h"
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/json_text.h"
+#include "base/str_cat.h"
 
 namespace pgb::bench {
 
@@ -39,9 +39,9 @@ std::string ReportText(const BenchReport& r) {
       SslModeName(o.sslmode), o.token_env.empty() ? "password" : "token", r.transactions,
       r.elapsed_s, r.interrupted ? " (interrupted)" : "", r.tps, r.mean_us, r.p50_us, r.p90_us,
       r.p99_us, r.p999_us, r.max_us);
-  absl::StrAppend(&out, "errors: ", r.error_total);
-  for (const auto& [state, n] : r.errors) absl::StrAppend(&out, "  ", state, "=", n);
-  absl::StrAppend(&out, "\n");
+  Append(out, "errors: ", r.error_total);
+  for (const auto& [state, n] : r.errors) Append(out, "  ", state, "=", n);
+  Append(out, "\n");
   return out;
 }
 
@@ -50,7 +50,7 @@ std::string ReportJson(const BenchReport& r) {
   std::string errors = "{";
   bool first = true;
   for (const auto& [state, n] : r.errors) {
-    absl::StrAppend(&errors, first ? "" : ",", JsonString(state), ":", n);
+    Append(errors, first ? "" : ",", JsonString(state), ":", n);
     first = false;
   }
   errors += "}";

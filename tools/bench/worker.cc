@@ -10,7 +10,7 @@
 #include <cstring>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
+#include "base/str_cat.h"
 #include "proto/messages.h"
 
 namespace pgb::bench {
@@ -91,7 +91,7 @@ BenchWorker::~BenchWorker() {
 void BenchWorker::Run() {
   const unsigned entries = static_cast<unsigned>(slots_.size()) * 4 + 64;
   if (absl::Status s = ring_.Init(entries); !s.ok()) {
-    control_.Fail(absl::StrCat("io_uring: ", s.ToString()));
+    control_.Fail(Cat("io_uring: ", s.ToString()));
     return;
   }
   active_ = static_cast<int>(slots_.size());
@@ -117,7 +117,7 @@ void BenchWorker::Run() {
     io_uring_cqe* cqe = nullptr;
     int rc = io_uring_submit_and_wait_timeout(ring_.raw(), &cqe, 1, &ts, nullptr);
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-      control_.Fail(absl::StrCat("io_uring_submit_and_wait: ", std::strerror(-rc)));
+      control_.Fail(Cat("io_uring_submit_and_wait: ", std::strerror(-rc)));
       AbortAll();
       return;
     }
@@ -158,7 +158,7 @@ bool BenchWorker::Claim(Slot& s) {
 void BenchWorker::Connect(Slot& s) {
   s.fd = ::socket(address_.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (s.fd < 0) {
-    control_.Fail(absl::StrCat("socket: ", std::strerror(errno)));
+    control_.Fail(Cat("socket: ", std::strerror(errno)));
     return;
   }
   const int one = 1;
@@ -269,8 +269,8 @@ void BenchWorker::OnCompletion(uint64_t user_data, int res) {
   switch (UserData::OpOf(user_data)) {
     case Op::kBackendConnect:
       if (res < 0) {
-        control_.Fail(absl::StrCat("connect to ", options_.host, ":", options_.port, ": ",
-                                   std::strerror(-res)));
+        control_.Fail(
+            Cat("connect to ", options_.host, ":", options_.port, ": ", std::strerror(-res)));
         return;
       }
       s.state = Slot::State::kOpen;
@@ -287,7 +287,7 @@ void BenchWorker::OnCompletion(uint64_t user_data, int res) {
     case Op::kBackendSend:
       s.send_in_flight = false;
       if (res < 0) {
-        Fail(s, absl::StrCat("send: ", std::strerror(-res)));
+        Fail(s, Cat("send: ", std::strerror(-res)));
         return;
       }
       s.send_offset += static_cast<size_t>(res);
@@ -317,7 +317,7 @@ void BenchWorker::OnCompletion(uint64_t user_data, int res) {
       if (s.state == Slot::State::kClosing) return;  // the server closes after Terminate
       if (res <= 0) {
         Fail(s, res == 0 ? std::string("server closed the connection unexpectedly")
-                         : absl::StrCat("recv: ", std::strerror(-res)));
+                         : Cat("recv: ", std::strerror(-res)));
         return;
       }
       if (tls_context_ != nullptr) {
@@ -337,16 +337,16 @@ void BenchWorker::OnCompletion(uint64_t user_data, int res) {
 
 void BenchWorker::OnSslResponse(Slot& s, std::string_view bytes) {
   if (bytes[0] == 'N') {
-    control_.Fail(absl::StrCat("the server at ", options_.host, ":", options_.port,
-                               " does not accept TLS (it answered the SSLRequest with 'N'); "
-                               "use --sslmode disable"));
+    control_.Fail(Cat("the server at ", options_.host, ":", options_.port,
+                      " does not accept TLS (it answered the SSLRequest with 'N'); "
+                      "use --sslmode disable"));
     return;
   }
   if (bytes[0] != 'S') {
     control_.Fail(bytes[0] == proto::kPqMsg_ErrorResponse
                       ? std::string("the server answered the SSLRequest with an error")
-                      : absl::StrCat("unexpected answer to the SSLRequest: byte ",
-                                     static_cast<int>(static_cast<unsigned char>(bytes[0]))));
+                      : Cat("unexpected answer to the SSLRequest: byte ",
+                            static_cast<int>(static_cast<unsigned char>(bytes[0]))));
     return;
   }
   if (bytes.size() > 1) {
@@ -421,7 +421,7 @@ void BenchWorker::OnReceived(Slot& s) {
     if (!r.ok()) {
       if (s.conn.fatal_error()) {
         const proto::ErrorFields& e = *s.conn.fatal_error();
-        control_.Fail(absl::StrCat("server error ", e.sqlstate, ": ", e.severity, ": ", e.message));
+        control_.Fail(Cat("server error ", e.sqlstate, ": ", e.severity, ": ", e.message));
       } else {
         Fail(s, std::string(r.status().message()));
       }

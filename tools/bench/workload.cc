@@ -1,7 +1,7 @@
 #include "tools/bench/workload.h"
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "base/str_cat.h"
 #include "proto/messages.h"
 #include "proto/protocol.h"
 #include "proto/wire.h"
@@ -72,11 +72,11 @@ void TransactionBuilder::AppendTransaction(std::string& out) {
   std::vector<std::string_view> params;
   if (workload_ == Workload::kSelect || workload_ == Workload::kChurn ||
       workload_ == Workload::kUpdate) {
-    aid = absl::StrCat(std::uniform_int_distribution<int64_t>(1, max_aid_)(rng_));
+    aid = Cat(std::uniform_int_distribution<int64_t>(1, max_aid_)(rng_));
     params.push_back(aid);
   }
   if (workload_ == Workload::kUpdate) {
-    delta = absl::StrCat(std::uniform_int_distribution<int>(-5000, 5000)(rng_));
+    delta = Cat(std::uniform_int_distribution<int>(-5000, 5000)(rng_));
     params.push_back(delta);
   }
   const std::string_view sql = WorkloadSql(workload_);

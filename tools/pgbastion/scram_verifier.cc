@@ -11,7 +11,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
+#include "base/str_cat.h"
 #include "proto/scram.h"
 #include "tools/pgbastion/commands.h"
 
@@ -62,7 +62,7 @@ absl::Status ReadPasswordLine(std::string& line) {
     if (c == '\n') break;
     if (line.size() == kMaxPasswordLength) {
       status = absl::InvalidArgumentError(
-          absl::StrCat("the password is longer than ", kMaxPasswordLength, " bytes"));
+          Cat("the password is longer than ", kMaxPasswordLength, " bytes"));
       break;
     }
     line.push_back(static_cast<char>(c));
