@@ -5,7 +5,6 @@
 
 #include <cstring>
 
-#include "absl/strings/str_join.h"
 #include "base/http_client.h"
 #include "base/log.h"
 #include "base/str_cat.h"
@@ -141,7 +140,7 @@ absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config) {
     }
     rt->users.push_back(UserRuntime{&uc, *std::move(verifier)});
   }
-  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  if (!errors.empty()) return absl::InvalidArgumentError(Join(errors, "\n"));
   if (!rt->config.issuers.empty()) {
     rt->keys = std::make_shared<policy::KeyStore>(rt->config.issuers, &HttpGet);
   }
@@ -167,7 +166,7 @@ std::string ListenerChanges(const Runtime& current, const Runtime& next) {
       parts.push_back(
           Cat(l.config->address, ":", l.config->port, " tls ", static_cast<int>(l.config->tls)));
     }
-    return absl::StrJoin(parts, ", ");
+    return Join(parts, ", ");
   };
   const std::string before = describe(current);
   const std::string after = describe(next);

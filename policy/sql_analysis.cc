@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_format.h"
+#include "base/str_cat.h"
 #include "base/utf8.h"
 #include "policy/internal/literal_shape.h"
 #include "policy/internal/parse_tree.h"
@@ -39,11 +39,10 @@ SqlAnalysis TooComplex(int position = 0) {
 SqlAnalysis BadEncoding(std::string_view sql, size_t at, size_t len) {
   std::string bytes;
   for (size_t k = 0; k < len; ++k) {
-    absl::StrAppendFormat(&bytes, "%s0x%02x", k == 0 ? "" : " ",
-                          static_cast<unsigned char>(sql[at + k]));
+    Append(bytes, k == 0 ? "" : " ", "0x",
+           absl::Hex(static_cast<unsigned char>(sql[at + k]), absl::kZeroPad2));
   }
-  return Refused(kSqlStateBadEncoding,
-                 absl::StrFormat("invalid byte sequence for encoding \"UTF8\": %s", bytes));
+  return Refused(kSqlStateBadEncoding, Cat("invalid byte sequence for encoding \"UTF8\": ", bytes));
 }
 
 // Frees a libpg_query result on every path.
@@ -58,9 +57,9 @@ SqlAnalysis ClassifyTree(simdjson::dom::parser& json, const char* tree, std::str
   simdjson::error_code code = json.parse(tree, std::strlen(tree)).get(root);
   if (code == simdjson::DEPTH_ERROR) return TooComplex();
   if (code != simdjson::SUCCESS) {
-    return Refused(kSqlStateNotClassified,
-                   absl::StrFormat("statement could not be classified (parse tree: %s)",
-                                   simdjson::error_message(code)));
+    return Refused(
+        kSqlStateNotClassified,
+        Cat("statement could not be classified (parse tree: ", simdjson::error_message(code), ")"));
   }
   SqlAnalysis analysis;
   simdjson::dom::object top;

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "absl/strings/escaping.h"
-#include "absl/strings/str_format.h"
 #include "base/str_cat.h"
 
 namespace pgb::proto {
@@ -127,9 +126,8 @@ StartupResult DecodeStartupPacket(std::string_view bytes) {
   const auto major = static_cast<uint32_t>(code) >> 16;
   const auto minor = static_cast<uint32_t>(code) & 0xffff;
   if (RequiredLength(code) == 0 && major != 3) {
-    return Fail(
-        sqlstate::kFeatureNotSupported,
-        absl::StrFormat("unsupported frontend protocol %u.%u: server supports 3.0", major, minor));
+    return Fail(sqlstate::kFeatureNotSupported,
+                Cat("unsupported frontend protocol ", major, ".", minor, ": server supports 3.0"));
   }
   if (bytes.size() < length) return StartupResult{};
 

@@ -9,7 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/str_join.h"
+#include "base/str_cat.h"
 #include "policy/function_classes.h"
 #include "policy/internal/constant_expression.h"
 #include "policy/sql_text.h"
@@ -593,7 +593,7 @@ class Classifier {
       parts.push_back(is_string && IsIdentifierList(name) ? QuoteIdentifier(*text)
                                                           : std::move(*text));
     }
-    return absl::StrJoin(parts, ", ");
+    return Join(parts, ", ");
   }
 
   // A VariableSetStmt other than SET TRANSACTION ... as one SettingChange.

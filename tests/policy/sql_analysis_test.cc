@@ -122,6 +122,9 @@ TEST(AnalyseSql, InvalidUtf8IsRefused) {
         << a.error_message;
   }
   EXPECT_NE(AnalyseSql("SELECT '\xff'").error_message.find("0xff"), std::string::npos);
+  // Every byte of the sequence, as PostgreSQL lists them.
+  EXPECT_EQ(AnalyseSql("SELECT '\xed\xa0\x80'").error_message,
+            "invalid byte sequence for encoding \"UTF8\": 0xed 0xa0 0x80");
   EXPECT_TRUE(AnalyseSql("SELECT 'ü€😀'").ok);
 }
 

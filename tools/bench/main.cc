@@ -16,7 +16,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/str_format.h"
 #include "base/str_cat.h"
 #include "base/thread_name.h"
 #include "proto/tls.h"
@@ -37,7 +36,7 @@ absl::Status Resolve(const BenchOptions& o, sockaddr_storage* out, socklen_t* le
   addrinfo* res = nullptr;
   const int rc = ::getaddrinfo(o.host.c_str(), o.port.c_str(), &hints, &res);
   if (rc != 0) {
-    return absl::UnavailableError(absl::StrFormat("%s: %s", o.host, ::gai_strerror(rc)));
+    return absl::UnavailableError(Cat(o.host, ": ", ::gai_strerror(rc)));
   }
   std::memcpy(out, res->ai_addr, res->ai_addrlen);
   *len = res->ai_addrlen;
