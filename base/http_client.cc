@@ -9,6 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "base/log.h"
+#include "base/str_cat.h"
 
 namespace pgb {
 namespace {
@@ -92,8 +93,8 @@ absl::Status ConfigureCurl(CURL* c, const std::string& ca_file, absl::Duration t
 
 absl::StatusOr<HttpResponse> HttpGet(const HttpRequest& request) {
   if (!IsAllowedProviderUrl(request.url)) {
-    return absl::InvalidArgumentError("refusing to fetch \"" + LogSafe(request.url) +
-                                      "\": only https:// (or http:// on loopback) is allowed");
+    return absl::InvalidArgumentError(Cat("refusing to fetch \"", LogSafe(request.url),
+                                          "\": only https:// (or http:// on loopback) is allowed"));
   }
   std::unique_ptr<CURL, CurlDeleter> curl(NewCurlHandle());
   if (curl == nullptr) return absl::InternalError("cannot create an HTTP client handle");
@@ -117,13 +118,12 @@ absl::StatusOr<HttpResponse> HttpGet(const HttpRequest& request) {
 
   const CURLcode code = curl_easy_perform(c);
   if (transfer.too_large || code == CURLE_FILESIZE_EXCEEDED) {
-    return absl::InvalidArgumentError("GET " + LogSafe(request.url) + ": response larger than " +
-                                      std::to_string(request.max_body) + " bytes");
+    return absl::InvalidArgumentError(
+        Cat("GET ", LogSafe(request.url), ": response larger than ", request.max_body, " bytes"));
   }
   if (code != CURLE_OK) {
-    return absl::UnavailableError(
-        "GET " + LogSafe(request.url) + ": " +
-        (error[0] != '\0' ? std::string(error) : std::string(curl_easy_strerror(code))));
+    return absl::UnavailableError(Cat("GET ", LogSafe(request.url), ": ",
+                                      error[0] != '\0' ? error : curl_easy_strerror(code)));
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &response.status);
   return response;

@@ -5,7 +5,7 @@
 // valid JSON whatever the input. Used by the commands' --json output, the
 // audit records and anything else that writes JSON.
 //
-//   std::string out = "{\"ok\":false,\"error\":" + JsonString(message) + "}";
+//   std::string out = Cat("{\"ok\":false,\"error\":", JsonString(message), "}");
 //
 // PutJsonString writes into room the caller reserved (at least
 // JsonStringBound(text.size()) bytes), for the audit writer, which formats a

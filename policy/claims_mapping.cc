@@ -5,6 +5,7 @@
 
 #include "base/json_text.h"
 #include "base/log.h"
+#include "base/str_cat.h"
 
 namespace pgb::policy {
 namespace {
@@ -38,7 +39,7 @@ std::string ClaimText(simdjson::dom::element element) {
 }
 
 absl::Status ClaimError(std::string_view name, std::string_view problem) {
-  return absl::InvalidArgumentError("claim " + Quote(name) + " " + std::string(problem));
+  return absl::InvalidArgumentError(Cat("claim ", Quote(name), " ", problem));
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ bool IsIssuerName(std::string_view name) {
 absl::Status CheckReadable(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
-    return absl::NotFoundError("cannot open \"" + path + "\": " + std::strerror(errno));
+    return absl::NotFoundError(Cat("cannot open \"", path, "\": ", std::strerror(errno)));
   }
   ::close(fd);
   return absl::OkStatus();
@@ -60,16 +60,16 @@ IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
   IssuerConfig out;
   if (auto v = reader.RequiredString("name", "names the issuer in logs and audit records")) {
     if (!IsIssuerName(*v)) {
-      reader.Error("name", "\"" + *v + "\" must be 1..63 characters of A-Z a-z 0-9 _ . -");
+      reader.Error("name", Cat("\"", *v, "\" must be 1..63 characters of A-Z a-z 0-9 _ . -"));
     } else {
       out.name = *v;
     }
   }
   if (auto v = reader.RequiredString("issuer", "the exact \"iss\" of the provider's tokens")) {
     if (!IsAllowedProviderUrl(*v)) {
-      reader.Error("issuer", "\"" + *v +
+      reader.Error("issuer", Cat("\"", *v,
                                  "\" must be an https:// URL (http:// only on a loopback "
-                                 "address, for tests)");
+                                 "address, for tests)"));
     } else {
       out.issuer = *v;
     }
@@ -96,14 +96,14 @@ IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
     if (!keys.ok()) {
       reader.Error("jwks_file", std::string(keys.status().message()));
     } else if (keys->keys.empty()) {
-      reader.Error("jwks_file", "\"" + out.jwks_file + "\" has no usable signing key");
+      reader.Error("jwks_file", Cat("\"", out.jwks_file, "\" has no usable signing key"));
     }
   } else if (jwks_uri.has_value()) {
     out.key_source = KeySource::kJwksUri;
     if (!IsAllowedProviderUrl(*jwks_uri)) {
-      reader.Error("jwks_uri", "\"" + *jwks_uri +
+      reader.Error("jwks_uri", Cat("\"", *jwks_uri,
                                    "\" must be an https:// URL (http:// only on a loopback "
-                                   "address, for tests)");
+                                   "address, for tests)"));
     }
     out.jwks_uri = *jwks_uri;
   } else {
@@ -165,10 +165,10 @@ IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
   if (auto v = reader.Duration("refresh_min", kMinRefresh, kDay)) out.refresh_min = *v;
   if (auto v = reader.Duration("refresh_max", kMinRefresh, 7 * kDay)) out.refresh_max = *v;
   if (out.refresh_min > out.refresh_max) {
-    reader.Error(reader.Has("refresh_min") ? "refresh_min" : "refresh_max",
-                 "refresh_min (" + absl::FormatDuration(out.refresh_min) +
-                     ") must not be longer than refresh_max (" +
-                     absl::FormatDuration(out.refresh_max) + ")");
+    reader.Error(
+        reader.Has("refresh_min") ? "refresh_min" : "refresh_max",
+        Cat("refresh_min (", absl::FormatDuration(out.refresh_min),
+            ") must not be longer than refresh_max (", absl::FormatDuration(out.refresh_max), ")"));
   } else {
     out.refresh_interval = std::clamp(out.refresh_interval, out.refresh_min, out.refresh_max);
   }

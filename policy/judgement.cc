@@ -3,17 +3,19 @@
 #include <string>
 #include <utility>
 
+#include "base/str_cat.h"
+
 namespace pgb::policy {
 
 QueryJudgement JudgeQuery(const Policy& policy, const Scope& scope, const SqlAnalysis& analysis,
                           SessionPolicyState& state) {
   QueryJudgement judgement;
   if (!analysis.ok) {
-    judgement.decisions.push_back(Decision{
-        Decision::kDeny, "analysis",
-        "the statement was not analysed: " + analysis.error_message + " (SQLSTATE " +
-            analysis.error_sqlstate + ", position " + std::to_string(analysis.error_position) + ")",
-        "nothing that cannot be analysed is forwarded; fix the statement"});
+    judgement.decisions.push_back(
+        Decision{Decision::kDeny, "analysis",
+                 Cat("the statement was not analysed: ", analysis.error_message, " (SQLSTATE ",
+                     analysis.error_sqlstate, ", position ", analysis.error_position, ")"),
+                 "nothing that cannot be analysed is forwarded; fix the statement"});
     judgement.first_refusal = 0;
     return judgement;
   }
@@ -23,8 +25,8 @@ QueryJudgement JudgeQuery(const Policy& policy, const Scope& scope, const SqlAna
       const size_t refused = judgement.first_refusal;
       judgement.decisions.push_back(
           Decision{Decision::kDeny, judgement.decisions[refused].rule,
-                   "not judged: statement " + std::to_string(refused + 1) +
-                       " of the Query is refused, and a Query runs whole or not at all",
+                   Cat("not judged: statement ", refused + 1,
+                       " of the Query is refused, and a Query runs whole or not at all"),
                    ""});
       continue;
     }

@@ -11,6 +11,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "base/json_text.h"
+#include "base/str_cat.h"
 #include "policy/internal/json_object.h"
 
 namespace pgb::policy {
@@ -99,9 +100,9 @@ absl::StatusOr<JwkMembers> MembersOf(const EVP_PKEY* key) {
 
 // RFC 7638 section 3.2: the required members only, in lexicographic order.
 std::string ThumbprintInput(const JwkMembers& m) {
-  if (m.kty == "RSA") return "{\"e\":\"" + m.e + "\",\"kty\":\"RSA\",\"n\":\"" + m.n + "\"}";
-  if (m.kty == "OKP") return "{\"crv\":\"" + m.crv + "\",\"kty\":\"OKP\",\"x\":\"" + m.x + "\"}";
-  return "{\"crv\":\"" + m.crv + "\",\"kty\":\"EC\",\"x\":\"" + m.x + "\",\"y\":\"" + m.y + "\"}";
+  if (m.kty == "RSA") return Cat("{\"e\":\"", m.e, "\",\"kty\":\"RSA\",\"n\":\"", m.n, "\"}");
+  if (m.kty == "OKP") return Cat("{\"crv\":\"", m.crv, "\",\"kty\":\"OKP\",\"x\":\"", m.x, "\"}");
+  return Cat("{\"crv\":\"", m.crv, "\",\"kty\":\"EC\",\"x\":\"", m.x, "\",\"y\":\"", m.y, "\"}");
 }
 
 std::string Sha256Base64Url(std::string_view text) {
@@ -130,7 +131,7 @@ class JwkParser {
     std::string_view use;
     if (HasMember(object_, "use")) {
       if (!GetString(object_, "use", &use)) return Error("member \"use\" is not a string");
-      if (use != "sig") return Skip("\"use\" is \"" + std::string(use) + "\", not \"sig\"");
+      if (use != "sig") return Skip(Cat("\"use\" is \"", use, "\", not \"sig\""));
     }
     if (HasMember(object_, "key_ops")) {
       simdjson::dom::array ops;
@@ -149,7 +150,7 @@ class JwkParser {
       std::string_view name;
       if (!GetString(object_, "alg", &name)) return Error("member \"alg\" is not a string");
       alg = JwsAlgorithmFromName(name);
-      if (!alg.has_value()) return Skip("algorithm \"" + std::string(name) + "\" is not supported");
+      if (!alg.has_value()) return Skip(Cat("algorithm \"", name, "\" is not supported"));
     }
 
     absl::StatusOr<EvpPkeyPtr> key;
@@ -159,18 +160,18 @@ class JwkParser {
       std::string_view crv;
       if (!GetString(object_, "crv", &crv)) return Error("member \"crv\" is missing");
       if (crv != "P-256" && crv != "P-384") {
-        return Skip("curve \"" + std::string(crv) + "\" is not supported");
+        return Skip(Cat("curve \"", crv, "\" is not supported"));
       }
       key = EcKey(crv == "P-256" ? 32 : 48, crv == "P-256" ? "prime256v1" : "secp384r1");
     } else if (kty == "OKP") {
       std::string_view crv;
       if (!GetString(object_, "crv", &crv)) return Error("member \"crv\" is missing");
-      if (crv != "Ed25519") return Skip("curve \"" + std::string(crv) + "\" is not supported");
+      if (crv != "Ed25519") return Skip(Cat("curve \"", crv, "\" is not supported"));
       key = Ed25519Key();
     } else if (kty == "oct") {
       return Skip("symmetric (\"oct\") keys are never used");
     } else {
-      return Skip("key type \"" + std::string(kty) + "\" is not supported");
+      return Skip(Cat("key type \"", kty, "\" is not supported"));
     }
     if (!key.ok()) return key.status();
 
@@ -180,13 +181,13 @@ class JwkParser {
     jwk.type = KeyTypeFor(*natural);
     if (alg.has_value()) {
       if (KeyTypeFor(*alg) != jwk.type) {
-        return Error("\"alg\" " + std::string(JwsAlgorithmName(*alg)) + " does not fit a " +
-                     std::string(KeyTypeName(jwk.type)) + " key");
+        return Error(Cat("\"alg\" ", JwsAlgorithmName(*alg), " does not fit a ",
+                         KeyTypeName(jwk.type), " key"));
       }
     }
     if (jwk.type == JwkKeyType::kRsa && EVP_PKEY_get_bits(key->get()) < kMinRsaBits) {
-      return Skip("RSA key of " + std::to_string(EVP_PKEY_get_bits(key->get())) +
-                  " bits (at least " + std::to_string(kMinRsaBits) + " required)");
+      return Skip(Cat("RSA key of ", EVP_PKEY_get_bits(key->get()), " bits (at least ", kMinRsaBits,
+                      " required)"));
     }
     absl::StatusOr<JwkMembers> members = MembersOf(key->get());
     if (!members.ok()) return members.status();
@@ -200,19 +201,21 @@ class JwkParser {
 
  private:
   absl::Status Error(std::string_view problem) const {
-    return absl::InvalidArgumentError(where_ + ": " + std::string(problem));
+    return absl::InvalidArgumentError(Cat(where_, ": ", problem));
   }
-  KeyOutcome Skip(std::string why) const { return KeyOutcome{std::nullopt, where_ + ": " + why}; }
+  KeyOutcome Skip(std::string why) const {
+    return KeyOutcome{std::nullopt, Cat(where_, ": ", why)};
+  }
 
   // A required base64url member, decoded.
   absl::StatusOr<std::string> Bytes(std::string_view name) const {
     std::string_view text;
     if (!GetString(object_, name, &text)) {
-      return Error("member \"" + std::string(name) + "\" is missing or not a string");
+      return Error(Cat("member \"", name, "\" is missing or not a string"));
     }
     absl::StatusOr<std::string> bytes = DecodeBase64Url(text);
     if (!bytes.ok() || bytes->empty()) {
-      return Error("member \"" + std::string(name) + "\" is not base64url");
+      return Error(Cat("member \"", name, "\" is not base64url"));
     }
     return *std::move(bytes);
   }
@@ -265,9 +268,9 @@ class JwkParser {
     absl::StatusOr<std::string> y = Bytes("y");
     if (!y.ok()) return y.status();
     if (x->size() != size || y->size() != size) {
-      return Error("coordinates must be " + std::to_string(size) + " bytes each");
+      return Error(Cat("coordinates must be ", size, " bytes each"));
     }
-    std::string point = "\x04" + *x + *y;  // SEC 1 uncompressed point
+    std::string point = Cat("\x04", *x, *y);  // SEC 1 uncompressed point
     std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter> bld(OSSL_PARAM_BLD_new());
     if (bld == nullptr ||
         OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
@@ -317,9 +320,8 @@ std::vector<const PublicJwk*> KeySet::KeysFor(JwsAlgorithm alg) const {
 
 absl::StatusOr<KeySet> ParseJwks(std::string_view json) {
   if (json.size() > kMaxJwksSize) {
-    return absl::InvalidArgumentError("key set is " + std::to_string(json.size()) +
-                                      " bytes, more than the " + std::to_string(kMaxJwksSize) +
-                                      " allowed");
+    return absl::InvalidArgumentError(
+        Cat("key set is ", json.size(), " bytes, more than the ", kMaxJwksSize, " allowed"));
   }
   simdjson::dom::parser parser;
   simdjson::dom::element document;
@@ -335,15 +337,14 @@ absl::StatusOr<KeySet> ParseJwks(std::string_view json) {
     return absl::InvalidArgumentError("key set has no \"keys\" array");
   }
   if (keys.size() > kMaxJwksKeys) {
-    return absl::InvalidArgumentError("key set has " + std::to_string(keys.size()) +
-                                      " keys, more than the " + std::to_string(kMaxJwksKeys) +
-                                      " allowed");
+    return absl::InvalidArgumentError(
+        Cat("key set has ", keys.size(), " keys, more than the ", kMaxJwksKeys, " allowed"));
   }
   KeySet set;
   absl::flat_hash_set<std::string> kids;
   size_t index = 0;
   for (simdjson::dom::element element : keys) {
-    std::string where = "keys[" + std::to_string(index++) + "]";
+    std::string where = Cat("keys[", index++, "]");
     simdjson::dom::object object;
     if (element.get_object().get(object) != simdjson::SUCCESS) {
       return absl::InvalidArgumentError(where + ": not a JSON object");
@@ -353,7 +354,7 @@ absl::StatusOr<KeySet> ParseJwks(std::string_view json) {
       if (!GetString(object, "kid", &kid)) {
         return absl::InvalidArgumentError(where + ": member \"kid\" is not a string");
       }
-      where += " (kid " + JsonString(kid) + ")";
+      Append(where, " (kid ", JsonString(kid), ")");
     }
     absl::StatusOr<KeyOutcome> outcome = JwkParser(object, where).Parse();
     if (!outcome.ok()) return outcome.status();
@@ -376,13 +377,13 @@ absl::StatusOr<std::string> PublicJwkJson(const EVP_PKEY* key, std::string_view 
                                           std::optional<JwsAlgorithm> alg) {
   absl::StatusOr<JwkMembers> m = MembersOf(key);
   if (!m.ok()) return m.status();
-  std::string out = "{\"kty\":\"" + m->kty + "\"";
-  if (!m->crv.empty()) out += ",\"crv\":\"" + m->crv + "\"";
-  if (m->kty == "RSA") out += ",\"n\":\"" + m->n + "\",\"e\":\"" + m->e + "\"";
-  if (!m->x.empty()) out += ",\"x\":\"" + m->x + "\"";
-  if (!m->y.empty()) out += ",\"y\":\"" + m->y + "\"";
+  std::string out = Cat("{\"kty\":\"", m->kty, "\"");
+  if (!m->crv.empty()) Append(out, ",\"crv\":\"", m->crv, "\"");
+  if (m->kty == "RSA") Append(out, ",\"n\":\"", m->n, "\",\"e\":\"", m->e, "\"");
+  if (!m->x.empty()) Append(out, ",\"x\":\"", m->x, "\"");
+  if (!m->y.empty()) Append(out, ",\"y\":\"", m->y, "\"");
   out += ",\"use\":\"sig\"";
-  if (alg.has_value()) out += ",\"alg\":\"" + std::string(JwsAlgorithmName(*alg)) + "\"";
+  if (alg.has_value()) Append(out, ",\"alg\":\"", JwsAlgorithmName(*alg), "\"");
   if (!kid.empty()) out += ",\"kid\":" + JsonString(kid);
   out += "}";
   return out;

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "base/str_cat.h"
+
 namespace pgb::policy {
 namespace {
 
@@ -243,9 +245,8 @@ std::string EncodeBase64Url(std::string_view bytes) {
 
 absl::StatusOr<CompactJws> SplitCompactJws(std::string_view token) {
   if (token.size() > kMaxTokenSize) {
-    return absl::InvalidArgumentError("token is " + std::to_string(token.size()) +
-                                      " bytes, more than the " + std::to_string(kMaxTokenSize) +
-                                      " allowed");
+    return absl::InvalidArgumentError(
+        Cat("token is ", token.size(), " bytes, more than the ", kMaxTokenSize, " allowed"));
   }
   if (token.empty()) return absl::InvalidArgumentError("token is empty");
   const size_t first = token.find('.');
@@ -258,8 +259,8 @@ absl::StatusOr<CompactJws> SplitCompactJws(std::string_view token) {
   const std::string_view payload = token.substr(first + 1, second - first - 1);
   const std::string_view signature = token.substr(second + 1);
   if (header.size() / 4 * 3 > kMaxJwsHeaderSize) {
-    return absl::InvalidArgumentError("token header is larger than " +
-                                      std::to_string(kMaxJwsHeaderSize) + " bytes");
+    return absl::InvalidArgumentError(
+        Cat("token header is larger than ", kMaxJwsHeaderSize, " bytes"));
   }
   CompactJws jws;
   absl::StatusOr<std::string> decoded = DecodeBase64Url(header);
@@ -285,14 +286,12 @@ absl::Status CheckKeyFitsAlgorithm(JwsAlgorithm alg, const EVP_PKEY* key) {
   const std::optional<JwkKeyType> actual = KeyTypeOf(key);
   if (actual != wanted) {
     return absl::FailedPreconditionError(
-        std::string(JwsAlgorithmName(alg)) + " needs an " + std::string(KeyTypeName(wanted)) +
-        " key, the key is " +
-        (actual.has_value() ? std::string(KeyTypeName(*actual)) : "of an unsupported type"));
+        Cat(JwsAlgorithmName(alg), " needs an ", KeyTypeName(wanted), " key, the key is ",
+            actual.has_value() ? KeyTypeName(*actual) : "of an unsupported type"));
   }
   if (wanted == JwkKeyType::kRsa && EVP_PKEY_get_bits(key) < kMinRsaBits) {
-    return absl::FailedPreconditionError("RSA key of " + std::to_string(EVP_PKEY_get_bits(key)) +
-                                         " bits; at least " + std::to_string(kMinRsaBits) +
-                                         " are required");
+    return absl::FailedPreconditionError(Cat("RSA key of ", EVP_PKEY_get_bits(key),
+                                             " bits; at least ", kMinRsaBits, " are required"));
   }
   return absl::OkStatus();
 }

@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "base/file_read.h"
 #include "base/log.h"
+#include "base/str_cat.h"
 #include "base/thread_name.h"
 #include "policy/internal/json_object.h"
 
@@ -61,7 +62,7 @@ absl::StatusOr<KeySet> LoadKeySetFile(const std::string& path) {
   if (!contents.ok()) return contents.status();
   absl::StatusOr<KeySet> keys = ParseJwks(*contents);
   if (!keys.ok()) {
-    return absl::InvalidArgumentError("\"" + path + "\": " + std::string(keys.status().message()));
+    return absl::InvalidArgumentError(Cat("\"", path, "\": ", keys.status().message()));
   }
   return keys;
 }
@@ -113,15 +114,14 @@ const IssuerKeys* KeyStore::FindByIssuer(std::string_view iss) const {
 absl::StatusOr<HttpResponse> KeyStore::Get(const IssuerConfig& config, const std::string& url,
                                            size_t max_body) {
   if (!IsAllowedProviderUrl(url)) {
-    return absl::InvalidArgumentError("refusing to fetch \"" + LogSafe(url) +
-                                      "\": only https:// (or http:// on loopback) is allowed");
+    return absl::InvalidArgumentError(Cat("refusing to fetch \"", LogSafe(url),
+                                          "\": only https:// (or http:// on loopback) is allowed"));
   }
   HttpRequest request{url, config.ca_file, config.http_timeout, max_body};
   absl::StatusOr<HttpResponse> response = http_get_(request);
   if (!response.ok()) return response.status();
   if (response->status != 200) {
-    return absl::UnavailableError("GET " + LogSafe(url) + ": HTTP status " +
-                                  std::to_string(response->status));
+    return absl::UnavailableError(Cat("GET ", LogSafe(url), ": HTTP status ", response->status));
   }
   return response;
 }
@@ -145,19 +145,19 @@ absl::StatusOr<std::pair<KeySet, absl::Duration>> KeyStore::Fetch(const IssuerCo
       simdjson::dom::object root;
       std::string_view issuer, uri;
       if (parser.parse(response->body).get_object().get(root) != simdjson::SUCCESS) {
-        return absl::InvalidArgumentError("discovery document at " + LogSafe(url) +
-                                          " is not a JSON object");
+        return absl::InvalidArgumentError(
+            Cat("discovery document at ", LogSafe(url), " is not a JSON object"));
       }
       if (!internal::GetString(root, "issuer", &issuer) || issuer != config.issuer) {
         // OpenID Connect Discovery 1.0 section 4.3: a mismatch means the
         // document is not this issuer's (a misconfiguration or an attack).
-        return absl::InvalidArgumentError("discovery document at " + LogSafe(url) +
-                                          " names issuer \"" + LogSafe(issuer) +
-                                          "\", not the configured \"" + config.issuer + "\"");
+        return absl::InvalidArgumentError(Cat("discovery document at ", LogSafe(url),
+                                              " names issuer \"", LogSafe(issuer),
+                                              "\", not the configured \"", config.issuer, "\""));
       }
       if (!internal::GetString(root, "jwks_uri", &uri) || uri.empty()) {
-        return absl::InvalidArgumentError("discovery document at " + LogSafe(url) +
-                                          " has no jwks_uri");
+        return absl::InvalidArgumentError(
+            Cat("discovery document at ", LogSafe(url), " has no jwks_uri"));
       }
       jwks_uri = std::string(uri);
     }
@@ -172,8 +172,7 @@ absl::StatusOr<std::pair<KeySet, absl::Duration>> KeyStore::Fetch(const IssuerCo
   if (!keys.ok()) {
     const std::string source =
         config.key_source == KeySource::kJwksFile ? config.jwks_file : LogSafe(jwks_uri);
-    return absl::InvalidArgumentError("key set from " + source + ": " +
-                                      std::string(keys.status().message()));
+    return absl::InvalidArgumentError(Cat("key set from ", source, ": ", keys.status().message()));
   }
   lifetime = std::clamp(lifetime, config.refresh_min, config.refresh_max);
   return std::make_pair(*std::move(keys), lifetime);
@@ -213,13 +212,14 @@ absl::Status KeyStore::Refresh(size_t index, absl::Time now) {
   for (int i = 1; i < issuer.consecutive_failures_ && backoff < kMaxBackoff; ++i) backoff *= 2;
   backoff = std::min(backoff, std::max(config.refresh_min, kMaxBackoff));
   issuer.next_refresh_ = now + backoff;
-  PGB_LOG(kWarning)
-      << "issuer " << config.name << ": cannot refresh verification keys: " << next->last_error
-      << (current->generation > 0
-              ? "; keeping the " + std::to_string(current->keys.keys.size()) + " keys loaded at " +
-                    absl::FormatTime(absl::RFC3339_sec, current->loaded_at, absl::UTCTimeZone())
-              : std::string("; no keys yet, so its tokens are refused"))
-      << "; retrying in " << absl::FormatDuration(backoff);
+  PGB_LOG(kWarning) << "issuer " << config.name
+                    << ": cannot refresh verification keys: " << next->last_error
+                    << (current->generation > 0
+                            ? Cat("; keeping the ", current->keys.keys.size(), " keys loaded at ",
+                                  absl::FormatTime(absl::RFC3339_sec, current->loaded_at,
+                                                   absl::UTCTimeZone()))
+                            : std::string("; no keys yet, so its tokens are refused"))
+                    << "; retrying in " << absl::FormatDuration(backoff);
   issuer.snapshot_.store(std::move(next), std::memory_order_release);
   return fetched.status();
 }

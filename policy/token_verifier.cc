@@ -8,6 +8,7 @@
 
 #include "base/json_text.h"
 #include "base/log.h"
+#include "base/str_cat.h"
 #include "policy/claims_mapping.h"
 #include "policy/internal/json_object.h"
 #include "policy/jwt.h"
@@ -167,9 +168,9 @@ void TokenVerifier::CheckUser(TokenVerdict& verdict, const IssuerConfig& config,
                               std::string_view startup_user) {
   if (config.user_match == UserMatch::kSubject && startup_user != verdict.identity.subject) {
     verdict.refusal = TokenRefusal{
-        TokenCheck::kUser, "user " + Quote(startup_user) + " does not match the token's subject " +
-                               Quote(verdict.identity.subject) + " (issuer " + config.name +
-                               " has user_match = \"subject\")"};
+        TokenCheck::kUser, Cat("user ", Quote(startup_user), " does not match the token's subject ",
+                               Quote(verdict.identity.subject), " (issuer ", config.name,
+                               " has user_match = \"subject\")")};
   }
 }
 
@@ -205,9 +206,8 @@ TokenVerdict TokenVerifier::Verify(std::string_view token, std::string_view star
                                    absl::Time now) {
   // The cap comes before anything else, hashing included.
   if (token.size() > kMaxTokenSize) {
-    return Refuse(TokenCheck::kFormat, "token is " + std::to_string(token.size()) +
-                                           " bytes, more than the " +
-                                           std::to_string(kMaxTokenSize) + " allowed");
+    return Refuse(TokenCheck::kFormat, Cat("token is ", token.size(), " bytes, more than the ",
+                                           kMaxTokenSize, " allowed"));
   }
   std::string digest;
   if (cache_capacity_ > 0) {
@@ -256,12 +256,12 @@ TokenVerdict TokenVerifier::VerifyUncached(std::string_view token, absl::Time no
   }
   if (alg_name.starts_with("HS")) {
     return Refuse(TokenCheck::kAlgorithm,
-                  "HMAC algorithm " + Quote(alg_name) +
-                      " is refused: only asymmetric signatures are accepted");
+                  Cat("HMAC algorithm ", Quote(alg_name),
+                      " is refused: only asymmetric signatures are accepted"));
   }
   const std::optional<JwsAlgorithm> alg = JwsAlgorithmFromName(alg_name);
   if (!alg.has_value()) {
-    return Refuse(TokenCheck::kAlgorithm, "algorithm " + Quote(alg_name) + " is not supported");
+    return Refuse(TokenCheck::kAlgorithm, Cat("algorithm ", Quote(alg_name), " is not supported"));
   }
   if (HasMember(header, "crit")) {
     // RFC 7515 section 4.1.11: extensions listed in "crit" must be understood,
@@ -277,8 +277,9 @@ TokenVerdict TokenVerifier::VerifyUncached(std::string_view token, absl::Time no
       }
     }
     return Refuse(TokenCheck::kHeader,
-                  "token header has critical extensions the gateway does not understand (crit: " +
-                      (names.empty() ? std::string("malformed") : names) + ")");
+                  Cat("token header has critical extensions the gateway does not understand "
+                      "(crit: ",
+                      names.empty() ? std::string("malformed") : names, ")"));
   }
   std::string_view kid;
   const bool has_kid = HasMember(header, "kid");
@@ -300,12 +301,12 @@ TokenVerdict TokenVerifier::VerifyUncached(std::string_view token, absl::Time no
   }
   const IssuerKeys* issuer = keys_->FindByIssuer(iss);
   if (issuer == nullptr) {
-    return Refuse(TokenCheck::kIssuer, "issuer " + Quote(iss) + " is not configured");
+    return Refuse(TokenCheck::kIssuer, Cat("issuer ", Quote(iss), " is not configured"));
   }
   const IssuerConfig& config = issuer->config();
   if (!config.AllowsAlgorithm(*alg)) {
-    return Refuse(TokenCheck::kAlgorithm, "algorithm " + std::string(JwsAlgorithmName(*alg)) +
-                                              " is not allowed for issuer " + config.name);
+    return Refuse(TokenCheck::kAlgorithm, Cat("algorithm ", JwsAlgorithmName(*alg),
+                                              " is not allowed for issuer ", config.name));
   }
 
   // --- key
@@ -314,9 +315,9 @@ TokenVerdict TokenVerifier::VerifyUncached(std::string_view token, absl::Time no
     issuer->RequestRefresh();
     return Refuse(
         TokenCheck::kKeysUnavailable,
-        "the keys of issuer " + config.name + " are not available yet" +
-            (snapshot->last_error.empty() ? std::string() : " (" + snapshot->last_error + ")") +
-            "; retry shortly");
+        Cat("the keys of issuer ", config.name, " are not available yet",
+            snapshot->last_error.empty() ? std::string() : Cat(" (", snapshot->last_error, ")"),
+            "; retry shortly"));
   }
   const PublicJwk* key = nullptr;
   if (has_kid) {
@@ -325,27 +326,25 @@ TokenVerdict TokenVerifier::VerifyUncached(std::string_view token, absl::Time no
       // Perhaps the provider rotated: fetch early (rate-limited), refuse now.
       issuer->RequestRefresh();
       return Refuse(TokenCheck::kUnknownKey,
-                    "unknown key id " + Quote(kid) + " for issuer " + config.name +
-                        "; the gateway is refreshing the issuer's keys, retry in a few seconds");
+                    Cat("unknown key id ", Quote(kid), " for issuer ", config.name,
+                        "; the gateway is refreshing the issuer's keys, retry in a few seconds"));
     }
   } else {
     const std::vector<const PublicJwk*> candidates = snapshot->keys.KeysFor(*alg);
     if (candidates.size() != 1) {
       if (candidates.empty()) issuer->RequestRefresh();
-      return Refuse(TokenCheck::kKeyMismatch, "token has no \"kid\" and issuer " + config.name +
-                                                  " has " + std::to_string(candidates.size()) +
-                                                  " keys for " +
-                                                  std::string(JwsAlgorithmName(*alg)));
+      return Refuse(TokenCheck::kKeyMismatch,
+                    Cat("token has no \"kid\" and issuer ", config.name, " has ", candidates.size(),
+                        " keys for ", JwsAlgorithmName(*alg)));
     }
     key = candidates.front();
   }
   if (key->type != KeyTypeFor(*alg) || (key->alg.has_value() && *key->alg != *alg)) {
-    return Refuse(TokenCheck::kKeyMismatch,
-                  "key " + Quote(key->kid) + " is an " + std::string(KeyTypeName(key->type)) +
-                      " key" +
-                      (key->alg.has_value() ? " for " + std::string(JwsAlgorithmName(*key->alg))
-                                            : std::string()) +
-                      "; the token says " + std::string(JwsAlgorithmName(*alg)));
+    return Refuse(
+        TokenCheck::kKeyMismatch,
+        Cat("key ", Quote(key->kid), " is an ", KeyTypeName(key->type), " key",
+            key->alg.has_value() ? Cat(" for ", JwsAlgorithmName(*key->alg)) : std::string(),
+            "; the token says ", JwsAlgorithmName(*alg)));
   }
 
   // --- signature
@@ -387,7 +386,7 @@ TokenVerdict TokenVerifier::VerifyUncached(std::string_view token, absl::Time no
     case DateResult::kOk:
       if (iat > now_unix + skew) {
         return Refuse(TokenCheck::kIssuedInFuture,
-                      "token was issued in the future (iat " + FormatUnix(iat) + ")");
+                      Cat("token was issued in the future (iat ", FormatUnix(iat), ")"));
       }
       break;
     case DateResult::kAbsent:
@@ -397,8 +396,9 @@ TokenVerdict TokenVerifier::VerifyUncached(std::string_view token, absl::Time no
   // --- audience
   simdjson::dom::element aud;
   if (payload.at_key("aud").get(aud) != simdjson::SUCCESS) {
-    return Refuse(TokenCheck::kAudience, "token has no \"aud\" claim (accepted: " +
-                                             AcceptedAudiences(config.audiences) + ")");
+    return Refuse(
+        TokenCheck::kAudience,
+        Cat("token has no \"aud\" claim (accepted: ", AcceptedAudiences(config.audiences), ")"));
   }
   std::string seen;
   bool malformed = false;
@@ -406,9 +406,9 @@ TokenVerdict TokenVerifier::VerifyUncached(std::string_view token, absl::Time no
     if (malformed) {
       return Refuse(TokenCheck::kAudience, "claim \"aud\" must be a string or an array of strings");
     }
-    return Refuse(TokenCheck::kAudience, "audience mismatch: the token is for " + seen +
-                                             ", issuer " + config.name + " accepts " +
-                                             AcceptedAudiences(config.audiences));
+    return Refuse(TokenCheck::kAudience,
+                  Cat("audience mismatch: the token is for ", seen, ", issuer ", config.name,
+                      " accepts ", AcceptedAudiences(config.audiences)));
   }
 
   // --- identity

@@ -174,9 +174,9 @@ class Classifier {
     std::optional<Node> node = AsNode(stmt);
     const StatementKind* kind = node ? FindKind(node->type) : nullptr;
     if (kind == nullptr) {
-      std::string type(node ? node->type : std::string_view("no statement"));
-      return absl::PermissionDeniedError("statement could not be classified (" + type +
-                                         "): the gateway refuses what it cannot analyse");
+      return absl::PermissionDeniedError(Cat("statement could not be classified (",
+                                             node ? node->type : std::string_view("no statement"),
+                                             "): the gateway refuses what it cannot analyse"));
     }
     summary_.statement_class = C::kRead;
     summary_.command =
