@@ -13,11 +13,11 @@
 // an alias of std::string_view), so absl::StrCat, absl::StrAppend and
 // absl::StrJoin refuse std::string_view, the type our code passes text in;
 // absl::StrCat also refuses a char. tests/check_one_mechanism.py fails on them
-// in our sources. Two pieces of text may still be joined with +
-// ("DNS:" + name); three or more, or any number, go through Cat.
+// in our sources. Two pieces may still be joined with + ("DNS:" + name,
+// "c" + std::to_string(i)); three or more go through Cat or Append.
 //
 //   std::string line = Cat("listener[", i, "].port: must be 1..", 65535);
-//   Append(out, " (", why, ")");                           // out += " (" + why + ")"
+//   Append(out, " (", why, ")");  // out += " (" + why + ")", without the temporary
 //   std::string list = Join(std::vector<std::string_view>{"a", "b"}, " | ");  // "a | b"
 #pragma once
 

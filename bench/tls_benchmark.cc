@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "base/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "proto/tls.h"
 
@@ -76,8 +77,8 @@ const Certificates& Certs() {
                          EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})};
     for (int i = 0; i < 2; ++i) {
       X509* leaf = MakeCert("localhost", keys[i], ca, ca_key, 2 + i);
-      c->cert[i] = c->dir + "/server" + std::to_string(i) + ".pem";
-      c->key[i] = c->dir + "/server" + std::to_string(i) + ".key";
+      c->cert[i] = Cat(c->dir, "/server", i, ".pem");
+      c->key[i] = Cat(c->dir, "/server", i, ".key");
       Write(c->cert[i], leaf, nullptr);
       Write(c->key[i], nullptr, keys[i]);
       X509_free(leaf);

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/time/clock.h"
+#include "base/str_cat.h"
 #include "policy/claims_mapping.h"
 #include "policy/token_verifier.h"
 #include "tests/support/token_test_keys.h"
@@ -44,15 +45,15 @@ struct Fixture {
   // A realistic access token: ~700 bytes of claims.
   static std::string Claims() {
     const int64_t now = absl::ToUnixSeconds(absl::Now());
-    return R"({"iss":"https://idp.bench","aud":["pgbastion","account"],"sub":"ci-bot-7",)"
-           R"("exp":)" +
-           std::to_string(now + 3600) + R"(,"iat":)" + std::to_string(now) + R"(,"nbf":)" +
-           std::to_string(now) +
-           R"(,"jti":"8f2b4a3c-1d2e-4f5a-9b8c-7d6e5f4a3b2c","azp":"ci-runner","scope":"openid db",)"
-           R"("realm_access":{"roles":["read-only","ci","offline_access","uma_authorization"]},)"
-           R"("resource_access":{"account":{"roles":["manage-account","view-profile"]}},)"
-           R"("run_id":"run-20261128-0042","repo":"org/app","preferred_username":"ci-bot-7",)"
-           R"("email_verified":false,"client_host":"10.0.0.7","session_state":"x"})";
+    return Cat(
+        R"({"iss":"https://idp.bench","aud":["pgbastion","account"],"sub":"ci-bot-7",)"
+        R"("exp":)",
+        now + 3600, R"(,"iat":)", now, R"(,"nbf":)", now,
+        R"(,"jti":"8f2b4a3c-1d2e-4f5a-9b8c-7d6e5f4a3b2c","azp":"ci-runner","scope":"openid db",)"
+        R"("realm_access":{"roles":["read-only","ci","offline_access","uma_authorization"]},)"
+        R"("resource_access":{"account":{"roles":["manage-account","view-profile"]}},)"
+        R"("run_id":"run-20261128-0042","repo":"org/app","preferred_username":"ci-bot-7",)"
+        R"("email_verified":false,"client_host":"10.0.0.7","session_state":"x"})");
   }
 
   std::filesystem::path path;

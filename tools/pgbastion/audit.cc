@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/json_text.h"
+#include "base/str_cat.h"
 #include "core/audit/chain.h"
 #include "core/audit/verify.h"
 #include "tools/pgbastion/commands.h"
@@ -60,7 +61,7 @@ int RunVerify(const Args& args) {
     } else if (arg.starts_with("--public-key=")) {
       public_key = std::string(arg.substr(13));
     } else if (arg.starts_with("-")) {
-      return Usage("unexpected option '" + std::string(arg) + "'");
+      return Usage(Cat("unexpected option '", arg, "'"));
     } else {
       files.emplace_back(arg);
     }
@@ -94,17 +95,15 @@ int RunVerify(const Args& args) {
   }
   const int status = !ok ? 1 : (!gaps.empty() && !options.live) ? 3 : 0;
   if (json) {
-    std::string out = std::string("{\"ok\":") + (ok ? "true" : "false") +
-                      ",\"records\":" + std::to_string(report->records) +
-                      ",\"checkpoints\":" + std::to_string(report->checkpoints) +
-                      ",\"first_seq\":" + std::to_string(report->first_seq) +
-                      ",\"last_seq\":" + std::to_string(report->last_seq) +
-                      ",\"last_signed_seq\":" + std::to_string(report->last_signed_seq);
+    std::string out =
+        Cat("{\"ok\":", ok ? "true" : "false", ",\"records\":", report->records,
+            ",\"checkpoints\":", report->checkpoints, ",\"first_seq\":", report->first_seq,
+            ",\"last_seq\":", report->last_seq, ",\"last_signed_seq\":", report->last_signed_seq);
     if (!ok) {
       const audit::VerifyFinding& f = *report->finding;
-      out += ",\"finding\":{\"kind\":\"" + std::string(audit::TamperKindName(f.kind)) +
-             "\",\"file\":" + JsonString(f.file) + ",\"line\":" + std::to_string(f.line) +
-             ",\"seq\":" + std::to_string(f.seq) + ",\"detail\":" + JsonString(f.detail) + "}";
+      Append(out, ",\"finding\":{\"kind\":\"", audit::TamperKindName(f.kind),
+             "\",\"file\":", JsonString(f.file), ",\"line\":", f.line, ",\"seq\":", f.seq,
+             ",\"detail\":", JsonString(f.detail), "}");
     }
     out += ",\"incomplete\":{\"statements\":" + std::to_string(gaps.statements) +
            ",\"sessions\":" + std::to_string(gaps.sessions) + "}";
@@ -141,7 +140,7 @@ int RunKeygen(const Args& args) {
     } else if (arg == "--public-key" && i + 1 < args.size()) {
       public_key = args[++i];
     } else {
-      return Usage("unexpected argument '" + std::string(arg) + "'");
+      return Usage(Cat("unexpected argument '", arg, "'"));
     }
   }
   if (private_key.empty() || public_key.empty()) {
@@ -170,7 +169,7 @@ int RunAudit(const Args& args) {
   const Args rest(args.begin() + 1, args.end());
   if (args[0] == "verify") return RunVerify(rest);
   if (args[0] == "keygen") return RunKeygen(rest);
-  return Usage("unknown audit command '" + std::string(args[0]) + "'");
+  return Usage(Cat("unknown audit command '", args[0], "'"));
 }
 
 }  // namespace pgb::tools

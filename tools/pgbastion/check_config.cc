@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/json_text.h"
+#include "base/str_cat.h"
 #include "core/config.h"
 #include "core/runtime.h"
 #include "tools/pgbastion/commands.h"
@@ -29,7 +30,7 @@ constexpr const char kCheckConfigUsage[] =
     "Exit status: 0 valid, 1 invalid (every error is printed), 2 usage error.\n";
 
 std::string Count(size_t n, std::string_view noun) {
-  std::string out = std::to_string(n) + " " + std::string(noun);
+  std::string out = Cat(n, " ", noun);
   if (n != 1) out += 's';
   return out;
 }

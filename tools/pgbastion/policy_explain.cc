@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "base/json_text.h"
+#include "base/str_cat.h"
 #include "core/config.h"
 #include "policy/identity.h"
 #include "policy/judgement.h"
@@ -151,19 +152,18 @@ void Print(const Context& context, size_t index, std::string_view text,
            const policy::StatementSummary* statement, const policy::Decision& decision,
            const policy::SessionPolicyState* state) {
   if (context.json) {
-    std::string out = "{\"statement\":" + std::to_string(index + 1);
-    out += ",\"decision\":" + JsonString(policy::DecisionKindName(decision.kind));
+    std::string out = Cat("{\"statement\":", index + 1,
+                          ",\"decision\":", JsonString(policy::DecisionKindName(decision.kind)));
     if (statement != nullptr) {
-      out += ",\"class\":" + JsonString(policy::StatementClassName(statement->statement_class));
-      out += ",\"command\":" + JsonString(statement->command);
+      Append(out, ",\"class\":", JsonString(policy::StatementClassName(statement->statement_class)),
+             ",\"command\":", JsonString(statement->command));
     }
-    out += ",\"rule\":" + JsonString(decision.rule);
-    out += ",\"reason\":" + JsonString(decision.reason);
-    out += ",\"hint\":" + JsonString(decision.hint);
-    out += ",\"target\":" + JsonString(context.target);
+    Append(out, ",\"rule\":", JsonString(decision.rule),
+           ",\"reason\":", JsonString(decision.reason), ",\"hint\":", JsonString(decision.hint),
+           ",\"target\":", JsonString(context.target));
     if (context.scope != nullptr) {
-      out += ",\"scope\":" + JsonString(context.scope->name);
-      out += ",\"profile\":" + JsonString(policy::ProfileName(context.scope->profile));
+      Append(out, ",\"scope\":", JsonString(context.scope->name),
+             ",\"profile\":", JsonString(policy::ProfileName(context.scope->profile)));
     } else {
       out += ",\"scope\":null,\"profile\":null";
     }
@@ -172,32 +172,31 @@ void Print(const Context& context, size_t index, std::string_view text,
       for (size_t i = 0; i < statement->relations.size(); ++i) {
         const policy::RelationRef& r = statement->relations[i];
         if (i > 0) out += ',';
-        out += "{\"name\":" + JsonString(r.name) + ",\"schemas\":" +
-               JsonStrings(Schemas(r.schema, r.name, policy::NameKind::kRelation, *state)) +
-               ",\"access\":" + AccessList(r.access) + "}";
+        Append(out, "{\"name\":", JsonString(r.name), ",\"schemas\":",
+               JsonStrings(Schemas(r.schema, r.name, policy::NameKind::kRelation, *state)),
+               ",\"access\":", AccessList(r.access), "}");
       }
       out += "],\"functions\":[";
       for (size_t i = 0; i < statement->functions.size(); ++i) {
         const policy::FunctionRef& f = statement->functions[i];
         if (i > 0) out += ',';
-        out += "{\"name\":" + JsonString(f.name) + ",\"schemas\":" +
-               JsonStrings(Schemas(f.schema, f.name, policy::NameKind::kFunction, *state)) + "}";
+        Append(out, "{\"name\":", JsonString(f.name), ",\"schemas\":",
+               JsonStrings(Schemas(f.schema, f.name, policy::NameKind::kFunction, *state)), "}");
       }
       out += "]";
     }
-    out += ",\"text\":" + JsonString(text) + "}\n";
+    Append(out, ",\"text\":", JsonString(text), "}\n");
     std::fputs(out.c_str(), stdout);
     return;
   }
-  std::string out = std::to_string(index + 1) + ". " + policy::DecisionKindName(decision.kind) +
-                    ": " + std::string(text) + "\n";
+  std::string out = Cat(index + 1, ". ", policy::DecisionKindName(decision.kind), ": ", text, "\n");
   if (statement != nullptr) {
-    out += "   class " + std::string(policy::StatementClassName(statement->statement_class)) +
-           ", command " + statement->command + "\n";
+    Append(out, "   class ", policy::StatementClassName(statement->statement_class), ", command ",
+           statement->command, "\n");
   }
-  out += "   rule " + decision.rule + "\n";
-  if (!decision.reason.empty()) out += "   reason: " + decision.reason + "\n";
-  if (!decision.hint.empty()) out += "   hint: " + decision.hint + "\n";
+  Append(out, "   rule ", decision.rule, "\n");
+  if (!decision.reason.empty()) Append(out, "   reason: ", decision.reason, "\n");
+  if (!decision.hint.empty()) Append(out, "   hint: ", decision.hint, "\n");
   std::fputs(out.c_str(), stdout);
 }
 
@@ -209,7 +208,7 @@ int RunPolicy(const Args& args) {
     std::fputs(kPolicyUsage, stdout);
     return 0;
   }
-  if (args[0] != "explain") return Usage("unknown subcommand '" + std::string(args[0]) + "'");
+  if (args[0] != "explain") return Usage(Cat("unknown subcommand '", args[0], "'"));
   std::string_view config_path, claims, user, target_name, sql;
   bool have_sql = false;
   Context context;
@@ -241,7 +240,7 @@ int RunPolicy(const Args& args) {
     }
     if (matched) continue;
     if (arg.starts_with("--") || have_sql) {
-      return Usage("unexpected argument '" + std::string(arg) + "'");
+      return Usage(Cat("unexpected argument '", arg, "'"));
     }
     sql = arg;
     have_sql = true;
@@ -274,7 +273,7 @@ int RunPolicy(const Args& args) {
   }
   if (!user.empty()) {
     const UserConfig* local = config->FindUser(user);
-    if (local == nullptr) return Usage("no [[user]] named '" + std::string(user) + "'");
+    if (local == nullptr) return Usage(Cat("no [[user]] named '", user, "'"));
     identity.emplace();
     identity->method = policy::AuthMethod::kLocalPassword;
     identity->subject = local->name;
@@ -282,7 +281,7 @@ int RunPolicy(const Args& args) {
   }
   const TargetConfig* target =
       target_name.empty() ? &config->targets.front() : config->FindTarget(target_name);
-  if (target == nullptr) return Usage("no [[target]] named '" + std::string(target_name) + "'");
+  if (target == nullptr) return Usage(Cat("no [[target]] named '", target_name, "'"));
   context.target = target->name;
   context.scope = config->policy->MatchScope(*identity, target->name);
   // A [[user]] limited to other targets never gets a session on this one.

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/str_cat.h"
 #include "core/config.h"
 #include "core/runtime.h"
 #include "tools/pgbastion/commands.h"
@@ -48,7 +49,7 @@ std::string Canonical(std::string_view path) {
 // The argv of a process, split at NULs; empty if unreadable.
 std::vector<std::string> CommandLine(const std::string& pid) {
   std::string raw;
-  if (FILE* f = std::fopen(("/proc/" + pid + "/cmdline").c_str(), "rb")) {
+  if (FILE* f = std::fopen(Cat("/proc/", pid, "/cmdline").c_str(), "rb")) {
     char chunk[4096];
     size_t n;
     while ((n = std::fread(chunk, 1, sizeof(chunk), f)) > 0 && raw.size() < 65536) {
@@ -91,7 +92,7 @@ std::vector<pid_t> FindGateways(const std::string& config) {
     // The gateway resolved its --config against its own working directory.
     std::error_code ec;
     const std::filesystem::path cwd =
-        std::filesystem::read_symlink("/proc/" + std::string(name) + "/cwd", ec);
+        std::filesystem::read_symlink(Cat("/proc/", name, "/cwd"), ec);
     const std::filesystem::path theirs = std::filesystem::path(value).is_absolute() || ec
                                              ? std::filesystem::path(value)
                                              : cwd / value;

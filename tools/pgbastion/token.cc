@@ -26,6 +26,7 @@
 #include "base/http_client.h"
 #include "base/json_text.h"
 #include "base/log.h"
+#include "base/str_cat.h"
 #include "core/config.h"
 #include "policy/jwks.h"
 #include "policy/jwt.h"
@@ -163,7 +164,7 @@ absl::StatusOr<policy::EvpPkeyPtr> ReadKey(std::string_view path, bool allow_pub
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(file.c_str(), "r"), &BIO_free);
   if (bio == nullptr) {
     ERR_clear_error();
-    return absl::NotFoundError("cannot open \"" + file + "\"");
+    return absl::NotFoundError(Cat("cannot open \"", file, "\""));
   }
   EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, &PasswordCallback, nullptr);
   if (key == nullptr && allow_public) {
@@ -174,8 +175,8 @@ absl::StatusOr<policy::EvpPkeyPtr> ReadKey(std::string_view path, bool allow_pub
   ERR_clear_error();
   if (key == nullptr) {
     return absl::InvalidArgumentError(
-        "\"" + file + "\" is not a PEM " +
-        (allow_public ? "key" : "private key (encrypted keys are not supported)"));
+        Cat("\"", file, "\" is not a PEM ",
+            allow_public ? "key" : "private key (encrypted keys are not supported)"));
   }
   return policy::EvpPkeyPtr(key);
 }
@@ -184,8 +185,7 @@ absl::StatusOr<policy::JwsAlgorithm> AlgorithmFor(const Options& options, const 
   if (!options.Has("--alg")) return policy::DefaultAlgorithmFor(key);
   std::optional<policy::JwsAlgorithm> alg = policy::JwsAlgorithmFromName(options.One("--alg"));
   if (!alg.has_value()) {
-    return absl::InvalidArgumentError("--alg " + std::string(options.One("--alg")) +
-                                      " is not supported");
+    return absl::InvalidArgumentError(Cat("--alg ", options.One("--alg"), " is not supported"));
   }
   absl::Status fits = policy::CheckKeyFitsAlgorithm(*alg, key);
   if (!fits.ok()) return fits;
@@ -239,7 +239,7 @@ int RunMint(const Args& args) {
     const std::string_view name = claim.substr(0, eq);
     for (std::string_view reserved : {"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "groups"}) {
       if (name == reserved) {
-        return Usage(kCommand, "--claim cannot set \"" + std::string(name) + "\"; use its option",
+        return Usage(kCommand, Cat("--claim cannot set \"", name, "\"; use its option"),
                      kMintUsage);
       }
     }
@@ -263,21 +263,20 @@ int RunMint(const Args& args) {
   RAND_bytes(jti, sizeof(jti));
   const int64_t now = absl::ToUnixSeconds(absl::Now());
   const std::vector<std::string_view> audiences = options.All("--audience");
-  std::string payload =
-      "{\"iss\":" + JsonString(options.One("--issuer")) +
-      ",\"sub\":" + JsonString(options.One("--subject")) +
-      ",\"aud\":" + (audiences.size() == 1 ? JsonString(audiences[0]) : JsonArray(audiences)) +
-      ",\"iat\":" + std::to_string(now) + ",\"nbf\":" + std::to_string(now) +
-      ",\"exp\":" + std::to_string(now + absl::ToInt64Seconds(ttl)) + ",\"jti\":" +
+  std::string payload = Cat(
+      "{\"iss\":", JsonString(options.One("--issuer")),
+      ",\"sub\":", JsonString(options.One("--subject")),
+      ",\"aud\":", audiences.size() == 1 ? JsonString(audiences[0]) : JsonArray(audiences),
+      ",\"iat\":", now, ",\"nbf\":", now, ",\"exp\":", now + absl::ToInt64Seconds(ttl), ",\"jti\":",
       JsonString(policy::EncodeBase64Url(
-          std::string_view(reinterpret_cast<const char*>(jti), sizeof(jti))));
+          std::string_view(reinterpret_cast<const char*>(jti), sizeof(jti)))));
   if (options.Has("--groups"))
-    payload += ",\"groups\":" + JsonArray(SplitComma(options.One("--groups")));
+    Append(payload, ",\"groups\":", JsonArray(SplitComma(options.One("--groups"))));
   for (const auto& [name, value] : claims)
-    payload += "," + JsonString(name) + ":" + JsonString(value);
+    Append(payload, ",", JsonString(name), ":", JsonString(value));
   payload += "}";
-  const std::string header = "{\"alg\":\"" + std::string(policy::JwsAlgorithmName(*alg)) +
-                             "\",\"typ\":\"JWT\",\"kid\":" + JsonString(kid) + "}";
+  const std::string header = Cat("{\"alg\":\"", policy::JwsAlgorithmName(*alg),
+                                 "\",\"typ\":\"JWT\",\"kid\":", JsonString(kid), "}");
   absl::StatusOr<std::string> token = policy::MakeCompactJws(*alg, key->get(), header, payload);
   if (!token.ok()) {
     std::fprintf(stderr, "pgbastion token mint: %s\n",
@@ -326,19 +325,20 @@ std::string IdentityJson(const policy::Identity& identity) {
   std::string claims = "{";
   for (size_t i = 0; i < identity.claims.size(); ++i) {
     if (i > 0) claims += ",";
-    claims += JsonString(identity.claims[i].first) + ":" + JsonString(identity.claims[i].second);
+    Append(claims, JsonString(identity.claims[i].first), ":",
+           JsonString(identity.claims[i].second));
   }
   claims += "}";
-  return "{\"method\":" + JsonString(policy::AuthMethodName(identity.method)) +
-         ",\"subject\":" + JsonString(identity.subject) + ",\"groups\":" + JsonArray(groups) +
-         ",\"issuer\":" + JsonString(identity.issuer) +
-         ",\"client_id\":" + JsonString(identity.client_id) +
-         ",\"run_id\":" + JsonString(identity.run_id) + ",\"claims\":" + claims +
-         ",\"expires_at\":" +
-         JsonString(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                                     absl::FromUnixSeconds(identity.expires_at_unix),
-                                     absl::UTCTimeZone())) +
-         "}";
+  return Cat("{\"method\":", JsonString(policy::AuthMethodName(identity.method)),
+             ",\"subject\":", JsonString(identity.subject), ",\"groups\":", JsonArray(groups),
+             ",\"issuer\":", JsonString(identity.issuer),
+             ",\"client_id\":", JsonString(identity.client_id),
+             ",\"run_id\":", JsonString(identity.run_id), ",\"claims\":", claims,
+             ",\"expires_at\":",
+             JsonString(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                                         absl::FromUnixSeconds(identity.expires_at_unix),
+                                         absl::UTCTimeZone())),
+             "}");
 }
 
 int RunVerify(const Args& args) {
