@@ -13,8 +13,9 @@
 // an alias of std::string_view), so absl::StrCat, absl::StrAppend and
 // absl::StrJoin refuse std::string_view, the type our code passes text in;
 // absl::StrCat also refuses a char. tests/check_one_mechanism.py fails on them
-// in our sources. Two pieces may still be joined with + ("DNS:" + name,
-// "c" + std::to_string(i)); three or more go through Cat or Append.
+// in our sources. A message or output of three or more pieces goes through
+// Cat or Append; two may still be joined with + ("DNS:" + name), and
+// absl::StrFormat stays where the text needs a format (widths, precision).
 //
 //   std::string line = Cat("listener[", i, "].port: must be 1..", 65535);
 //   Append(out, " (", why, ")");  // out += " (" + why + ")", without the temporary

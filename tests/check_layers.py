@@ -13,9 +13,10 @@ compiles and says which line is wrong.
 
     python3 tests/check_layers.py <repository root>   # exit 0: clean, 1: upward includes
 """
-import pathlib
 import re
 import sys
+
+from source_checks import run, sources
 
 LAYERS = ["base", "proto", "policy", "core/audit", "core", "tools"]
 # Folders that are checked as includers, and what they may include beyond
@@ -34,52 +35,32 @@ def layer_of(path):
 
 def check(root):
     problems = []
-    for folder in LAYERS + list(EXTRA_SOURCES):
-        for source in sorted((root / folder).rglob("*")):
-            if source.suffix not in (".h", ".cc") or not source.is_file():
+    for rel, text in sources(root, LAYERS + list(EXTRA_SOURCES)):
+        own = layer_of(rel)
+        if own is not None:
+            highest, allowed_extra = LAYERS.index(own), []
+        else:
+            highest, allowed_extra = EXTRA_SOURCES[rel.split("/")[0]]
+        for number, line in enumerate(text.splitlines(), 1):
+            match = INCLUDE.match(line)
+            if not match:
                 continue
-            rel = source.relative_to(root).as_posix()
-            own = layer_of(rel)
-            if own is not None:
-                highest, allowed_extra = LAYERS.index(own), []
-            else:
-                highest, allowed_extra = EXTRA_SOURCES[rel.split("/")[0]]
-            text = source.read_text(encoding="utf-8", errors="replace")
-            for number, line in enumerate(text.splitlines(), 1):
-                match = INCLUDE.match(line)
-                if not match:
-                    continue
-                target = match.group(1)
-                if any(target.startswith(extra + "/") for extra in allowed_extra):
-                    continue
-                if target.startswith("tests/") or target.startswith("bench/"):
-                    problems.append(f"{rel}:{number}: includes \"{target}\", "
-                                    "which is not part of any library")
-                    continue
-                target_layer = layer_of(target)
-                if target_layer is None:
-                    continue  # a third-party header (absl/..., gtest/...)
-                if LAYERS.index(target_layer) > highest:
-                    problems.append(
-                        f"{rel}:{number}: includes \"{target}\": layer {target_layer} is above "
-                        f"{own or rel.split('/')[0]} (order: {' -> '.join(LAYERS)})")
+            target = match.group(1)
+            if any(target.startswith(extra + "/") for extra in allowed_extra):
+                continue
+            if target.startswith("tests/") or target.startswith("bench/"):
+                problems.append(f"{rel}:{number}: includes \"{target}\", "
+                                "which is not part of any library")
+                continue
+            target_layer = layer_of(target)
+            if target_layer is None:
+                continue  # a third-party header (absl/..., gtest/...)
+            if LAYERS.index(target_layer) > highest:
+                problems.append(
+                    f"{rel}:{number}: includes \"{target}\": layer {target_layer} is above "
+                    f"{own or rel.split('/')[0]} (order: {' -> '.join(LAYERS)})")
     return problems
 
 
-def main():
-    root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
-    if not (root / "base").is_dir():
-        print(f"{root}: not the repository root (no base/)", file=sys.stderr)
-        return 2
-    problems = check(root)
-    for problem in problems:
-        print(problem)
-    if problems:
-        print(f"{len(problems)} include(s) go up the layer order", file=sys.stderr)
-        return 1
-    print("layers: no upward include")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(check, "layers: no upward include", "include(s) go up the layer order"))
