@@ -84,11 +84,11 @@ int RunVerify(const Args& args) {
   const audit::IncompleteTrail& gaps = report->incomplete;
   std::string incomplete;
   if (!gaps.empty()) {
-    incomplete = "incomplete trail: " + std::to_string(gaps.statements) +
-                 " statement(s) with no completion record" +
-                 (gaps.first_statement.empty() ? "" : " (first at " + gaps.first_statement + ")") +
-                 ", " + std::to_string(gaps.sessions) + " session(s) with no disconnect record" +
-                 (gaps.first_session.empty() ? "" : " (first at " + gaps.first_session + ")");
+    incomplete =
+        Cat("incomplete trail: ", gaps.statements, " statement(s) with no completion record",
+            gaps.first_statement.empty() ? "" : Cat(" (first at ", gaps.first_statement, ")"), ", ",
+            gaps.sessions, " session(s) with no disconnect record",
+            gaps.first_session.empty() ? "" : Cat(" (first at ", gaps.first_session, ")"));
     if (options.live) {
       report->notes.push_back(incomplete + "; in a live trail these may still be under way");
     }
@@ -105,8 +105,8 @@ int RunVerify(const Args& args) {
              "\",\"file\":", JsonString(f.file), ",\"line\":", f.line, ",\"seq\":", f.seq,
              ",\"detail\":", JsonString(f.detail), "}");
     }
-    out += ",\"incomplete\":{\"statements\":" + std::to_string(gaps.statements) +
-           ",\"sessions\":" + std::to_string(gaps.sessions) + "}";
+    Append(out, ",\"incomplete\":{\"statements\":", gaps.statements,
+           ",\"sessions\":", gaps.sessions, "}");
     out += ",\"notes\":[";
     for (size_t i = 0; i < report->notes.size(); ++i) {
       if (i > 0) out += ',';
