@@ -83,6 +83,12 @@ absl::StatusOr<ClientLogin::Step> ClientLogin::OnStartupPacket(std::string& stag
   const proto::StartupResult r = proto::DecodeStartupPacket(staging);
   if (r.status == proto::DecodeStatus::kNeedMore) return Step::kNeedMore;
   if (r.status == proto::DecodeStatus::kError) {
+    if (r.silent) {
+      // PostgreSQL only logs these and closes; so do we (the client, an SSL
+      // client among them, must not read an answer PostgreSQL never sends).
+      PGB_LOG(kInfo) << Describe() << ": bad startup packet, closed without an answer: " << r.error;
+      return Step::kQuit;
+    }
     PGB_LOG(kInfo) << Describe() << ": bad startup packet: " << r.error;
     return proto::ErrorStatus(r.sqlstate.empty() ? sqlstate::kProtocolViolation : r.sqlstate,
                               r.error);
@@ -90,19 +96,27 @@ absl::StatusOr<ClientLogin::Step> ClientLogin::OnStartupPacket(std::string& stag
   const proto::StartupPacket& p = r.packet;
   using Kind = proto::StartupPacket::Kind;
   if (p.kind == Kind::kSslRequest || p.kind == Kind::kGssEncRequest) {
-    // Bytes after an encryption request, before our answer, would be read as
-    // if they had been encrypted (CVE-2021-23214): refuse them.
-    if (staging.size() != p.total_size) {
-      return proto::ErrorStatus(sqlstate::kProtocolViolation,
-                                "received unencrypted data after SSL request");
-    }
-    staging.clear();
     // One request of each kind, before anything else, as PostgreSQL allows.
     bool& answered = p.kind == Kind::kSslRequest ? ssl_answered_ : gss_answered_;
     if (answered || channel_.Tls() != nullptr) {
       return proto::ErrorStatus(sqlstate::kProtocolViolation,
                                 "unsupported frontend protocol: encryption was already negotiated");
     }
+    // Bytes after an encryption request, before our answer, would be read as
+    // if they had been encrypted (CVE-2021-23214): refuse them. PostgreSQL
+    // sends its 'N' first, then the FATAL; so do we. (Before an 'S' we refuse
+    // at once: PostgreSQL would first finish a TLS handshake.)
+    if (staging.size() != p.total_size) {
+      const bool encrypting = p.kind == Kind::kSslRequest && listener_.tls;
+      if (!encrypting) channel_.SendToClient("N");
+      return proto::ErrorStatus(
+          sqlstate::kProtocolViolation,
+          p.kind == Kind::kSslRequest ? "received unencrypted data after SSL request"
+                                      : "received unencrypted data after GSSAPI encryption request",
+          "This could be either a client-software bug or evidence of an attempted "
+          "man-in-the-middle attack.");
+    }
+    staging.clear();
     answered = true;
     if (p.kind == Kind::kSslRequest && listener_.tls) {
       channel_.SendToClient("S");

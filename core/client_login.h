@@ -53,7 +53,9 @@ class ClientLogin {
     kNeedMore,       // waiting for the client
     kTlsStarted,     // a TLS handshake runs now; call OnTlsEstablished when it is done
     kCancel,         // a CancelRequest: cancel_pid() and cancel_key(); then close
-    kQuit,           // the client left (Terminate) or TLS could not start: close quietly
+    kQuit,           // the client left (Terminate), TLS could not start, or the first
+                     // bytes were not a startup packet (PostgreSQL is silent then too):
+                     // close quietly
     kAuthenticated,  // identity, target and scope are known: log in to the database
   };
 

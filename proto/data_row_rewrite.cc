@@ -1,5 +1,6 @@
 #include "proto/data_row_rewrite.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/status/status.h"
@@ -127,13 +128,17 @@ void Rebuild(const std::vector<ColumnRewrite>& plan, char* message, uint16_t cou
 absl::StatusOr<std::vector<ResultField>> ParseRowDescription(std::string_view message) {
   if (message.size() < kHeaderLength) return absl::InvalidArgumentError("RowDescription too short");
   Cursor body(message.substr(kHeaderLength));
-  int16_t count = 0;
-  if (!body.ReadInt16(&count) || count < 0) {
-    return absl::InvalidArgumentError("RowDescription without a valid field count");
+  // Unsigned, as libpq reads it (PostgreSQL itself stops at 1664 columns).
+  uint16_t count = 0;
+  if (!body.ReadUint16(&count)) {
+    return absl::InvalidArgumentError("RowDescription without a field count");
   }
+  // Each field takes at least kMinFieldBytes of the message: reserve no more
+  // than the message can hold, whatever the count claims.
+  constexpr size_t kMinFieldBytes = 1 + 4 + 2 + 4 + 2 + 4 + 2;  // empty name
   std::vector<ResultField> fields;
-  fields.reserve(static_cast<size_t>(count));
-  for (int16_t i = 0; i < count; ++i) {
+  fields.reserve(std::min<size_t>(count, body.Rest().size() / kMinFieldBytes));
+  for (uint32_t i = 0; i < count; ++i) {
     ResultField field;
     int32_t table_oid = 0, type_oid = 0, type_modifier = 0;
     int16_t column = 0, type_size = 0;

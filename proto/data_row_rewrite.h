@@ -31,7 +31,8 @@ struct ResultField {
 };
 
 // A whole RowDescription message (header included). Fails on a malformed
-// one (a field cut short, a negative count, bytes after the last field).
+// one (a field cut short, bytes after the last field). The field count is
+// unsigned (0..65535).
 absl::StatusOr<std::vector<ResultField>> ParseRowDescription(std::string_view message);
 
 // What happens to the values of one result column. NULL stays NULL.

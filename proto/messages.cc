@@ -321,11 +321,14 @@ absl::StatusOr<ParseMessage> ParseParseMessage(std::string_view body) {
     return Malformed(kWhat, "statement name is not terminated");
   }
   if (!cursor.ReadCString(&parse.sql)) return Malformed(kWhat, "statement text is not terminated");
-  if (!cursor.ReadInt16(&parse.parameter_types) || parse.parameter_types < 0) {
-    return Malformed(kWhat, "invalid number of parameter types");
+  // Int16 on the wire but read unsigned, as PostgreSQL does (exec_parse_message
+  // via pq_getmsgint(msg, 2)): up to 65535 types. ReadBytes checks them against
+  // what the message holds; nothing is allocated for them.
+  if (!cursor.ReadUint16(&parse.parameter_types)) {
+    return Malformed(kWhat, "too short for the number of parameter types");
   }
   std::string_view oids;
-  if (!cursor.ReadBytes(static_cast<size_t>(parse.parameter_types) * 4, &oids)) {
+  if (!cursor.ReadBytes(size_t{parse.parameter_types} * 4, &oids)) {
     return Malformed(kWhat, "parameter types are cut short");
   }
   if (!cursor.AtEnd()) return Malformed(kWhat, "unexpected bytes after the parameter types");
@@ -343,12 +346,12 @@ BindPrefix ReadBindPrefix(std::string_view prefix) {
     bind.statement = cursor.Rest();
     return bind;
   }
-  int16_t formats = 0;
+  // Both counts are unsigned 16-bit, as exec_bind_message reads them.
+  uint16_t formats = 0;
   std::string_view format_codes;
-  int16_t count = 0;
-  if (!cursor.ReadInt16(&formats) || formats < 0 ||
-      !cursor.ReadBytes(static_cast<size_t>(formats) * 2, &format_codes) ||
-      !cursor.ReadInt16(&count) || count < 0 || (formats > 1 && formats != count)) {
+  uint16_t count = 0;
+  if (!cursor.ReadUint16(&formats) || !cursor.ReadBytes(size_t{formats} * 2, &format_codes) ||
+      !cursor.ReadUint16(&count) || (formats > 1 && formats != count)) {
     return bind;
   }
   bind.count = count;

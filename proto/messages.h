@@ -91,11 +91,12 @@ struct AuthenticationRequest {
 // Query: the statement text (NUL-terminated, nothing after it).
 [[nodiscard]] absl::StatusOr<std::string_view> ParseQuery(std::string_view body);
 
-// Parse: the statement name, its text and the number of parameter types.
+// Parse: the statement name, its text and the number of parameter types
+// (unsigned, 0..65535, as PostgreSQL reads it).
 struct ParseMessage {
   std::string_view statement;
   std::string_view sql;
-  int16_t parameter_types = 0;
+  uint16_t parameter_types = 0;
 };
 [[nodiscard]] absl::StatusOr<ParseMessage> ParseParseMessage(std::string_view body);
 
@@ -115,7 +116,7 @@ struct BindParameter {
 struct BindPrefix {
   std::string_view portal;
   std::string_view statement;
-  int16_t count = 0;  // parameters the Bind says it has (0 when cut before)
+  uint16_t count = 0;  // parameters the Bind says it has, 0..65535 (0 when cut before)
   std::vector<BindParameter> parameters;
   bool complete = false;  // every parameter's length and value were in the prefix
 };

@@ -66,8 +66,10 @@ inline constexpr int32_t kCancelRequestCode = (1234 << 16) | 5678;
 inline constexpr int32_t kSslRequestCode = (1234 << 16) | 5679;
 inline constexpr int32_t kGssEncRequestCode = (1234 << 16) | 5680;
 
-// PostgreSQL's own limit for a startup packet (MAX_STARTUP_PACKET_LENGTH).
-inline constexpr uint32_t kMaxStartupPacketLength = 10000;
+// PostgreSQL's own limit for a startup packet, length word included:
+// MAX_STARTUP_PACKET_LENGTH (10000) is what may follow the length word
+// (ProcessStartupPacket subtracts the 4 bytes before comparing).
+inline constexpr uint32_t kMaxStartupPacketLength = 10000 + 4;
 // Default cap for one regular message (PostgreSQL's MaxAllocSize, 1 GiB - 1).
 inline constexpr uint32_t kDefaultMaxMessageLength = 0x3fffffff;
 // Header of a regular message: type byte + Int32 length (which counts itself).

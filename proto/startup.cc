@@ -28,6 +28,16 @@ StartupResult Violation(std::string message) {
   return Fail(sqlstate::kProtocolViolation, std::move(message));
 }
 
+// Where ProcessStartupPacket (postmaster.c, PostgreSQL 15) reports with
+// COMMERROR and returns STATUS_ERROR: logged, nothing sent. A client that
+// sent SSLRequest must not read an 'E' where it waits for 'S' or 'N', and a
+// client that spoke first must see exactly what PostgreSQL shows it: a close.
+StartupResult Silent(std::string message) {
+  StartupResult result = Violation(std::move(message));
+  result.silent = true;
+  return result;
+}
+
 // The length a request code demands, or 0 when any length in range will do.
 uint32_t RequiredLength(int32_t code) {
   switch (code) {
@@ -115,13 +125,17 @@ StartupResult DecodeStartupPacket(std::string_view bytes) {
   const uint32_t length = LoadBigEndian32(bytes.data());
   // Cap first ("don't believe nonsense"), before waiting for the rest.
   if (length < kMinStartupPacketLength || length > kMaxStartupPacketLength) {
-    return Violation(Cat("invalid length of startup packet: ", length, " bytes"));
+    return Silent(Cat("invalid length of startup packet: ", length, " bytes"));
   }
   if (bytes.size() < 8) return StartupResult{};
   const auto code = static_cast<int32_t>(LoadBigEndian32(bytes.data() + 4));
   if (const uint32_t required = RequiredLength(code); required != 0 && length != required) {
-    return Violation(
-        Cat("invalid length of ", RequestName(code), ": ", length, " bytes, expected ", required));
+    std::string message =
+        Cat("invalid length of ", RequestName(code), ": ", length, " bytes, expected ", required);
+    // PostgreSQL checks a CancelRequest's length (silently) but answers an
+    // SSLRequest or GSSENCRequest of any length; those we refuse, with an
+    // error, as nonsense no client sends.
+    return code == kCancelRequestCode ? Silent(std::move(message)) : Violation(std::move(message));
   }
   const auto major = static_cast<uint32_t>(code) >> 16;
   const auto minor = static_cast<uint32_t>(code) & 0xffff;

@@ -6,10 +6,12 @@
 //
 // Like the frame decoder this does no I/O: it says "need more", "here is the
 // packet" (parameter views point into the input) or "refuse this client"
-// with the SQLSTATE and text PostgreSQL would send in its ErrorResponse.
+// with the SQLSTATE and text PostgreSQL would send in its ErrorResponse, or,
+// where PostgreSQL sends nothing at all, `silent`: log and close.
 //
 //   StartupResult r = DecodeStartupPacket(buffer);
 //   if (r.status == DecodeStatus::kNeedMore) return ReadMore();
+//   if (r.status == DecodeStatus::kError && r.silent) return LogAndClose(r.error);
 //   if (r.status == DecodeStatus::kError) return SendFatal(r.sqlstate, r.error);
 //   if (r.packet.kind == StartupPacket::Kind::kSslRequest) return StartTls();
 //   NegotiationNeed n = CheckProtocolNegotiation(r.packet);
@@ -47,6 +49,12 @@ struct StartupResult {
   StartupPacket packet;  // valid on kOk
   std::string error;     // on kError: text for the ErrorResponse (severity FATAL)
   std::string sqlstate;  // on kError: 08P01, 0A000 or 28000
+  // On kError: PostgreSQL answers these bytes with no message at all, it only
+  // logs (COMMERROR) and closes: a length word out of range (which is what a
+  // Terminate, a Query, an HTTP request or a TLS ClientHello sent first reads
+  // as) or a CancelRequest of the wrong length. The caller must close without
+  // sending a byte; `error` is for its log.
+  bool silent = false;
 };
 
 // Decodes one startup-phase packet from the front of `bytes`. The length is

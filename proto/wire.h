@@ -51,6 +51,15 @@ class Cursor {
     rest_.remove_prefix(2);
     return true;
   }
+  // Counts (parameters, formats, fields, columns) are unsigned 16-bit on the
+  // wire: PostgreSQL reads them with pq_getmsgint(msg, 2), 0..65535. Reading
+  // them as int16_t would refuse everything above 32767.
+  [[nodiscard]] bool ReadUint16(uint16_t* out) {
+    if (rest_.size() < 2) return false;
+    *out = LoadBigEndian16(rest_.data());
+    rest_.remove_prefix(2);
+    return true;
+  }
   [[nodiscard]] bool ReadInt32(int32_t* out) {
     if (rest_.size() < 4) return false;
     *out = static_cast<int32_t>(LoadBigEndian32(rest_.data()));

@@ -183,6 +183,48 @@ TEST_F(ClientLoginTest, SslRequestWithoutTlsIsAnsweredNAndTheLoginGoesOn) {
   EXPECT_EQ(SqlState(again.Feed(two)), "08P01");
 }
 
+TEST_F(ClientLoginTest, DataAfterAnSslRequestGetsNThenTheError) {
+  // As PostgreSQL: the 'N' the client waits for, then FATAL 08P01.
+  std::string bytes;
+  proto::AppendSslRequest(bytes);
+  const absl::StatusOr<ClientLogin::Step> step =
+      Feed(bytes + Startup({{"user", "alice"}, {"database", "app"}}));
+  EXPECT_EQ(SqlState(step), "08P01");
+  EXPECT_EQ(channel_.sent, "N");
+}
+
+// PostgreSQL reads the first 4 bytes as the startup packet's length; when it
+// is out of range it logs "invalid length of startup packet" and closes
+// without a byte. The login quits quietly, having sent nothing.
+TEST_F(ClientLoginTest, BytesThatAreNoStartupPacketCloseWithoutAnAnswer) {
+  std::string terminate;
+  proto::AppendTerminate(terminate);
+  std::string query;
+  proto::AppendQuery(query, "SELECT 1");
+  std::string short_cancel;
+  proto::AppendCancelRequest(short_cancel, 1, 2);
+  short_cancel.resize(12);
+  proto::StoreBigEndian32(short_cancel.data(), 12);
+  for (const std::string& first : {terminate, query, std::string("GET / HTTP/1.1\r\n\r\n"),
+                                   std::string("\0\0\0\x07", 4), short_cancel}) {
+    FakeChannel channel;
+    ClientLogin login(*runtime_, runtime_->listeners.front(), nullptr, channel, "test");
+    std::string staging = first;
+    const absl::StatusOr<ClientLogin::Step> step = login.Feed(staging);
+    ASSERT_TRUE(step.ok()) << step.status();
+    EXPECT_EQ(*step, ClientLogin::Step::kQuit);
+    EXPECT_EQ(channel.sent, "");
+  }
+  // After an SSLRequest answered 'N' the same: the 'N', then nothing.
+  std::string ssl;
+  proto::AppendSslRequest(ssl);
+  ASSERT_TRUE(Feed(ssl).ok());
+  const absl::StatusOr<ClientLogin::Step> step = Feed(terminate);
+  ASSERT_TRUE(step.ok()) << step.status();
+  EXPECT_EQ(*step, ClientLogin::Step::kQuit);
+  EXPECT_EQ(channel_.sent, "N");
+}
+
 TEST_F(ClientLoginTest, ACancelRequestIsHandedOn) {
   std::string bytes;
   proto::AppendCancelRequest(bytes, 1234, -99);

@@ -34,10 +34,10 @@ struct Value {
 };
 std::vector<Value> ValuesOf(std::string_view message) {
   proto::Cursor c(message.substr(proto::kHeaderLength));
-  int16_t count = 0;
-  FUZZ_CHECK(c.ReadInt16(&count) && count >= 0);
+  uint16_t count = 0;
+  FUZZ_CHECK(c.ReadUint16(&count));
   std::vector<Value> values;
-  for (int16_t i = 0; i < count; ++i) {
+  for (uint32_t i = 0; i < count; ++i) {
     Value v{};
     FUZZ_CHECK(c.ReadInt32(&v.length) && v.length >= -1);
     if (v.length > 0) FUZZ_CHECK(c.ReadBytes(static_cast<size_t>(v.length), &v.bytes));

@@ -2,6 +2,7 @@
 // body. On success each result must point into the body where it is a view,
 // satisfy the documented shape, and survive a round trip: the matching
 // Append* builder, framed again by DecodeMessage, parses to the same value.
+// ReadBindPrefix (which never fails) is held to its bounds instead.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include "proto/frame.h"
 #include "proto/messages.h"
 #include "proto/protocol.h"
+#include "proto/wire.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {
@@ -153,6 +155,38 @@ void FuzzPasswordMessage(std::string_view body) {
   FUZZ_CHECK(BodyOf(built, Direction::kFrontend, proto::kPqMsg_PasswordMessage) == body);
 }
 
+// Parse: the count of parameter types is unsigned (0..65535, as PostgreSQL
+// reads it) and the types fill the rest of the body exactly.
+void FuzzParse(std::string_view body) {
+  auto r = proto::ParseParseMessage(body);
+  if (!r.ok()) return;
+  FUZZ_CHECK(Within(r->statement, body) && Within(r->sql, body));
+  const size_t count_at = r->statement.size() + 1 + r->sql.size() + 1;
+  FUZZ_CHECK(body.size() == count_at + 2 + size_t{r->parameter_types} * 4);
+  FUZZ_CHECK(proto::LoadBigEndian16(body.data() + count_at) == r->parameter_types);
+  if (r->parameter_types == 0) {
+    std::string built;
+    proto::AppendParse(built, r->statement, r->sql);
+    FUZZ_CHECK(BodyOf(built, Direction::kFrontend, proto::kPqMsg_Parse) == body);
+  }
+}
+
+// Bind, read as a prefix: never more parameters than the Bind claims nor than
+// the bytes can hold (4 each), values inside the body and no longer than
+// their length; complete means every claimed parameter was read.
+void FuzzBindPrefix(std::string_view body) {
+  const proto::BindPrefix bind = proto::ReadBindPrefix(body);
+  FUZZ_CHECK(Within(bind.portal, body) && Within(bind.statement, body));
+  FUZZ_CHECK(bind.parameters.size() <= bind.count);
+  FUZZ_CHECK(bind.parameters.size() * 4 <= body.size());
+  for (const proto::BindParameter& p : bind.parameters) {
+    FUZZ_CHECK(p.length >= -1);
+    FUZZ_CHECK(Within(p.value, body));
+    FUZZ_CHECK(p.value.size() <= static_cast<size_t>(p.length < 0 ? 0 : p.length));
+  }
+  if (bind.complete) FUZZ_CHECK(bind.parameters.size() == bind.count);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -164,5 +198,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzReadyForQuery(body);
   FuzzSaslInitialResponse(body);
   FuzzPasswordMessage(body);
+  FuzzParse(body);
+  FuzzBindPrefix(body);
   return 0;
 }

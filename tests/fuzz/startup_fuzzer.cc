@@ -1,11 +1,13 @@
 // Fuzzes the startup-phase decoder (proto/startup.h): the first bytes an
 // unauthenticated client sends. Invariants checked on every input:
-//   - kOk: 8 <= total_size <= min(input size, 10000); parameter views lie in
+//   - kOk: 8 <= total_size <= min(input size, 10004); parameter views lie in
 //     the packet; names unique and non-empty; "user" present and non-empty;
 //     CheckProtocolNegotiation's option views are "_pq_." names of the packet;
 //     the packet alone decodes the same, and one byte less is kNeedMore.
 //   - kNeedMore: only for inputs shorter than kMaxStartupPacketLength.
-//   - kError: text and one of the three SQLSTATEs PostgreSQL uses here.
+//   - kError: text and one of the three SQLSTATEs PostgreSQL uses here;
+//     silent (PostgreSQL sends nothing) exactly when the length word is out
+//     of range or a CancelRequest's length is not 16, both 08P01.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +17,7 @@
 
 #include "proto/protocol.h"
 #include "proto/startup.h"
+#include "proto/wire.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {
@@ -93,10 +96,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(size < pgb::proto::kMaxStartupPacketLength);
       FUZZ_CHECK(r.error.empty());
       break;
-    case DecodeStatus::kError:
+    case DecodeStatus::kError: {
       FUZZ_CHECK(!r.error.empty());
       FUZZ_CHECK(r.sqlstate == "08P01" || r.sqlstate == "0A000" || r.sqlstate == "28000");
+      FUZZ_CHECK(size >= 4);
+      const uint32_t length = pgb::proto::LoadBigEndian32(input.data());
+      const bool length_out_of_range = length < 8 || length > pgb::proto::kMaxStartupPacketLength;
+      const bool bad_cancel = !length_out_of_range && size >= 8 &&
+                              static_cast<int32_t>(pgb::proto::LoadBigEndian32(input.data() + 4)) ==
+                                  pgb::proto::kCancelRequestCode &&
+                              length != 16;
+      FUZZ_CHECK(r.silent == (length_out_of_range || bad_cancel));
+      if (r.silent) FUZZ_CHECK(r.sqlstate == "08P01");
       break;
+    }
     case DecodeStatus::kOk:
       CheckOk(input, r);
       break;

@@ -224,6 +224,14 @@ class RawConnection:
         b, self.buf = self.buf[:1], self.buf[1:]
         return b
 
+    def read_bytes_until_eof(self, timeout: float = 10) -> bytes:
+        """Every byte until the peer closes (a reset counts as the close), unframed."""
+        deadline = time.monotonic() + timeout
+        while self._fill(len(self.buf) + 1, deadline):
+            pass
+        data, self.buf = self.buf, b""
+        return data
+
     def read_message(self, timeout: float = 10) -> tuple[bytes, bytes] | None:
         """(type byte, body) of the next backend message; None on a clean EOF."""
         deadline = time.monotonic() + timeout

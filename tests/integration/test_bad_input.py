@@ -15,8 +15,8 @@ import unittest
 import psycopg
 
 from harness import (ClusterTestCase, Gateway, RawConnection, ProtocolError, message, parse_error,
-                     parse_negotiate_protocol_version, startup_packet, GSSENC_REQUEST_CODE,
-                     PROTOCOL_3_0, SSL_REQUEST_CODE)
+                     parse_negotiate_protocol_version, startup_packet, CANCEL_REQUEST_CODE,
+                     GSSENC_REQUEST_CODE, PROTOCOL_3_0, SSL_REQUEST_CODE)
 
 MAX_MESSAGE = 65536
 
@@ -80,14 +80,60 @@ class BadInputTest(ClusterTestCase):
         return cm.exception
 
     # -- before the startup packet ---------------------------------------------------
-    def test_garbage_before_startup(self):
+    def test_bytes_before_startup_closed_silently_as_postgresql_does(self):
+        # PostgreSQL reads the first 4 bytes as the startup packet's length. Out of
+        # range (what a Terminate, a Query, an HTTP request or a TLS ClientHello reads
+        # as), or a CancelRequest of the wrong length: it logs and closes without
+        # sending a byte, also after answering an SSLRequest with 'N'. A driver that
+        # sent SSLRequest must not read an 'E' there. Each case against PostgreSQL
+        # directly and the gateway: the same silence.
         gw = self.gw()
-        for junk in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", message(b"Q", b"SELECT 1\0"),
-                     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(64)):
-            with self.subTest(junk=junk[:12]), RawConnection(gw.port) as c:
-                c.send(junk)
-                # A length that makes no sense: PostgreSQL closes silently; the gateway may say 08P01.
-                self.assert_error_then_close(c, ("08P01",), allow_silent_close=True)
+        cases = {
+            "Terminate": message(b"X"),
+            "Query": message(b"Q", b"SELECT 1\0"),
+            "HTTP": b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "TLS ClientHello": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(64),
+            "length 7": struct.pack("!I", 7) + b"\0\0\0",
+            "length 10005": struct.pack("!II", 10005, PROTOCOL_3_0),
+            "CancelRequest of 12 bytes": struct.pack("!III", 12, CANCEL_REQUEST_CODE, 1),
+        }
+        for name, data in cases.items():
+            for ssl_first in (False, True):
+                for who, port in (("postgres", self.pg.port), ("gateway", gw.port)):
+                    with self.subTest(case=name, ssl_first=ssl_first, server=who), \
+                            RawConnection(port) as c:
+                        if ssl_first:
+                            c.send(struct.pack("!II", 8, SSL_REQUEST_CODE))
+                            self.assertEqual(c.read_byte(timeout=5), b"N")
+                        c.send(data)
+                        self.assertEqual(c.read_bytes_until_eof(timeout=5), b"")
+        self.assertIn("closed without an answer: invalid length of startup packet", gw.log())
+
+    def test_startup_packet_cap_as_postgresql(self):
+        # MAX_STARTUP_PACKET_LENGTH counts the bytes after the length word: a
+        # 10004-byte StartupMessage is read (authentication starts), 10005 is not.
+        gw = self.gw()
+        for who, port, user in (("postgres", self.pg.port, "gateway_login"), ("gateway", gw.port, "alice")):
+            fixed = len(startup_packet({"user": user, "database": "app", "application_name": ""}))
+            packet = startup_packet({"user": user, "database": "app",
+                                     "application_name": "a" * (10004 - fixed)})
+            self.assertEqual(len(packet), 10004)
+            with self.subTest(server=who), RawConnection(port) as c:
+                c.send(packet)
+                kind, body = c.read_message(timeout=5)
+                self.assertEqual(kind, b"R", parse_error(body) if kind == b"E" else body)
+
+    def test_data_after_ssl_request_gets_n_then_fatal(self):
+        # Unencrypted bytes right behind an SSLRequest (CVE-2021-23214): PostgreSQL
+        # answers 'N' (no TLS here), then FATAL 08P01. The gateway: the same.
+        gw = self.gw()
+        for who, port in (("postgres", self.pg.port), ("gateway", gw.port)):
+            with self.subTest(server=who), RawConnection(port) as c:
+                c.send(struct.pack("!II", 8, SSL_REQUEST_CODE) +
+                       startup_packet({"user": "alice", "database": "app"}))
+                self.assertEqual(c.read_byte(timeout=5), b"N")
+                fields = self.assert_error_then_close(c, ("08P01",))
+                self.assertEqual(fields["M"], "received unencrypted data after SSL request")
 
     def test_startup_length_limits(self):
         gw = self.gw()
@@ -233,6 +279,39 @@ class BadInputTest(ClusterTestCase):
                 c.send(message(b"?", b""))
                 # PostgreSQL: FATAL 08P01 invalid frontend message type 63.
                 self.assert_error_then_close(c, ("08P01",))
+
+    def test_parameter_counts_over_32767_as_postgresql(self):
+        # Parse's count of parameter types and Bind's counts are Int16 on the wire but
+        # unsigned for PostgreSQL (up to 65535). The same extended-protocol exchange,
+        # directly and through a gateway with the default message cap: same answers.
+        gw = self.gateway("wide")
+
+        def exchange(c: RawConnection, n: int, bound: int) -> list[tuple[bytes, bytes]]:
+            sql = f"SELECT $1::int4 + ${n}::int4 AS sum".encode()
+            parse = b"\0" + sql + b"\0" + struct.pack("!H", n) + struct.pack("!I", 23) * n
+            bind = (b"\0\0" + struct.pack("!HH", 0, bound) +
+                    b"".join(struct.pack("!I", 1) + str(i % 10).encode() for i in range(bound)) +
+                    struct.pack("!H", 0))
+            c.send(message(b"P", parse) + message(b"B", bind) + message(b"E", b"\0\0\0\0\0") +
+                   message(b"S"))
+            msgs = c.read_until_ready(timeout=30)
+            # Errors compared by SQLSTATE and text (file and line are the server's own).
+            return [(k, b) if k != b"E" else (k, (parse_error(b)["C"], parse_error(b)["M"]))
+                    for k, b in msgs]
+
+        for n, bound in ((32767, 32767), (32768, 32768), (40000, 40000), (65535, 65535),
+                         (40000, 39999)):
+            with self.subTest(types=n, parameters=bound):
+                with self.direct_login() as c:
+                    direct = exchange(c, n, bound)
+                with RawConnection(gw.port) as c:
+                    c.login("alice", gw.users["alice"], "app")
+                    through = exchange(c, n, bound)
+                self.assertEqual(through, direct)
+                if n == bound:  # the database ran it
+                    self.assertEqual([k for k, _ in direct], [b"1", b"2", b"D", b"C", b"Z"])
+                else:
+                    self.assertEqual(direct[1][0], b"E", direct)
 
     def test_message_over_max_message_size(self):
         with self.gw_login() as c:

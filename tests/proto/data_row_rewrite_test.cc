@@ -153,6 +153,53 @@ TEST(RowDescriptionTest, ReadsNamesTypesAndFormats) {
   EXPECT_FALSE(ParseRowDescription(message + "x").ok());
 }
 
+// Field and column counts are unsigned 16-bit, as libpq reads them.
+constexpr uint16_t kCountBoundaries[] = {0, 1, 32767, 32768, 40000, 65535};
+
+TEST(RowDescriptionTest, FieldCountIsUnsigned) {
+  for (uint16_t n : kCountBoundaries) {
+    std::string message;
+    {
+      MessageWriter w(message, kPqMsg_RowDescription);
+      w.Int16(static_cast<int16_t>(n));
+      for (int i = 0; i < n; ++i)
+        w.CString("").Int32(0).Int16(0).Int32(25).Int16(-1).Int32(-1).Int16(0);
+    }
+    absl::StatusOr<std::vector<ResultField>> fields = ParseRowDescription(message);
+    ASSERT_TRUE(fields.ok()) << n << ": " << fields.status();
+    EXPECT_EQ(fields->size(), n);
+  }
+  // A count of 65535 with one field behind it is cut short (and reserves no
+  // more than the message could hold).
+  std::string message;
+  {
+    MessageWriter w(message, kPqMsg_RowDescription);
+    w.Int16(-1).CString("a").Int32(0).Int16(0).Int32(25).Int16(-1).Int32(-1).Int16(0);
+  }
+  EXPECT_FALSE(ParseRowDescription(message).ok());
+}
+
+TEST(DataRowRewriteTest, ColumnCountIsUnsigned) {
+  for (uint16_t n : kCountBoundaries) {
+    const std::vector<std::optional<std::string>> values(n, std::string("ab"));
+    std::vector<ColumnRewrite> plan(n, Pass());
+    EXPECT_EQ(Apply(plan, Row(values)).how, RowRewrite::kUnchanged) << n;
+    if (n == 0) continue;
+    // Masking the last column re-frames the row; its count stays n.
+    plan.back() = Null();
+    const Rewritten r = Apply(plan, Row(values));
+    ASSERT_EQ(r.how, RowRewrite::kRebuilt) << n;
+    EXPECT_EQ(r.masked, 1);
+    EXPECT_EQ(LoadBigEndian16(r.row.data() + kHeaderLength), n);
+    EXPECT_EQ(r.row.size(), Row(values).size() - 2);  // "ab" became NULL
+    // A plan for one column fewer does not match.
+    std::string row = Row(values);
+    std::string rebuilt;
+    plan.pop_back();
+    EXPECT_FALSE(RewriteDataRow(plan, row.data(), row.size(), rebuilt).ok()) << n;
+  }
+}
+
 TEST(ErrorFieldsTest, DropsTheNamedFieldsOnly) {
   std::string error;
   {

@@ -416,5 +416,83 @@ TEST(MessagesTest, BindPrefixMalformedEndsTheList) {
   EXPECT_FALSE(ReadBindPrefix(negative).complete);
 }
 
+// The count boundaries of an Int16 count read the way PostgreSQL reads it
+// (pq_getmsgint(msg, 2): unsigned, 0..65535).
+constexpr int kCountBoundaries[] = {0, 1, 32767, 32768, 40000, 65535};
+
+// A Parse body: name, text, `types` parameter type OIDs (int4, 23).
+std::string ParseBody(std::string_view statement, std::string_view sql, int types) {
+  std::string b;
+  b.append(statement).push_back('\0');
+  b.append(sql).push_back('\0');
+  b.push_back(static_cast<char>((types >> 8) & 0xff));
+  b.push_back(static_cast<char>(types & 0xff));
+  for (int i = 0; i < types; ++i) b.append("\0\0\0\x17", 4);
+  return b;
+}
+
+TEST(MessagesTest, ParseReadsItsParts) {
+  const std::string body = ParseBody("s1", "SELECT $1", 1);
+  absl::StatusOr<ParseMessage> parse = ParseParseMessage(body);
+  ASSERT_TRUE(parse.ok()) << parse.status();
+  EXPECT_EQ(parse->statement, "s1");
+  EXPECT_EQ(parse->sql, "SELECT $1");
+  EXPECT_EQ(parse->parameter_types, 1);
+  // What AppendParse writes (no types) reads back.
+  std::string built;
+  AppendParse(built, "s2", "SELECT 1");
+  parse = ParseParseMessage(Single(built, Direction::kFrontend).body);
+  ASSERT_TRUE(parse.ok()) << parse.status();
+  EXPECT_EQ(parse->parameter_types, 0);
+}
+
+TEST(MessagesTest, ParseParameterTypeCountIsUnsigned) {
+  for (int n : kCountBoundaries) {
+    const std::string body = ParseBody("", "SELECT 1", n);
+    absl::StatusOr<ParseMessage> parse = ParseParseMessage(body);
+    ASSERT_TRUE(parse.ok()) << n << ": " << parse.status();
+    EXPECT_EQ(parse->parameter_types, n);
+    // One type short, or a byte too many: refused.
+    EXPECT_FALSE(ParseParseMessage(body + "x").ok()) << n;
+    if (n > 0) {
+      EXPECT_FALSE(ParseParseMessage(body.substr(0, body.size() - 4)).ok()) << n;
+    }
+  }
+  // A count of 65535 with two types behind it is cut short, not negative.
+  std::string cut = ParseBody("", "SELECT 1", 2);
+  cut[10] = cut[11] = '\xff';
+  absl::StatusOr<ParseMessage> parse = ParseParseMessage(cut);
+  ASSERT_FALSE(parse.ok());
+  EXPECT_NE(parse.status().message().find("cut short"), std::string_view::npos) << parse.status();
+  EXPECT_FALSE(ParseParseMessage(std::string("\0SELECT 1\0\x01", 11)).ok());  // count cut
+}
+
+TEST(MessagesTest, BindCountsAreUnsigned) {
+  for (int n : kCountBoundaries) {
+    // n parameters, all NULL; no format codes, one for all, and one each.
+    const std::vector<std::optional<std::string>> values(static_cast<size_t>(n));
+    for (const std::vector<int16_t>& formats : {std::vector<int16_t>{}, std::vector<int16_t>{1},
+                                                std::vector<int16_t>(static_cast<size_t>(n), 0)}) {
+      const std::string body = BindBody("p", "s", formats, values);
+      const BindPrefix bind = ReadBindPrefix(body);
+      EXPECT_EQ(bind.count, n) << formats.size();
+      EXPECT_EQ(bind.parameters.size(), static_cast<size_t>(n)) << formats.size();
+      EXPECT_TRUE(bind.complete) << n << " " << formats.size();
+      if (n > 0) {
+        EXPECT_EQ(bind.parameters.back().binary, formats == std::vector<int16_t>{1});
+      }
+      // A prefix of it (as the audit peeks) still knows the count.
+      const BindPrefix cut =
+          ReadBindPrefix(std::string_view(body).substr(0, 64 + 2 * formats.size()));
+      EXPECT_EQ(cut.count, n);
+      EXPECT_EQ(cut.complete, n * 4 <= 56) << n << " " << formats.size();  // 56: after the counts
+    }
+  }
+  // n format codes for n + 1 parameters: not a Bind, above 32767 as below.
+  EXPECT_FALSE(ReadBindPrefix(BindBody("", "", std::vector<int16_t>(40000, 0),
+                                       std::vector<std::optional<std::string>>(40001)))
+                   .complete);
+}
+
 }  // namespace
 }  // namespace pgb::proto

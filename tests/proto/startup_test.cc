@@ -105,43 +105,72 @@ TEST(StartupTest, PacketFollowedByMoreBytes) {
   EXPECT_EQ(r.packet.params.size(), 2u);
 }
 
+// A refusal PostgreSQL answers with an ErrorResponse (FATAL).
 void ExpectError(std::string_view bytes, std::string_view sqlstate, std::string_view error) {
   const StartupResult r = DecodeStartupPacket(bytes);
   ASSERT_EQ(r.status, DecodeStatus::kError);
   EXPECT_EQ(r.sqlstate, sqlstate);
   EXPECT_EQ(r.error, error);
+  EXPECT_FALSE(r.silent) << error;
+}
+
+// A refusal PostgreSQL only logs (COMMERROR) before closing: nothing is sent.
+void ExpectSilent(std::string_view bytes, std::string_view error) {
+  const StartupResult r = DecodeStartupPacket(bytes);
+  ASSERT_EQ(r.status, DecodeStatus::kError);
+  EXPECT_EQ(r.error, error);
+  EXPECT_TRUE(r.silent) << error;
 }
 
 TEST(StartupTest, LengthTooShort) {
   // 7 bytes claimed: refused as soon as the length arrives.
-  ExpectError(Int32(7), "08P01", "invalid length of startup packet: 7 bytes");
-  ExpectError(Int32(0), "08P01", "invalid length of startup packet: 0 bytes");
+  ExpectSilent(Int32(7), "invalid length of startup packet: 7 bytes");
+  ExpectSilent(Int32(0), "invalid length of startup packet: 0 bytes");
 }
 
 TEST(StartupTest, LengthAtAndOverTheCap) {
-  ExpectError(Int32(10001), "08P01", "invalid length of startup packet: 10001 bytes");
-  ExpectError(Int32(20000), "08P01", "invalid length of startup packet: 20000 bytes");
-  ExpectError(Int32(0x80000000u), "08P01", "invalid length of startup packet: 2147483648 bytes");
-  // Exactly 10000: accepted (padding the value of one parameter).
+  // PostgreSQL allows MAX_STARTUP_PACKET_LENGTH (10000) bytes after the
+  // length word: 10004 in all.
+  ExpectSilent(Int32(10005), "invalid length of startup packet: 10005 bytes");
+  ExpectSilent(Int32(20000), "invalid length of startup packet: 20000 bytes");
+  ExpectSilent(Int32(0x80000000u), "invalid length of startup packet: 2147483648 bytes");
+  // Exactly 10004: accepted (padding the value of one parameter).
   std::string params("user\0", 5);
-  params.append(10000 - 8 - params.size() - 2, 'a');
+  params.append(10004 - 8 - params.size() - 2, 'a');
   params.append("\0\0", 2);
   const std::string bytes = Startup(params);
-  ASSERT_EQ(bytes.size(), 10000u);
+  ASSERT_EQ(bytes.size(), 10004u);
   const StartupResult r = DecodeStartupPacket(bytes);
   ASSERT_EQ(r.status, DecodeStatus::kOk) << r.error;
-  EXPECT_EQ(r.packet.total_size, 10000u);
-  // With only its length and code arrived, a 10000-byte packet waits.
+  EXPECT_EQ(r.packet.total_size, 10004u);
+  // With only its length and code arrived, a 10004-byte packet waits.
   EXPECT_EQ(DecodeStartupPacket(std::string_view(bytes).substr(0, 8)).status,
             DecodeStatus::kNeedMore);
 }
 
+// What a client that speaks first sends, read as a startup packet's length:
+// PostgreSQL logs "invalid length of startup packet" and closes silently.
+TEST(StartupTest, MessagesAndOtherProtocolsSentFirstAreRefusedSilently) {
+  ExpectSilent(std::string("X\0\0\0\x04", 5),  // Terminate: 0x58000000 bytes
+               "invalid length of startup packet: 1476395008 bytes");
+  ExpectSilent(std::string("Q\0\0\0\x0dSELECT 1\0", 14),
+               "invalid length of startup packet: 1358954496 bytes");
+  ExpectSilent("GET / HTTP/1.1\r\n", "invalid length of startup packet: 1195725856 bytes");
+  ExpectSilent("\x16\x03\x01\x02\x00", "invalid length of startup packet: 369295618 bytes");
+  // Decided on the length word alone: 4 bytes are enough, 3 are not.
+  EXPECT_TRUE(DecodeStartupPacket(std::string("X\0\0\0", 4)).silent);
+  EXPECT_EQ(DecodeStartupPacket(std::string("X\0\0", 3)).status, DecodeStatus::kNeedMore);
+}
+
 TEST(StartupTest, RequestsMustHaveTheirExactLength) {
-  // CancelRequest of 15 bytes: refused once length and code are known.
-  ExpectError(Int32(15) + Int32(kCancelRequestCode), "08P01",
-              "invalid length of CancelRequest: 15 bytes, expected 16");
-  ExpectError(Packet(kCancelRequestCode, Int32(1) + Int32(2) + "x"), "08P01",
-              "invalid length of CancelRequest: 17 bytes, expected 16");
+  // CancelRequest of 15 bytes: refused once length and code are known;
+  // PostgreSQL checks it too, silently.
+  ExpectSilent(Int32(15) + Int32(kCancelRequestCode),
+               "invalid length of CancelRequest: 15 bytes, expected 16");
+  ExpectSilent(Packet(kCancelRequestCode, Int32(1) + Int32(2) + "x"),
+               "invalid length of CancelRequest: 17 bytes, expected 16");
+  // PostgreSQL answers these whatever their length; the gateway refuses them
+  // with an error.
   ExpectError(Packet(kSslRequestCode, "x"), "08P01",
               "invalid length of SSLRequest: 9 bytes, expected 8");
   ExpectError(Int32(9000) + Int32(kGssEncRequestCode), "08P01",
