@@ -459,6 +459,17 @@ TEST(AnalysisCache, AnEntryLargerThanTheBoundIsReturnedButNotKept) {
   EXPECT_NE(cache.Analyse(big).get(), a.get());
 }
 
+// A cached analysis of many statements holds what they need, not the slack
+// the vector grew by (up to half of it).
+TEST(AnalysisCache, AnAnalysisOfManyStatementsKeepsNoGrowthSlack) {
+  std::string many;
+  for (int i = 0; i < 1000; ++i) many += "SELECT 1;";
+  const SqlAnalysis a = AnalyseSql(many);
+  ASSERT_TRUE(a.ok);
+  ASSERT_EQ(a.statements.size(), 1000u);
+  EXPECT_EQ(a.statements.capacity(), a.statements.size());
+}
+
 TEST(AnalysisCache, CountsTheTextAndTheSummaryInItsBytes) {
   AnalysisCache one(1 << 20);
   (void)one.Analyse("SELECT * FROM a0");
