@@ -15,11 +15,13 @@ Each storm is checked to have happened (answers counted, memory seen to rise whi
 the connections are open), so a storm that quietly did nothing cannot pass.
 
 ASan+UBSan builds (the CI runs every suite again against build-sanitize/): ASan's
-allocator keeps freed blocks in a quarantine and returns little to the system, so
-the 20% target means nothing there. The test then gives the gateway a 32 MiB
-quarantine and checks a looser bound that a leak still breaks: the rise after the
-storm must stay under a third of the rise at its height (sessions of the
-connection storm that were never freed keep all of it).
+allocator keeps freed blocks in a quarantine and then on its own free lists, and
+returns next to nothing to the system, so after a storm the resident size stays near
+its peak (measured: 88 MiB before, 183 MiB at the peak and still a minute later) and
+the 20% target means nothing there. The test then runs the storms twice, with a
+32 MiB quarantine, and checks that the second round fits in what the first left
+(within a third of the first round's rise): memory the first round leaked cannot be
+reused and adds on. LeakSanitizer checks the rest at exit.
 """
 
 import os
@@ -97,15 +99,9 @@ class MemoryTest(ClusterTestCase):
             c.send(message(b"Q", sql + b"\0"))
             return c.read_until_ready(timeout=120)
 
-    def test_resident_memory_returns_after_storms(self):
-        self.port = free_port()
-        gw = self.start_gateway()
-        pid = gw.proc.pid
-        asan = sanitized(pid)
-        self.assertEqual(self.query(gw, b"SELECT 1")[-1][0], b"Z")
-        time.sleep(1)
-        baseline = status_mib(pid)["VmRSS"]
-
+    def storms(self, gw, pid: int, baseline: int, asan: bool) -> tuple[int, int]:
+        """Runs every storm once; returns (the statement storms' peak, resident size
+        while the 7,000 connections were open), both in MiB."""
         # A Query declaring 1 GiB (the default max_message_size), 1 MiB of it sent,
         # then the client leaves: costs what arrived, never what was declared.
         for _ in range(3):
@@ -154,12 +150,35 @@ class MemoryTest(ClusterTestCase):
         # The storm happened: 7,000 sessions took memory while they were open.
         self.assertGreater(height - baseline, 16, (baseline, height))
         self.assertEqual(self.query(gw, b"SELECT 1")[-1][0], b"Z")
+        return statements_peak, height
+
+    def test_resident_memory_returns_after_storms(self):
+        self.port = free_port()
+        gw = self.start_gateway()
+        pid = gw.proc.pid
+        asan = sanitized(pid)
+        self.assertEqual(self.query(gw, b"SELECT 1")[-1][0], b"Z")
+        time.sleep(1)
+        baseline = status_mib(pid)["VmRSS"]
+        statements_peak, height = self.storms(gw, pid, baseline, asan)
+
+        if asan:
+            # ASan keeps what was freed (quarantine, then its own free lists), so
+            # the resident size stays near the peak. A second round of the same
+            # storms must fit in it: what leaked in the first round (sessions
+            # never freed, analyses never dropped) cannot be reused and adds on.
+            after_first = status_mib(pid)["VmRSS"]
+            _, height = self.storms(gw, pid, baseline, asan)
+            time.sleep(1)
+            rss = status_mib(pid)["VmRSS"]
+            limit = after_first + (after_first - baseline) // 3
+            print(f"\nresident MiB (ASan build): baseline {baseline}, after a round of "
+                  f"storms {after_first}, after a second {rss} (limit {limit})")
+            self.assertLessEqual(rss, limit, f"baseline {baseline} MiB")
+            return
 
         ended = time.monotonic()
-        if asan:
-            limit = baseline + (height - baseline) // 3
-        else:
-            limit = int(baseline * TARGET)
+        limit = int(baseline * TARGET)
         rss = status_mib(pid)["VmRSS"]
         while rss > limit and time.monotonic() - ended < SETTLE_SECONDS:
             time.sleep(1)
@@ -167,8 +186,7 @@ class MemoryTest(ClusterTestCase):
         peak = status_mib(pid)["VmHWM"]
         print(f"\nresident MiB: baseline {baseline}, statements' peak {statements_peak}, "
               f"connections open {height}, peak {peak}, "
-              f"after {time.monotonic() - ended:.1f} s {rss} (limit {limit}"
-              f"{', ASan build' if asan else ''})")
+              f"after {time.monotonic() - ended:.1f} s {rss} (limit {limit})")
         self.assertLessEqual(rss, limit, f"baseline {baseline} MiB, peak {peak} MiB")
 
 
