@@ -209,20 +209,14 @@ absl::StatusOr<ClientLogin::Step> ClientLogin::OnStartupPacket(std::string& stag
 absl::StatusOr<bool> ClientLogin::NextPasswordMessage(std::string_view staging,
                                                       std::string_view expected,
                                                       proto::MessageView* msg) {
+  // Only a PasswordMessage (or Terminate) frames here: any other type is
+  // refused at its first byte, as PostgreSQL's recv_password_packet does.
   const proto::MessageResult m =
-      proto::DecodeMessage(staging, Direction::kFrontend, kMaxLoginMessage);
+      proto::DecodeMessage(staging, Direction::kFrontendLogin, kMaxLoginMessage);
   if (m.status == proto::DecodeStatus::kNeedMore) return false;
   if (m.status == proto::DecodeStatus::kError) {
-    return proto::ErrorStatus(sqlstate::kProtocolViolation, m.error);
-  }
-  if (m.message.type == proto::kPqMsg_Terminate) {
-    *msg = m.message;
-    return true;
-  }
-  if (m.message.type != proto::kPqMsg_PasswordMessage) {
-    return proto::ErrorStatus(
-        sqlstate::kProtocolViolation,
-        Cat("expected ", expected, ", got message type \"", m.message.type, "\""));
+    return proto::ErrorStatus(sqlstate::kProtocolViolation,
+                              Cat(m.error, " (expected ", expected, ")"));
   }
   *msg = m.message;
   return true;

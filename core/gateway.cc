@@ -12,6 +12,7 @@
 #include "base/str_cat.h"
 #include "base/thread_name.h"
 #include "core/audit/writer.h"
+#include "core/heap.h"
 #include "core/shard.h"
 
 namespace pgb {
@@ -66,6 +67,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  TuneHeapForBursts();
 
   const int workers = runtime->config.ResolvedWorkers();
   // The audit trail lives as long as the process: a reload does not change

@@ -13,12 +13,15 @@
 
 #include "base/log.h"
 #include "base/str_cat.h"
+#include "core/heap.h"
 #include "proto/messages.h"
 
 namespace pgb {
 namespace {
 
 constexpr int64_t kTickNs = 200'000'000;
+// At most one heap return per shard per second (each walks every arena).
+constexpr int64_t kHeapReturnIntervalNs = 1'000'000'000;
 constexpr unsigned kRingEntries = 4096;
 // Gateway pids: shard index + 1 in bits 22..29, a sequence number below.
 constexpr int kPidShardShift = 22;
@@ -128,6 +131,7 @@ void Shard::Run() {
 void Shard::Dispatch(io_uring_cqe* cqe) {
   const uint64_t data = cqe->user_data;
   const Op op = UserData::OpOf(data);
+  if (op != Op::kTick) ++completions_since_tick_;
   switch (op) {
     case Op::kAccept:
       OnAccept(UserData::SlotOf(data), cqe->res, cqe->flags);
@@ -252,7 +256,29 @@ void Shard::OnTick() {
     sessions_[slot]->OnTick(now_ns_);
     FreeSessionIfFinished(slot);
   }
+  ReturnHeapIfQuiet();
   ArmTick();
+}
+
+// A whole tick without a completion, after some: whatever the work freed
+// (sessions that ended, the buffers of a large statement's analysis) goes back
+// to the system, so that resident memory falls back after a storm. A shard
+// that stays busy never pays for it: it reuses what it freed.
+void Shard::ReturnHeapIfQuiet() {
+  if (completions_since_tick_ > 0) {
+    worked_since_heap_return_ = true;
+    completions_since_tick_ = 0;
+    return;
+  }
+  if (!worked_since_heap_return_ || now_ns_ - last_heap_return_ns_ < kHeapReturnIntervalNs) {
+    return;
+  }
+  worked_since_heap_return_ = false;
+  last_heap_return_ns_ = now_ns_;
+  const HeapReturn r = ReturnFreeHeap();
+  PGB_LOG(kDebug) << "shard " << index_ << ": quiet, free heap returned to the system in "
+                  << absl::ToInt64Microseconds(r.took) << " us: resident " << (r.rss_before >> 20)
+                  << " -> " << (r.rss_after >> 20) << " MiB";
 }
 
 void Shard::ArmWake() {

@@ -121,6 +121,9 @@ class Shard {
   void OnCancelRelay(Op op, uint32_t slot, int res);
   void FreeSessionIfFinished(uint32_t slot);
   void RetryBufferWaiters();
+  // On a tick: returns freed heap to the system once the shard is quiet
+  // after work (core/heap.h).
+  void ReturnHeapIfQuiet();
   static int64_t MonotonicNs();
 
   const int index_;
@@ -139,6 +142,9 @@ class Shard {
   bool draining_ = false;
   int64_t now_ns_ = 0;
   __kernel_timespec tick_interval_{};
+  uint64_t completions_since_tick_ = 0;  // other than the tick's own
+  bool worked_since_heap_return_ = false;
+  int64_t last_heap_return_ns_ = 0;
 
   std::vector<Listener> listeners_;
   std::vector<uint32_t> accept_retry_;  // listeners whose accept failed; re-armed on tick

@@ -15,7 +15,7 @@ const char* MessageName(Direction dir, char type) {
     default:
       break;
   }
-  if (dir == Direction::kFrontend) {
+  if (dir != Direction::kBackend) {
     switch (type) {
       case kPqMsg_Bind:
         return "Bind";
@@ -128,9 +128,19 @@ HeaderResult LengthOverLimit(char type, uint32_t length, uint32_t limit) {
 }
 
 HeaderResult UnknownType(Direction dir, char type, uint32_t length) {
+  const unsigned code = static_cast<unsigned char>(type);
+  // A client message of the other phase (a PasswordMessage after login, a
+  // Query during it): PostgreSQL's "invalid frontend message type", named.
+  const Direction other_phase =
+      dir == Direction::kFrontend ? Direction::kFrontendLogin : Direction::kFrontend;
+  if (dir != Direction::kBackend && IsKnownMessageType(other_phase, type)) {
+    std::snprintf(error_text, sizeof(error_text),
+                  "invalid frontend message type 0x%02x: %s is only valid %s login", code,
+                  MessageName(other_phase, type), dir == Direction::kFrontend ? "during" : "after");
+    return ErrorResult(type, length);
+  }
   std::snprintf(error_text, sizeof(error_text), "unknown %s message type 0x%02x",
-                dir == Direction::kFrontend ? "frontend" : "backend",
-                static_cast<unsigned>(static_cast<unsigned char>(type)));
+                dir == Direction::kBackend ? "backend" : "frontend", code);
   return ErrorResult(type, length);
 }
 

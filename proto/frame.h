@@ -33,11 +33,18 @@
 
 namespace pgb::proto {
 
-// Frontend = client -> server, backend = server -> client.
-enum class Direction { kFrontend, kBackend };
+// Which stream a message comes in, and for the client's, which phase:
+// kFrontend is client -> server once logged in, where PostgreSQL's main loop
+// (postgres.c, SocketBackend) accepts only Query, FunctionCall, Terminate,
+// the extended protocol and COPY; kFrontendLogin is client -> server while
+// the authentication exchange runs, where only a PasswordMessage (or its
+// SASL/GSS forms, all type 'p') and Terminate may come; kBackend is
+// server -> client. A PasswordMessage after login is therefore a framing
+// error, refused at its header like an unknown type, never forwarded.
+enum class Direction { kFrontend, kBackend, kFrontendLogin };
 
-// Whether `type` is a message type PostgreSQL 15 sends in that direction
-// (after the startup phase).
+// Whether `type` is a message type that may come in that direction (and
+// phase), after the startup packet.
 [[nodiscard]] inline bool IsKnownMessageType(Direction dir, char type);
 
 // PostgreSQL's name for the message ("Query", "DataRow", ...), or "unknown".
@@ -93,14 +100,30 @@ struct MessageResult {
 
 namespace internal {
 
-// Bit 0: frontend, bit 1: backend. One table lookup per message.
+// One bit per Direction. One table lookup per message.
 inline constexpr uint8_t kFrontendBit = 1;
 inline constexpr uint8_t kBackendBit = 2;
+inline constexpr uint8_t kFrontendLoginBit = 4;
+
+constexpr uint8_t DirectionBit(Direction dir) {
+  switch (dir) {
+    case Direction::kFrontend:
+      return kFrontendBit;
+    case Direction::kBackend:
+      return kBackendBit;
+    case Direction::kFrontendLogin:
+      return kFrontendLoginBit;
+  }
+  return 0;
+}
 
 constexpr std::array<uint8_t, 256> MakeTypeTable() {
   std::array<uint8_t, 256> t{};
-  for (char c : std::string_view("BCDEFHPQSXdcfp")) {
+  for (char c : std::string_view("BCDEFHPQSXdcf")) {
     t[static_cast<unsigned char>(c)] |= kFrontendBit;
+  }
+  for (char c : std::string_view("pX")) {
+    t[static_cast<unsigned char>(c)] |= kFrontendLoginBit;
   }
   for (char c : std::string_view("123ACDEGHIKNRSTVWZnstvdc")) {
     t[static_cast<unsigned char>(c)] |= kBackendBit;
@@ -117,8 +140,8 @@ inline constexpr std::array<uint8_t, 256> kTypeTable = MakeTypeTable();
 }  // namespace internal
 
 inline bool IsKnownMessageType(Direction dir, char type) {
-  const uint8_t bit = dir == Direction::kFrontend ? internal::kFrontendBit : internal::kBackendBit;
-  return (internal::kTypeTable[static_cast<unsigned char>(type)] & bit) != 0;
+  return (internal::kTypeTable[static_cast<unsigned char>(type)] & internal::DirectionBit(dir)) !=
+         0;
 }
 
 inline HeaderResult DecodeHeader(std::string_view bytes, Direction dir, uint32_t max_length) {

@@ -81,8 +81,8 @@ class BackendLoginTest : public ::testing::Test {
   }
   // The body of the one message the gateway answered with.
   std::string ReplyBody(char type) {
-    const proto::MessageResult m =
-        proto::DecodeMessage(reply_, proto::Direction::kFrontend, proto::kDefaultMaxMessageLength);
+    const proto::MessageResult m = proto::DecodeMessage(reply_, proto::Direction::kFrontendLogin,
+                                                        proto::kDefaultMaxMessageLength);
     EXPECT_EQ(m.status, proto::DecodeStatus::kOk);
     EXPECT_EQ(m.message.type, type);
     EXPECT_EQ(m.message.total_size, reply_.size());

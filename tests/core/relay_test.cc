@@ -320,6 +320,41 @@ TEST_F(RelayTest, ABadFrameFromTheClientEndsTheSessionAfterTheGoodOnes) {
   EXPECT_EQ(sink_.to_database, good);
 }
 
+// After login a PasswordMessage (also SASLResponse, GSSResponse: all 'p') or
+// a second startup packet is not a message the client may send: the relay
+// refuses it at its header, as PostgreSQL's main loop does ("invalid frontend
+// message type"), and none of its bytes reach the database, so the session
+// ends with the gateway's one FATAL and not the database's as well.
+TEST_F(RelayTest, AMessageOnlyValidDuringLoginEndsTheSessionBeforeTheDatabaseSeesIt) {
+  std::string password;
+  proto::AppendPasswordMessage(password, "hunter2");
+  std::string sasl_response;
+  proto::AppendSaslResponse(sasl_response, "c=biws,r=abc,p=xyz");
+  std::string startup;
+  proto::AppendStartupMessage(startup, proto::kProtocolVersion3, {{"user", "agent-7"}});
+  for (const std::string& late : {password, sasl_response, startup}) {
+    const std::string good = Query("SELECT 1");
+    // Alone, behind a good message in the same chunk, and cut after its type byte.
+    for (size_t cut : {size_t{0}, late.size(), size_t{1}}) {
+      SCOPED_TRACE(testing::Message() << "cut " << cut << " of " << late.size());
+      sink_ = FakeSink();
+      Start();
+      const std::string first = good + late.substr(0, cut);
+      absl::Status s = FromClient(first, 5);
+      if (s.ok()) s = FromClient(late.substr(cut), 6);
+      ASSERT_FALSE(s.ok());
+      const proto::ErrorFields fields = proto::ErrorFieldsOf(s, "FATAL");
+      EXPECT_EQ(fields.sqlstate, "08P01");
+      if (late[0] == proto::kPqMsg_PasswordMessage) {
+        EXPECT_EQ(fields.message,
+                  "invalid frontend message type 0x70: PasswordMessage is only valid during login");
+      }
+      EXPECT_EQ(sink_.to_database, good);
+      EXPECT_TRUE(sink_.to_client.empty());
+    }
+  }
+}
+
 TEST_F(RelayTest, AResultThatCannotBeMaskedEndsTheSession) {
   Start({policy::ColumnMask{.column = "email"}});
   ASSERT_TRUE(FromClient(Query("SELECT 1")).ok());

@@ -168,7 +168,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FrameTracker::Gather peeking;  // nothing gathered, every type peeked
   peeking.peek.set();
   peeking.peek_size = 7;
-  for (Direction dir : {Direction::kFrontend, Direction::kBackend}) {
+  for (Direction dir : {Direction::kFrontend, Direction::kBackend, Direction::kFrontendLogin}) {
     for (uint32_t cap : kCaps) {
       const Reference ref = Decode(stream, dir, cap);
       const FrameTracker::Gather* const gathers[] = {&FrameTracker::kNoGather, &everything,

@@ -143,7 +143,7 @@ void FuzzSaslInitialResponse(std::string_view body) {
   std::string built;
   proto::AppendSaslInitialResponse(
       built, r->mechanism, r->has_data ? std::optional<std::string_view>(r->data) : std::nullopt);
-  FUZZ_CHECK(BodyOf(built, Direction::kFrontend, proto::kPqMsg_PasswordMessage) == body);
+  FUZZ_CHECK(BodyOf(built, Direction::kFrontendLogin, proto::kPqMsg_PasswordMessage) == body);
 }
 
 void FuzzPasswordMessage(std::string_view body) {
@@ -152,7 +152,7 @@ void FuzzPasswordMessage(std::string_view body) {
   FUZZ_CHECK(Within(*r, body) && r->size() + 1 == body.size());
   std::string built;
   proto::AppendPasswordMessage(built, *r);
-  FUZZ_CHECK(BodyOf(built, Direction::kFrontend, proto::kPqMsg_PasswordMessage) == body);
+  FUZZ_CHECK(BodyOf(built, Direction::kFrontendLogin, proto::kPqMsg_PasswordMessage) == body);
 }
 
 // Parse: the count of parameter types is unsigned (0..65535, as PostgreSQL

@@ -598,7 +598,8 @@ class Gateway:
                  issuers: list[str] | None = None,
                  port: int | None = None, binary: str | None = None, verifier_tool: bool = False,
                  extra_env: dict | None = None, scopes: list[dict] | None = None,
-                 user_groups: dict[str, list[str]] | None = None, extra_config: str = ""):
+                 user_groups: dict[str, list[str]] | None = None, extra_config: str = "",
+                 gateway_settings: dict | None = None):
         self.cluster = cluster
         self.users = users if users is not None else {"alice": random_password()}
         if targets is None:
@@ -622,6 +623,7 @@ class Gateway:
             {"name": "admin", "subjects": ["*"], "profile": "admin"}]
         self.user_groups = user_groups or {}
         self.extra_config = extra_config  # raw TOML appended to the file ([audit], ...)
+        self.gateway_settings = gateway_settings or {}  # more [gateway] keys
         self.proc: subprocess.Popen | None = None
         self.dir: str | None = None
 
@@ -637,6 +639,7 @@ class Gateway:
                  f'shutdown_timeout = "{self.shutdown_timeout}"', f'log_level = "{self.log_level}"']
         if self.max_message_size is not None:
             lines.append(f"max_message_size = {self.max_message_size}")
+        lines += [f"{k} = {_toml(v)}" for k, v in self.gateway_settings.items()]
         for lst in self.listeners:
             lines += ["", "[[listener]]"] + [f"{k} = {_toml(v)}" for k, v in lst.items()]
         for t in self.targets:

@@ -313,6 +313,48 @@ class BadInputTest(ClusterTestCase):
                 else:
                     self.assertEqual(direct[1][0], b"E", direct)
 
+    def test_login_message_after_login(self):
+        """A PasswordMessage after login (also the form of SASLResponse and GSSResponse), or
+        a second startup packet: the gateway refuses it itself, as PostgreSQL's main loop
+        does, so the client reads exactly one FATAL 08P01 and then EOF, and the database
+        never sees the message (nor sends a FATAL of its own)."""
+        refused_in_log = "invalid frontend message type 112"
+        password = message(b"p", b"hunter2\0")
+        # PostgreSQL itself: one FATAL 08P01, and its log names the message it refused,
+        # which is how the gateway cases below tell that it never reached the database.
+        with self.direct_login() as c:
+            c.send(password)
+            msgs = c.read_until_eof(timeout=5)
+        self.assertEqual([k for k, _ in msgs], [b"E"], msgs)
+        self.assertEqual(parse_error(msgs[0][1]).get("C"), "08P01")
+        deadline = time.monotonic() + 5
+        while refused_in_log not in self.pg.log_tail(10**7) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn(refused_in_log, self.pg.log_tail(10**7))
+        cases = {
+            "PasswordMessage": password,
+            "SASLResponse": message(b"p", b"c=biws,r=abc,p=xyz"),
+            "startup packet": startup_packet({"user": "alice", "database": "app"}),
+            "behind a Query": message(b"Q", b"SELECT 1\0") + password,
+        }
+        for label, late in cases.items():
+            with self.subTest(label):
+                seen = self.pg.log_tail(10**7).count("invalid frontend message type")
+                with self.gw_login() as c:
+                    c.send(late)
+                    msgs = c.read_until_eof(timeout=5)
+                errors = [parse_error(body) for kind, body in msgs if kind == b"E"]
+                self.assertEqual(len(errors), 1, msgs)
+                self.assertEqual(msgs[-1][0], b"E", msgs)
+                self.assertEqual((errors[0].get("S"), errors[0].get("C")), ("FATAL", "08P01"),
+                                 errors[0])
+                if late[:1] == b"p":
+                    self.assertIn("PasswordMessage is only valid during login",
+                                  errors[0].get("M"))
+                time.sleep(0.3)  # a message that did reach the database is logged by now
+                self.assertEqual(self.pg.log_tail(10**7).count("invalid frontend message type"),
+                                 seen, "the database saw the message")
+
     def test_message_over_max_message_size(self):
         with self.gw_login() as c:
             c.send(b"Q" + struct.pack("!I", MAX_MESSAGE + 100) + b"SELECT 1 -- " + b"x" * 1000)

@@ -53,24 +53,45 @@ TEST(AnalyseSql, StatementRangesCoverEachStatementOfMultiStatementText) {
   EXPECT_EQ(sql.substr(a.statements[1].location, a.statements[1].length), " DROP TABLE t");
 }
 
+// Analyses `sql`, checks its statements' commands, and that each statement's
+// range analysed alone gives the same facts.
+SqlAnalysis ExpectEachRangeReanalysesTheSame(const std::string& sql,
+                                             const std::vector<std::string>& commands) {
+  SqlAnalysis a = AnalyseSql(sql);
+  EXPECT_TRUE(a.ok) << a.error_message;
+  EXPECT_EQ(a.statements.size(), commands.size());
+  for (size_t i = 0; i < a.statements.size() && i < commands.size(); ++i) {
+    const StatementSummary& s = a.statements[i];
+    EXPECT_LE(s.location + s.length, sql.size());
+    EXPECT_EQ(s.command, commands[i]);
+    SqlAnalysis alone = AnalyseSql(sql.substr(s.location, s.length));
+    EXPECT_TRUE(alone.ok) << i;
+    EXPECT_EQ(alone.statements.size(), 1u) << i;
+    if (alone.statements.size() == 1) {
+      EXPECT_EQ(testing::Facts(alone.statements[0]), testing::Facts(s)) << i;
+    }
+  }
+  return a;
+}
+
 TEST(AnalyseSql, EachRangeReanalysesToTheSameStatement) {
   std::string sql =
       "/* é */ SELECT 'a;b' AS \"x;y\";\nDELETE FROM t WHERE true; -- c\n"
       "INSERT INTO u VALUES ($$;$$);  UPDATE v SET a = 1 WHERE id = 2;";
-  SqlAnalysis a = AnalyseSql(sql);
-  ASSERT_TRUE(a.ok) << a.error_message;
+  SqlAnalysis a = ExpectEachRangeReanalysesTheSame(sql, {"SELECT", "DELETE", "INSERT", "UPDATE"});
   ASSERT_EQ(a.statements.size(), 4u);
-  const char* commands[] = {"SELECT", "DELETE", "INSERT", "UPDATE"};
-  for (size_t i = 0; i < a.statements.size(); ++i) {
-    const StatementSummary& s = a.statements[i];
-    ASSERT_LE(s.location + s.length, sql.size());
-    EXPECT_EQ(s.command, commands[i]);
-    SqlAnalysis alone = AnalyseSql(sql.substr(s.location, s.length));
-    ASSERT_TRUE(alone.ok) << i;
-    ASSERT_EQ(alone.statements.size(), 1u) << i;
-    EXPECT_EQ(testing::Facts(alone.statements[0]), testing::Facts(s)) << i;
-  }
   EXPECT_EQ(a.statements[1].location, sql.find("\"x;y\";") + 6);
+}
+
+// Each statement's part of the parse tree is read on its own: characters that
+// mean something in JSON, inside the SQL's strings and names, change nothing.
+TEST(AnalyseSql, StatementsWithJsonPunctuationInTheirTextAreEachTheirOwn) {
+  std::string sql =
+      "SELECT '}]' AS \"{[\", E'\\\\\"\\'' AS q, '\"' AS \"}\"\"]\"; "
+      "SELECT '{\"version\":1,\"stmts\":[}' FROM t; DELETE FROM \"]}\" WHERE true";
+  SqlAnalysis a = ExpectEachRangeReanalysesTheSame(sql, {"SELECT", "SELECT", "DELETE"});
+  ASSERT_EQ(a.statements.size(), 3u);
+  EXPECT_EQ(a.statements[2].relations.at(0).name, "]}");
 }
 
 // ---- Refusals.
@@ -457,6 +478,17 @@ TEST(AnalysisCache, AnEntryLargerThanTheBoundIsReturnedButNotKept) {
   EXPECT_EQ(cache.entries(), 0u);
   EXPECT_EQ(cache.bytes(), 0u);
   EXPECT_NE(cache.Analyse(big).get(), a.get());
+}
+
+// A cached analysis of many statements holds what they need, not the slack
+// the vector grew by (up to half of it).
+TEST(AnalysisCache, AnAnalysisOfManyStatementsKeepsNoGrowthSlack) {
+  std::string many;
+  for (int i = 0; i < 1000; ++i) many += "SELECT 1;";
+  const SqlAnalysis a = AnalyseSql(many);
+  ASSERT_TRUE(a.ok);
+  ASSERT_EQ(a.statements.size(), 1000u);
+  EXPECT_EQ(a.statements.capacity(), a.statements.size());
 }
 
 TEST(AnalysisCache, CountsTheTextAndTheSummaryInItsBytes) {

@@ -34,20 +34,31 @@ std::string Header(char type, uint32_t length) {
 constexpr uint32_t kCap = kDefaultMaxMessageLength;
 
 TEST(FrameTest, KnownTypesPerDirection) {
-  for (char c : std::string_view("BCDEFHPQSXdcfp")) {
+  // Once logged in: what PostgreSQL's main loop accepts (postgres.c, SocketBackend).
+  for (char c : std::string_view("BCDEFHPQSXdcf")) {
     EXPECT_TRUE(IsKnownMessageType(Direction::kFrontend, c)) << c;
+  }
+  // During login: PasswordMessage (and its SASL/GSS forms), or Terminate.
+  for (char c : std::string_view("pX")) {
+    EXPECT_TRUE(IsKnownMessageType(Direction::kFrontendLogin, c)) << c;
   }
   for (char c : std::string_view("123ACDEGHIKNRSTVWZnstvdc")) {
     EXPECT_TRUE(IsKnownMessageType(Direction::kBackend, c)) << c;
   }
   int frontend = 0;
+  int login = 0;
   int backend = 0;
   for (int i = 0; i < 256; ++i) {
     frontend += IsKnownMessageType(Direction::kFrontend, static_cast<char>(i));
+    login += IsKnownMessageType(Direction::kFrontendLogin, static_cast<char>(i));
     backend += IsKnownMessageType(Direction::kBackend, static_cast<char>(i));
   }
-  EXPECT_EQ(frontend, 14);
+  EXPECT_EQ(frontend, 13);
+  EXPECT_EQ(login, 2);
   EXPECT_EQ(backend, 24);
+  // A password after login, a statement during it.
+  EXPECT_FALSE(IsKnownMessageType(Direction::kFrontend, 'p'));
+  EXPECT_FALSE(IsKnownMessageType(Direction::kFrontendLogin, 'Q'));
   // Backend-only and frontend-only types.
   EXPECT_FALSE(IsKnownMessageType(Direction::kFrontend, 'Z'));
   EXPECT_FALSE(IsKnownMessageType(Direction::kFrontend, 'R'));
@@ -68,10 +79,12 @@ TEST(FrameTest, MessageNames) {
   EXPECT_STREQ(MessageName(Direction::kFrontend, 'c'), "CopyDone");
   EXPECT_STREQ(MessageName(Direction::kFrontend, 'Z'), "unknown");
   EXPECT_STREQ(MessageName(Direction::kBackend, 'x'), "unknown");
+  EXPECT_STREQ(MessageName(Direction::kFrontendLogin, 'p'), "PasswordMessage");
+  EXPECT_STREQ(MessageName(Direction::kFrontend, 'p'), "unknown");
   // Every known type has a real name.
   for (int i = 0; i < 256; ++i) {
     const char c = static_cast<char>(i);
-    for (Direction dir : {Direction::kFrontend, Direction::kBackend}) {
+    for (Direction dir : {Direction::kFrontend, Direction::kBackend, Direction::kFrontendLogin}) {
       EXPECT_EQ(IsKnownMessageType(dir, c), std::string_view(MessageName(dir, c)) != "unknown")
           << i;
     }
@@ -244,6 +257,25 @@ TEST(FrameTest, UnknownTypePerDirection) {
   const MessageResult m = DecodeMessage(Header('\x01', 4), Direction::kFrontend, kCap);
   EXPECT_EQ(m.status, DecodeStatus::kError);
   EXPECT_EQ(m.error, "unknown frontend message type 0x01");
+}
+
+// A client message of the other phase is refused like an unknown one, and
+// named: PostgreSQL's "invalid frontend message type".
+TEST(FrameTest, AMessageOfTheOtherLoginPhaseIsInvalid) {
+  const auto error_of = [](char type, Direction dir) {
+    const HeaderResult h = DecodeHeader(Header(type, 9), dir, kCap);
+    return h.status == DecodeStatus::kOk ? std::string("ok") : std::string(h.error);
+  };
+  EXPECT_EQ(error_of('p', Direction::kFrontend),
+            "invalid frontend message type 0x70: PasswordMessage is only valid during login");
+  EXPECT_EQ(error_of('Q', Direction::kFrontendLogin),
+            "invalid frontend message type 0x51: Query is only valid after login");
+  EXPECT_EQ(error_of('Z', Direction::kFrontendLogin), "unknown frontend message type 0x5a");
+  EXPECT_EQ(error_of('p', Direction::kFrontendLogin), "ok");
+  EXPECT_EQ(error_of('X', Direction::kFrontendLogin), "ok");
+  // On its type byte alone, before a length that could ask for anything.
+  EXPECT_EQ(DecodeHeader(std::string_view("p", 1), Direction::kFrontend, kCap).status,
+            DecodeStatus::kError);
 }
 
 TEST(FrameTest, UnknownTypeFailsOnTheFirstByte) {

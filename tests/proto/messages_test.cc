@@ -249,7 +249,7 @@ TEST(MessagesTest, CancelAndSslRequestRoundTrip) {
 TEST(MessagesTest, PasswordMessage) {
   std::string out;
   AppendPasswordMessage(out, "eyJhbGciOiJSUzI1NiJ9.e30.sig");
-  const MessageView m = Single(out, Direction::kFrontend);
+  const MessageView m = Single(out, Direction::kFrontendLogin);
   EXPECT_EQ(m.type, kPqMsg_PasswordMessage);
   absl::StatusOr<std::string_view> p = ParsePasswordMessage(m.body);
   ASSERT_TRUE(p.ok()) << p.status();
@@ -262,7 +262,7 @@ TEST(MessagesTest, PasswordMessage) {
 TEST(MessagesTest, SaslInitialResponse) {
   std::string out;
   AppendSaslInitialResponse(out, "SCRAM-SHA-256", "n,,n=,r=rOprNGfwEbeRWgbNEkqO"sv);
-  MessageView m = Single(out, Direction::kFrontend);
+  MessageView m = Single(out, Direction::kFrontendLogin);
   absl::StatusOr<SaslInitialResponse> s = ParseSaslInitialResponse(m.body);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->mechanism, "SCRAM-SHA-256");
@@ -272,14 +272,14 @@ TEST(MessagesTest, SaslInitialResponse) {
   out.clear();
   AppendSaslInitialResponse(out, "SCRAM-SHA-256", std::nullopt);
   EXPECT_EQ(out, "p\0\0\0\x16SCRAM-SHA-256\0\xff\xff\xff\xff"sv);
-  s = ParseSaslInitialResponse(Single(out, Direction::kFrontend).body);
+  s = ParseSaslInitialResponse(Single(out, Direction::kFrontendLogin).body);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_FALSE(s->has_data);
   EXPECT_TRUE(s->data.empty());
 
   out.clear();
   AppendSaslInitialResponse(out, "X", ""sv);
-  s = ParseSaslInitialResponse(Single(out, Direction::kFrontend).body);
+  s = ParseSaslInitialResponse(Single(out, Direction::kFrontendLogin).body);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_TRUE(s->has_data);  // empty, not absent
 }
@@ -308,7 +308,7 @@ TEST(MessagesTest, SaslInitialResponseLengthMustFit) {
 TEST(MessagesTest, SaslResponseAndTerminate) {
   std::string out;
   AppendSaslResponse(out, "c=biws,r=abc,p=xyz");
-  MessageView m = Single(out, Direction::kFrontend);
+  MessageView m = Single(out, Direction::kFrontendLogin);
   EXPECT_EQ(m.type, kPqMsg_PasswordMessage);
   EXPECT_EQ(m.body, "c=biws,r=abc,p=xyz");
   out.clear();
