@@ -134,6 +134,7 @@ absl::Status Relay::Feed(Side from, const char* data, size_t n, int32_t buffer_i
     scan = backend_frames_.Feed(
         data, n, Direction::kBackend, limits_.max_message_size, BackendGather(),
         [&](char type, uint32_t size) {
+          last_backend_type_ = type;
           if (type == proto::kPqMsg_ReadyForQuery) client_messages_since_ready_ = 0;
           absl::Status placed = pipeline_.OnBackendMessage(
               type, [this](SessionPipeline::Request& r) {

@@ -93,6 +93,14 @@ class Relay {
     return BetweenStatements() && backend_frames_.last_ready_status() == proto::kTxnIdle;
   }
   bool client_terminated() const { return client_terminated_; }
+  // The database's stream ended on a whole ErrorResponse (its FATAL: 57P01
+  // after pg_terminate_backend, an idle timeout) or a ReadyForQuery: it said
+  // what it had to say, and a closed connection needs no word of the
+  // gateway's (PostgreSQL's own client would see only the end of the stream).
+  bool BackendSaidGoodbye() const {
+    return AtBoundary(Side::kBackend) && (last_backend_type_ == proto::kPqMsg_ErrorResponse ||
+                                          last_backend_type_ == proto::kPqMsg_ReadyForQuery);
+  }
   const StatementGate& gate() const { return gate_; }
 
  private:
@@ -113,6 +121,7 @@ class Relay {
   proto::FrameTracker::Gather backend_gather_;
   uint32_t client_messages_since_ready_ = 0;
   bool client_terminated_ = false;  // the client sent Terminate
+  char last_backend_type_ = 0;      // the type of the database's latest message
 };
 
 }  // namespace pgb

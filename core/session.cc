@@ -290,6 +290,16 @@ void Session::OnPeerClosed(Side side, int res) {
       Close();
       return;
     }
+    if (relay_->BackendSaidGoodbye()) {
+      // Its FATAL (or the end after ReadyForQuery) is the client's last
+      // word, as from PostgreSQL directly: a second FATAL of the gateway's
+      // would surface in drivers as an error with nothing to attach it to.
+      PGB_LOG(kInfo) << Describe() << ": the database ended the session";
+      end_reason_ = "the database ended the session";
+      CloseEndpoint(Side::kBackend);
+      CloseAfterFlush();
+      return;
+    }
     PGB_LOG(kWarning) << Describe() << ": the database closed the connection"
                       << (res < 0 ? Cat(": ", strerror(-res)) : "");
     CloseEndpoint(Side::kBackend);

@@ -121,6 +121,37 @@ class DescriptorExhaustionTest(ClusterTestCase):
         self.assertIn("accepting connections again", gw.log())
 
 
+class DatabaseEndsTheSessionTest(ClusterTestCase):
+    """When the database ends a session with its own FATAL (pg_terminate_backend: 57P01), the
+    client reads that FATAL and then the end of the stream, exactly as from PostgreSQL
+    directly: no second FATAL of the gateway's (issue 15, item 1)."""
+
+    def terminated(self, c: RawConnection) -> list[tuple[bytes, bytes]]:
+        c.send(query("SELECT pg_backend_pid()"))
+        pid = [body for kind, body in c.read_until_ready() if kind == b"D"][0][6:].decode()
+        self.pg.sql(f"SELECT pg_terminate_backend({int(pid)})")
+        return c.read_until_eof(timeout=10)
+
+    def test_one_fatal_as_from_postgresql(self):
+        with RawConnection(self.pg.port) as direct:
+            direct.login("gateway_login", self.pg.passwords["gateway_login"], "app")
+            expected = self.terminated(direct)
+        self.assertEqual([k for k, _ in expected], [b"E"], expected)
+        self.assertEqual(parse_error(expected[0][1])["C"], "57P01")
+        gw = self.gateway()
+        with RawConnection(gw.port) as c:
+            c.login("alice", gw.users["alice"], "app")
+            got = self.terminated(c)
+        self.assertEqual([k for k, _ in got], [b"E"], got)
+        fields = parse_error(got[0][1])
+        self.assertEqual((fields["S"], fields["C"]), ("FATAL", "57P01"), fields)
+        # The gateway goes on serving.
+        with RawConnection(gw.port) as again:
+            again.login("alice", gw.users["alice"], "app")
+            again.send(query("SELECT 1"))
+            self.assertIn(b"D", [k for k, _ in again.read_until_ready()])
+
+
 class ShutdownTest(ClusterTestCase):
     def test_sigterm(self):
         gw = Gateway(self.pg, shutdown_timeout="3s", workers=2)
