@@ -136,8 +136,8 @@ absl::Status Relay::Feed(Side from, const char* data, size_t n, int32_t buffer_i
         [&](char type, uint32_t size) {
           last_backend_type_ = type;
           if (type == proto::kPqMsg_ReadyForQuery) client_messages_since_ready_ = 0;
-          absl::Status placed = pipeline_.OnBackendMessage(
-              type, [this](SessionPipeline::Request& r) {
+          absl::Status placed =
+              pipeline_.OnBackendMessage(type, [this](SessionPipeline::Request& r) {
                 gate_.OnClosed(r);
                 masking_.OnClosed(r);
               });

@@ -697,10 +697,9 @@ void Session::CloseEndpoint(Side side) {
 void Session::RecordEnd() {
   if (audit_.end_recorded()) return;
   if (relay_) {
-    const std::string_view reason =
-        !end_reason_.empty() ? std::string_view(end_reason_)
-        : ClientTerminated() ? "client terminated the session"
-                             : "connection closed";
+    const std::string_view reason = !end_reason_.empty() ? std::string_view(end_reason_)
+                                    : ClientTerminated() ? "client terminated the session"
+                                                         : "connection closed";
     relay_->EndSession(reason);
     audit_.Disconnect(reason, relayed_from_client_, relayed_from_backend_);
   } else {

@@ -50,9 +50,7 @@ class SessionAudit {
 
   // Fail closed: whether `records` more can be written now (always true
   // without a trail or in fail-open mode).
-  bool HasRoomFor(size_t records) const {
-    return shard_ == nullptr || shard_->HasRoomFor(records);
-  }
+  bool HasRoomFor(size_t records) const { return shard_ == nullptr || shard_->HasRoomFor(records); }
   // A statement about to be forwarded: its record, before the database
   // sees it. Numbers the execution (execution.id).
   void Statement(StatementLedger::Execution& execution);

@@ -23,8 +23,8 @@ proto::FrameTracker::Gather GatherOf(std::string_view types, uint32_t max_size) 
 // What the relay gathers and peeks at. Client side: Query, Parse and
 // FunctionCall whole (judged); with an audit trail, Execute whole (a few
 // bytes: its record goes into the trail before it is forwarded, or it is
-// refused) and the names at the start of Bind and Close. Database side, with an audit trail: command tags and
-// errors; ErrorResponses whole while a refusal's answer is awaited (they are
+// refused) and the names at the start of Bind and Close. Database side, with an audit trail:
+// command tags and errors; ErrorResponses whole while a refusal's answer is awaited (they are
 // small; one longer than 64 KiB is not a refusal's answer).
 constexpr uint32_t kNamesPrefix = 2 * 64 + 2;  // two NAMEDATALEN names and their NULs
 // With `parameters = "on"` or `"redacted"`, Bind is peeked further: a record
@@ -201,8 +201,9 @@ void StatementGate::OnSessionEnd(std::string_view reason) {
   if (!audit_.enabled()) return;
   pipeline_.ForEachOutstanding([&](SessionPipeline::Request& request) {
     ledger_.Abandon(request.note, reason,
-                    [this](const StatementLedger::Execution& e,
-                           const StatementLedger::Outcome& o) { ReportExecution(e, o); });
+                    [this](const StatementLedger::Execution& e, const StatementLedger::Outcome& o) {
+                      ReportExecution(e, o);
+                    });
   });
 }
 
@@ -349,8 +350,7 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
         type, statement_name, sql, 0,
         proto::ErrorFields{"ERROR", proto::sqlstate::kConfigurationLimitExceeded,
                            Cat("the audit trail has no room now for the records of this Query's ",
-                               analysis->statements.size(),
-                               " statements, so none of them was run"),
+                               analysis->statements.size(), " statements, so none of them was run"),
                            "",
                            "Send fewer statements per Query or retry later; the operator can "
                            "raise audit.ring_slots."},
@@ -391,9 +391,8 @@ void StatementGate::RefuseUnjudged(char type, std::string_view statement_name,
                                    std::string& to_database) {
   const StatementProtocol protocol =
       type == proto::kPqMsg_Parse || type == proto::kPqMsg_Execute ? StatementProtocol::kExtended
-                                     : type == proto::kPqMsg_FunctionCall
-                                         ? StatementProtocol::kFunctionCall
-                                         : StatementProtocol::kSimple;
+      : type == proto::kPqMsg_FunctionCall ? StatementProtocol::kFunctionCall
+                                           : StatementProtocol::kSimple;
   audit_.Refusal(statement, protocol, rule, error.sqlstate, error.message, fingerprint,
                  ledger_.TakeClientBytes());
   if (type == proto::kPqMsg_Parse && audit_.enabled()) ledger_.Refused(statement_name);

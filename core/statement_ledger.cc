@@ -15,23 +15,25 @@ StatementLedger::Execution& StatementLedger::Expect(RequestNote& note, Execution
   return note.execution.emplace(std::move(execution));
 }
 
-StatementLedger::Execution& StatementLedger::Query(RequestNote& statement, std::shared_ptr<const std::string> text,
-                            uint32_t location, uint32_t length, uint64_t fingerprint,
-                            std::string rule, int64_t now_us) {
+StatementLedger::Execution& StatementLedger::Query(RequestNote& statement,
+                                                   std::shared_ptr<const std::string> text,
+                                                   uint32_t location, uint32_t length,
+                                                   uint64_t fingerprint, std::string rule,
+                                                   int64_t now_us) {
   return Expect(statement, Execution{.text = std::move(text),
-                              .location = location,
-                              .length = length,
-                              .protocol = StatementProtocol::kSimple,
-                              .rule = std::move(rule),
-                              .start_us = now_us,
-                              .fingerprint = fingerprint});
+                                     .location = location,
+                                     .length = length,
+                                     .protocol = StatementProtocol::kSimple,
+                                     .rule = std::move(rule),
+                                     .start_us = now_us,
+                                     .fingerprint = fingerprint});
 }
 
 StatementLedger::Execution& StatementLedger::FunctionCall(RequestNote& call, std::string rule,
                                                           int64_t now_us) {
   return Expect(call, Execution{.protocol = StatementProtocol::kFunctionCall,
-                         .rule = std::move(rule),
-                         .start_us = now_us});
+                                .rule = std::move(rule),
+                                .start_us = now_us});
 }
 
 void StatementLedger::Parsed(std::string_view name, std::shared_ptr<const std::string> text,
@@ -49,18 +51,18 @@ void StatementLedger::Bound(std::string_view portal, std::string_view statement,
 }
 
 StatementLedger::Execution* StatementLedger::Executing(RequestNote& execute,
-                                                      std::string_view portal, int64_t now_us) {
+                                                       std::string_view portal, int64_t now_us) {
   // (Debian's Abseil hashes only absl::string_view: look up by std::string.)
   const auto p = portals_.find(std::string(portal));
   if (p == portals_.end()) return nullptr;  // the database will say the portal does not exist
   const auto s = statements_.find(p->second.statement);
   if (s == statements_.end() || !s->second.text) return nullptr;  // unknown, or refused (recorded)
   return &Expect(execute, Execution{.text = s->second.text,
-                            .protocol = StatementProtocol::kExtended,
-                            .rule = s->second.rule,
-                            .start_us = now_us,
-                            .fingerprint = s->second.fingerprint,
-                            .parameters = p->second.parameters});
+                                    .protocol = StatementProtocol::kExtended,
+                                    .rule = s->second.rule,
+                                    .start_us = now_us,
+                                    .fingerprint = s->second.fingerprint,
+                                    .parameters = p->second.parameters});
 }
 
 void StatementLedger::Closed(char kind, std::string_view name) {

@@ -96,8 +96,9 @@ class StatementLedger {
   // The client bytes not yet attributed to an execution (a refusal takes them).
   uint64_t TakeClientBytes() { return std::exchange(client_bytes_, 0); }
   // An allowed statement of a Query, on the request of that statement.
-  Execution& Query(RequestNote& statement, std::shared_ptr<const std::string> text, uint32_t location,
-             uint32_t length, uint64_t fingerprint, std::string rule, int64_t now_us);
+  Execution& Query(RequestNote& statement, std::shared_ptr<const std::string> text,
+                   uint32_t location, uint32_t length, uint64_t fingerprint, std::string rule,
+                   int64_t now_us);
   // An allowed FunctionCall, on its request: answered by FunctionCallResponse
   // (or an error), it is reported when its ReadyForQuery closes it.
   Execution& FunctionCall(RequestNote& call, std::string rule, int64_t now_us);

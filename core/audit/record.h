@@ -149,7 +149,7 @@ class alignas(64) AuditRecord {
   int64_t duration_us = -1;  // -1 = unset (then end - start when both are set)
   uint64_t session_id = 0;
   uint64_t statement_id = 0;  // 0 = unset; 1, 2, ... within a session
-  uint64_t fingerprint = 0;  // 0 = none (e.g. pg_query_fingerprint's value)
+  uint64_t fingerprint = 0;   // 0 = none (e.g. pg_query_fingerprint's value)
   uint64_t rows = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;

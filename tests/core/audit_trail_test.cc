@@ -288,7 +288,8 @@ TEST(AuditTrailTest, StatementsWithoutCompletionAndSessionsWithoutEndAreAnIncomp
   EXPECT_FALSE(report.finding.has_value()) << report.finding->Describe();
   EXPECT_EQ(report.incomplete.statements, 1u);
   EXPECT_EQ(report.incomplete.sessions, 1u);
-  EXPECT_THAT(report.incomplete.first_statement, HasSubstr("audit.jsonl:7: session 8, statement_id 1"));
+  EXPECT_THAT(report.incomplete.first_statement,
+              HasSubstr("audit.jsonl:7: session 8, statement_id 1"));
   EXPECT_THAT(report.incomplete.first_session, HasSubstr("audit.jsonl:6: session 8"));
 }
 
