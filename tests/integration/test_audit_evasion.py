@@ -157,6 +157,7 @@ class AuditEvasionTest(ClusterTestCase):
         c.send(query(insert(f"{self.prefix}before")))
         kinds = [k for k, _ in c.read_until_ready()]
         self.assertIn(b"C", kinds)
+        self.make_durable()
         c.send(query("SELECT pg_sleep(30)"))
         deadline = time.monotonic() + 10
         pid = ""
@@ -175,6 +176,7 @@ class AuditEvasionTest(ClusterTestCase):
         c = self.session()
         c.send(query(insert(f"{self.prefix}before")))
         self.assertIn(b"C", [k for k, _ in c.read_until_ready()])
+        self.make_durable()
         c.send(query("SELECT pg_sleep(30)"))
         time.sleep(0.5)
         h.run([str(h.PG_BIN / "pg_ctl"), "-D", self.pg.data, "-m", "immediate", "-w", "-t", "60",
@@ -204,6 +206,12 @@ class AuditEvasionTest(ClusterTestCase):
             self.assertEqual([kind for kind, _ in c.read_until_ready()].count(b"C"), 10)
         self.assertEqual({tag for tag in self.rows() if "big" in tag}, set())
         self.finish()
+
+    def make_durable(self) -> None:
+        """The test cluster runs with synchronous_commit off: a commit can still sit in the WAL
+        buffers that a crash restart throws away. A checkpoint writes it out, so the row the
+        test later looks for survives the kill."""
+        self.pg.sql("CHECKPOINT")
 
     def wait_for_database(self) -> None:
         deadline = time.monotonic() + 60
