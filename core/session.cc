@@ -2,8 +2,6 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,7 +53,7 @@ Session::Session(Shard& shard, uint32_t slot, uint32_t generation, int client_fd
 
 Session::~Session() {
   RecordEnd();  // a shard that stops with sessions open (its ring failed)
-  if (gateway_pid_ != 0) shard_.UnregisterCancelKey(gateway_pid_);
+  if (cancel_key_registered_) shard_.UnregisterCancelKey(backend_pid_, gateway_key_);
 }
 
 std::string Session::Describe() const {
@@ -512,22 +510,23 @@ void Session::ProcessBackendLogin() {
 }
 
 // The database is ready: the client gets what the login collected, the
-// gateway's own cancel key (never the backend's), and the ReadyForQuery.
+// backend's real pid with the gateway's own secret key (never the backend's),
+// and the ReadyForQuery.
 bool Session::CompleteBackendLogin(std::string_view ready) {
+  backend_pid_ = backend_login_->backend_pid();
+  backend_key_ = backend_login_->backend_key();
   // The cancel secret must be unguessable: without randomness, refuse.
-  uint32_t key = 0;
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&key), sizeof(key)) != 1) {
+  std::optional<int32_t> key = shard_.RegisterCancelKey(backend_pid_, slot_);
+  if (!key) {
     PGB_LOG(kError) << Describe() << ": no randomness for the cancel key";
     FailClient(sqlstate::kInternalError, "the gateway could not create a cancel key");
     return false;
   }
-  gateway_key_ = static_cast<int32_t>(key);
-  backend_pid_ = backend_login_->backend_pid();
-  backend_key_ = backend_login_->backend_key();
+  gateway_key_ = *key;
+  cancel_key_registered_ = true;
   std::string to_client = backend_login_->TakeForClient();
   backend_login_.reset();
-  gateway_pid_ = shard_.RegisterCancelKey(slot_);
-  proto::AppendBackendKeyData(to_client, gateway_pid_, gateway_key_);
+  proto::AppendBackendKeyData(to_client, backend_pid_, gateway_key_);
   to_client.append(ready);
   WriteOwned(Side::kClient, std::move(to_client));
   return true;
@@ -713,9 +712,9 @@ void Session::Close() {
   RecordEnd();
   CloseEndpoint(Side::kClient);
   CloseEndpoint(Side::kBackend);
-  if (gateway_pid_ != 0) {
-    shard_.UnregisterCancelKey(gateway_pid_);
-    gateway_pid_ = 0;
+  if (cancel_key_registered_) {
+    shard_.UnregisterCancelKey(backend_pid_, gateway_key_);
+    cancel_key_registered_ = false;
   }
   PGB_LOG(kDebug) << Describe() << ": closed";
 }
@@ -763,9 +762,6 @@ void Session::BeginShutdown(int64_t deadline_ns) {
   deadline_ns_ = deadline_ns;
 }
 
-bool Session::MatchesCancelKey(int32_t key) const {
-  return phase_ == Phase::kRelay && !closed_ &&
-         CRYPTO_memcmp(&key, &gateway_key_, sizeof(key)) == 0;
-}
+bool Session::AcceptsCancel() const { return phase_ == Phase::kRelay && !closed_; }
 
 }  // namespace pgb

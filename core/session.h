@@ -11,8 +11,8 @@
 // and the TLS pump (decrypted bytes go to the login or the relay), the moves
 // from one phase to the next (connect, backend TLS, relay), backpressure (a
 // side's receive is re-armed only while the other side's queue is under
-// kMaxQueuedBytes), the cancel key the client gets instead of the backend's
-// (the shard routes CancelRequests by it), and every ending: deadlines,
+// kMaxQueuedBytes), the cancel secret the client gets instead of the
+// backend's (the shard routes CancelRequests by it), and every ending: deadlines,
 // shutdown, token expiry, FATALs. That is why session.cc is longer than the
 // parts (about 750 lines): none of it belongs to one side alone.
 //
@@ -70,8 +70,9 @@ class Session : private RelaySink, private ClientLogin::Channel {
   // Graceful shutdown: finish the current work, then close with a FATAL;
   // forced after deadline_ns.
   void BeginShutdown(int64_t deadline_ns);
-  // Forwards a CancelRequest to the backend if pid/key match this session.
-  bool MatchesCancelKey(int32_t key) const;
+  // Whether a CancelRequest with this session's pid and key (the shard looked
+  // them up) is forwarded to its backend: only while statements can run.
+  bool AcceptsCancel() const;
   // Re-arms receives that failed for lack of buffers.
   void RetryReceive(Side side);
   // A reload published `runtime`: statements from now on are judged by its
@@ -81,7 +82,6 @@ class Session : private RelaySink, private ClientLogin::Channel {
   bool finished() const { return closed_ && ops_in_flight_ == 0; }
   uint32_t slot() const { return slot_; }
   uint32_t generation() const { return generation_; }
-  int32_t gateway_pid() const { return gateway_pid_; }
   const TargetRuntime* target() const { return target_; }
   std::pair<int32_t, int32_t> backend_key() const { return {backend_pid_, backend_key_}; }
 
@@ -199,8 +199,8 @@ class Session : private RelaySink, private ClientLogin::Channel {
   std::string application_name_;  // from the startup packet, for audit records
   std::string end_reason_;        // why the gateway ended the session, for the audit
 
-  int32_t gateway_pid_ = 0;
-  int32_t gateway_key_ = 0;
+  int32_t gateway_key_ = 0;  // the secret the client got; registered with the shard
+  bool cancel_key_registered_ = false;
   int32_t backend_pid_ = 0;
   int32_t backend_key_ = 0;
 };

@@ -23,9 +23,6 @@ constexpr int64_t kTickNs = 200'000'000;
 // At most one heap return per shard per second (each walks every arena).
 constexpr int64_t kHeapReturnIntervalNs = 1'000'000'000;
 constexpr unsigned kRingEntries = 4096;
-// Gateway pids: shard index + 1 in bits 22..29, a sequence number below.
-constexpr int kPidShardShift = 22;
-constexpr uint32_t kPidSequenceMask = (1u << kPidShardShift) - 1;
 
 std::string FormatPeer(const sockaddr_storage& addr) {
   char host[INET6_ADDRSTRLEN] = "?";
@@ -355,25 +352,30 @@ void Shard::StartShutdown(bool force) {
   }
 }
 
-int32_t Shard::RegisterCancelKey(uint32_t slot) {
+std::optional<int32_t> Shard::RegisterCancelKey(int32_t backend_pid, uint32_t slot) {
+  const uint64_t shards = directory_.shards.size();
   while (true) {
-    const uint32_t sequence = next_pid_sequence_++ & kPidSequenceMask;
-    if (sequence == 0) continue;
-    const int32_t pid = static_cast<int32_t>((uint32_t(index_ + 1) << kPidShardShift) | sequence);
-    if (cancel_keys_.emplace(pid, slot).second) return pid;
+    uint32_t random = 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&random), sizeof(random)) != 1) {
+      return std::nullopt;
+    }
+    // The largest multiple of `shards` not above the random number, plus this
+    // shard's index: every bit but the log2(shards) lowest stays random.
+    const uint64_t key = random - random % shards + static_cast<uint64_t>(index_);
+    if (key > UINT32_MAX) continue;
+    const int32_t secret = static_cast<int32_t>(static_cast<uint32_t>(key));
+    if (cancel_keys_.emplace(std::make_pair(backend_pid, secret), slot).second) return secret;
   }
 }
 
-void Shard::UnregisterCancelKey(int32_t pid) { cancel_keys_.erase(pid); }
+void Shard::UnregisterCancelKey(int32_t backend_pid, int32_t key) {
+  cancel_keys_.erase(std::make_pair(backend_pid, key));
+}
 
 void Shard::RouteCancel(int32_t pid, int32_t key) {
-  const int target = (pid >> kPidShardShift) - 1;
+  const auto target = static_cast<int>(static_cast<uint32_t>(key) % directory_.shards.size());
   if (target == index_) {
     CancelLocal(pid, key);
-    return;
-  }
-  if (target < 0 || target >= static_cast<int>(directory_.shards.size())) {
-    PGB_LOG(kInfo) << "shard " << index_ << ": cancel request for unknown process " << pid;
     return;
   }
   auto* message = new ShardMessage{ShardMessage::Kind::kCancel, pid, key};
@@ -389,9 +391,9 @@ void Shard::HandleMessage(ShardMessage* message) {
 }
 
 void Shard::CancelLocal(int32_t pid, int32_t key) {
-  auto it = cancel_keys_.find(pid);
+  auto it = cancel_keys_.find(std::make_pair(pid, key));
   if (it == cancel_keys_.end() || !sessions_[it->second] ||
-      !sessions_[it->second]->MatchesCancelKey(key)) {
+      !sessions_[it->second]->AcceptsCancel()) {
     // As PostgreSQL does, say nothing to the requester about a wrong key.
     PGB_LOG(kInfo) << "shard " << index_ << ": cancel request with a wrong key for process " << pid;
     return;

@@ -14,7 +14,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -76,10 +78,15 @@ class Shard {
   char* scratch() { return scratch_.data(); }
   size_t scratch_size() const { return scratch_.size(); }
   int64_t now_ns() const { return now_ns_; }
-  // Issues a gateway pid (encoding this shard) and registers it.
-  int32_t RegisterCancelKey(uint32_t slot);
-  void UnregisterCancelKey(int32_t pid);
-  // Routes a CancelRequest received on this shard (any session, any shard).
+  // The client's BackendKeyData carries the backend's real pid and a secret
+  // key the gateway draws: random, except that key mod the number of shards
+  // is this shard's index, so a CancelRequest that lands on any shard finds
+  // the owner. Registers (pid, key) for `slot`; nullopt without randomness.
+  std::optional<int32_t> RegisterCancelKey(int32_t backend_pid, uint32_t slot);
+  void UnregisterCancelKey(int32_t backend_pid, int32_t key);
+  // Routes a CancelRequest received on this shard (any session, any shard,
+  // any target: the pair is unique per shard even where pids of two database
+  // servers collide).
   void RouteCancel(int32_t pid, int32_t key);
   // Derived SCRAM keys for logging in to a target again without PBKDF2.
   proto::ScramClientKeyCache* scram_cache(const TargetRuntime& target) {
@@ -160,8 +167,8 @@ class Shard {
     Session::Side side;
   };
   std::vector<BufferWaiter> buffer_waiters_;
-  absl::flat_hash_map<int32_t, uint32_t> cancel_keys_;  // gateway pid -> session slot
-  uint32_t next_pid_sequence_ = 1;
+  // (backend pid, gateway key) -> session slot.
+  absl::flat_hash_map<std::pair<int32_t, int32_t>, uint32_t> cancel_keys_;
   std::vector<char> scratch_;
   policy::AnalysisCache analysis_cache_;
   std::unique_ptr<policy::TokenVerifier> token_verifier_;  // rebuilt with each Runtime

@@ -1,11 +1,12 @@
 """Cancel: libpq's cancel through the gateway stops a query within 1 s with 57014;
-a wrong key cancels nothing; the client never sees the backend's real process id.
+a wrong key cancels nothing; the client sees the backend's real process id, never its key.
 
 The gateway runs two workers and the test holds many connections, so CancelRequests
 (each on a new connection) land on either shard and must be routed across.
 """
 
 import os
+import random
 import signal
 import struct
 import subprocess
@@ -16,7 +17,7 @@ import unittest
 import psycopg
 from psycopg import errors
 
-from harness import ClusterTestCase, PSQL, RawConnection, cancel_request
+from harness import ClusterTestCase, PSQL, RawConnection, cancel_request, message
 
 
 class CancelTest(ClusterTestCase):
@@ -141,36 +142,81 @@ class CancelTest(ClusterTestCase):
                 # The raw session survived cancels aimed at it with the wrong key.
                 self.assertEqual(raw.simple_query("SELECT 1")[-1][0], b"Z")
 
-    def test_backend_pid_is_not_revealed(self):
-        with self.connect_direct() as conn:
-            # Direct: BackendKeyData carries the real pid, so they are equal.
-            self.assertEqual(conn.info.backend_pid, conn.execute("SELECT pg_backend_pid()").fetchone()[0])
-        real_pids = set()
-        client_pids = set()
+    def test_client_sees_the_backend_pid_and_not_its_key(self):
+        """BackendKeyData carries the backend's real pid, as from PostgreSQL, so
+        pg_backend_pid(), pg_stat_activity and pg_terminate_backend agree with what the driver
+        knows; the secret is the gateway's own, so it cancels nothing sent to the database
+        directly."""
         conns = [self.connect_gw() for _ in range(10)]
         try:
             for conn in conns:
-                real = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-                self.assertNotEqual(conn.info.backend_pid, real,
-                                    "BackendKeyData through the gateway carries the backend's real pid")
-                real_pids.add(real)
-                client_pids.add(conn.info.backend_pid)
-            self.assertEqual(len(client_pids), 10, "gateway issued the same process id twice")
-            self.assertFalse(client_pids & real_pids)
+                self.assertEqual(conn.info.backend_pid,
+                                 conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+            victim = conns[3]
+            terminated = self.pg.sql(f"SELECT pg_terminate_backend({victim.info.backend_pid})")
+            self.assertEqual(terminated, "t")
+            with self.assertRaises(psycopg.OperationalError) as caught:
+                victim.execute("SELECT 1")
+            self.assertIn("terminating connection due to administrator command", str(caught.exception))
+            for conn in conns[:3] + conns[4:]:
+                self.assertEqual(conn.execute("SELECT 1").fetchone(), (1,))
         finally:
             for conn in conns:
                 conn.close()
-        # And a raw look at BackendKeyData: 8 bytes, pid and key, not the backend's.
         gw = self.gw()
         with RawConnection(gw.port) as raw:
             msgs = raw.login("alice", gw.users["alice"], "app")
             keys = [body for kind, body in msgs if kind == b"K"]
             self.assertEqual(len(keys), 1)
             self.assertEqual(len(keys[0]), 8)
-            pid, _ = struct.unpack("!II", keys[0])
+            pid, key = struct.unpack("!iI", keys[0])
             rows = raw.simple_query("SELECT pg_backend_pid()")
-            real = int([b for k, b in rows if k == b"D"][0][6:].decode())
-            self.assertNotEqual(pid, real)
+            self.assertEqual(pid, int([b for k, b in rows if k == b"D"][0][6:].decode()))
+            # The gateway's key sent straight to the database cancels nothing.
+            raw.send(message(b"Q", b"SELECT pg_sleep(1.5)\0"))
+            self.wait_until_sleeping(pid)
+            with RawConnection(self.pg.port) as direct:
+                direct.send(cancel_request(pid, key))
+                direct.read_until_eof(timeout=5)
+            answer = raw.read_until_ready()
+            self.assertNotIn(b"E", [k for k, _ in answer], answer)
+
+    def test_guessed_keys_cancel_nothing(self):
+        """With the real pid known (it is no secret now), 300 guessed keys, half of them with
+        the low bit that names the right shard, cancel nothing."""
+        gw = self.gw()
+        with RawConnection(gw.port) as raw:
+            msgs = raw.login("alice", gw.users["alice"], "app")
+            pid, key = struct.unpack("!iI", [b for k, b in msgs if k == b"K"][0])
+            raw.send(message(b"Q", b"SELECT pg_sleep(2)\0"))
+            self.wait_until_sleeping(pid)
+            for guess in random.sample(range(1 << 32), 300):
+                if guess == key:
+                    continue
+                with RawConnection(gw.port) as c:
+                    c.send(cancel_request(pid, guess))
+                    self.assertEqual(c.read_until_eof(timeout=5), [])
+            answer = raw.read_until_ready()
+            self.assertNotIn(b"E", [k for k, _ in answer], answer)
+
+    def test_cancel_for_a_session_on_another_target(self):
+        """Two targets, sessions on both, cancels arriving on either shard: each reaches its own
+        session's backend, on its own target."""
+        targets = [{"name": name, "host": "127.0.0.1", "port": self.pg.port, "database": "app",
+                    "user": "gateway_login", "password": self.pg.passwords["gateway_login"],
+                    "tls": "disable"} for name in ("app", "reports")]
+        gw = self.gateway("two-targets", workers=2, targets=targets)
+        conns = []
+        try:
+            for i in range(12):
+                dbname = "reports" if i % 2 else "app"
+                conns.append(psycopg.connect(gw.conninfo("alice", dbname=dbname),
+                                             password=gw.users["alice"], autocommit=True))
+            for conn in conns[:6]:
+                self.cancel_and_check(conn, conn.info.backend_pid)
+        finally:
+            for conn in conns:
+                conn.close()
 
 
 if __name__ == "__main__":
