@@ -35,7 +35,7 @@ try:
     h.pgbench(["-i", "-s", "10", "-q"], port=pg.port, user="gateway_login", dbname="app", password=pg.passwords["gateway_login"])
     pw = h.random_password()
     gw = h.Gateway(pg, users={"rob": pw}, user_groups={"rob": ["read-only"]},
-                   scopes=[{"name": "readers", "groups": ["read-only"], "profile": "read-only"}]).start()
+                   scopes=[{"name": "readers", "sources": ["local"], "groups": ["read-only"], "profile": "read-only"}]).start()
     pm = int(open(os.path.join(pg.data, "postmaster.pid")).readline())
     try:
         for target in ["direct", "gateway", "direct", "gateway"]:

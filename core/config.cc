@@ -656,7 +656,7 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
   for (const TargetConfig& target : config.targets) target_names.push_back(target.name);
   // Its problems went to sink_ (errors_) with the rest.
   if (absl::StatusOr<std::shared_ptr<const policy::Policy>> policy =
-          policy::ParsePolicy(root, target_names, sink_);
+          policy::ParsePolicy(root, target_names, config.issuers, sink_);
       policy.ok()) {
     config.policy = *std::move(policy);
   }

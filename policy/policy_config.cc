@@ -129,13 +129,56 @@ void ParseMask(const toml::table& table, const std::string& path, const TomlProb
       TomlStringList{.empty = TomlStringList::Empty::kNeedsOne});
 }
 
+// `sources`: "local", "certificate" or "issuer:<[[issuer]] name>".
+void ParseSources(TomlTableReader& reader, const std::vector<IssuerConfig>& issuers,
+                  const TomlProblemSink& sink, std::vector<IdentitySource>& out) {
+  reader.Strings("sources", [&](const std::string& text, const toml::node& node,
+                                const std::string& element_path) {
+    if (text == "local") {
+      out.push_back({.method = AuthMethod::kLocalPassword, .issuer = {}});
+      return;
+    }
+    if (text == "certificate") {
+      out.push_back({.method = AuthMethod::kCertificate, .issuer = {}});
+      return;
+    }
+    std::vector<std::string_view> names;
+    for (const IssuerConfig& issuer : issuers) names.push_back(issuer.name);
+    const std::string known =
+        names.empty() ? std::string("there is no [[issuer]]") : Cat("issuers: ", Join(names, ", "));
+    if (!text.starts_with("issuer:")) {
+      sink(node.source(), element_path,
+           Cat("\"", text,
+               "\" is not a source: \"local\" (gateway [[user]]s), \"certificate\" "
+               "(client certificates) or \"issuer:<name>\" (tokens of one [[issuer]]; ",
+               known, ")"));
+      return;
+    }
+    const std::string_view name = std::string_view(text).substr(7);
+    const auto issuer = std::find_if(issuers.begin(), issuers.end(),
+                                     [&](const IssuerConfig& i) { return i.name == name; });
+    if (issuer == issuers.end()) {
+      sink(node.source(), element_path, Cat("no [[issuer]] named \"", name, "\" (", known, ")"));
+      return;
+    }
+    out.push_back({.method = AuthMethod::kToken, .issuer = issuer->issuer});
+  });
+}
+
+// Whether the scope names anyone in particular (not only `subjects = ["*"]`).
+bool NamesAnyone(const Scope& scope) {
+  return !scope.groups.empty() || !scope.claims.empty() ||
+         std::any_of(scope.subjects.begin(), scope.subjects.end(),
+                     [](const std::string& s) { return s != "*"; });
+}
+
 void ParseScope(const toml::table& table, const std::string& path,
-                const std::vector<std::string>& target_names, const TomlProblemSink& sink,
-                Scope& out) {
+                const std::vector<std::string>& target_names,
+                const std::vector<IssuerConfig>& issuers, const TomlProblemSink& sink, Scope& out) {
   TomlTableReader reader(
       table, path,
-      {"name", "subjects", "groups", "issuers", "claims", "targets", "profile", "classes",
-       "relations", "functions", "allow_function_call", "approval", "search_path",
+      {"name", "sources", "subjects", "groups", "issuers", "claims", "targets", "profile",
+       "classes", "relations", "functions", "allow_function_call", "approval", "search_path",
        "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "mask"},
       sink, {{"masks", "use [[scope.mask]] tables"}});
   reader.Require("name", "appears in rule names: scope.<name>.relations.deny");
@@ -148,6 +191,7 @@ void ParseScope(const toml::table& table, const std::string& path,
   }
 
   // Who.
+  ParseSources(reader, issuers, sink, out.sources);
   if (auto v = reader.StringList("subjects")) out.subjects = *std::move(v);
   if (auto v = reader.StringList("groups")) out.groups = *std::move(v);
   if (auto v = reader.StringList("issuers")) out.issuers = *std::move(v);
@@ -173,6 +217,17 @@ void ParseScope(const toml::table& table, const std::string& path,
     sink(table.source(), path,
          "needs at least one of subjects, groups, issuers, claims (a scope for "
          "everyone says so: subjects = [\"*\"])");
+  }
+  // A name means something only within its source: the local user alice, a
+  // token whose `sub` is alice and a certificate for CN=alice are three
+  // identities. A scope that names someone must say which one it means.
+  if (NamesAnyone(out) && !table.contains("sources") && !table.contains("issuers")) {
+    sink(table.source(), path,
+         "names subjects, groups or claims but not their sources: a name such as \"alice\" "
+         "would then match the local user, a token subject from any issuer and a "
+         "certificate's name alike, so whoever gets a token or certificate naming a privileged "
+         "local user would get this scope; say which identities it is for with sources = "
+         "[\"local\"], [\"certificate\"] or [\"issuer:<name>\"] (or issuers = [...])");
   }
   reader.Strings("targets", [&](const std::string& name, const toml::node& node,
                                 const std::string& element_path) {
@@ -248,7 +303,7 @@ void ParseScope(const toml::table& table, const std::string& path,
 
 absl::StatusOr<std::shared_ptr<const Policy>> ParsePolicy(
     const toml::table& root, const std::vector<std::string>& target_names,
-    const TomlProblemSink& report) {
+    const std::vector<IssuerConfig>& issuers, const TomlProblemSink& report) {
   size_t problems = 0;
   const TomlProblemSink sink = [&](const toml::source_region& where, std::string_view key,
                                    std::string_view message) {
@@ -273,7 +328,7 @@ absl::StatusOr<std::shared_ptr<const Policy>> ParsePolicy(
   ForEachTomlTable(*node, "scope", sink,
                    [&](const toml::table& table, const std::string& path, size_t i) {
                      Scope scope;
-                     ParseScope(table, path, target_names, sink, scope);
+                     ParseScope(table, path, target_names, issuers, sink, scope);
                      names.Add(table, path, i, scope.name, sink);
                      scopes.push_back(std::move(scope));
                    });

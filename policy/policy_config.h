@@ -5,7 +5,7 @@
 // are documented in docs/configuration.md.
 //
 //   absl::StatusOr<std::shared_ptr<const Policy>> policy =
-//       ParsePolicy(root, {"app", "reporting"}, sink);
+//       ParsePolicy(root, {"app", "reporting"}, config.issuers, sink);
 //   if (!policy.ok()) { ... each problem went to the sink; the status counts them ... }
 #pragma once
 
@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "base/toml_table.h"
+#include "policy/issuer_config.h"
 #include "policy/rules.h"
 #include "toml++/toml.h"
 
@@ -22,11 +23,12 @@ namespace pgb::policy {
 
 // Parses every [[scope]] of `root` (at least one is required: deny by
 // default). `target_names` are the names of the config's [[target]]s, which a
-// scope's `targets` may name. Each problem goes to `sink`, so that it joins
+// scope's `targets` may name; `issuers` are its [[issuer]]s, which `sources`
+// name ("issuer:<name>"). Each problem goes to `sink`, so that it joins
 // the config's one list; when there was any, the result is an error
 // (InvalidArgument) that only counts them.
 [[nodiscard]] absl::StatusOr<std::shared_ptr<const Policy>> ParsePolicy(
     const toml::table& root, const std::vector<std::string>& target_names,
-    const TomlProblemSink& sink);
+    const std::vector<IssuerConfig>& issuers, const TomlProblemSink& sink);
 
 }  // namespace pgb::policy

@@ -920,7 +920,16 @@ absl::StatusOr<std::string> ParseColumnName(std::string_view text) {
   return name;
 }
 
+bool IdentitySource::Matches(const Identity& identity) const {
+  return identity.method == method && (method != AuthMethod::kToken || identity.issuer == issuer);
+}
+
 bool Scope::MatchesIdentity(const Identity& identity) const {
+  if (!sources.empty() &&
+      std::none_of(sources.begin(), sources.end(),
+                   [&](const IdentitySource& source) { return source.Matches(identity); })) {
+    return false;
+  }
   if (!subjects.empty() &&
       std::none_of(subjects.begin(), subjects.end(),
                    [&](const std::string& s) { return GlobMatch(s, identity.subject); })) {
@@ -1047,11 +1056,16 @@ Decision Policy::DecideFunctionCall(const Scope& scope) const {
 }
 
 Decision Policy::NoScope(const Identity& identity, std::string_view target) {
-  return Refuse(Decision::kDeny, "no-scope",
-                Cat("no scope of the policy gives \"", identity.subject, "\" access to target \"",
-                    target, "\""),
-                "ask an administrator for a [[scope]] that matches your identity (subject, "
-                "groups, issuer or claims) and this target");
+  return Refuse(
+      Decision::kDeny, "no-scope",
+      Cat("no scope of the policy gives \"", identity.subject, "\" (",
+          identity.method == AuthMethod::kToken
+              ? Cat("a token of ", identity.issuer)
+              : std::string(identity.method == AuthMethod::kCertificate ? "a client certificate"
+                                                                        : "a gateway user"),
+          ") access to target \"", target, "\""),
+      "ask an administrator for a [[scope]] that matches your identity (its source, "
+      "subject, groups or claims) and this target");
 }
 
 const std::vector<std::string_view>& DangerousFunctions() {

@@ -118,15 +118,29 @@ inline constexpr uint16_t ClassBit(StatementClass c) {
   return static_cast<uint16_t>(1u << static_cast<unsigned>(c));
 }
 
+// Where an identity may come from for a scope (`sources`): gateway-local
+// users, client certificates, or tokens of one [[issuer]] (its `iss` URL).
+// Names are only unique within one source: a token whose `sub` is "alice"
+// is not the local user alice.
+struct IdentitySource {
+  AuthMethod method = AuthMethod::kLocalPassword;
+  std::string issuer;  // kToken: the issuer's exact `iss`; empty otherwise
+
+  bool Matches(const Identity& identity) const;
+};
+
 struct Scope {
   std::string name;
 
   // Who it is for: every condition that is set must hold (within a list, any
   // entry may match). At least one of them is set (the config requires it;
-  // `subjects = ["*"]` is how a scope says "everyone").
-  std::vector<std::string> subjects;  // exact or glob (`ci-bot-*`) on Identity::subject
-  std::vector<std::string> groups;    // any of these in Identity::groups
-  std::vector<std::string> issuers;   // exact Identity::issuer
+  // `subjects = ["*"]` is how a scope says "everyone"), and a scope that
+  // names anyone (subjects other than "*", groups, claims) names its sources
+  // too (`sources` or `issuers`).
+  std::vector<IdentitySource> sources;  // any of these; empty = every source
+  std::vector<std::string> subjects;    // exact or glob (`ci-bot-*`) on Identity::subject
+  std::vector<std::string> groups;      // any of these in Identity::groups
+  std::vector<std::string> issuers;     // exact Identity::issuer
   std::vector<std::pair<std::string, std::string>> claims;  // every (name, value) present
   std::vector<std::string> targets;                         // target names; empty = every target
 

@@ -46,7 +46,8 @@ std::shared_ptr<const Runtime> TestRuntime() {
       "scram_verifier = \"" +
       verifier +
       "\"\n"
-      "[[scope]]\nname = \"devs\"\ngroups = [\"dev\"]\nprofile = \"read-only\"\n";
+      "[[scope]]\nname = \"devs\"\nsources = [\"local\"]\ngroups = [\"dev\"]\n"
+      "profile = \"read-only\"\n";
   absl::StatusOr<Config> config = ParseConfig(text, "test.toml", "/tmp");
   EXPECT_TRUE(config.ok()) << config.status();
   absl::StatusOr<std::shared_ptr<const Runtime>> runtime = BuildRuntime(*std::move(config));

@@ -142,6 +142,7 @@ groups = ["read-only", "oncall"]
 
 [[scope]]
 name = "bots"
+sources = ["local", "certificate"]
 subjects = ["ci-bot-*"]
 targets = ["reporting.v2"]
 profile = "read-only"
@@ -223,6 +224,9 @@ functions = { allow = ["pg_catalog.*", "app.*", "pg_cancel_backend"], deny = ["p
   const policy::Scope& bots = scopes[0];
   EXPECT_EQ(bots.name, "bots");
   EXPECT_THAT(bots.subjects, ::testing::ElementsAre("ci-bot-*"));
+  ASSERT_EQ(bots.sources.size(), 2u);
+  EXPECT_EQ(bots.sources[0].method, policy::AuthMethod::kLocalPassword);
+  EXPECT_EQ(bots.sources[1].method, policy::AuthMethod::kCertificate);
   EXPECT_THAT(bots.targets, ::testing::ElementsAre("reporting.v2"));
   EXPECT_EQ(bots.profile, policy::Profile::kReadOnly);
   EXPECT_FALSE(bots.classes_set);
@@ -683,6 +687,25 @@ INSTANTIATE_TEST_SUITE_P(
                   "duplicate scope name \"admin\" (also scope[0])"},
         ErrorCase{"NoIdentityCondition", Doc{.scope = "name = \"x\"\nprofile = \"admin\""}.Render(),
                   "scope[0]", "needs at least one of subjects, groups, issuers, claims"},
+        ErrorCase{
+            "SubjectsWithoutSources",
+            Doc{.scope = "name = \"x\"\nsubjects = [\"alice\"]\nprofile = \"admin\""}.Render(),
+            "scope[0]", "names subjects, groups or claims but not their sources"},
+        ErrorCase{"GroupsWithoutSources",
+                  Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\ngroups = [\"ops\"]\n"
+                               "profile = \"admin\""}
+                      .Render(),
+                  "scope[0]", "sources = [\"local\"], [\"certificate\"] or [\"issuer:<name>\"]"},
+        ErrorCase{"SourceUnknown",
+                  Doc{.scope = "name = \"x\"\nsources = [\"ldap\"]\nsubjects = [\"alice\"]\n"
+                               "profile = \"admin\""}
+                      .Render(),
+                  "scope[0].sources[0]", "\"ldap\" is not a source"},
+        ErrorCase{"SourceIssuerUnknown",
+                  Doc{.scope = "name = \"x\"\nsources = [\"issuer:corp\"]\n"
+                               "subjects = [\"alice\"]\nprofile = \"admin\""}
+                      .Render(),
+                  "scope[0].sources[0]", "no [[issuer]] named \"corp\" (there is no [[issuer]])"},
         ErrorCase{"ProfileMissing", Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]"}.Render(),
                   "scope[0].profile", "required (read-only | read-write | admin | none)"},
         ErrorCase{"ProfileUnknown",
@@ -750,7 +773,7 @@ INSTANTIATE_TEST_SUITE_P(
                   "scope[0].allow_function_call", "expected true or false, got string"},
         ErrorCase{"Typo",
                   Doc{.scope = "name = \"x\"\nsubject = [\"*\"]\ngroups = [\"g\"]\n"
-                               "profile = \"admin\""}
+                               "sources = [\"local\"]\nprofile = \"admin\""}
                       .Render(),
                   "scope[0].subject", "did you mean \"subjects\"?"},
         ErrorCase{"UserGroupsNotStrings", Doc{.user = kUserVerifier + "groups = [1]"}.Render(),

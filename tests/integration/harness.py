@@ -925,9 +925,11 @@ def demo(binary: str) -> int:
                                  "tls_key": str(certs.server_key)}],
                      issuers=["\n".join(["[[issuer]]", 'name = "demo"', f'issuer = "{issuer}"',
                                          'audience = "pgbastion"', f'jwks_file = "{jwks}"'])],
-                     scopes=[{"name": "agents", "groups": ["agents"], "profile": "read-write",
+                     scopes=[{"name": "agents", "sources": ["issuer:demo"], "groups": ["agents"],
+                              "profile": "read-write",
                               "mask": [{"columns": ["email"], "method": "partial", "keep": 4}]},
-                             {"name": "operator", "subjects": ["demo"], "profile": "admin"}])
+                             {"name": "operator", "sources": ["local"], "subjects": ["demo"],
+                              "profile": "admin"}])
         say(f"starting the gateway on 127.0.0.1:{gw.port} (PostgreSQL on {cluster.port})")
         gw.start()
         say(f"gateway log: {gw.logfile}; Ctrl-C stops everything and removes the temp files")

@@ -23,8 +23,8 @@ from harness import ClusterTestCase, psql, pgbench, random_password
 
 GROUPS = {"ada": ["admin"], "rob": ["read-only"]}
 SCOPES = [
-    {"name": "admins", "groups": ["admin"], "profile": "admin"},
-    {"name": "readers", "groups": ["read-only"], "profile": "read-only"},
+    {"name": "admins", "sources": ["local"], "groups": ["admin"], "profile": "admin"},
+    {"name": "readers", "sources": ["local"], "groups": ["read-only"], "profile": "read-only"},
 ]
 PGBENCH_SELECT = "SELECT abalance FROM pgbench_accounts WHERE aid = $1;"
 

@@ -30,8 +30,8 @@ MASKS = [
     {"columns": ["salary"], "method": "null"},
 ]
 SCOPES = [
-    {"name": "support", "groups": ["support"], "profile": "read-write", "mask": MASKS},
-    {"name": "admins", "groups": ["admin"], "profile": "admin"},
+    {"name": "support", "sources": ["local"], "groups": ["support"], "profile": "read-write", "mask": MASKS},
+    {"name": "admins", "sources": ["local"], "groups": ["admin"], "profile": "admin"},
 ]
 ROWS = [
     (1, "Alice", "alice@example.com", "123-45-6789", 5000),

@@ -28,10 +28,10 @@ from harness import ClusterTestCase, psql, pgbench, random_password
 
 GROUPS = {"ada": ["admin"], "rob": ["read-only"], "wendy": ["read-write"], "nobody": []}
 SCOPES = [
-    {"name": "admins", "groups": ["admin"], "profile": "admin"},
-    {"name": "readers", "groups": ["read-only"], "profile": "read-only",
+    {"name": "admins", "sources": ["local"], "groups": ["admin"], "profile": "admin"},
+    {"name": "readers", "sources": ["local"], "groups": ["read-only"], "profile": "read-only",
      "statement_timeout": "20s", "relations": {"deny": ["hidden.*"]}},
-    {"name": "writers", "groups": ["read-write"], "profile": "read-write"},
+    {"name": "writers", "sources": ["local"], "groups": ["read-write"], "profile": "read-write"},
 ]
 
 

@@ -12,10 +12,15 @@ from harness import gateway_binary
 EXAMPLE = str(Path(__file__).resolve().parents[2] / "packaging" / "examples" / "pgbastion.toml")
 
 
-def explain(*args: str, claims: str | None = None, stdin: str | None = None):
+def explain(*args: str, claims: str | None = None, stdin: str | None = None,
+            source: str | None = "local"):
+    """The example config's scopes are for local users: claims are placed there unless
+    `source` says otherwise (None: no --source)."""
     cmd = [gateway_binary(), "policy", "explain", "--config", EXAMPLE]
     if claims is not None:
         cmd += ["--claims", claims]
+        if source is not None:
+            cmd += ["--source", source]
     cmd += list(args)
     return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=60)
 
@@ -88,6 +93,22 @@ class PolicyExplainTest(unittest.TestCase):
         out = decisions(explain("--json", "SELECT 1", claims='{"sub":"mallory","groups":["visitors"]}'))
         self.assertEqual((out[0]["decision"], out[0]["rule"], out[0]["scope"]), ("deny", "no-scope", None))
 
+    def test_a_name_means_something_only_in_its_source(self):
+        """The example's scopes are for local users: the same group from a certificate or a
+        token gets no scope."""
+        claims = '{"sub":"bot","groups":["admin"]}'
+        out = decisions(explain("--json", "DROP TABLE orders", claims=claims))
+        self.assertEqual((out[0]["decision"], out[0]["scope"]), ("allow", "admin"))
+        out = decisions(explain("--json", "DROP TABLE orders", claims=claims, source="certificate"))
+        self.assertEqual((out[0]["decision"], out[0]["rule"]), ("deny", "no-scope"))
+        # A token needs an issuer the config knows; without iss or --source, say which.
+        res = explain("--json", "SELECT 1", claims=claims, source=None)
+        self.assertEqual(res.returncode, 2)
+        self.assertIn("--source", res.stderr)
+        res = explain("--json", "SELECT 1", claims=claims, source="issuer:corp")
+        self.assertEqual(res.returncode, 2)
+        self.assertIn("no [[issuer]] named 'corp'", res.stderr)
+
     def test_local_user_and_target(self):
         out = decisions(explain("--json", "--user", "alice", "--target", "app", "TRUNCATE orders"))
         self.assertEqual((out[0]["decision"], out[0]["scope"]), ("approval", "read-write"))
@@ -128,6 +149,7 @@ class PolicyExplainTest(unittest.TestCase):
             Path(config).write_text(Path(EXAMPLE).read_text() + """
 [[scope]]
 name = "support"
+sources = ["local"]
 groups = ["support"]
 profile = "read-only"
 [[scope.mask]]
@@ -139,7 +161,8 @@ method = "partial"
                         "SELECT id FROM customers WHERE email LIKE 'a%'",
                         "SELECT row_to_json(c) FROM customers c", "COPY customers TO STDOUT"]:
                 res = subprocess.run([gateway_binary(), "policy", "explain", "--config", config, "--json",
-                                      "--claims", '{"sub":"agent-1","groups":["support"]}', sql],
+                                      "--claims", '{"sub":"agent-1","groups":["support"]}',
+                                      "--source", "local", sql],
                                      capture_output=True, text=True, timeout=60)
                 out += decisions(res)
         self.assertEqual([d["decision"] for d in out], ["allow", "deny", "deny", "deny"], out)

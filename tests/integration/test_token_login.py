@@ -20,10 +20,18 @@ from harness import Certificates, ClusterTestCase, free_port, gateway_binary, ps
 from oidc import OidcProvider, jwt_header
 
 LOCAL_ISSUER = "https://mint.pgbastion.test"
-SCOPES = [
-    {"name": "readers", "groups": ["read-only"], "profile": "read-only"},
-    {"name": "admins", "subjects": ["alice"], "profile": "admin"},
-]
+# The same keys, but the startup user is not checked against the subject.
+ANY_USER_ISSUER = "https://any-user.pgbastion.test"
+
+
+def scopes(*issuers: str) -> list[dict]:
+    """The group read-only from certificates and the named issuers' tokens; the local user
+    alice is an admin."""
+    return [
+        {"name": "readers", "sources": ["certificate"] + [f"issuer:{i}" for i in issuers],
+         "groups": ["read-only"], "profile": "read-only"},
+        {"name": "admins", "sources": ["local"], "subjects": ["alice"], "profile": "admin"},
+    ]
 
 
 def b64url(data: bytes) -> str:
@@ -53,11 +61,17 @@ class TokenLoginTest(ClusterTestCase):
             "\n".join(["[[issuer]]", 'name = "local"', f'issuer = "{LOCAL_ISSUER}"',
                        'audience = "pgbastion"', f'jwks_file = "{cls.jwks}"',
                        'clock_skew = "0s"']),
+            "\n".join(["[[issuer]]", 'name = "any-user"', f'issuer = "{ANY_USER_ISSUER}"',
+                       'audience = "pgbastion"', f'jwks_file = "{cls.jwks}"',
+                       'user_match = "ignore"']),
         ]
         port = free_port()
         listener = {"address": "127.0.0.1", "port": port, "tls": "optional",
                     "tls_cert": str(cls.certs.server_crt), "tls_key": str(cls.certs.server_key)}
-        cls.gw = cls.gateway(listeners=[listener], port=port, issuers=issuers, scopes=SCOPES)
+        cls.gw = cls.gateway(listeners=[listener], port=port, issuers=issuers,
+                             scopes=scopes("corp", "local") + [
+                                 {"name": "any-user-alice", "sources": ["issuer:any-user"],
+                                  "subjects": ["alice"], "profile": "read-only"}])
 
     # -- helpers ----------------------------------------------------------------------
     def conninfo(self, user="ci-bot", sslmode="require"):
@@ -68,8 +82,8 @@ class TokenLoginTest(ClusterTestCase):
                                password=token, sslmode=sslmode, connect_timeout=10)
 
     def mint(self, subject="agent-7", ttl="15m", audience="pgbastion", kid=None,
-             groups="read-only"):
-        cmd = [self.binary, "token", "mint", "--key", self.key, "--issuer", LOCAL_ISSUER,
+             groups="read-only", issuer=LOCAL_ISSUER):
+        cmd = [self.binary, "token", "mint", "--key", self.key, "--issuer", issuer,
                "--audience", audience, "--subject", subject, "--ttl", ttl, "--groups", groups]
         if kid:
             cmd += ["--kid", kid]
@@ -86,6 +100,21 @@ class TokenLoginTest(ClusterTestCase):
         if diag.sqlstate is not None:
             self.assertIn(diag.sqlstate, sqlstates)
         return text
+
+    def test_a_token_naming_a_local_user_gets_its_own_scope(self):
+        """The local user alice is an admin; a token whose sub is alice (from an issuer that
+        does not check the startup user) is another identity: it gets the scope written for
+        its issuer, read-only, and never alice's."""
+        token = self.mint(subject="alice", groups="", issuer=ANY_USER_ISSUER)
+        with self.connect(token, user="whoever") as conn:
+            self.assertEqual(conn.execute("SELECT 1").fetchone(), (1,))
+            with self.assertRaises(psycopg.errors.InsufficientPrivilege) as caught:
+                conn.execute("CREATE TABLE t_collide (i int)")
+            self.assertIn("scope 'any-user-alice'", str(caught.exception))
+        # The same name from an issuer no scope names for it: no scope, no session.
+        with self.assertRaises(psycopg.OperationalError) as caught:
+            self.connect(self.mint(subject="alice", groups=""), user="alice").close()
+        self.assertNotIn("gateway_login", str(caught.exception))
 
     # -- a real provider, real clients --------------------------------------------------
     def test_psql_with_provider_token(self):
@@ -209,7 +238,7 @@ class ProviderOutageTest(ClusterTestCase):
         self.addCleanup(idp.stop)
         idp.start()
         port = free_port()
-        gw = self.gateway("outage", port=port, scopes=SCOPES,
+        gw = self.gateway("outage", port=port, scopes=scopes("corp"),
                           issuers=[idp.issuer_toml("corp", refresh_interval='"1s"',
                                                    refresh_min='"1s"')],
                           listeners=[{"address": "127.0.0.1", "port": port, "tls": "required",
@@ -260,7 +289,7 @@ class TokenReloadTest(ClusterTestCase):
                                    password=token, sslmode="require", connect_timeout=10)
 
         port = free_port()
-        gw = self.gateway("reload", port=port, scopes=SCOPES, issuers=[issuer("old")],
+        gw = self.gateway("reload", port=port, scopes=scopes("local"), issuers=[issuer("old")],
                           listeners=[{"address": "127.0.0.1", "port": port, "tls": "required",
                                       "tls_cert": str(certs.server_crt),
                                       "tls_key": str(certs.server_key)}])
@@ -316,6 +345,7 @@ class ClientCertificateTest(ClusterTestCase):
         cls.spiffe = client_certificate(cls.certs, "spiffe", "/CN=ignored/OU=read-only",
                                         san="URI:spiffe://example.org/agent")
         cls.stranger = client_certificate(cls.other, "stranger", "/CN=agent-cn/OU=read-only")
+        cls.alice = client_certificate(cls.certs, "alice", "/CN=alice")
 
     def gw(self, only_certificates: bool):
         key = "certonly" if only_certificates else "mixed"
@@ -326,7 +356,7 @@ class ClientCertificateTest(ClusterTestCase):
                     "tls_cert": str(self.certs.server_crt), "tls_key": str(self.certs.server_key),
                     "tls_client_ca": str(self.certs.ca_crt),
                     "auth": ["certificate"] if only_certificates else ["certificate", "password"]}
-        return self.gateway(key, listeners=[listener], port=port, scopes=SCOPES)
+        return self.gateway(key, listeners=[listener], port=port, scopes=scopes())
 
     def connect(self, gw, user, cert=None, **kw):
         params = dict(host="127.0.0.1", port=gw.port, dbname="app", user=user,
@@ -365,6 +395,15 @@ class ClientCertificateTest(ClusterTestCase):
             with self.assertRaises(psycopg.OperationalError) as caught:
                 self.connect(self.gw(only_certificates=only), "agent-cn", self.stranger)
             self.assertRegex(str(caught.exception), "(?i)certificate|alert|ssl")
+
+    def test_a_certificate_naming_a_local_user_is_not_that_user(self):
+        """CN=alice is not the local admin alice: with no scope for it among certificates,
+        the login is refused."""
+        gw = self.gw(only_certificates=False)
+        with self.assertRaisesRegex(psycopg.OperationalError, "no scope"):
+            self.connect(gw, "alice", self.alice).close()
+        with self.connect(gw, "alice", password=gw.users["alice"]) as conn:
+            conn.execute("CREATE TEMP TABLE t_admin (i int)")  # the local alice is an admin
 
     def test_password_still_works_beside_certificates(self):
         gw = self.gw(only_certificates=False)

@@ -162,6 +162,28 @@ TEST(NamePatternTest, RejectsMalformedPatterns) {
 
 // --- scope matching -----------------------------------------------------------
 
+TEST(MatchScopeTest, ANameMatchesOnlyInTheSourcesTheScopeNames) {
+  Scope local_admin = MakeScope("local-admin", Profile::kAdmin);
+  local_admin.subjects = {"alice"};
+  local_admin.sources = {{.method = AuthMethod::kLocalPassword, .issuer = {}}};
+  Scope corp = MakeScope("corp", Profile::kReadOnly);
+  corp.subjects = {"alice"};
+  corp.sources = {{.method = AuthMethod::kToken, .issuer = "https://idp.example"}};
+  const Policy policy({local_admin, corp});
+
+  Identity alice = Who("alice");  // the local user
+  ASSERT_NE(policy.MatchScope(alice, "app"), nullptr);
+  EXPECT_EQ(policy.MatchScope(alice, "app")->name, "local-admin");
+  alice.method = AuthMethod::kCertificate;  // a certificate for CN=alice
+  EXPECT_EQ(policy.MatchScope(alice, "app"), nullptr);
+  alice.method = AuthMethod::kToken;  // a token whose sub is alice
+  alice.issuer = "https://idp.example";
+  ASSERT_NE(policy.MatchScope(alice, "app"), nullptr);
+  EXPECT_EQ(policy.MatchScope(alice, "app")->name, "corp");
+  alice.issuer = "https://other.example";  // the same sub from another issuer
+  EXPECT_EQ(policy.MatchScope(alice, "app"), nullptr);
+}
+
 TEST(MatchScopeTest, FirstMatchingScopeInFileOrderWins) {
   Scope bots = MakeScope("bots", Profile::kReadOnly);
   bots.subjects = {"ci-bot-*"};

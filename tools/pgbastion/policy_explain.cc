@@ -1,5 +1,5 @@
-// `pgbastion policy explain --config FILE (--claims JSON | --user NAME)
-//  [--target NAME] [--json] SQL`: the decision the policy takes on each
+// `pgbastion policy explain --config FILE (--claims JSON [--source SOURCE] |
+//  --user NAME) [--target NAME] [--json] SQL`: the decision the policy takes on each
 // statement of SQL for an identity, without a database. The config's secrets
 // and TLS files need not exist (ConfigOptions::check_files = false).
 #include <algorithm>
@@ -25,7 +25,8 @@ namespace pgb::tools {
 namespace {
 
 constexpr const char kPolicyUsage[] =
-    "Usage: pgbastion policy explain --config FILE (--claims JSON | --user NAME)\n"
+    "Usage: pgbastion policy explain --config FILE\n"
+    "                                (--claims JSON [--source SOURCE] | --user NAME)\n"
     "                                [--target NAME] [--json] SQL\n"
     "\n"
     "Shows the decision the policy of FILE takes on each statement of SQL for an\n"
@@ -43,6 +44,10 @@ constexpr const char kPolicyUsage[] =
     "                  '{\"sub\":\"bot-7\",\"groups\":[\"read-only\"],\"iss\":\"https://idp\"}'\n"
     "                  (sub, groups, iss, azp or client_id; other string claims match\n"
     "                  a scope's claims)\n"
+    "  --source SOURCE where the --claims identity comes from, as a scope's sources\n"
+    "                  name it: issuer:<[[issuer]] name>, certificate or local.\n"
+    "                  Default: the [[issuer]] whose issuer is the claims' iss, else\n"
+    "                  the only [[issuer]]\n"
     "  --user NAME     the identity of a [[user]] of the config (its name and groups)\n"
     "  --target NAME   the target (dbname); default: the first [[target]]\n"
     "  --json          one JSON object per statement, one per line\n"
@@ -107,6 +112,45 @@ absl::StatusOr<policy::Identity> IdentityFromClaims(std::string_view json) {
     return absl::InvalidArgumentError("--claims needs a \"sub\" (the subject)");
   }
   return identity;
+}
+
+// Gives the --claims identity its source (a scope's `sources` match it): the
+// one --source names, else the [[issuer]] of its `iss`, else the only one.
+absl::Status PlaceClaims(const Config& config, std::string_view source,
+                         policy::Identity& identity) {
+  const auto by_name = [&](std::string_view name) -> const policy::IssuerConfig* {
+    for (const policy::IssuerConfig& issuer : config.issuers) {
+      if (issuer.name == name) return &issuer;
+    }
+    return nullptr;
+  };
+  const policy::IssuerConfig* issuer = nullptr;
+  if (source == "local" || source == "certificate") {
+    identity.method =
+        source == "local" ? policy::AuthMethod::kLocalPassword : policy::AuthMethod::kCertificate;
+    identity.issuer.clear();
+    return absl::OkStatus();
+  }
+  if (source.starts_with("issuer:")) {
+    issuer = by_name(source.substr(7));
+    if (issuer == nullptr) {
+      return absl::InvalidArgumentError(
+          Cat("--source: no [[issuer]] named '", source.substr(7), "'"));
+    }
+  } else if (!source.empty()) {
+    return absl::InvalidArgumentError(
+        Cat("--source '", source, "': expected issuer:<name>, certificate or local"));
+  } else if (!identity.issuer.empty()) {
+    return absl::OkStatus();  // the claims' own iss
+  } else if (config.issuers.size() == 1) {
+    issuer = &config.issuers.front();
+  } else {
+    return absl::InvalidArgumentError(
+        "--claims has no \"iss\": say where the identity comes from with --source "
+        "issuer:<name>, certificate or local");
+  }
+  identity.issuer = issuer->issuer;
+  return absl::OkStatus();
 }
 
 std::string AccessList(uint8_t access) {
@@ -209,7 +253,7 @@ int RunPolicy(const Args& args) {
     return 0;
   }
   if (args[0] != "explain") return Usage(Cat("unknown subcommand '", args[0], "'"));
-  std::string_view config_path, claims, user, target_name, sql;
+  std::string_view config_path, claims, source, user, target_name, sql;
   bool have_sql = false;
   Context context;
   for (size_t i = 1; i < args.size(); ++i) {
@@ -226,6 +270,7 @@ int RunPolicy(const Args& args) {
     for (auto [name, value] :
          {std::pair<std::string_view, std::string_view*>{"--config", &config_path},
           {"--claims", &claims},
+          {"--source", &source},
           {"--user", &user},
           {"--target", &target_name}}) {
       if (arg == name) {
@@ -247,6 +292,7 @@ int RunPolicy(const Args& args) {
   }
   if (config_path.empty()) return Usage("--config FILE is required");
   if (claims.empty() == user.empty()) return Usage("give either --claims JSON or --user NAME");
+  if (!source.empty() && claims.empty()) return Usage("--source goes with --claims");
   if (!have_sql) return Usage("expected the SQL to explain (or '-' for stdin)");
   std::string sql_text(sql);
   if (sql == "-") {
@@ -270,6 +316,11 @@ int RunPolicy(const Args& args) {
                  std::string(config.status().message()).c_str(),
                  static_cast<int>(config_path.size()), config_path.data());
     return 1;
+  }
+  if (!claims.empty()) {
+    if (absl::Status placed = PlaceClaims(*config, source, *identity); !placed.ok()) {
+      return Usage(std::string(placed.message()));
+    }
   }
   if (!user.empty()) {
     const UserConfig* local = config->FindUser(user);
