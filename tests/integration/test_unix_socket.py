@@ -242,6 +242,36 @@ class UnixSocketTest(ClusterTestCase):
         self.assertFalse(os.path.exists(path), "socket left after a clean shutdown")
         self.assertFalse(os.path.exists(path + ".lock"), "lock file left after a clean shutdown")
 
+    def test_token_login_over_the_socket_without_tls(self):
+        """A token never crosses a network on a Unix socket: accepted there without TLS."""
+        binary = h.gateway_binary()
+        key = os.path.join(self.dir, "mint.pem")
+        h.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+               "-out", key])
+        jwks = os.path.join(self.dir, "mint.jwks.json")
+        Path(jwks).write_bytes(h.run([binary, "token", "jwks", "--key", key]).stdout)
+        issuer = "\n".join(["[[issuer]]", 'name = "local"', 'issuer = "https://mint.pgbastion.test"',
+                            'audience = "pgbastion"', f'jwks_file = "{jwks}"'])
+        token = h.run([binary, "token", "mint", "--key", key, "--issuer",
+                       "https://mint.pgbastion.test", "--audience", "pgbastion", "--subject",
+                       "agent-7", "--ttl", "15m"]).stdout.decode().strip()
+        gw = self.make_gateway(auth=["token"])
+        gw.issuers = [issuer]
+        gw.start()
+        try:
+            with psycopg.connect(host=self.sock_dir, port=gw.port, dbname="app", user="agent-7",
+                                 password=token, connect_timeout=10) as conn:
+                self.assertEqual(conn.execute("SELECT 'token over [local]'").fetchone(),
+                                 ("token over [local]",))
+            # The same token over the plaintext TCP listener is refused.
+            with self.assertRaises(psycopg.OperationalError):
+                psycopg.connect(host="127.0.0.1", port=gw.port, dbname="app", user="agent-7",
+                                password=token, sslmode="disable", connect_timeout=10).close()
+            self.assertRegex(gw.log(), r"from \[local\] pid=\d+ uid=\d+ user=agent-7 target=app: "
+                                       r"session established")
+        finally:
+            gw.stop()
+
     def test_default_mode_and_config_errors(self):
         gw = self.make_gateway(mode=None).start()
         try:
