@@ -178,9 +178,10 @@ absl::StatusOr<ClientLogin::Step> ClientLogin::OnStartupPacket(std::string& stag
   if (user_ == nullptr || !listener.Allows(LoginMethod::kPassword)) {
     user_ = nullptr;
     // Not a [[user]] of this listener: the password is a token, if tokens
-    // are accepted here. A token is a bearer credential: never in clear.
+    // are accepted here. A token is a bearer credential: never in clear over
+    // a network (a Unix-domain socket never leaves the host: docs/security.md).
     if (listener.Allows(LoginMethod::kToken) && verifier_ != nullptr) {
-      if (tls == nullptr) {
+      if (tls == nullptr && !listener.local()) {
         return proto::ErrorStatus(sqlstate::kInvalidAuthorizationSpecification,
                                   "token login requires TLS: this connection is not encrypted", "",
                                   "Connect with sslmode=require (or verify-full).");

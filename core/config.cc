@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -56,6 +58,8 @@ constexpr int64_t kMaxMessageSize = 0x3fffffff;  // PostgreSQL's MaxAllocSize - 
 constexpr size_t kMaxNameLength = 63;            // PostgreSQL's NAMEDATALEN - 1
 constexpr size_t kMaxConfigFileSize = 4 << 20;
 constexpr size_t kMaxPasswordFileSize = 64 << 10;
+// sockaddr_un's sun_path holds the socket's path and its terminating NUL.
+constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
 
 // One error: where it is (for ordering and the location suffix) and its line.
 struct ConfigError {
@@ -111,6 +115,8 @@ class ConfigParser {
   void ParseIssuers(const toml::table& root, Config& config);
   void ParseListener(const toml::table& table, const std::string& path, ListenerConfig& out);
   void ParseListenerAuth(TomlTableReader& reader, const toml::node& node, ListenerConfig& out);
+  // socket_dir, socket_mode, socket_group: a Unix-domain socket listener.
+  void ParseSocketListener(TomlTableReader& reader, ListenerConfig& out);
   void ParseTarget(const toml::table& table, const std::string& path, TargetConfig& out);
   void ParseUser(const toml::table& table, const std::string& path, UserConfig& out);
 
@@ -228,13 +234,95 @@ void ConfigParser::ParseListenerAuth(TomlTableReader& reader, const toml::node& 
   }
 }
 
+// A Unix-domain socket carries no TLS: the TLS keys are refused rather than
+// ignored, and a token (a bearer credential) may be sent in clear over it,
+// since it never crosses a network. A process that could put its own socket
+// where clients look for ours would collect those tokens, so with "token" the
+// directory must not be writable by other users (docs/security.md).
+void ConfigParser::ParseSocketListener(TomlTableReader& reader, ListenerConfig& out) {
+  const std::optional<std::string> dir = reader.String("socket_dir");
+  for (std::string_view key :
+       {"address", "tls", "tls_cert", "tls_key", "tls_client_ca", "certificate_user_match"}) {
+    if (reader.Has(key)) {
+      reader.Error(key,
+                   "not used with socket_dir: a Unix-domain socket listener has no address and "
+                   "no TLS (use a second [[listener]] for TCP)");
+    }
+  }
+  if (auto v = reader.Integer("port", 1, 65535)) out.port = static_cast<uint16_t>(*v);
+  if (const toml::node* node = reader.Get("auth")) ParseListenerAuth(reader, *node, out);
+  if (out.Allows(LoginMethod::kCertificate)) {
+    reader.Error("auth", "\"certificate\" needs TLS, which a Unix-domain socket does not carry");
+  }
+  if (auto v = reader.String("socket_mode")) {
+    const bool octal =
+        (v->size() == 3 || v->size() == 4) &&
+        std::all_of(v->begin(), v->end(), [](char c) { return c >= '0' && c <= '7'; });
+    if (!octal || (v->size() == 4 && v->front() != '0')) {
+      reader.Error("socket_mode", Cat("\"", *v,
+                                      "\" is not a file mode; write it in octal as a string, "
+                                      "for example \"0770\" or \"0777\""));
+    } else {
+      out.socket_mode = static_cast<uint32_t>(std::strtoul(v->c_str(), nullptr, 8));
+    }
+  }
+  if (auto v = reader.String("socket_group")) {
+    group buf;
+    group* found = nullptr;
+    std::vector<char> text(16384);
+    if (v->empty()) {
+      reader.Error("socket_group", "must not be empty");
+    } else if (::getgrnam_r(v->c_str(), &buf, text.data(), text.size(), &found) != 0 ||
+               found == nullptr) {
+      reader.Error("socket_group", Cat("no group named \"", *v, "\""));
+    } else {
+      out.socket_group = found->gr_gid;
+    }
+  }
+  if (!dir.has_value()) return;  // a type error, reported
+  if (dir->empty() || dir->front() != '/') {
+    reader.Error("socket_dir",
+                 Cat("\"", *dir, "\" must be an absolute path (such as /run/pgbastion)"));
+    return;
+  }
+  out.socket_dir = std::filesystem::path(*dir).lexically_normal().string();
+  if (out.socket_dir.size() > 1 && out.socket_dir.back() == '/') out.socket_dir.pop_back();
+  if (const std::string socket = out.SocketPath(); socket.size() > kMaxSocketPath) {
+    reader.Error("socket_dir", Cat("the socket's path \"", socket, "\" is ", socket.size(),
+                                   " bytes; a Unix-domain socket's path may have at most ",
+                                   kMaxSocketPath, " (choose a shorter directory)"));
+  }
+  if (!options_.check_files) return;
+  struct stat st;
+  if (::stat(out.socket_dir.c_str(), &st) != 0) {
+    reader.Error("socket_dir", Cat("cannot use \"", out.socket_dir, "\": ", std::strerror(errno),
+                                   " (the gateway does not create it; with systemd, "
+                                   "RuntimeDirectory=pgbastion creates /run/pgbastion)"));
+  } else if (!S_ISDIR(st.st_mode)) {
+    reader.Error("socket_dir", Cat("\"", out.socket_dir, "\" is not a directory"));
+  }
+}
+
 void ConfigParser::ParseListener(const toml::table& table, const std::string& path,
                                  ListenerConfig& out) {
   TomlTableReader reader(
       table, path,
       {"address", "port", "tls", "tls_cert", "tls_key", "auth", "tls_client_ca",
-       "certificate_user_match"},
-      sink_, {{"ssl", "use \"tls\""}, {"cert", "use \"tls_cert\""}, {"key", "use \"tls_key\""}});
+       "certificate_user_match", "socket_dir", "socket_mode", "socket_group"},
+      sink_,
+      {{"ssl", "use \"tls\""},
+       {"cert", "use \"tls_cert\""},
+       {"key", "use \"tls_key\""},
+       {"unix_socket_directories", "use \"socket_dir\" (one directory per [[listener]])"},
+       {"unix_socket_permissions", "use \"socket_mode\""},
+       {"unix_socket_group", "use \"socket_group\""}});
+  if (reader.Has("socket_dir")) {
+    ParseSocketListener(reader, out);
+    return;
+  }
+  for (std::string_view key : {"socket_mode", "socket_group"}) {
+    if (reader.Has(key)) reader.Error(key, "only used with socket_dir");
+  }
   if (auto v = reader.String("address")) {
     unsigned char buf[sizeof(in6_addr)];
     if (inet_pton(AF_INET, v->c_str(), buf) != 1 && inet_pton(AF_INET6, v->c_str(), buf) != 1) {
@@ -311,16 +399,23 @@ void ConfigParser::ParseListeners(const toml::table& root, Config& config) {
   absl::flat_hash_map<std::string, size_t> seen;
   for (size_t i = 0; i < config.listeners.size(); ++i) {
     const ListenerConfig& listener = config.listeners[i];
-    unsigned char buf[sizeof(in6_addr)] = {};
-    const int family = listener.address.find(':') == std::string::npos ? AF_INET : AF_INET6;
-    if (inet_pton(family, listener.address.c_str(), buf) != 1) continue;  // reported already
-    std::string key = Cat(family, ":", listener.port, ":");
-    key.append(reinterpret_cast<const char*>(buf), sizeof(buf));
+    std::string key;
+    if (listener.local()) {
+      key = Cat("unix:", listener.SocketPath());
+    } else {
+      unsigned char buf[sizeof(in6_addr)] = {};
+      const int family = listener.address.find(':') == std::string::npos ? AF_INET : AF_INET6;
+      if (inet_pton(family, listener.address.c_str(), buf) != 1) continue;  // reported already
+      key = Cat(family, ":", listener.port, ":");
+      key.append(reinterpret_cast<const char*>(buf), sizeof(buf));
+    }
     auto [it, inserted] = seen.emplace(std::move(key), i);
     if (!inserted) {
       const toml::node* node = root.get("listener")->as_array()->get(i);
       AddError(node->source(), Cat("listener[", i, "]"),
-               Cat("duplicate listener ", listener.address, " port ", listener.port,
+               Cat("duplicate listener ",
+                   listener.local() ? listener.SocketPath()
+                                    : Cat(listener.address, " port ", listener.port),
                    " (also listener[", it->second, "])"));
     }
   }
@@ -626,10 +721,28 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
       AddError(auth != nullptr ? auth->source() : root.source(), Cat("listener[", i, "].auth"),
                "\"token\" needs at least one [[issuer]] to verify tokens with");
     }
-    if (!listener.auth.empty()) continue;
-    listener.auth.push_back(LoginMethod::kPassword);
-    if (!config.issuers.empty() && listener.tls != ListenerTls::kDisabled) {
-      listener.auth.push_back(LoginMethod::kToken);
+    if (listener.auth.empty()) {
+      listener.auth.push_back(LoginMethod::kPassword);
+      // Over a Unix-domain socket a token never crosses a network (ParseSocketListener).
+      if (!config.issuers.empty() && (listener.tls != ListenerTls::kDisabled || listener.local())) {
+        listener.auth.push_back(LoginMethod::kToken);
+      }
+    }
+    // ... but a process that could put its own socket where clients look for
+    // ours, while the gateway is down, would collect the tokens they send.
+    struct stat st;
+    if (listener.local() && listener.Allows(LoginMethod::kToken) && options_.check_files &&
+        ::stat(listener.socket_dir.c_str(), &st) == 0 && (st.st_mode & S_IWOTH) != 0) {
+      const toml::node* table = listener_tables != nullptr && i < listener_tables->size()
+                                    ? listener_tables->get(i)
+                                    : nullptr;
+      const toml::node* dir =
+          table != nullptr && table->is_table() ? table->as_table()->get("socket_dir") : nullptr;
+      AddError(dir != nullptr ? dir->source() : root.source(), Cat("listener[", i, "].socket_dir"),
+               Cat("\"", listener.socket_dir,
+                   "\" is writable by every user: with auth \"token\" another process could put "
+                   "its own socket there while the gateway is down and collect tokens; use a "
+                   "directory only the gateway's user can write, such as /run/pgbastion"));
     }
   }
   // Users may only name targets that exist. A target whose name was itself
@@ -668,6 +781,14 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
 
 bool ListenerConfig::Allows(LoginMethod method) const {
   return std::find(auth.begin(), auth.end(), method) != auth.end();
+}
+
+std::string ListenerConfig::SocketPath() const {
+  return Cat(socket_dir == "/" ? "" : socket_dir, "/.s.PGSQL.", port);
+}
+
+std::string ListenerConfig::Describe() const {
+  return local() ? SocketPath() : Cat(address, ":", port);
 }
 
 const TargetConfig* Config::FindTarget(std::string_view name) const {

@@ -49,8 +49,13 @@ enum class LoginMethod : uint8_t {
 };
 
 struct ListenerConfig {
-  std::string address = "127.0.0.1";  // IPv4 or IPv6 literal
-  uint16_t port = 6432;
+  std::string address = "127.0.0.1";  // IPv4 or IPv6 literal; unused with socket_dir
+  uint16_t port = 6432;               // TCP port, or the number in the socket's name
+  // A Unix-domain socket listener instead of TCP: the socket is
+  // <socket_dir>/.s.PGSQL.<port>, as PostgreSQL names it (core/unix_listener.h).
+  std::string socket_dir;  // absolute; empty = a TCP listener
+  uint32_t socket_mode = 0770;
+  int64_t socket_group = -1;  // gid the socket is given; -1 = the gateway's own group
   ListenerTls tls = ListenerTls::kDisabled;  // "disabled" | "optional" | "required"
   std::string tls_cert_file;                 // PEM; required unless tls = "disabled"
   std::string tls_key_file;                  // PEM
@@ -62,6 +67,13 @@ struct ListenerConfig {
   bool certificate_user_must_match = true;
 
   bool Allows(LoginMethod method) const;
+  // A Unix-domain socket listener (socket_dir set).
+  bool local() const { return !socket_dir.empty(); }
+  // <socket_dir>/.s.PGSQL.<port> and its lock file (PostgreSQL's names).
+  std::string SocketPath() const;
+  std::string LockFilePath() const { return SocketPath() + ".lock"; }
+  // "127.0.0.1:6432", "[::]:6432" or the socket's path, for logs and messages.
+  std::string Describe() const;
 };
 
 // How the gateway secures its connection to the database (libpq's sslmode names).

@@ -14,6 +14,7 @@
 #include "core/audit/writer.h"
 #include "core/heap.h"
 #include "core/shard.h"
+#include "core/unix_listener.h"
 
 namespace pgb {
 
@@ -82,6 +83,21 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
     }
     trail = *std::move(started);
   }
+  // Unix-domain sockets: bound here once, accepted from by every shard.
+  std::vector<std::unique_ptr<UnixListener>> unix_listeners;
+  std::vector<int> unix_fds(runtime->listeners.size(), -1);
+  for (size_t i = 0; i < runtime->listeners.size(); ++i) {
+    if (!runtime->listeners[i].config->local()) continue;
+    absl::StatusOr<std::unique_ptr<UnixListener>> opened =
+        UnixListener::Open(*runtime->listeners[i].config);
+    if (!opened.ok()) {
+      if (trail) trail->Stop();
+      return absl::Status(opened.status().code(),
+                          Cat("listener[", i, "]: ", opened.status().message()));
+    }
+    unix_fds[i] = (*opened)->fd();
+    unix_listeners.push_back(*std::move(opened));
+  }
   RuntimeStore runtimes(runtime);
   ShardDirectory directory;
   std::vector<std::unique_ptr<Shard>> shards;
@@ -99,7 +115,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
   for (int i = 0; i < workers; ++i) {
     threads.emplace_back([&, i] {
       NameThisThread(Cat("pgb-shard-", i));
-      init[i] = shards[i]->Init();  // the ring is created on the thread that uses it
+      init[i] = shards[i]->Init(unix_fds);  // the ring is created on the thread that uses it
       ready.count_down();
       go.wait();
       if (start) shards[i]->Run();
@@ -118,10 +134,11 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
     return failed;
   }
   for (const ListenerRuntime& l : runtime->listeners) {
-    PGB_LOG(kInfo) << "listening on " << l.config->address << ":" << l.config->port
-                   << (l.tls ? (l.config->tls == ListenerTls::kRequired ? " (TLS required)"
-                                                                        : " (TLS optional)")
-                             : " (no TLS)");
+    PGB_LOG(kInfo) << "listening on " << l.config->Describe()
+                   << (l.config->local() ? " (Unix-domain socket)"
+                       : l.tls ? (l.config->tls == ListenerTls::kRequired ? " (TLS required)"
+                                                                          : " (TLS optional)")
+                               : " (no TLS)");
   }
   PGB_LOG(kInfo) << "pgbastion ready: " << workers << " shards, " << runtime->targets.size()
                  << " targets";
@@ -143,9 +160,13 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
       PGB_LOG(kInfo) << (requests == 1 ? "shutting down (signal again to close sessions at once)"
                                        : "closing all sessions now");
       for (auto& shard : shards) shard->RequestShutdown();
+      // New local clients find no socket, as when PostgreSQL has stopped
+      // (the shards close what is still queued on it).
+      for (auto& l : unix_listeners) l->Unlink();
     }
   });
   for (auto& t : threads) t.join();
+  unix_listeners.clear();    // closes the sockets, removes them and their lock files
   if (trail) trail->Stop();  // every record the shards wrote, then a final checkpoint
   all_stopped.store(true);
   signal_thread.join();

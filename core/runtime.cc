@@ -95,7 +95,11 @@ absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config) {
     const ListenerConfig& lc = rt->config.listeners[i];
     ListenerRuntime& l = rt->listeners.emplace_back();
     l.config = &lc;
-    if (!ParseIpLiteral(lc.address, lc.port, &l.address, &l.address_length)) {
+    if (lc.local()) {
+      // Bound once by the gateway (core/unix_listener.h), not by each shard.
+      l.address.ss_family = AF_UNIX;
+      l.address_length = sizeof(sa_family_t);
+    } else if (!ParseIpLiteral(lc.address, lc.port, &l.address, &l.address_length)) {
       errors.push_back(
           Cat("listener[", i, "].address: \"", lc.address, "\" is not an IPv4 or IPv6 address"));
     }
@@ -163,8 +167,10 @@ std::string ListenerChanges(const Runtime& current, const Runtime& next) {
   const auto describe = [](const Runtime& rt) {
     std::vector<std::string> parts;
     for (const ListenerRuntime& l : rt.listeners) {
-      parts.push_back(
-          Cat(l.config->address, ":", l.config->port, " tls ", static_cast<int>(l.config->tls)));
+      parts.push_back(l.config->local()
+                          ? Cat(l.config->SocketPath(), " mode ", l.config->socket_mode, " group ",
+                                l.config->socket_group)
+                          : Cat(l.config->Describe(), " tls ", static_cast<int>(l.config->tls)));
     }
     return Join(parts, ", ");
   };

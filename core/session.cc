@@ -12,6 +12,7 @@
 #include "base/str_cat.h"
 #include "core/shard.h"
 #include "core/startup_parameters.h"
+#include "core/unix_listener.h"
 #include "proto/error_status.h"
 #include "proto/protocol.h"
 
@@ -49,6 +50,10 @@ Session::Session(Shard& shard, uint32_t slot, uint32_t generation, int client_fd
                ops_in_flight_),
       audit_(shard.audit(), peer_address) {
   client_.Attach(client_fd);
+  if (const LocalPeer p = listener.config->local() ? LocalPeerOf(client_fd) : LocalPeer{};
+      p.known) {
+    audit_.SetLocalClient(p.pid, p.uid);
+  }
 }
 
 Session::~Session() {

@@ -75,6 +75,7 @@ audit::AuditRecord* SessionAudit::Begin(audit::AuditKind kind, bool who) {
   r->session_id = session_id_;
   if (!who) return r;
   r->SetClientAddress(reinterpret_cast<const sockaddr*>(&client_));
+  if (local_known_) r->SetLocalClient(local_pid_, local_uid_);
   if (identity_ != nullptr) {
     r->SetIdentity(*identity_);
     r->auth_method = identity_->method;

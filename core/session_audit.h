@@ -43,6 +43,14 @@ class SessionAudit {
     return shard_ == nullptr ? audit::ParameterMode::kOff : shard_->parameters();
   }
 
+  // A Unix-domain socket client: the process that connected (SO_PEERCRED),
+  // in every record that names the client.
+  void SetLocalClient(int32_t pid, uint32_t uid) {
+    local_pid_ = pid;
+    local_uid_ = uid;
+    local_known_ = true;
+  }
+
   // Who and where, once known (after authentication).
   void SetSession(const policy::Identity* identity, std::string target, std::string role,
                   std::string application_name);
@@ -81,6 +89,9 @@ class SessionAudit {
 
   audit::AuditShard* shard_;
   sockaddr_storage client_;
+  bool local_known_ = false;
+  int32_t local_pid_ = 0;
+  uint32_t local_uid_ = 0;
   uint64_t session_id_;
   int64_t started_us_;
   uint64_t statements_ = 0;  // statement_ids given so far

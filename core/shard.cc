@@ -1,6 +1,7 @@
 #include "core/shard.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/rand.h>
@@ -14,6 +15,7 @@
 #include "base/log.h"
 #include "base/str_cat.h"
 #include "core/heap.h"
+#include "core/unix_listener.h"
 #include "proto/messages.h"
 
 namespace pgb {
@@ -71,12 +73,23 @@ int64_t Shard::MonotonicNs() {
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-absl::Status Shard::Init() {
+absl::Status Shard::Init(const std::vector<int>& unix_fds) {
   if (absl::Status s = ring_.Init(kRingEntries); !s.ok()) return s;
   if (absl::Status s = buffers_.Init(ring_, kBufferCount, kBufferSize); !s.ok()) return s;
   wake_fd_ = eventfd(0, EFD_CLOEXEC);
   if (wake_fd_ < 0) return absl::InternalError(Cat("eventfd: ", strerror(errno)));
-  for (const ListenerRuntime& lr : runtime_->listeners) {
+  for (size_t i = 0; i < runtime_->listeners.size(); ++i) {
+    const ListenerRuntime& lr = runtime_->listeners[i];
+    if (lr.config->local()) {
+      // A path is bound once (no SO_REUSEPORT): accept from a duplicate of
+      // the gateway's socket, closed as this shard's own on shutdown.
+      const int fd = i < unix_fds.size() ? ::fcntl(unix_fds[i], F_DUPFD_CLOEXEC, 0) : -1;
+      if (fd < 0) {
+        return absl::InternalError(Cat("listener ", lr.config->Describe(), ": no socket"));
+      }
+      listeners_.push_back(Listener{fd, &lr});
+      continue;
+    }
     const int fd = ::socket(lr.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return absl::InternalError(Cat("socket: ", strerror(errno)));
     const int one = 1;
@@ -210,11 +223,13 @@ void Shard::OnAccept(uint32_t listener_index, int res, uint32_t flags) {
     ::close(fd);
     return;
   }
+  const bool local = listeners_[listener_index].runtime->config->local();
   const int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (!local) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   sockaddr_storage peer{};
   socklen_t peer_length = sizeof(peer);
   getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_length);
+  if (local) peer.ss_family = AF_UNIX;  // an unbound client's address may be empty
   uint32_t slot;
   if (!free_slots_.empty()) {
     slot = free_slots_.back();
@@ -224,9 +239,9 @@ void Shard::OnAccept(uint32_t listener_index, int res, uint32_t flags) {
     sessions_.emplace_back();
     generations_.push_back(0);
   }
-  sessions_[slot] =
-      std::make_unique<Session>(*this, slot, generations_[slot], fd,
-                                *listeners_[listener_index].runtime, FormatPeer(peer), peer);
+  sessions_[slot] = std::make_unique<Session>(
+      *this, slot, generations_[slot], fd, *listeners_[listener_index].runtime,
+      local ? DescribeLocalPeer(LocalPeerOf(fd)) : FormatPeer(peer), peer);
   ++live_sessions_;
   sessions_[slot]->Start();
 }
@@ -335,7 +350,9 @@ void Shard::StartShutdown(bool force) {
     // shutdown() stops the listening socket at once (new connections are
     // refused, queued ones reset) on every shard's own socket; the cancel ends
     // the multishot accept, and must be submitted while the fd still exists.
-    ::shutdown(l.fd, SHUT_RDWR);
+    // A Unix socket is shared by every shard (and the gateway removes its
+    // path): each shard only cancels its own accept and closes its duplicate.
+    if (!l.runtime->config->local()) ::shutdown(l.fd, SHUT_RDWR);
     io_uring_sqe* sqe = ring_.GetSqe();
     io_uring_prep_cancel_fd(sqe, l.fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, UserData::Make(Op::kIgnore, 0, 0));

@@ -7,7 +7,7 @@
 //   // core/gateway.cc: one per worker, all listed in one ShardDirectory
 //   auto shard = std::make_unique<Shard>(i, runtimes, directory, trail_shard_or_null);
 //   // on the shard's own thread:
-//   PGB_RETURN_IF_ERROR(shard->Init());  // ring, buffers, listeners
+//   PGB_RETURN_IF_ERROR(shard->Init(unix_fds));  // ring, buffers, listeners
 //   shard->Run();                        // until shutdown ends
 #pragma once
 
@@ -59,7 +59,10 @@ class Shard {
   Shard& operator=(const Shard&) = delete;
 
   // Creates the ring, buffers and listeners. Called on the shard's thread.
-  [[nodiscard]] absl::Status Init();
+  // `unix_fds`: by listener index, the listening socket of each socket_dir
+  // listener (core/unix_listener.h), which every shard accepts from on a
+  // duplicate of its own; -1 for TCP listeners, which each shard binds.
+  [[nodiscard]] absl::Status Init(const std::vector<int>& unix_fds);
   // Event loop; returns when shutdown completes.
   void Run();
   // Thread-safe: asks the shard to shut down gracefully (a second call forces).

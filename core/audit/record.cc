@@ -208,10 +208,25 @@ void AuditRecord::SetClientAddress(const sockaddr* address) {
     }
     case AF_UNIX:
       client_family_ = AF_UNIX;
+      client_port_ = 0;
       break;
     default:
       break;
   }
+}
+
+void AuditRecord::SetLocalClient(int32_t pid, uint32_t uid) {
+  client_family_ = AF_UNIX;
+  client_port_ = 1;
+  std::memcpy(client_addr_, &pid, sizeof(pid));
+  std::memcpy(client_addr_ + sizeof(pid), &uid, sizeof(uid));
+}
+
+bool AuditRecord::LocalClient(int32_t* pid, uint32_t* uid) const {
+  if (client_family_ != AF_UNIX || client_port_ != 1) return false;
+  std::memcpy(pid, client_addr_, sizeof(*pid));
+  std::memcpy(uid, client_addr_ + sizeof(*pid), sizeof(*uid));
+  return true;
 }
 
 size_t AuditRecord::WriteClientAddress(char (&out)[kClientAddressMax]) const {
@@ -246,7 +261,7 @@ size_t AuditRecord::WriteClientAddress(char (&out)[kClientAddressMax]) const {
       put_port();
       break;
     case AF_UNIX:
-      put("unix");
+      put("[local]");  // as PostgreSQL's log_line_prefix %h
       break;
     default:
       break;
@@ -577,6 +592,12 @@ char* WriteRecordJson(const AuditRecord& r, const SerializeOptions& options, uin
   char client[AuditRecord::kClientAddressMax];
   if (const size_t n = r.WriteClientAddress(client); n > 0) {
     line.String("client", std::string_view(client, n));
+  }
+  int32_t client_pid = 0;
+  uint32_t client_uid = 0;
+  if (r.LocalClient(&client_pid, &client_uid)) {
+    line.Unsigned("client_pid", static_cast<uint64_t>(client_pid));
+    line.Unsigned("client_uid", client_uid);
   }
   for (AuditField f :
        {AuditField::kApplicationName, AuditField::kTarget, AuditField::kDatabaseRole}) {

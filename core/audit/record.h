@@ -159,9 +159,14 @@ class alignas(64) AuditRecord {
     has_rows = true;
   }
   void SetSqlState(std::string_view code);  // 5 characters; others are ignored
-  // AF_INET, AF_INET6 (address and port) or AF_UNIX ("unix"); other families
-  // leave the address unset.
+  // AF_INET, AF_INET6 (address and port) or AF_UNIX ("[local]"); other
+  // families leave the address unset.
   void SetClientAddress(const sockaddr* address);
+  // A Unix-domain socket client: "[local]", and the process that connected
+  // (SO_PEERCRED), written as client_pid and client_uid.
+  void SetLocalClient(int32_t pid, uint32_t uid);
+  // Whether the client is a local process SetLocalClient named, and which.
+  bool LocalClient(int32_t* pid, uint32_t* uid) const;
 
   // --- strings: copied into the slot ----------------------------------------
   void SetIdentity(const policy::Identity& identity);  // subject .. claims
@@ -213,7 +218,7 @@ class alignas(64) AuditRecord {
   };
   ListReader List(AuditField field) const { return ListReader(Get(field)); }
 
-  // The client address as text ("10.0.0.1:5432", "[::1]:5432", "unix"), or
+  // The client address as text ("10.0.0.1:5432", "[::1]:5432", "[local]"), or
   // empty if unset.
   std::string ClientAddressText() const;
   // The same into `out`, without allocating; returns its length.
@@ -246,6 +251,7 @@ class alignas(64) AuditRecord {
   uint16_t last_field_ = kUnset;  // the field that ends the used arena
   uint16_t client_port_ = 0;
   uint8_t client_family_ = 0;  // AF_UNSPEC, AF_INET, AF_INET6, AF_UNIX
+  // The IP address; for AF_UNIX, the peer's pid and uid (client_port_ 1 when set).
   uint8_t client_addr_[16] = {};
   Ref refs_[static_cast<size_t>(AuditField::kCount)];
 

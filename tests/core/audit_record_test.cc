@@ -101,6 +101,36 @@ TEST(AuditRecordTest, SessionEventsOmitWhatDoesNotApply) {
                 std::string(kPrev) + "\"}\n");
 }
 
+// A Unix-domain socket client reads as PostgreSQL's "[local]", with the
+// connecting process from SO_PEERCRED.
+TEST(AuditRecordTest, LocalClientIsNamedWithItsProcess) {
+  auto r = std::make_unique<AuditRecord>();
+  r->kind = AuditKind::kConnect;
+  r->session_id = 9;
+  sockaddr un = {};
+  un.sa_family = AF_UNIX;
+  r->SetClientAddress(&un);
+  EXPECT_EQ(r->ClientAddressText(), "[local]");
+  int32_t pid = 0;
+  uint32_t uid = 0;
+  EXPECT_FALSE(r->LocalClient(&pid, &uid));
+  EXPECT_THAT(Json(*r), HasSubstr(R"("client":"[local]","prev")"));
+  r->SetLocalClient(4242, 4294967295u);
+  ASSERT_TRUE(r->LocalClient(&pid, &uid));
+  EXPECT_EQ(pid, 4242);
+  EXPECT_EQ(uid, 4294967295u);
+  EXPECT_EQ(Json(*r), R"({"v":2,"seq":7,"kind":"connect","session":9,"shard":0,"client":"[local]",)"
+                      R"("client_pid":4242,"client_uid":4294967295,"prev":")" +
+                          std::string(kPrev) + "\"}\n");
+  // An IP address afterwards (a reused slot) forgets the process.
+  sockaddr_in in = {};
+  in.sin_family = AF_INET;
+  r->SetClientAddress(reinterpret_cast<const sockaddr*>(&in));
+  EXPECT_FALSE(r->LocalClient(&pid, &uid));
+  r->Reset();
+  EXPECT_FALSE(r->LocalClient(&pid, &uid));
+}
+
 TEST(AuditRecordTest, CompletionNamesItsStatementAndTheOutcome) {
   auto r = std::make_unique<AuditRecord>();
   r->kind = AuditKind::kCompletion;
