@@ -50,7 +50,7 @@ IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
                           "jwks_uri",     "discovery",     "ca_file",      "clock_skew",
                           "algorithms",   "subject_claim", "groups_claim", "client_id_claim",
                           "run_id_claim", "keep_claims",   "user_match",   "refresh_interval",
-                          "refresh_min",  "refresh_max",   "http_timeout", "session_grace"},
+                          "refresh_min",  "refresh_max",   "http_timeout", "session_grace", "max_token_lifetime"},
                          sink,
                          {{"audiences", "use \"audience\""},
                           {"aud", "use \"audience\""},
@@ -174,6 +174,9 @@ IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
   }
   if (auto v = reader.Duration("session_grace", absl::ZeroDuration(), kDay)) {
     out.session_grace = *v;
+  }
+  if (auto v = reader.Duration("max_token_lifetime", absl::Minutes(1), 366 * kDay)) {
+    out.max_token_lifetime = *v;
   }
   if (auto v = reader.Duration("http_timeout", absl::Milliseconds(100), kMaxHttpTimeout)) {
     out.http_timeout = *v;
