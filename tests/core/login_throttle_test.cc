@@ -40,7 +40,7 @@ sockaddr_storage V6(const char* text, uint16_t port = 40000) {
   return s;
 }
 
-LoginThrottleConfig Config() {
+LoginThrottleConfig TestConfig() {
   LoginThrottleConfig c;
   c.free_failures = 3;
   c.delay = absl::Milliseconds(100);
@@ -63,7 +63,7 @@ TEST(LoginThrottleTest, AddressKeys) {
 }
 
 TEST(LoginThrottleTest, WaitsGrowAfterTheFreeFailuresAndAreCapped) {
-  const LoginThrottleConfig config = Config();
+  const LoginThrottleConfig config = TestConfig();
   LoginThrottle t;
   const uint64_t a = LoginThrottle::AddressKey(V4("192.0.2.7"));
   int64_t now = 1000 * kSecond;
@@ -83,7 +83,7 @@ TEST(LoginThrottleTest, WaitsGrowAfterTheFreeFailuresAndAreCapped) {
 }
 
 TEST(LoginThrottleTest, OtherAddressesAndUsersDoNotWait) {
-  const LoginThrottleConfig config = Config();
+  const LoginThrottleConfig config = TestConfig();
   LoginThrottle t;
   const uint64_t attacker = LoginThrottle::AddressKey(V4("192.0.2.7"));
   const int64_t now = 1000 * kSecond;
@@ -97,7 +97,7 @@ TEST(LoginThrottleTest, OtherAddressesAndUsersDoNotWait) {
 }
 
 TEST(LoginThrottleTest, ParallelAttemptsFromOneAddressQueue) {
-  const LoginThrottleConfig config = Config();
+  const LoginThrottleConfig config = TestConfig();
   LoginThrottle t;
   const uint64_t a = LoginThrottle::AddressKey(V4("192.0.2.7"));
   const int64_t now = 1000 * kSecond;
@@ -109,7 +109,7 @@ TEST(LoginThrottleTest, ParallelAttemptsFromOneAddressQueue) {
 }
 
 TEST(LoginThrottleTest, QuietTimeResets) {
-  const LoginThrottleConfig config = Config();
+  const LoginThrottleConfig config = TestConfig();
   LoginThrottle t;
   const uint64_t a = LoginThrottle::AddressKey(V4("192.0.2.7"));
   int64_t now = 1000 * kSecond;
@@ -122,7 +122,7 @@ TEST(LoginThrottleTest, QuietTimeResets) {
 }
 
 TEST(LoginThrottleTest, DisabledNeverWaits) {
-  LoginThrottleConfig config = Config();
+  LoginThrottleConfig config = TestConfig();
   config.enabled = false;
   LoginThrottle t;
   const uint64_t a = LoginThrottle::AddressKey(V4("192.0.2.7"));
@@ -132,7 +132,7 @@ TEST(LoginThrottleTest, DisabledNeverWaits) {
 }
 
 TEST(LoginThrottleTest, MemoryIsBoundedUnderManyAddressesAndNames) {
-  const LoginThrottleConfig config = Config();  // 64 entries per table
+  const LoginThrottleConfig config = TestConfig();  // 64 entries per table
   LoginThrottle t;
   int64_t now = 1000 * kSecond;
   // A sustained attacker keeps failing from one address while a flood of
@@ -200,7 +200,9 @@ TEST(LoginThrottleConfigTest, ErrorsNameTheKey) {
   EXPECT_THAT(error("[login]\nthrottle_delay = \"2s\"\nthrottle_max_delay = \"1s\"\n"),
               HasSubstr("login.throttle_max_delay: throttle_max_delay (1s) must not be shorter"));
   EXPECT_THAT(error("[login]\nthrotle = true\n"), HasSubstr("login.throtle"));
-  EXPECT_THAT(error("login = 3\n"), HasSubstr("login: expected a table"));
+  absl::StatusOr<Config> config = ParseConfig("login = 3\n" + Doc(""), "test.toml", "");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("login: expected a table"));
 }
 
 }  // namespace
