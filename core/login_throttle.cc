@@ -41,10 +41,10 @@ void ParseLoginConfig(const toml::node* login, const TomlProblemSink& sink,
     out->tracked = static_cast<uint32_t>(*v);
   }
   if (out->max_delay < out->delay) {
-    reader.Error(reader.Has("throttle_max_delay") ? "throttle_max_delay" : "throttle_delay",
-                 Cat("throttle_max_delay (", absl::FormatDuration(out->max_delay),
-                     ") must not be shorter than throttle_delay (",
-                     absl::FormatDuration(out->delay), ")"));
+    reader.Error(
+        reader.Has("throttle_max_delay") ? "throttle_max_delay" : "throttle_delay",
+        Cat("throttle_max_delay (", absl::FormatDuration(out->max_delay),
+            ") must not be shorter than throttle_delay (", absl::FormatDuration(out->delay), ")"));
   }
 }
 

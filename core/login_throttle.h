@@ -10,7 +10,8 @@
 //
 //   LoginThrottle& throttle = shard.login_throttle();
 //   int64_t wait_ns = throttle.Admit(config, address_key, user, now_ns);  // reserves a slot
-//   ... on a failed password or token: throttle.OnFailure(config, address_key, user, now_ns, "127.0.0.1");
+//   ... on a failed password or token: throttle.OnFailure(config, address_key, user, now_ns,
+//   "127.0.0.1");
 //
 // Memory is bounded: each table (addresses, user names) keeps at most
 // `tracked` entries of a few dozen bytes; when full, entries idle for
@@ -31,12 +32,12 @@ namespace pgb {
 
 // [login]: the keys are documented in docs/configuration.md.
 struct LoginThrottleConfig {
-  bool enabled = true;                              // throttle
-  uint32_t free_failures = 5;                       // throttle_after: failures before any wait
-  absl::Duration delay = absl::Milliseconds(250);   // throttle_delay: the first wait, then doubled
-  absl::Duration max_delay = absl::Seconds(10);     // throttle_max_delay
-  absl::Duration reset_after = absl::Minutes(10);   // throttle_reset_after: quiet time that clears
-  uint32_t tracked = 10000;                         // throttle_tracked: entries per table per shard
+  bool enabled = true;                             // throttle
+  uint32_t free_failures = 5;                      // throttle_after: failures before any wait
+  absl::Duration delay = absl::Milliseconds(250);  // throttle_delay: the first wait, then doubled
+  absl::Duration max_delay = absl::Seconds(10);    // throttle_max_delay
+  absl::Duration reset_after = absl::Minutes(10);  // throttle_reset_after: quiet time that clears
+  uint32_t tracked = 10000;                        // throttle_tracked: entries per table per shard
 };
 
 // Parses the [login] node (nullptr if absent: the defaults) into `out`.
@@ -47,11 +48,11 @@ class LoginThrottle {
  public:
   // For a later metrics endpoint, which sums them over the shards.
   struct Counters {
-    uint64_t failures = 0;        // failed logins counted
-    uint64_t delayed = 0;         // attempts that had to wait
-    uint64_t delay_ns = 0;        // their waits, summed
-    uint64_t bursts = 0;          // times an address or user name became throttled
-    uint64_t evicted = 0;         // entries dropped because a table was full
+    uint64_t failures = 0;  // failed logins counted
+    uint64_t delayed = 0;   // attempts that had to wait
+    uint64_t delay_ns = 0;  // their waits, summed
+    uint64_t bursts = 0;    // times an address or user name became throttled
+    uint64_t evicted = 0;   // entries dropped because a table was full
   };
 
   // The key of a client address: IPv4 (and IPv4-mapped IPv6) per address,
@@ -83,8 +84,7 @@ class LoginThrottle {
   using Table = absl::flat_hash_map<uint64_t, Entry>;
 
   // The entry for `key`, reset if it has been quiet for reset_after; null if none.
-  static Entry* Find(const LoginThrottleConfig& config, Table& table, uint64_t key,
-                     int64_t now_ns);
+  static Entry* Find(const LoginThrottleConfig& config, Table& table, uint64_t key, int64_t now_ns);
   // The entry for `key`, made room for if the table is full.
   Entry& Upsert(const LoginThrottleConfig& config, Table& table, uint64_t key, int64_t now_ns);
   // The wait a failure count earns: 0 up to free_failures, then delay doubled

@@ -372,9 +372,8 @@ void Session::ProcessClientLogin() {
     // client sees that question, the throttle may make it wait. The wait
     // comes before any verdict, so its length says nothing about the guess.
     login_admitted_ = true;
-    const int64_t wait = shard_.login_throttle().Admit(runtime_->config.login_throttle,
-                                                       throttle_address_, user_name_,
-                                                       shard_.now_ns());
+    const int64_t wait = shard_.login_throttle().Admit(
+        runtime_->config.login_throttle, throttle_address_, user_name_, shard_.now_ns());
     if (wait > 0) {
       client_login_->QuietFailures();
       HoldLogin(wait);

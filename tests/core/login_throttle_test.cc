@@ -74,8 +74,8 @@ TEST(LoginThrottleTest, WaitsGrowAfterTheFreeFailuresAndAreCapped) {
     now += wait;  // the attempt is answered after its wait, and fails at once
     t.OnFailure(config, a, "alice", now, "192.0.2.7");
   }
-  EXPECT_EQ(waits, (std::vector<int64_t>{0, 0, 0, 100 * kMs, 200 * kMs, 400 * kMs, 800 * kMs,
-                                          800 * kMs}));
+  EXPECT_EQ(waits,
+            (std::vector<int64_t>{0, 0, 0, 100 * kMs, 200 * kMs, 400 * kMs, 800 * kMs, 800 * kMs}));
   EXPECT_EQ(t.counters().failures, 8u);
   EXPECT_EQ(t.counters().delayed, 5u);
   EXPECT_EQ(t.counters().delay_ns, uint64_t{2300} * kMs);
@@ -159,7 +159,8 @@ std::string Doc(std::string_view login) {
   return "[[listener]]\nport = 6432\n[[target]]\nname = \"app\"\nhost = \"127.0.0.1\"\n"
          "user = \"pgbastion\"\n[[user]]\nname = \"alice\"\n"
          "scram_verifier = \"SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0c2FsdA==$"
-         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n"
+         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+         "\"\n"
          "[[scope]]\nname = \"all\"\nsubjects = [\"*\"]\nprofile = \"read-only\"\n" +
          std::string(login);
 }
