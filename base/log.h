@@ -39,6 +39,13 @@ class LogLine {
 
 }  // namespace pgb
 
+// PGB_LOG with a level chosen at run time: PGB_LOG_AT(quiet ? LogLevel::kDebug : LogLevel::kInfo).
+#define PGB_LOG_AT(level_value)        \
+  if (!::pgb::LogEnabled(level_value)) \
+    ;                                  \
+  else                                 \
+    ::pgb::LogLine(level_value, __FILE__, __LINE__)
+
 #define PGB_LOG(level)                            \
   if (!::pgb::LogEnabled(::pgb::LogLevel::level)) \
     ;                                             \

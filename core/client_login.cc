@@ -248,8 +248,8 @@ absl::StatusOr<ClientLogin::Step> ClientLogin::OnSaslMessage(std::string& stagin
     if (binding_offered) scram_->UseChannelBinding(listener_.tls->server_end_point(), plus);
     absl::StatusOr<std::string> server_first = scram_->HandleClientFirst(initial->data);
     if (!server_first.ok()) {
-      PGB_LOG(kInfo) << Describe()
-                     << ": SCRAM client-first refused: " << server_first.status().message();
+      PGB_LOG_AT(failure_log_level_)
+          << Describe() << ": SCRAM client-first refused: " << server_first.status().message();
       return failed_login;
     }
     std::string reply;
@@ -264,8 +264,8 @@ absl::StatusOr<ClientLogin::Step> ClientLogin::OnSaslMessage(std::string& stagin
   staging.erase(0, msg.total_size);
   scram_.reset();
   if (!server_final.ok() || user_ == nullptr) {
-    PGB_LOG(kInfo) << Describe() << ": authentication failed"
-                   << (user_ == nullptr ? " (no such gateway user)" : "");
+    PGB_LOG_AT(failure_log_level_) << Describe() << ": authentication failed"
+                                   << (user_ == nullptr ? " (no such gateway user)" : "");
     return failed_login;
   }
   std::string reply;
@@ -282,8 +282,8 @@ absl::StatusOr<ClientLogin::Step> ClientLogin::OnTokenMessage(std::string& stagi
   // gateway buffers it (the 5 bytes: the message's length word and the NUL).
   if (staging.size() >= 5 && staging[0] == proto::kPqMsg_PasswordMessage &&
       proto::LoadBigEndian32(staging.data() + 1) > policy::kMaxTokenSize + 5) {
-    PGB_LOG(kInfo) << Describe() << ": token refused (format): over " << policy::kMaxTokenSize
-                   << " bytes";
+    PGB_LOG_AT(failure_log_level_)
+        << Describe() << ": token refused (format): over " << policy::kMaxTokenSize << " bytes";
     return proto::ErrorStatus(
         sqlstate::kInvalidPassword,
         Cat("token refused (format): token is longer than ", policy::kMaxTokenSize, " bytes"));
@@ -301,9 +301,10 @@ absl::StatusOr<ClientLogin::Step> ClientLogin::OnTokenMessage(std::string& stagi
   if (!verdict.ok()) {
     const policy::TokenRefusal& refusal = *verdict.refusal;
     const std::string check(policy::TokenCheckName(refusal.check));
-    PGB_LOG(kInfo) << Describe() << ": token refused (" << check << ")"
-                   << (verdict.issuer_name.empty() ? "" : " issuer=" + verdict.issuer_name) << ": "
-                   << refusal.reason;
+    PGB_LOG_AT(failure_log_level_)
+        << Describe() << ": token refused (" << check << ")"
+        << (verdict.issuer_name.empty() ? "" : " issuer=" + verdict.issuer_name) << ": "
+        << refusal.reason;
     return proto::ErrorStatus(
         refusal.sqlstate(), Cat("token refused (", check, "): ", refusal.reason), "",
         refusal.retry_later() ? "The gateway is fetching the issuer's keys; retry shortly." : "");

@@ -25,6 +25,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "base/log.h"
 #include "core/runtime.h"
 #include "core/startup_parameters.h"
 #include "policy/identity.h"
@@ -67,6 +68,16 @@ class ClientLogin {
   [[nodiscard]] absl::StatusOr<Step> Feed(std::string& staging);
   void OnTlsEstablished();
 
+  // The startup packet was accepted and the client was asked for its
+  // password, SCRAM proof or token: a failure now is a failed login.
+  bool awaiting_credential() const {
+    return state_ == State::kSaslInitial || state_ == State::kSaslContinue ||
+           state_ == State::kToken;
+  }
+  // Failed attempts are logged at debug, not info (the login throttle logs
+  // one line for the burst they belong to).
+  void QuietFailures() { failure_log_level_ = LogLevel::kDebug; }
+
   // The user the client named (then the verified subject), for logs and the audit.
   const std::string& user_name() const { return user_name_; }
   int32_t cancel_pid() const { return cancel_pid_; }
@@ -108,6 +119,7 @@ class ClientLogin {
   bool progressed_ = false;
   bool ssl_answered_ = false;  // SSLRequest already answered
   bool gss_answered_ = false;  // GSSENCRequest already answered
+  LogLevel failure_log_level_ = LogLevel::kInfo;
   std::string user_name_;
   ClientStartup startup_;
   const UserRuntime* user_ = nullptr;

@@ -695,7 +695,8 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
   Config config;
   {
     TomlTableReader top(
-        root, "", {"gateway", "listener", "target", "user", "scope", "audit", "issuer"}, sink_);
+        root, "", {"gateway", "listener", "target", "user", "scope", "audit", "issuer", "login"},
+        sink_);
     ParseGateway(root, config);
     ParseListeners(root, config);
     ParseNamedTables(root, "target", &ConfigParser::ParseTarget, config.targets);
@@ -707,6 +708,7 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
         root.get("audit"), [this](std::string_view path) { return ResolvePath(path); }, sink_,
         &config.audit);
     ParseIssuers(root, config);
+    ParseLoginConfig(root.get("login"), sink_, &config.login_throttle);
   }
   const toml::array* listener_tables =
       root.get("listener") ? root.get("listener")->as_array() : nullptr;

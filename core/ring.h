@@ -36,6 +36,7 @@ enum class Op : uint8_t {
   kBackendRecv,
   kBackendSend,
   kBackendConnect,
+  kLoginDelay,     // a throttled login's wait (core/login_throttle.h)
   kCancelConnect,  // a CancelRequest relay connection, slot in the cancel table
   kCancelSend,
   kTick,          // the shard's periodic timer

@@ -48,6 +48,7 @@ Session::Session(Shard& shard, uint32_t slot, uint32_t generation, int client_fd
               ops_in_flight_),
       backend_(shard.ring(), shard.buffers(), Op::kBackendRecv, Op::kBackendSend, slot, generation,
                ops_in_flight_),
+      throttle_address_(LoginThrottle::AddressKey(peer_address)),
       audit_(shard.audit(), peer_address) {
   client_.Attach(client_fd);
   if (const LocalPeer p = listener.config->local() ? LocalPeerOf(client_fd) : LocalPeer{};
@@ -94,13 +95,17 @@ void Session::OnCompletion(Op op, int res, uint32_t flags) {
     case Op::kBackendConnect:
       OnBackendConnected(res);
       break;
+    case Op::kLoginDelay:
+      OnLoginDelayDone();
+      break;
     default:
       break;
   }
 }
 
 void Session::ArmRecv(Side side) {
-  if (!closed_) ep(side).ArmRecv();
+  if (closed_ || (side == Side::kClient && login_held_)) return;
+  ep(side).ArmRecv();
 }
 
 void Session::RetryReceive(Side side) {
@@ -215,6 +220,7 @@ void Session::WriteReceived(Side side, const char* data, size_t n, int32_t bid) 
 }
 
 void Session::Flush(Side side) {
+  if (side == Side::kClient && login_held_) return;
   if (ep(side).Flush()) CloseEndpoint(side);
 }
 
@@ -331,7 +337,7 @@ void Session::OnPeerClosed(Side side, int res) {
 // Client login
 
 void Session::ProcessClientLogin() {
-  if (closed_ || phase_ == Phase::kClosing) return;
+  if (closed_ || phase_ == Phase::kClosing || login_held_) return;
   absl::StatusOr<ClientLogin::Step> step = client_login_->Feed(client_.staging());
   user_name_ = client_login_->user_name();
   if (!step.ok()) {
@@ -363,8 +369,43 @@ void Session::ProcessClientLogin() {
       break;
     }
   }
+  if (!login_admitted_ && !closed_ && phase_ == Phase::kClientLogin &&
+      client_login_->awaiting_credential()) {
+    // The startup packet is accepted and a credential asked for: before the
+    // client sees that question, the throttle may make it wait. The wait
+    // comes before any verdict, so its length says nothing about the guess.
+    login_admitted_ = true;
+    const int64_t wait = shard_.login_throttle().Admit(
+        runtime_->config.login_throttle, throttle_address_, user_name_, shard_.now_ns());
+    if (wait > 0) {
+      client_login_->QuietFailures();
+      HoldLogin(wait);
+      return;
+    }
+  }
   if (!closed_ && phase_ != Phase::kClosing) ArmRecv(Side::kClient);
   Flush(Side::kClient);
+}
+
+void Session::HoldLogin(int64_t wait_ns) {
+  // No longer than the login may last: then it has timed out anyway.
+  wait_ns = std::clamp<int64_t>(wait_ns, 1, std::max<int64_t>(deadline_ns_ - shard_.now_ns(), 1));
+  login_delay_.tv_sec = wait_ns / 1'000'000'000;
+  login_delay_.tv_nsec = wait_ns % 1'000'000'000;
+  io_uring_sqe* sqe = shard_.ring().GetSqe();
+  io_uring_prep_timeout(sqe, &login_delay_, 0, 0);
+  io_uring_sqe_set_data64(sqe, UserData::Make(Op::kLoginDelay, slot_, generation_));
+  ++ops_in_flight_;
+  login_held_ = true;
+  login_timer_armed_ = true;
+}
+
+void Session::OnLoginDelayDone() {
+  login_timer_armed_ = false;
+  if (!login_held_) return;  // the session ended meanwhile
+  login_held_ = false;
+  if (closed_ || phase_ != Phase::kClientLogin) return;
+  ProcessClientLogin();  // whatever arrived with the startup packet; then answer and read on
 }
 
 void Session::SendToClient(std::string bytes) { WriteOwned(Side::kClient, std::move(bytes)); }
@@ -570,6 +611,13 @@ void Session::EnterRelay() {
 // Relay
 
 void Session::RelayChunk(Side from, const char* data, size_t n, int32_t bid) {
+  if (from == Side::kClient && IdentityExpired()) {
+    // Nothing the client sends after its identity expired reaches the
+    // database, whatever the protocol state (a pipeline without Sync, COPY).
+    if (bid >= 0) Recycle(bid);
+    EndIdentityExpired();
+    return;  // the client is not read again: the session is ending
+  }
   (from == Side::kClient ? relayed_from_client_ : relayed_from_backend_) += n;
   if (absl::Status s = relay_->Feed(from, data, n, bid); !s.ok()) {
     const proto::ErrorFields why = proto::ErrorFieldsOf(s, "FATAL");
@@ -584,8 +632,8 @@ void Session::RelayChunk(Side from, const char* data, size_t n, int32_t bid) {
     return;
   }
   Flush(Other(from));
-  if (identity_ends_unix_ != 0 && from == Side::kBackend) {
-    EndIfIdentityExpired();
+  if (from == Side::kBackend && IdentityExpired()) {
+    EndIdentityExpired();  // or, mid-message, read on to its end
     if (phase_ != Phase::kRelay) return;
   }
   if (shutting_down_ && from == Side::kBackend && IdleBetweenTransactions()) {
@@ -619,11 +667,23 @@ void Session::OnRuntimeChanged(const std::shared_ptr<const Runtime>& runtime) {
 
 bool Session::IdleBetweenTransactions() const { return phase_ == Phase::kRelay && relay_->Idle(); }
 
-// Between statements: the database's last ReadyForQuery answered everything
-// the client sent (in a transaction or not; ending the session rolls it back).
-void Session::EndIfIdentityExpired() {
-  if (closed_ || phase_ != Phase::kRelay || !relay_->BetweenStatements() ||
-      absl::ToUnixSeconds(absl::Now()) < identity_ends_unix_) {
+bool Session::IdentityExpired() const {
+  return identity_ends_unix_ != 0 && absl::ToUnixSeconds(absl::Now()) >= identity_ends_unix_;
+}
+
+// Whatever the protocol state: mid-pipeline without Sync, mid-COPY, idle in a
+// transaction, a statement running. Closing the database connection (with a
+// Terminate where the client's stream is at a message boundary, never a Sync
+// or a COMMIT) makes the database roll back what was not committed; the
+// statements awaiting their answer get their completion records (RecordEnd).
+// The one FATAL must go between two of the database's messages: while one is
+// half relayed, the session waits for its end (the client's bytes are held
+// back meanwhile, so nothing more reaches the database), but not longer than
+// kFlushGraceNs; then it closes without the FATAL.
+void Session::EndIdentityExpired() {
+  if (closed_ || phase_ != Phase::kRelay) return;
+  if (!AtBoundary(Side::kBackend) &&
+      absl::ToUnixSeconds(absl::Now()) < identity_ends_unix_ + kFlushGraceNs / 1'000'000'000) {
     return;
   }
   const std::string expired_at = absl::FormatTime(
@@ -640,6 +700,16 @@ void Session::EndIfIdentityExpired() {
 void Session::FailClient(const char* code, std::string message, std::string detail,
                          std::string hint) {
   if (closed_ || phase_ == Phase::kClosing) return;
+  if (phase_ == Phase::kClientLogin && client_login_->awaiting_credential() &&
+      (strcmp(code, sqlstate::kInvalidPassword) == 0 ||
+       strcmp(code, sqlstate::kInvalidAuthorizationSpecification) == 0)) {
+    // A wrong password, SCRAM proof or token (not a missing target or scope,
+    // which come after a good credential).
+    std::string_view address = peer_;
+    address = address.substr(0, address.rfind(':'));
+    shard_.login_throttle().OnFailure(runtime_->config.login_throttle, throttle_address_,
+                                      client_login_->user_name(), shard_.now_ns(), address);
+  }
   if (phase_ != Phase::kRelay) {
     audit_.Event(audit::AuditKind::kAuthFailed, message, user_name_);
   } else {
@@ -681,6 +751,7 @@ void Session::Terminate(const char* code, std::string message) {
 }
 
 void Session::CloseAfterFlush() {
+  login_held_ = false;  // a held answer goes out before the final message
   phase_ = Phase::kClosing;
   deadline_ns_ = shard_.now_ns() + kFlushGraceNs;
   client_.CloseAfterFlush();
@@ -714,6 +785,12 @@ void Session::RecordEnd() {
 void Session::Close() {
   if (closed_) return;
   closed_ = true;
+  login_held_ = false;
+  if (login_timer_armed_) {  // the session is freed once the timer's completion came
+    io_uring_sqe* sqe = shard_.ring().GetSqe();
+    io_uring_prep_timeout_remove(sqe, UserData::Make(Op::kLoginDelay, slot_, generation_), 0);
+    io_uring_sqe_set_data64(sqe, UserData::Make(Op::kIgnore, 0, 0));
+  }
   RecordEnd();
   CloseEndpoint(Side::kClient);
   CloseEndpoint(Side::kBackend);
@@ -725,7 +802,7 @@ void Session::Close() {
 }
 
 void Session::OnTick(int64_t now_ns) {
-  if (identity_ends_unix_ != 0) EndIfIdentityExpired();
+  if (IdentityExpired()) EndIdentityExpired();
   if (closed_ || deadline_ns_ == 0 || now_ns < deadline_ns_) return;
   switch (phase_) {
     case Phase::kClosing:

@@ -118,6 +118,11 @@ class Session : private RelaySink, private ClientLogin::Channel {
 
   // Login, client side: hands the client's bytes to client_login_.
   void ProcessClientLogin();
+  // The login throttle (core/login_throttle.h) made this attempt wait: the
+  // answer to the startup packet and the client's further bytes are held
+  // for `wait_ns` (a ring timeout, Op::kLoginDelay), whatever its credential.
+  void HoldLogin(int64_t wait_ns);
+  void OnLoginDelayDone();
   // ClientLogin::Channel: the client socket as the login needs it.
   void SendToClient(std::string bytes) override;
   absl::Status StartTls() override;
@@ -141,9 +146,12 @@ class Session : private RelaySink, private ClientLogin::Channel {
   bool AtBoundary(Side side) const { return relay_ == nullptr || relay_->AtBoundary(side); }
   bool ClientTerminated() const { return relay_ != nullptr && relay_->client_terminated(); }
   bool IdleBetweenTransactions() const;
-  // Ends the session once its token has expired (plus the issuer's
-  // session_grace), if it is between statements.
-  void EndIfIdentityExpired();
+  // Whether the token (plus the issuer's session_grace) or the client
+  // certificate has expired.
+  bool IdentityExpired() const;
+  // Ends the session whose identity expired, whatever the protocol state, at
+  // the next message from either side or the next tick (FATAL 28000).
+  void EndIdentityExpired();
 
   // Endings.
   void FailClient(const char* sqlstate, std::string message, std::string detail = "",
@@ -189,9 +197,17 @@ class Session : private RelaySink, private ClientLogin::Channel {
   policy::Identity identity_;
   std::shared_ptr<const policy::Policy> policy_;
   const policy::Scope* scope_ = nullptr;
-  // Unix seconds after which the session ends at its next statement boundary
+  // Unix seconds from which the session ends at the next message or tick
   // (token exp + session_grace, or the certificate's notAfter); 0 = never.
   int64_t identity_ends_unix_ = 0;
+
+  // Login throttling: this client's address key, whether this attempt was
+  // admitted yet, and whether it is being held (output, reads, the timer).
+  const uint64_t throttle_address_;
+  bool login_admitted_ = false;
+  bool login_held_ = false;
+  bool login_timer_armed_ = false;
+  __kernel_timespec login_delay_{};
 
   SessionAudit audit_;
   // The steady state: framing, the request pipeline, the gate and masking.

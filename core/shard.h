@@ -22,6 +22,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "core/audit/writer.h"
+#include "core/login_throttle.h"
 #include "core/ring.h"
 #include "core/runtime.h"
 #include "core/session.h"
@@ -101,6 +102,8 @@ class Shard {
   // Checks tokens sent as passwords, with the current Runtime's keys; null
   // when it has no [[issuer]].
   policy::TokenVerifier* token_verifier() { return token_verifier_.get(); }
+  // Failed logins per address and user name on this shard (core/login_throttle.h).
+  LoginThrottle& login_throttle() { return login_throttle_; }
   // A receive failed with -ENOBUFS; retry when buffers come back.
   void WaitForBuffers(uint32_t slot, Session::Side side);
 
@@ -175,6 +178,7 @@ class Shard {
   std::vector<char> scratch_;
   policy::AnalysisCache analysis_cache_;
   std::unique_ptr<policy::TokenVerifier> token_verifier_;  // rebuilt with each Runtime
+  LoginThrottle login_throttle_;  // kept across reloads; configured by the current Runtime
 };
 
 }  // namespace pgb

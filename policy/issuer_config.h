@@ -69,6 +69,8 @@ struct IssuerConfig {
   // How long a session may outlive its token's exp before it is ended at the
   // next statement boundary; 0: at the first boundary after exp.
   absl::Duration session_grace = absl::ZeroDuration();
+  // The longest a token may live: exp - iat, or exp - now when it has no iat.
+  absl::Duration max_token_lifetime = absl::Hours(24);
 
   bool AllowsAlgorithm(JwsAlgorithm alg) const;
 };

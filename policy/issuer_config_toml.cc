@@ -46,11 +46,27 @@ IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
                          const std::function<std::string(std::string_view)>& resolve_path,
                          const TomlProblemSink& sink) {
   TomlTableReader reader(table, path,
-                         {"name",         "issuer",        "audience",     "jwks_file",
-                          "jwks_uri",     "discovery",     "ca_file",      "clock_skew",
-                          "algorithms",   "subject_claim", "groups_claim", "client_id_claim",
-                          "run_id_claim", "keep_claims",   "user_match",   "refresh_interval",
-                          "refresh_min",  "refresh_max",   "http_timeout", "session_grace"},
+                         {"name",
+                          "issuer",
+                          "audience",
+                          "jwks_file",
+                          "jwks_uri",
+                          "discovery",
+                          "ca_file",
+                          "clock_skew",
+                          "algorithms",
+                          "subject_claim",
+                          "groups_claim",
+                          "client_id_claim",
+                          "run_id_claim",
+                          "keep_claims",
+                          "user_match",
+                          "refresh_interval",
+                          "refresh_min",
+                          "refresh_max",
+                          "http_timeout",
+                          "session_grace",
+                          "max_token_lifetime"},
                          sink,
                          {{"audiences", "use \"audience\""},
                           {"aud", "use \"audience\""},
@@ -174,6 +190,9 @@ IssuerConfig ParseIssuer(const toml::table& table, const std::string& path,
   }
   if (auto v = reader.Duration("session_grace", absl::ZeroDuration(), kDay)) {
     out.session_grace = *v;
+  }
+  if (auto v = reader.Duration("max_token_lifetime", absl::Minutes(1), 366 * kDay)) {
+    out.max_token_lifetime = *v;
   }
   if (auto v = reader.Duration("http_timeout", absl::Milliseconds(100), kMaxHttpTimeout)) {
     out.http_timeout = *v;

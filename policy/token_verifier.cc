@@ -131,6 +131,8 @@ std::string_view TokenCheckName(TokenCheck check) {
       return "not_yet_valid";
     case TokenCheck::kIssuedInFuture:
       return "issued_in_future";
+    case TokenCheck::kLifetime:
+      return "lifetime";
     case TokenCheck::kAudience:
       return "audience";
     case TokenCheck::kClaims:
@@ -358,6 +360,7 @@ TokenVerdict TokenVerifier::VerifyUncached(std::string_view token, absl::Time no
   const int64_t now_unix = absl::ToUnixSeconds(now);
   const int64_t skew = absl::ToInt64Seconds(config.clock_skew);
   int64_t exp = 0, nbf = 0, iat = 0;
+  bool has_iat = false;
   switch (GetNumericDate(payload, "exp", &exp)) {
     case DateResult::kAbsent:
       return Refuse(TokenCheck::kClaims, "token has no \"exp\" claim (an expiry is required)");
@@ -388,9 +391,21 @@ TokenVerdict TokenVerifier::VerifyUncached(std::string_view token, absl::Time no
         return Refuse(TokenCheck::kIssuedInFuture,
                       Cat("token was issued in the future (iat ", FormatUnix(iat), ")"));
       }
+      has_iat = true;
       break;
     case DateResult::kAbsent:
       break;
+  }
+  // A token that lives longer than the issuer allows is refused, however it
+  // was signed: a stolen long-lived token would otherwise open sessions (and
+  // sit in the verification cache) for as long as its exp says.
+  const int64_t lifetime = exp - (has_iat ? iat : now_unix);
+  if (lifetime > absl::ToInt64Seconds(config.max_token_lifetime)) {
+    return Refuse(TokenCheck::kLifetime,
+                  Cat("token lives ", absl::FormatDuration(absl::Seconds(lifetime)),
+                      has_iat ? " (exp - iat)" : " (exp - now; it has no iat)",
+                      ", longer than issuer ", config.name, "'s max_token_lifetime of ",
+                      absl::FormatDuration(config.max_token_lifetime)));
   }
 
   // --- audience

@@ -54,6 +54,7 @@ enum class TokenCheck : uint8_t {
   kExpired,
   kNotYetValid,     // nbf
   kIssuedInFuture,  // iat
+  kLifetime,        // exp - iat (exp - now without iat) over the issuer's max_token_lifetime
   kAudience,
   kClaims,  // exp missing, claim of the wrong type, no subject
   kUser,    // the startup user is not the token's subject

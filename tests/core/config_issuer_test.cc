@@ -110,6 +110,24 @@ jwks_file = "jwks.json"
   EXPECT_EQ(demo.algorithms.size(), 9u);
 }
 
+TEST(ConfigIssuerTest, MaxTokenLifetime) {
+  const std::string base =
+      "[[issuer]]\nname = \"demo\"\nissuer = \"https://demo.local\"\naudience = \"pgbastion\"\n"
+      "jwks_file = \"jwks.json\"\n";
+  absl::StatusOr<Config> config = Parse(base);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->issuers[0].max_token_lifetime, absl::Hours(24));
+  config = Parse(base + "max_token_lifetime = \"15m\"\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->issuers[0].max_token_lifetime, absl::Minutes(15));
+  EXPECT_THAT(ErrorOf(base + "max_token_lifetime = \"10s\"\n"),
+              HasSubstr("issuer[0].max_token_lifetime:"));
+  EXPECT_THAT(ErrorOf(base + "max_token_lifetime = \"forever\"\n"),
+              HasSubstr("issuer[0].max_token_lifetime:"));
+  EXPECT_THAT(ErrorOf(base + "max_token_lifetime = 3600\n"),
+              HasSubstr("issuer[0].max_token_lifetime:"));
+}
+
 TEST(ConfigIssuerTest, RequiredKeys) {
   const std::string error = ErrorOf("[[issuer]]\nclock_skew = \"1s\"\n");
   EXPECT_THAT(error, HasSubstr("issuer[0].name: required"));

@@ -195,6 +195,35 @@ TEST_F(TokenVerifierTest, IssuedInTheFuture) {
                 "issued in the future");
 }
 
+// Issue 22, item 4: exp 100 years ahead was accepted (and cached).
+TEST_F(TokenVerifierTest, LifetimeOverTheIssuersMaximumIsRefused) {
+  EXPECT_EQ(config_.max_token_lifetime, absl::Hours(24));  // the default
+  Claims claims;
+  claims.iat = kNow - 10;
+  claims.exp = kNow + int64_t{100} * 365 * 86400;
+  ExpectRefused(Verify(Good(JwsAlgorithm::kES256, claims)), TokenCheck::kLifetime,
+                "(exp - iat), longer than issuer corp's max_token_lifetime of 24h");
+  claims.exp = claims.iat.value() + 86400;  // exactly the maximum
+  EXPECT_TRUE(Verify(Good(JwsAlgorithm::kES256, claims)).ok());
+  claims.exp += 1;
+  ExpectRefused(Verify(Good(JwsAlgorithm::kES256, claims)), TokenCheck::kLifetime,
+                "token lives 24h1s (exp - iat)");
+}
+
+TEST_F(TokenVerifierTest, LifetimeWithoutIatCountsFromNow) {
+  config_.max_token_lifetime = absl::Minutes(10);
+  Rebuild();
+  Claims claims;
+  claims.iat = std::nullopt;
+  claims.nbf = std::nullopt;
+  claims.exp = kNow + 601;
+  ExpectRefused(Verify(Good(JwsAlgorithm::kES256, claims)), TokenCheck::kLifetime,
+                "token lives 10m1s (exp - now; it has no iat), longer than issuer corp's "
+                "max_token_lifetime of 10m");
+  claims.exp = kNow + 600;
+  EXPECT_TRUE(Verify(Good(JwsAlgorithm::kES256, claims)).ok());
+}
+
 TEST_F(TokenVerifierTest, WrongIssuer) {
   Claims claims;
   claims.iss = "https://evil.test";
