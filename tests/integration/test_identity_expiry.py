@@ -26,7 +26,7 @@ from harness import (Certificates, ClusterTestCase, RawConnection, SSL_REQUEST_C
                      gateway_binary, message, parse_error, run)
 
 ISSUER = "https://mint.pgbastion.test"
-SCOPES = [{"name": "agents", "subjects": ["agent-7"], "profile": "admin"}]
+SCOPES = [{"name": "agents", "sources": ["issuer:local"], "subjects": ["agent-7"], "profile": "admin"}]
 
 
 def claims(token: str) -> dict:
