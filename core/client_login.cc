@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "base/log.h"
 #include "base/str_cat.h"
+#include "core/unix_listener.h"
 #include "policy/jwt.h"
 #include "proto/error_status.h"
 #include "proto/protocol.h"
@@ -28,12 +29,13 @@ constexpr uint32_t kMaxLoginMessage = 65535;
 
 ClientLogin::ClientLogin(const Runtime& runtime, const ListenerRuntime& listener,
                          policy::TokenVerifier* verifier, Channel& channel,
-                         std::string session_name)
+                         std::string session_name, std::optional<uid_t> peer_uid)
     : runtime_(runtime),
       listener_(listener),
       verifier_(verifier),
       channel_(channel),
-      session_name_(std::move(session_name)) {}
+      session_name_(std::move(session_name)),
+      peer_uid_(peer_uid) {}
 
 std::string ClientLogin::Describe() const {
   return user_name_.empty() ? session_name_ : Cat(session_name_, " user=", LogSafe(user_name_));
@@ -168,6 +170,24 @@ absl::StatusOr<ClientLogin::Step> ClientLogin::OnStartupPacket(std::string& stag
       tls->PeerCertificateVerified()) {
     channel_.SendToClient(std::move(reply));  // NegotiateProtocolVersion, if any
     return AcceptCertificate();
+  }
+  if (listener.Allows(LoginMethod::kPeer) && peer_uid_.has_value()) {
+    const std::optional<std::string> os_user = OsUserName(*peer_uid_);
+    if (os_user.has_value() && *os_user == user_name_) {
+      channel_.SendToClient(std::move(reply));  // NegotiateProtocolVersion, if any
+      return AcceptPeer(*os_user);
+    }
+    if (listener.auth == std::vector<LoginMethod>{LoginMethod::kPeer}) {
+      PGB_LOG(kInfo) << Describe() << ": refused, the connecting process runs as OS user "
+                     << (os_user ? LogSafe(*os_user) : Cat("uid ", *peer_uid_));
+      return proto::ErrorStatus(
+          sqlstate::kInvalidAuthorizationSpecification,
+          Cat("peer authentication failed for user \"", user_name_, "\""),
+          os_user
+              ? Cat("The connecting process runs as OS user \"", *os_user, "\".")
+              : Cat("The connecting process runs as uid ", *peer_uid_, ", which has no user name."),
+          "Connect with user set to your OS user name.");
+    }
   }
   if (listener.auth == std::vector<LoginMethod>{LoginMethod::kCertificate}) {
     return proto::ErrorStatus(sqlstate::kInvalidAuthorizationSpecification,
@@ -320,6 +340,16 @@ absl::StatusOr<ClientLogin::Step> ClientLogin::OnTokenMessage(std::string& stagi
   // The user name is the subject's from here on (user_match = "ignore" may
   // have let any startup user through). AuthenticationOk goes to the client
   // once the database has accepted the gateway, as after SCRAM.
+  user_name_ = identity_.subject;
+  return Authorize();
+}
+
+// As PostgreSQL's peer authentication: the kernel says which OS user the
+// connecting process runs as, and the startup user is that name. No groups:
+// scopes name peer identities by subject (sources = ["peer"]).
+absl::StatusOr<ClientLogin::Step> ClientLogin::AcceptPeer(std::string os_user) {
+  identity_.method = policy::AuthMethod::kPeer;
+  identity_.subject = std::move(os_user);
   user_name_ = identity_.subject;
   return Authorize();
 }

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -60,9 +61,11 @@ class ClientLogin {
     kAuthenticated,  // identity, target and scope are known: log in to the database
   };
 
-  // `runtime` and `listener` outlive the login; `verifier` may be null (no issuers).
+  // `runtime` and `listener` outlive the login; `verifier` may be null (no issuers);
+  // `peer_uid`: the connecting process's uid on a Unix-domain socket.
   ClientLogin(const Runtime& runtime, const ListenerRuntime& listener,
-              policy::TokenVerifier* verifier, Channel& channel, std::string session_name);
+              policy::TokenVerifier* verifier, Channel& channel, std::string session_name,
+              std::optional<uid_t> peer_uid = std::nullopt);
 
   // Consumes what it can of `staging` (the client's bytes, decrypted).
   [[nodiscard]] absl::StatusOr<Step> Feed(std::string& staging);
@@ -105,6 +108,7 @@ class ClientLogin {
   absl::StatusOr<Step> OnSaslMessage(std::string& staging);
   absl::StatusOr<Step> OnTokenMessage(std::string& staging);
   absl::StatusOr<Step> AcceptCertificate();
+  absl::StatusOr<Step> AcceptPeer(std::string os_user);
   // The target named as the database, and the scope that covers the identity.
   absl::StatusOr<Step> Authorize();
   std::string Describe() const;
@@ -114,6 +118,7 @@ class ClientLogin {
   policy::TokenVerifier* verifier_;
   Channel& channel_;
   const std::string session_name_;
+  const std::optional<uid_t> peer_uid_;
   State state_ = State::kStartup;
   // A message was consumed and the next may already be in `staging`.
   bool progressed_ = false;

@@ -209,11 +209,13 @@ void ConfigParser::ParseListenerAuth(TomlTableReader& reader, const toml::node& 
                                      ListenerConfig& out) {
   const toml::array* list = node.as_array();
   if (list == nullptr) {
-    reader.TypeError("auth", "an array of \"password\", \"token\", \"certificate\"", node);
+    reader.TypeError("auth", "an array of \"password\", \"token\", \"certificate\", \"peer\"",
+                     node);
     return;
   }
   if (list->empty()) {
-    reader.Error("auth", "must name at least one of \"password\", \"token\", \"certificate\"");
+    reader.Error("auth",
+                 "must name at least one of \"password\", \"token\", \"certificate\", \"peer\"");
     return;
   }
   for (size_t i = 0; i < list->size(); ++i) {
@@ -224,8 +226,10 @@ void ConfigParser::ParseListenerAuth(TomlTableReader& reader, const toml::node& 
     if (name != nullptr && *name == "password") method = LoginMethod::kPassword;
     if (name != nullptr && *name == "token") method = LoginMethod::kToken;
     if (name != nullptr && *name == "certificate") method = LoginMethod::kCertificate;
+    if (name != nullptr && *name == "peer") method = LoginMethod::kPeer;
     if (!method.has_value()) {
-      AddError(element.source(), key, "must be \"password\", \"token\" or \"certificate\"");
+      AddError(element.source(), key,
+               "must be \"password\", \"token\", \"certificate\" or \"peer\"");
     } else if (out.Allows(*method)) {
       AddError(element.source(), key, Cat("\"", *name, "\" is listed twice"));
     } else {
@@ -349,6 +353,11 @@ void ConfigParser::ParseListener(const toml::table& table, const std::string& pa
     }
   }
   if (const toml::node* node = reader.Get("auth")) ParseListenerAuth(reader, *node, out);
+  if (out.Allows(LoginMethod::kPeer)) {
+    reader.Error("auth",
+                 "\"peer\" needs a Unix-domain socket listener (socket_dir): only there does "
+                 "the kernel say which OS user connected");
+  }
   if (tls_valid && out.tls == ListenerTls::kDisabled && out.Allows(LoginMethod::kToken)) {
     reader.Error("auth",
                  "\"token\" needs tls = \"optional\" or \"required\": a token travels as a "

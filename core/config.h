@@ -47,6 +47,7 @@ enum class LoginMethod : uint8_t {
   kPassword,     // SCRAM-SHA-256 against a [[user]]
   kToken,        // a JWT from an [[issuer]] sent as the password, over TLS only
   kCertificate,  // a TLS client certificate that chains to tls_client_ca; no password
+  kPeer,         // Unix-domain sockets only: the connecting process's OS user (SO_PEERCRED)
 };
 
 struct ListenerConfig {

@@ -54,6 +54,7 @@ Session::Session(Shard& shard, uint32_t slot, uint32_t generation, int client_fd
   if (const LocalPeer p = listener.config->local() ? LocalPeerOf(client_fd) : LocalPeer{};
       p.known) {
     audit_.SetLocalClient(p.pid, p.uid);
+    peer_uid_ = p.uid;
   }
 }
 
@@ -69,9 +70,9 @@ std::string Session::Describe() const {
 }
 
 void Session::Start() {
-  client_login_ =
-      std::make_unique<ClientLogin>(*runtime_, listener_, shard_.token_verifier(),
-                                    static_cast<ClientLogin::Channel&>(*this), Describe());
+  client_login_ = std::make_unique<ClientLogin>(*runtime_, listener_, shard_.token_verifier(),
+                                                static_cast<ClientLogin::Channel&>(*this),
+                                                Describe(), peer_uid_);
   audit_.Event(audit::AuditKind::kConnect);
   deadline_ns_ = shard_.now_ns() + absl::ToInt64Nanoseconds(runtime_->config.auth_timeout);
   ArmRecv(Side::kClient);

@@ -204,6 +204,7 @@ class Session : private RelaySink, private ClientLogin::Channel {
   // Login throttling: this client's address key, whether this attempt was
   // admitted yet, and whether it is being held (output, reads, the timer).
   const uint64_t throttle_address_;
+  std::optional<uid_t> peer_uid_;  // a Unix-domain socket's client process (SO_PEERCRED)
   bool login_admitted_ = false;
   bool login_held_ = false;
   bool login_timer_armed_ = false;

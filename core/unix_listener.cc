@@ -1,6 +1,7 @@
 #include "core/unix_listener.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <vector>
 
 #include "base/str_cat.h"
 
@@ -200,6 +202,17 @@ LocalPeer LocalPeerOf(int fd) {
     peer.known = true;
   }
   return peer;
+}
+
+std::optional<std::string> OsUserName(uid_t uid) {
+  passwd entry{};
+  passwd* found = nullptr;
+  std::vector<char> buffer(16 * 1024);
+  if (::getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr ||
+      entry.pw_name == nullptr) {
+    return std::nullopt;
+  }
+  return std::string(entry.pw_name);
 }
 
 std::string DescribeLocalPeer(const LocalPeer& peer) {

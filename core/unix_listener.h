@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -63,6 +64,10 @@ struct LocalPeer {
   bool known = false;  // false: getsockopt failed (not a Unix socket)
 };
 LocalPeer LocalPeerOf(int fd);
+
+// The OS user name of `uid` from the password database (NSS: keep service
+// users local, a lookup runs on the worker thread), or nullopt.
+std::optional<std::string> OsUserName(uid_t uid);
 
 // The client's address for logs: "[local] pid=1234 uid=1000" as PostgreSQL's
 // "[local]", with who connected.

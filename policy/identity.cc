@@ -10,6 +10,8 @@ const char* AuthMethodName(AuthMethod m) {
       return "token";
     case AuthMethod::kCertificate:
       return "certificate";
+    case AuthMethod::kPeer:
+      return "peer";
   }
   return "unknown";
 }

@@ -19,11 +19,12 @@ enum class AuthMethod : uint8_t {
   kLocalPassword,  // a [[user]] of the config file, SCRAM
   kToken,          // an OIDC/JWT token sent as the password over TLS
   kCertificate,    // a client certificate (mutual TLS)
+  kPeer,           // the OS user of a process on a Unix-domain socket (SO_PEERCRED)
 };
 
 struct Identity {
   AuthMethod method = AuthMethod::kLocalPassword;
-  std::string subject;              // token `sub` (as mapped), certificate SAN/CN, or user name
+  std::string subject;  // token `sub` (as mapped), certificate SAN/CN, user name, OS user name
   std::vector<std::string> groups;  // groups or roles from the mapped claim path
   std::string issuer;               // token `iss`; empty for local and certificate logins
   std::string client_id;            // agent metadata: `azp` / `client_id`
@@ -33,6 +34,6 @@ struct Identity {
   int64_t expires_at_unix = 0;  // token `exp` or certificate notAfter; 0 = no expiry
 };
 
-const char* AuthMethodName(AuthMethod m);  // "password", "token", "certificate"
+const char* AuthMethodName(AuthMethod m);  // "password", "token", "certificate", "peer"
 
 }  // namespace pgb::policy

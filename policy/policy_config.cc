@@ -129,7 +129,7 @@ void ParseMask(const toml::table& table, const std::string& path, const TomlProb
       TomlStringList{.empty = TomlStringList::Empty::kNeedsOne});
 }
 
-// `sources`: "local", "certificate" or "issuer:<[[issuer]] name>".
+// `sources`: "local", "certificate", "peer" or "issuer:<[[issuer]] name>".
 void ParseSources(TomlTableReader& reader, const std::vector<IssuerConfig>& issuers,
                   const TomlProblemSink& sink, std::vector<IdentitySource>& out) {
   reader.Strings("sources", [&](const std::string& text, const toml::node& node,
@@ -142,6 +142,10 @@ void ParseSources(TomlTableReader& reader, const std::vector<IssuerConfig>& issu
       out.push_back({.method = AuthMethod::kCertificate, .issuer = {}});
       return;
     }
+    if (text == "peer") {
+      out.push_back({.method = AuthMethod::kPeer, .issuer = {}});
+      return;
+    }
     std::vector<std::string_view> names;
     for (const IssuerConfig& issuer : issuers) names.push_back(issuer.name);
     const std::string known =
@@ -150,7 +154,8 @@ void ParseSources(TomlTableReader& reader, const std::vector<IssuerConfig>& issu
       sink(node.source(), element_path,
            Cat("\"", text,
                "\" is not a source: \"local\" (gateway [[user]]s), \"certificate\" "
-               "(client certificates) or \"issuer:<name>\" (tokens of one [[issuer]]; ",
+               "(client certificates), \"peer\" (OS users on a Unix-domain socket) or "
+               "\"issuer:<name>\" (tokens of one [[issuer]]; ",
                known, ")"));
       return;
     }

@@ -1055,17 +1055,31 @@ Decision Policy::DecideFunctionCall(const Scope& scope) const {
                     scope.name, "'"));
 }
 
+namespace {
+
+// Where an identity came from, for messages: "a gateway user", "a token of https://idp".
+std::string SourceOf(const Identity& identity) {
+  switch (identity.method) {
+    case AuthMethod::kLocalPassword:
+      return "a gateway user";
+    case AuthMethod::kToken:
+      return Cat("a token of ", identity.issuer);
+    case AuthMethod::kCertificate:
+      return "a client certificate";
+    case AuthMethod::kPeer:
+      return "an OS user on the local socket";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
 Decision Policy::NoScope(const Identity& identity, std::string_view target) {
-  return Refuse(
-      Decision::kDeny, "no-scope",
-      Cat("no scope of the policy gives \"", identity.subject, "\" (",
-          identity.method == AuthMethod::kToken
-              ? Cat("a token of ", identity.issuer)
-              : std::string(identity.method == AuthMethod::kCertificate ? "a client certificate"
-                                                                        : "a gateway user"),
-          ") access to target \"", target, "\""),
-      "ask an administrator for a [[scope]] that matches your identity (its source, "
-      "subject, groups or claims) and this target");
+  return Refuse(Decision::kDeny, "no-scope",
+                Cat("no scope of the policy gives \"", identity.subject, "\" (", SourceOf(identity),
+                    ") access to target \"", target, "\""),
+                "ask an administrator for a [[scope]] that matches your identity (its source, "
+                "subject, groups or claims) and this target");
 }
 
 const std::vector<std::string_view>& DangerousFunctions() {

@@ -119,7 +119,8 @@ inline constexpr uint16_t ClassBit(StatementClass c) {
 }
 
 // Where an identity may come from for a scope (`sources`): gateway-local
-// users, client certificates, or tokens of one [[issuer]] (its `iss` URL).
+// users, client certificates, OS users on a Unix-domain socket (peer), or
+// tokens of one [[issuer]] (its `iss` URL).
 // Names are only unique within one source: a token whose `sub` is "alice"
 // is not the local user alice.
 struct IdentitySource {

@@ -108,8 +108,10 @@ TEST(ConfigListenerAuthTest, TokenWithoutIssuersIsRefused) {
 }
 
 TEST(ConfigListenerAuthTest, UnknownMethodNamesItsIndex) {
-  EXPECT_THAT(ErrorOf("auth = [\"password\", \"kerberos\"]\n"),
-              HasSubstr("listener[0].auth[1]: must be \"password\", \"token\" or \"certificate\""));
+  EXPECT_THAT(
+      ErrorOf("auth = [\"password\", \"kerberos\"]\n"),
+      HasSubstr(
+          "listener[0].auth[1]: must be \"password\", \"token\", \"certificate\" or \"peer\""));
 }
 
 TEST(ConfigListenerAuthTest, DuplicateAndEmptyAndWrongType) {

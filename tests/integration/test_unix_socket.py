@@ -299,6 +299,59 @@ class UnixSocketTest(ClusterTestCase):
                 finally:
                     gw._cleanup_dir()
 
+    def test_peer_login_names_the_os_user(self):
+        """auth = ["peer"]: the kernel says which OS user connected, and the startup user must
+        be that name; the identity is the OS user (source "peer"), never the [[user]] of the
+        same name, and a scope for peer identities applies."""
+        if not h.PG_OS_USER:
+            self.fail("this test runs as root, with the postgres OS user to connect as")
+        port = h.free_port()
+        local = {"socket_dir": self.sock_dir, "port": port, "socket_mode": "0777",
+                 "auth": ["peer"]}
+        scopes = [{"name": "ops", "sources": ["peer"], "subjects": [h.PG_OS_USER],
+                   "profile": "read-only"},
+                  {"name": "admin", "sources": ["local"], "subjects": ["*"], "profile": "admin"}]
+        gw = h.Gateway(self.pg, port=port, workers=2, scopes=scopes,
+                       users={"alice": h.random_password(), h.PG_OS_USER: h.random_password()},
+                       listeners=[{"address": "127.0.0.1", "port": port, "tls": "disabled"},
+                                  local]).start()
+        try:
+            def psql_as(user: str, sql: str, as_postgres: bool):
+                return h.run([PSQL, "-X", "-A", "-t", "-w", "-h", self.sock_dir, "-p", str(port),
+                              "-U", user, "-d", "app", "-c", sql],
+                             env={"PGCONNECT_TIMEOUT": "10"}, as_postgres=as_postgres,
+                             check=False, timeout=60)
+
+            ok = psql_as(h.PG_OS_USER, "SELECT 40 + 2", as_postgres=True)
+            self.assertEqual((ok.returncode, ok.stdout.decode().strip()), (0, "42"),
+                             ok.stderr.decode())
+            # The peer scope (read-only) applies, not the local [[user]] postgres's admin.
+            ddl = psql_as(h.PG_OS_USER, "CREATE TABLE peer_t (i int)", as_postgres=True)
+            self.assertNotEqual(ddl.returncode, 0)
+            self.assertIn("scope 'ops'", ddl.stderr.decode())
+            # Another OS user (root) naming postgres: refused, no password asked.
+            other = psql_as(h.PG_OS_USER, "SELECT 1", as_postgres=False)
+            self.assertNotEqual(other.returncode, 0)
+            self.assertIn(f'peer authentication failed for user "{h.PG_OS_USER}"',
+                          other.stderr.decode())
+            # Root as itself: a peer identity without a scope.
+            root = psql_as("root", "SELECT 1", as_postgres=False)
+            self.assertNotEqual(root.returncode, 0)
+            self.assertIn('no scope of the policy gives "root" (an OS user on the local socket)',
+                          root.stderr.decode())
+        finally:
+            gw.stop()
+
+    def test_peer_is_refused_on_tcp_listeners(self):
+        gw = h.Gateway(self.pg, listeners=[{"address": "127.0.0.1", "port": h.free_port(),
+                                            "auth": ["peer"]}])
+        gw.dir = self.sock_dir
+        config = gw.write_config()
+        res = h.run([h.gateway_binary(), "check-config", "--config", config], check=False)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn('listener[0].auth: "peer" needs a Unix-domain socket listener',
+                      res.stderr.decode())
+
 
 if __name__ == "__main__":
     unittest.main()
