@@ -286,39 +286,41 @@ StartupJudgement JudgeStartupSettings(const policy::Policy& policy, const policy
     JudgedStartupSetting setting{name, value, EquivalentSet(name, value), {}, 0};
     const std::string detail = Cat("The startup setting \"", name, "\" is judged as the statement ",
                                    setting.statement, ".");
-    if (In(kIdentitySettings, name)) {
+    const policy::SqlAnalysis analysis = policy::AnalyseSql(setting.statement);
+    if (!analysis.ok) {
+      judgement.refusal = proto::ErrorStatus(
+          analysis.error_sqlstate,
+          Cat("the startup setting \"", name, "\" cannot be judged: ", analysis.error_message),
+          detail, "Remove it from the connection's settings.");
+      setting.decision = policy::Decision{policy::Decision::kDeny, "analysis", "", ""};
+      judgement.refused = std::move(setting);
+      return judgement;
+    }
+    // Fail closed: the analyser must read the SET as setting exactly this
+    // name (and nothing else), or the judgement is not about what the
+    // database would be sent.
+    if (analysis.statements.size() != 1 || analysis.statements[0].settings.size() != 1 ||
+        analysis.statements[0].settings[0].name != name) {
+      judgement.refusal =
+          proto::ErrorStatus(sqlstate::kInsufficientPrivilege,
+                             Cat("the startup setting \"", name, "\" cannot be judged"), detail,
+                             "Remove it from the connection's settings.");
+      setting.decision = policy::Decision{policy::Decision::kDeny, "analysis", "", ""};
+      judgement.refused = std::move(setting);
+      return judgement;
+    }
+    setting.fingerprint = analysis.statements[0].fingerprint;
+    policy::QueryJudgement j = policy::JudgeQuery(policy, scope, analysis, state);
+    setting.decision = std::move(j.decisions[0]);
+    // Refused as the SET is where the SET is refused; where it is allowed
+    // (an admin scope), refused still: at startup the session's role would
+    // be chosen before the gateway tracks it.
+    if (setting.decision.kind == policy::Decision::kAllow && In(kIdentitySettings, name)) {
       setting.decision = policy::Decision{
           policy::Decision::kDeny, "builtin.protected-setting",
           Cat("the startup setting ", name, " would change who the session is"),
-          "the gateway chooses the session's database role; ask an administrator for a scope "
-          "with the privileges you need"};
-    } else {
-      const policy::SqlAnalysis analysis = policy::AnalyseSql(setting.statement);
-      if (!analysis.ok) {
-        judgement.refusal = proto::ErrorStatus(
-            analysis.error_sqlstate,
-            Cat("the startup setting \"", name, "\" cannot be judged: ", analysis.error_message),
-            detail, "Remove it from the connection's settings.");
-        setting.decision = policy::Decision{policy::Decision::kDeny, "analysis", "", ""};
-        judgement.refused = std::move(setting);
-        return judgement;
-      }
-      // Fail closed: the analyser must read the SET as setting exactly this
-      // name (and nothing else), or the judgement is not about what the
-      // database would be sent.
-      if (analysis.statements.size() != 1 || analysis.statements[0].settings.size() != 1 ||
-          analysis.statements[0].settings[0].name != name) {
-        judgement.refusal =
-            proto::ErrorStatus(sqlstate::kInsufficientPrivilege,
-                               Cat("the startup setting \"", name, "\" cannot be judged"), detail,
-                               "Remove it from the connection's settings.");
-        setting.decision = policy::Decision{policy::Decision::kDeny, "analysis", "", ""};
-        judgement.refused = std::move(setting);
-        return judgement;
-      }
-      setting.fingerprint = analysis.statements[0].fingerprint;
-      policy::QueryJudgement j = policy::JudgeQuery(policy, scope, analysis, state);
-      setting.decision = std::move(j.decisions[0]);
+          "the gateway chooses the session's database role; an admin scope may SET it after "
+          "connecting"};
     }
     if (setting.decision.kind != policy::Decision::kAllow) {
       std::string hint = setting.decision.hint;

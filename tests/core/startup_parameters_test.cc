@@ -159,8 +159,9 @@ TEST(StartupParametersTest, SettingsAreJudgedAsTheirSet) {
            {{{"statement_timeout", "1h"}}, "42501", "scope.s.limits"},
            {{{"default_transaction_read_only", "off"}}, "42501", "builtin.protected-setting"},
            {{{"session_replication_role", "replica"}}, "42501", "builtin.protected-setting"},
-           {{{"role", "postgres"}}, "42501", "builtin.protected-setting"},
-           {{{"session_authorization", "postgres"}}, "42501", "builtin.protected-setting"},
+           // SET role is a privilege statement, which read-only does not allow.
+           {{{"role", "postgres"}}, "42501", "profile.read-only.class"},
+           {{{"session_authorization", "postgres"}}, "42501", "profile.read-only.class"},
            {{{"myapp.a", "1"}, {"log_statement", "none"}}, "42501", "builtin.protected-setting"},
            {{{"myapp.a", "\xff"}}, "22021", "analysis"},  // not UTF-8
        }) {
@@ -186,7 +187,8 @@ TEST(StartupParametersTest, AdminMayNotChooseTheRoleAtStartupEither) {
       JudgeStartupSettings(policy, policy.scopes()[0], "gw", {{"log_statement", "none"}});
   EXPECT_TRUE(j.refusal.ok()) << j.refusal;  // as SET log_statement is for admin
   j = JudgeStartupSettings(policy, policy.scopes()[0], "gw", {{"role", "postgres"}});
-  EXPECT_FALSE(j.refusal.ok());
+  ASSERT_TRUE(j.refused.has_value());
+  EXPECT_EQ(j.refused->decision.rule, "builtin.protected-setting");
 }
 
 TEST(StartupParametersTest, ClientSettingsComeAfterTheScopesAndWin) {
