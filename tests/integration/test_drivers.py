@@ -63,17 +63,26 @@ class NodePostgresTest(ClusterTestCase):
     # --- item 1 -------------------------------------------------------------
 
     def test_terminated_session_raises_one_error(self):
-        # Directly, for reference: one 57P01, nothing else.
-        direct = node_pg({"scenario": "terminate", "connect": self.direct(),
-                          "direct": self.direct()})
-        self.assertEqual([(e["source"], e["code"]) for e in direct["errors"]],
-                         [("pool", "57P01")], direct)
-        got = node_pg({"scenario": "terminate", "connect": self.through_gateway("ada"),
-                       "direct": self.direct()})
-        self.assertEqual([(e["source"], e["code"]) for e in got["errors"]],
-                         [("pool", "57P01")], got)
-        self.assertIn("terminating connection due to administrator command",
-                      got["errors"][0]["message"])
+        for mode in ("query", "idle"):
+            with self.subTest(mode=mode):
+                # Directly, for reference.
+                direct = node_pg({"scenario": "terminate", "mode": mode,
+                                  "connect": self.direct(), "direct": self.direct()})
+                got = node_pg({"scenario": "terminate", "mode": mode,
+                               "connect": self.through_gateway("ada"), "direct": self.direct()})
+                seen = [(e["source"], e.get("code")) for e in got["errors"]]
+                # Exactly one error from the database: its FATAL 57P01, where the application
+                # attached a handler (the running query, or the pool for an idle client).
+                coded = [e for e in got["errors"] if e.get("code")]
+                self.assertEqual([(e["code"], e["severity"]) for e in coded], [("57P01", "FATAL")],
+                                 got)
+                self.assertIn("terminating connection due to administrator command",
+                              coded[0]["message"])
+                self.assertNotIn("uncaughtException", [s for s, _ in seen], got)
+                # And the same events as from PostgreSQL directly (node-postgres adds its own
+                # "Connection terminated unexpectedly" for a client ended mid-query, there too).
+                self.assertEqual(seen, [(e["source"], e.get("code")) for e in direct["errors"]],
+                                 (got, direct))
 
     # --- item 5 -------------------------------------------------------------
 
