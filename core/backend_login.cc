@@ -40,6 +40,12 @@ absl::StatusOr<bool> BackendLogin::OnMessage(char type, std::string_view body, s
       if (code == sqlstate::kTooManyConnections || code == "57P03") {
         return proto::ErrorStatus(code, fields->message);
       }
+      // Once authenticated, a bad value or an unknown name among the client's
+      // own startup settings (core/startup_parameters.h), which the policy
+      // allowed: the client's business, answered as PostgreSQL answers it.
+      if (authenticated_ && (code == "22023" || code == "42704" || code == "55P02")) {
+        return proto::ErrorStatus(code, fields->message, fields->detail, fields->hint);
+      }
       return CouldNotLogIn();
     }
     case proto::kPqMsg_ParameterStatus:

@@ -366,7 +366,7 @@ void Session::ProcessClientLogin() {
       ClientStartup& startup = client_login_->startup();
       application_name_ = std::move(startup.application_name);
       forwarded_params_ = std::move(startup.forwarded);
-      StartBackend();
+      if (AdmitStartupSettings()) StartBackend();
       break;
     }
   }
@@ -424,6 +424,31 @@ const proto::TlsStream* Session::Tls() const {
 
 // ---------------------------------------------------------------------------
 // Backend login
+
+bool Session::AdmitStartupSettings() {
+  const StartupJudgement j =
+      JudgeStartupSettings(*policy_, *scope_, target_->config->user, forwarded_params_);
+  audit_.SetSession(&identity_, target_->config->name, target_->config->user, application_name_);
+  if (j.refused) {
+    const proto::ErrorFields why = proto::ErrorFieldsOf(j.refusal, "FATAL");
+    audit_.Refusal(j.refused->statement, StatementProtocol::kStartup, j.refused->decision.rule,
+                   why.sqlstate, why.message, j.refused->fingerprint, 0);
+    PGB_LOG(kInfo) << Describe() << ": refused, " << why.message;
+    FailClient(j.refusal);
+    return false;
+  }
+  // Write-ahead, as for statements: the records before the database sees them.
+  if (audit_.enabled() && !audit_.HasRoomFor(2 * j.allowed.size())) {
+    FailClient(sqlstate::kConfigurationLimitExceeded,
+               "the audit trail has no room now for the records of the startup settings", "",
+               "Retry later; the operator can see why in the log.");
+    return false;
+  }
+  for (const JudgedStartupSetting& s : j.allowed) {
+    audit_.StartupSetting(s.statement, s.decision.rule, s.fingerprint);
+  }
+  return true;
+}
 
 void Session::StartBackend() {
   const int family = target_->address.ss_family;
@@ -589,6 +614,7 @@ void Session::EnterRelay() {
       static_cast<RelaySink&>(*this));
   scope_ = nullptr;  // the relay's gate owns the policy now
   audit_.SetSession(&identity_, target_->config->name, target_->config->user, application_name_);
+  audit_.StartupSettingsDone();
   audit_.Event(audit::AuditKind::kAuthOk);
   if (!startup_search_path_.empty()) {
     relay_->RememberSearchPath(startup_search_path_);
@@ -712,6 +738,7 @@ void Session::FailClient(const char* code, std::string message, std::string deta
                                       client_login_->user_name(), shard_.now_ns(), address);
   }
   if (phase_ != Phase::kRelay) {
+    audit_.StartupSettingsDone(Cat("the login failed: ", message));
     audit_.Event(audit::AuditKind::kAuthFailed, message, user_name_);
   } else {
     end_reason_ = message;
@@ -779,6 +806,7 @@ void Session::RecordEnd() {
     relay_->EndSession(reason);
     audit_.Disconnect(reason, relayed_from_client_, relayed_from_backend_);
   } else {
+    audit_.StartupSettingsDone(end_reason_.empty() ? "closed before login" : end_reason_);
     audit_.Disconnect(end_reason_.empty() ? "closed before login" : end_reason_, 0, 0);
   }
 }

@@ -128,6 +128,9 @@ class Session : private RelaySink, private ClientLogin::Channel {
   absl::Status StartTls() override;
   const proto::TlsStream* Tls() const override;
   // Login, backend side.
+  // Judges the client's startup settings as their SETs (core/startup_parameters.h)
+  // and records the allowed ones; false: refused (the client got a FATAL).
+  bool AdmitStartupSettings();
   void StartBackend();
   void OnBackendConnected(int res);
   void SendBackendStartup();

@@ -3,6 +3,9 @@
 #include <openssl/rand.h>
 
 #include <charconv>
+#include <memory>
+#include <string>
+#include <utility>
 
 #include "base/str_cat.h"
 
@@ -17,6 +20,8 @@ audit::AuditProtocol ProtocolOf(StatementProtocol p) {
       return audit::AuditProtocol::kExtended;
     case StatementProtocol::kFunctionCall:
       return audit::AuditProtocol::kFunctionCall;
+    case StatementProtocol::kStartup:
+      return audit::AuditProtocol::kStartup;
   }
   return audit::AuditProtocol::kNone;
 }
@@ -132,6 +137,30 @@ void SessionAudit::Completion(const StatementLedger::Execution& execution,
     if (outcome.suspended) r->SetMessage("portal suspended: more rows to fetch");
   }
   shard_->Commit();
+}
+
+void SessionAudit::StartupSetting(std::string_view statement, std::string_view rule,
+                                  uint64_t fingerprint) {
+  StatementLedger::Execution e;
+  e.text = std::make_shared<const std::string>(statement);
+  e.protocol = StatementProtocol::kStartup;
+  e.rule = std::string(rule);
+  e.start_us = audit::AuditClockMicros();
+  e.fingerprint = fingerprint;
+  Statement(e);
+  if (shard_ != nullptr) startup_settings_.push_back(std::move(e));
+}
+
+void SessionAudit::StartupSettingsDone(std::string_view failure) {
+  StatementLedger::Outcome outcome;
+  if (failure.empty()) {
+    outcome.command_tag = "SET";
+  } else {
+    outcome.answered = false;
+    outcome.message = failure;
+  }
+  for (const StatementLedger::Execution& e : startup_settings_) Completion(e, outcome);
+  startup_settings_.clear();
 }
 
 void SessionAudit::Refusal(std::string_view statement, StatementProtocol protocol,

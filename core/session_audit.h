@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/audit/record.h"
 #include "core/audit/writer.h"
@@ -66,6 +67,13 @@ class SessionAudit {
   // skipped, or unknown (the session ended first).
   void Completion(const StatementLedger::Execution& execution,
                   const StatementLedger::Outcome& outcome);
+  // A setting the client sent at startup that the policy allowed, as its
+  // equivalent SET (core/startup_parameters.h): its statement record, before
+  // the database's startup packet carries it. StartupSettingsDone completes
+  // them all once the database's login has answered: `failure` empty when
+  // it accepted them (the session is in), else why the login ended.
+  void StartupSetting(std::string_view statement, std::string_view rule, uint64_t fingerprint);
+  void StartupSettingsDone(std::string_view failure = {});
   // A statement the gateway refused (it never reached the database).
   void Refusal(std::string_view statement, StatementProtocol protocol, std::string_view rule,
                std::string_view sqlstate, std::string_view message, uint64_t fingerprint,
@@ -100,6 +108,7 @@ class SessionAudit {
   std::string target_;
   std::string role_;
   std::string application_name_;
+  std::vector<StatementLedger::Execution> startup_settings_;  // awaiting completion
 };
 
 }  // namespace pgb

@@ -46,7 +46,9 @@
 
 namespace pgb {
 
-enum class StatementProtocol : uint8_t { kSimple, kExtended, kFunctionCall };
+// kStartup: a setting the client sent at startup, judged and recorded as
+// its equivalent SET (core/startup_parameters.h).
+enum class StatementProtocol : uint8_t { kSimple, kExtended, kFunctionCall, kStartup };
 
 // The parameters a Bind gave its portal, as the audit trail records them
 // (only with `parameters = "on"` or `"redacted"`).

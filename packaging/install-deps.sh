@@ -48,14 +48,17 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
   if ((made_policy)); then rm -f /usr/sbin/policy-rc.d; fi
 fi
-# The test identity provider's npm packages (test tooling only), exactly as
-# locked; reinstalled only when package-lock.json changed.
-provider_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/identity_provider"
-lock_sum="$(sha256sum "$provider_dir/package-lock.json" | cut -d' ' -f1)"
-stamp="$provider_dir/node_modules/.pgb-lock-sha256"
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_sum" ]]; then
-  (cd "$provider_dir" && npm ci --no-audit --no-fund --loglevel=error)
-  echo "$lock_sum" > "$stamp"
-fi
+# The npm packages of the test tooling (the test identity provider, the
+# node-postgres driver the integration tests drive), exactly as locked;
+# each reinstalled only when its package-lock.json changed.
+repo_dir="$(cd "$(dirname "$0")/.." && pwd)"
+for npm_dir in "$repo_dir/tests/identity_provider" "$repo_dir/tests/drivers"; do
+  lock_sum="$(sha256sum "$npm_dir/package-lock.json" | cut -d' ' -f1)"
+  stamp="$npm_dir/node_modules/.pgb-lock-sha256"
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_sum" ]]; then
+    (cd "$npm_dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" > "$stamp"
+  fi
+done
 
-echo "install-deps: all ${#packages[@]} packages present (and the test identity provider's npm packages)"
+echo "install-deps: all ${#packages[@]} packages present (and the test tooling's npm packages)"

@@ -96,6 +96,9 @@ inline constexpr const char* kAdminShutdown = "57P01";
 inline constexpr const char* kQueryCanceled = "57014";
 inline constexpr const char* kInvalidCatalogName = "3D000";
 inline constexpr const char* kInsufficientPrivilege = "42501";
+inline constexpr const char* kSyntaxError = "42601";
+inline constexpr const char* kInvalidName = "42602";
+inline constexpr const char* kCantChangeRuntimeParam = "55P02";
 inline constexpr const char* kInternalError = "XX000";
 }  // namespace sqlstate
 

@@ -103,6 +103,8 @@ const char* AuditProtocolName(AuditProtocol protocol) {
       return "extended";
     case AuditProtocol::kFunctionCall:
       return "function_call";
+    case AuditProtocol::kStartup:
+      return "startup";
   }
   return "";
 }

@@ -74,6 +74,7 @@ enum class AuditProtocol : uint8_t {
   kSimple,        // Query
   kExtended,      // Parse/Bind/Execute
   kFunctionCall,  // FunctionCall
+  kStartup,       // a setting of the startup packet, recorded as its equivalent SET
 };
 const char* AuditProtocolName(AuditProtocol protocol);
 

@@ -163,7 +163,7 @@ TEST_F(ClientLoginTest, ATargetThatDoesNotExistIsNamed) {
 }
 
 TEST_F(ClientLoginTest, ForbiddenStartupParametersEndTheLoginBeforeAnyPassword) {
-  EXPECT_EQ(SqlState(Feed(Startup({{"user", "alice"}, {"options", "-c role=postgres"}}))), "42501");
+  EXPECT_EQ(SqlState(Feed(Startup({{"user", "alice"}, {"options", "-c user=postgres"}}))), "42501");
   EXPECT_EQ(login_.user_name(), "alice");  // for the audit's failed-login record
   EXPECT_TRUE(channel_.sent.empty());
 }
