@@ -21,8 +21,8 @@ NODE = os.environ.get("PGB_NODE", "node")
 DRIVERS = Path(__file__).resolve().parent.parent / "drivers"
 GROUPS = {"ada": ["admin"], "rob": ["read-only"]}
 SCOPES = [
-    {"name": "admins", "groups": ["admin"], "profile": "admin"},
-    {"name": "readers", "groups": ["read-only"], "profile": "read-only",
+    {"name": "admins", "sources": ["local"], "groups": ["admin"], "profile": "admin"},
+    {"name": "readers", "sources": ["local"], "groups": ["read-only"], "profile": "read-only",
      "statement_timeout": "20s"},
 ]
 

@@ -26,10 +26,10 @@ from harness import ClusterTestCase, RawConnection, random_password
 
 GROUPS = {"ada": ["admin"], "rob": ["read-only"], "pat": ["plain"]}
 SCOPES = [
-    {"name": "admins", "groups": ["admin"], "profile": "admin"},
-    {"name": "readers", "groups": ["read-only"], "profile": "read-only",
+    {"name": "admins", "sources": ["local"], "groups": ["admin"], "profile": "admin"},
+    {"name": "readers", "sources": ["local"], "groups": ["read-only"], "profile": "read-only",
      "statement_timeout": "20s", "relations": {"deny": ["hidden.*"]}},
-    {"name": "plain", "groups": ["plain"], "profile": "none", "classes": ["read"]},
+    {"name": "plain", "sources": ["local"], "groups": ["plain"], "profile": "none", "classes": ["read"]},
 ]
 
 
