@@ -34,10 +34,10 @@ setup() {
       -subj /CN=localhost -addext "subjectAltName=DNS:localhost,DNS:gateway,IP:127.0.0.1" \
       -keyout "$D/server.key" -out "$D/server.crt" 2>/dev/null
     # The demo issuer: an Ed25519 key; the gateway trusts its JWKS file.
-    pgbastion audit keygen --private-key "$D/issuer.pem" --public-key "$D/issuer.pub"
+    pgbastion audit keygen --private-key "$D/issuer.pem" --public-key "$D/issuer.pub" >&2
     pgbastion token jwks --key "$D/issuer.pem" > "$D/issuer.jwks.json"
     # The audit trail's checkpoint signing key pair.
-    pgbastion audit keygen --private-key "$D/audit.key" --public-key "$D/audit.pub"
+    pgbastion audit keygen --private-key "$D/audit.key" --public-key "$D/audit.pub" >&2
     # The gateway's database password: one copy for the gateway (its
     # password_file, mode 0600), one for PostgreSQL's init script.
     random_password > "$D/app.password"

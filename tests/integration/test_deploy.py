@@ -265,6 +265,10 @@ def compose_problems(config: dict) -> list[str]:
                for p in gw.get("ports", [])):
         problems.append("the gateway's port 6432 is not published")
     mounts = compose_volumes(gw)
+    for service in services.values():
+        for target, source in compose_volumes(service).items():
+            if source.startswith("/") and not os.path.exists(source):
+                problems.append(f"{target}: the file mounted there, {source}, does not exist")
     if Path(mounts.get("/etc/pgbastion/pgbastion.toml", "")) != COMPOSE.parent / "pgbastion.toml":
         problems.append("the gateway does not get packaging/compose/pgbastion.toml")
     if mounts.get("/var/log/pgbastion") is None or mounts.get("/var/log/pgbastion") != \
@@ -351,8 +355,11 @@ class DeployTest(unittest.TestCase):
         run([gateway_binary(), "audit", "keygen", "--private-key", os.path.join(d, "audit.key"),
              "--public-key", os.path.join(d, "audit.pub")])
         spill = make_temp_dir("k8s-spill")
+        # check-config resolves target hosts, as serve does at start; the
+        # cluster's database name does not resolve here.
+        host = re.search(r'^host = "([^"]+)"', self.config_text, re.M).group(1)
         text = self.config_text.replace(SECRETS_DIR, d + "/").replace(
-            "/var/lib/pgbastion/audit-spill", spill)
+            "/var/lib/pgbastion/audit-spill", spill).replace(f'"{host}"', '"localhost"')
         self.assertNotIn("/run/pgbastion", text)
         path = os.path.join(d, "pgbastion.toml")
         Path(path).write_text(text)
@@ -426,7 +433,8 @@ class DeployTest(unittest.TestCase):
 
         spill, logs = make_temp_dir("compose-spill"), make_temp_dir("compose-logs")
         text = (COMPOSE.parent / "pgbastion.toml").read_text().replace('"/demo/', f'"{d}/') \
-            .replace("/var/lib/pgbastion/audit-spill", spill).replace("/var/log/pgbastion", logs)
+            .replace("/var/lib/pgbastion/audit-spill", spill).replace("/var/log/pgbastion", logs) \
+            .replace('host = "postgres"', 'host = "localhost"')   # resolved by check-config
         path = os.path.join(d, "gateway.toml")
         Path(path).write_text(text)
         result = check_config(path)
