@@ -103,6 +103,21 @@ class PackagesTest(unittest.TestCase):
                    and p not in ("/lib", "/lib/systemd", "/usr")]
         self.assertEqual(outside, [], "files outside /usr and the unit directory")
 
+    def test_versions_and_maintainer_agree(self):
+        # The changelog's newest entry, the manual pages and the packages name
+        # one version and one maintainer (a version bump must touch them all).
+        changelog = (REPO_ROOT / "packaging/debian/changelog").read_text()
+        self.assertRegex(changelog.splitlines()[0], rf"^pgbastion \({re.escape(VERSION)}\) ")
+        for page in ("pgbastion.1", "pgbastion-bench.1", "pgbastion.toml.5"):
+            th = next(l for l in (REPO_ROOT / "packaging/man" / page).read_text().splitlines()
+                      if l.startswith(".TH "))
+            self.assertIn(f'"pgbastion {VERSION}"', th, page)
+        # (dpkg-deb -f with one field prints its value alone)
+        maintainer = lines_of(["dpkg-deb", "-f", self.deb, "Maintainer"])[0]
+        self.assertIn(f" -- {maintainer}  ", changelog)
+        self.assertIn(f"Upstream-Contact: {maintainer}\n",
+                      (REPO_ROOT / "packaging/debian/copyright").read_text())
+
     def test_deb_control(self):
         fields = dict(line.split(": ", 1) for line in lines_of(
             ["dpkg-deb", "-f", self.deb, "Package", "Version", "Maintainer", "Depends"]))
