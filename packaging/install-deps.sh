@@ -25,6 +25,7 @@ packages=(
   lintian rpmlint  # the .deb's and the .rpm's policy checkers
   docker-compose   # `docker-compose config` checks packaging/compose/compose.yaml (no engine needed)
   python3-yaml     # parses the Kubernetes manifests in packaging/kubernetes
+  systemd adduser  # systemd-analyze verify on the unit; the .deb's postinst (Depends: adduser)
 )
 
 if [[ "${PGB_DEPS:-all}" == build ]]; then
