@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
 # Installs every package pgbastion needs to build, test and benchmark, from
 # Debian 12's archive. Idempotent: safe to run again; skips apt when all present.
+#   PGB_DEPS=build  only what building the binaries and the .deb needs (the
+#                   build stage of packaging/docker/Dockerfile); no test tools.
 set -euo pipefail
 
-packages=(
-  # build
+build_packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   liburing-dev libssl-dev libabsl-dev libtomlplusplus-dev libpg-query-dev
   libsimdjson-dev libcurl4-openssl-dev libzstd-dev
   libpq-dev  # the audit database sink (its own thread, off the data path)
-  libgtest-dev libgmock-dev libbenchmark-dev clang-format
+  libgtest-dev libgmock-dev libbenchmark-dev  # CMakeLists.txt finds them even for a package build
+)
+packages=(
+  "${build_packages[@]}"
+  clang-format
   clang-14 libclang-rt-14-dev  # the Fuzz build type (libFuzzer)
   # run and test: a real PostgreSQL, real clients, PgBouncer for the comparison
   postgresql-15 postgresql-client-15 pgbouncer python3 python3-psycopg openssl
   procps iproute2 util-linux gnuplot-nox
   rpm  # rpmbuild, for the .rpm that `cmake --build build --target package` makes
   nodejs  # the test identity provider (tests/identity_provider, npm oidc-provider)
+  # package and deployment checks (tests/integration/test_packages.py, test_deploy.py)
+  lintian rpmlint  # the .deb's and the .rpm's policy checkers
+  docker-compose   # `docker-compose config` checks packaging/compose/compose.yaml (no engine needed)
+  python3-yaml     # parses the Kubernetes manifests in packaging/kubernetes
+  systemd adduser  # systemd-analyze verify on the unit; the .deb's postinst (Depends: adduser)
 )
+
+if [[ "${PGB_DEPS:-all}" == build ]]; then
+  packages=("${build_packages[@]}")
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -27,7 +41,7 @@ done
 
 # npm: Debian ships it as its own package; NodeSource's nodejs bundles it (and
 # conflicts with Debian's npm), so ask for it only when there is none.
-if ! command -v npm >/dev/null 2>&1; then
+if [[ "${PGB_DEPS:-all}" != build ]] && ! command -v npm >/dev/null 2>&1; then
   missing+=(npm)
 fi
 
@@ -47,6 +61,10 @@ if ((${#missing[@]})); then
   fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
   if ((made_policy)); then rm -f /usr/sbin/policy-rc.d; fi
+fi
+if [[ "${PGB_DEPS:-all}" == build ]]; then
+  echo "install-deps: all ${#packages[@]} build packages present"
+  exit 0
 fi
 # The npm packages of the test tooling (the test identity provider, the
 # node-postgres driver the integration tests drive), exactly as locked;
