@@ -9,6 +9,7 @@ packages=(
   liburing-dev libssl-dev libabsl-dev libtomlplusplus-dev libpg-query-dev
   libsimdjson-dev libcurl4-openssl-dev libzstd-dev
   libpq-dev  # the audit database sink (its own thread, off the data path)
+  libcpp-httplib-dev  # the control-plane HTTP server (metrics, health; its own threads)
   libgtest-dev libgmock-dev libbenchmark-dev clang-format
   clang-14 libclang-rt-14-dev  # the Fuzz build type (libFuzzer)
   # run and test: a real PostgreSQL, real clients, PgBouncer for the comparison
