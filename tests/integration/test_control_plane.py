@@ -261,6 +261,44 @@ class ControlPlaneTest(ClusterTestCase):
             other.close()
             raw.close()
 
+    def test_ending_mid_copy_leaves_the_target_and_the_trail_consistent(self):
+        adam = self.login("adam")
+        try:
+            adam.simple_query("CREATE TABLE IF NOT EXISTS copied (x int)")
+            adam.send(h.message(b"Q", b"COPY copied FROM STDIN\0"))
+            adam.expect(b"G")
+            adam.send(h.message(b"d", b"1\n2\n3\n"))  # no CopyDone: the COPY is under way
+            listed = json.loads(self.sessions("--json").stdout)["sessions"]
+            ids = [s["id"] for s in listed if s["subject"] == "adam"]
+            self.assertEqual(len(ids), 1, listed)
+            self.assertEqual(
+                [s["state"] for s in listed if s["id"] == ids[0]], ["active"], listed)
+            self.sessions("end", str(ids[0]))
+            messages = adam.read_until_eof()
+            errors = [h.parse_error(b) for k, b in messages if k == b"E"]
+            self.assertEqual([e["C"] for e in errors], ["57P01"], messages)
+        finally:
+            adam.close()
+        # Nothing of the unfinished COPY reached the table.
+        self.assertEqual(self.pg.sql("SELECT count(*) FROM copied", db="app").strip(), "0")
+        # The trail is complete: the COPY's record, its completion (no answer came: unknown),
+        # then the disconnect naming the operator.
+        deadline = time.monotonic() + 10
+        while True:
+            records = [json.loads(l) for l in Path(self.trail).read_text().splitlines() if l]
+            mine = [r for r in records if r.get("session") == ids[0]]
+            if any(r.get("kind") == "disconnect" for r in mine) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        copy = [r for r in mine if r.get("kind") == "statement"
+                and r.get("statement") == "COPY copied FROM STDIN"]
+        self.assertEqual(len(copy), 1, mine)
+        done = [r for r in mine if r.get("kind") == "completion"
+                and r.get("statement_id") == copy[0].get("statement_id")]
+        self.assertEqual([d.get("outcome") for d in done], ["unknown"], mine)
+        self.assertEqual(mine[-1]["kind"], "disconnect", mine)
+        self.assertIn("operator root (uid 0)", json.dumps(mine[-1]))
+
     def test_admin_socket_refuses_other_users(self):
         self.assertEqual(os.stat(self.socket).st_mode & 0o777, 0o600)
         probe = ("import socket,sys\n"
