@@ -1,6 +1,8 @@
 #include "core/control_plane.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <poll.h>
@@ -11,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -76,6 +79,136 @@ void WriteAll(int fd, std::string_view bytes) {
   }
 }
 
+// The bytes a request may take, request line, headers and body together.
+// cpp-httplib 0.11 caps each header line (8 KiB) but not their number, so a
+// client could send headers until memory runs out; this stream refuses to read
+// more (the library answers 400 and closes).
+constexpr size_t kMaxRequestBytes = 32 * 1024;
+
+// A connection as cpp-httplib reads it, with what the library lacks: a cap on
+// a request's bytes and a deadline for the whole request (a client that
+// trickles a byte at a time is cut off at request_timeout, not held for a
+// timeout per read). Plain TCP or TLS (OpenSSL).
+class BoundedStream final : public httplib::Stream {
+ public:
+  BoundedStream(int fd, SSL* ssl) : fd_(fd), ssl_(ssl) {}
+  // A new request: its byte budget and deadline start now.
+  void StartRequest(absl::Time deadline) {
+    received_ = 0;
+    deadline_ = deadline;
+  }
+  bool is_readable() const override {
+    return (ssl_ != nullptr && SSL_pending(ssl_) > 0) || Wait(POLLIN);
+  }
+  bool is_writable() const override { return Wait(POLLOUT); }
+  ssize_t read(char* ptr, size_t size) override {
+    if (received_ >= kMaxRequestBytes || !is_readable()) return -1;
+    size = std::min(size, kMaxRequestBytes - received_);
+    const ssize_t n =
+        ssl_ != nullptr ? SSL_read(ssl_, ptr, static_cast<int>(size)) : ::recv(fd_, ptr, size, 0);
+    if (n > 0) received_ += static_cast<size_t>(n);
+    return n > 0 ? n : -1;
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    if (!is_writable()) return -1;
+    const ssize_t n = ssl_ != nullptr ? SSL_write(ssl_, ptr, static_cast<int>(size))
+                                      : ::send(fd_, ptr, size, MSG_NOSIGNAL);
+    return n > 0 ? n : -1;
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    Address(getpeername, ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    Address(getsockname, ip, port);
+  }
+  int socket() const override { return fd_; }
+
+ private:
+  bool Wait(short events) const {
+    const int64_t ms = absl::ToInt64Milliseconds(deadline_ - absl::Now());
+    if (ms <= 0) return false;
+    pollfd p{fd_, events, 0};
+    return ::poll(&p, 1, static_cast<int>(std::min<int64_t>(ms, 60'000))) == 1 &&
+           (p.revents & events) != 0;
+  }
+  void Address(int (*get)(int, sockaddr*, socklen_t*), std::string& ip, int& port) const {
+    sockaddr_storage a{};
+    socklen_t length = sizeof(a);
+    char text[INET6_ADDRSTRLEN] = "";
+    port = 0;
+    if (get(fd_, reinterpret_cast<sockaddr*>(&a), &length) != 0) return;
+    if (a.ss_family == AF_INET) {
+      const auto* v4 = reinterpret_cast<const sockaddr_in*>(&a);
+      inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text));
+      port = ntohs(v4->sin_port);
+    } else if (a.ss_family == AF_INET6) {
+      const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a);
+      inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text));
+      port = ntohs(v6->sin6_port);
+    }
+    ip = text;
+  }
+
+  const int fd_;
+  SSL* const ssl_;
+  size_t received_ = 0;
+  absl::Time deadline_ = absl::InfinitePast();
+};
+
+// cpp-httplib's server with each connection read through a BoundedStream
+// (the library's own extension point: its SSLServer overrides the same
+// function). `tls`: owned; null for plain HTTP.
+class BoundedServer final : public httplib::Server {
+ public:
+  BoundedServer(SSL_CTX* tls, absl::Duration request_timeout)
+      : tls_(tls), request_timeout_(request_timeout) {}
+  ~BoundedServer() override {
+    if (tls_ != nullptr) SSL_CTX_free(tls_);
+  }
+
+ private:
+  bool process_and_close_socket(int sock) override {
+    SSL* ssl = nullptr;
+    bool ok = true;
+    if (tls_ != nullptr) {
+      // The handshake, blocking, each read and write at most request_timeout.
+      const int64_t us = absl::ToInt64Microseconds(request_timeout_);
+      const timeval t{static_cast<time_t>(us / 1'000'000),
+                      static_cast<suseconds_t>(us % 1'000'000)};
+      setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &t, sizeof(t));
+      setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &t, sizeof(t));
+      ssl = SSL_new(tls_);
+      ok = ssl != nullptr && SSL_set_fd(ssl, sock) == 1 && SSL_accept(ssl) == 1;
+    }
+    if (ok) {
+      BoundedStream stream(sock, ssl);
+      for (size_t i = 0; i < keep_alive_max_count_; ++i) {
+        if (i > 0) {  // a kept-alive connection: the next request must start in time
+          stream.StartRequest(absl::Now() + absl::Seconds(keep_alive_timeout_sec_));
+          if (!stream.is_readable()) break;
+        }
+        stream.StartRequest(absl::Now() + request_timeout_);
+        bool closed = false;
+        if (!process_request(stream, i + 1 == keep_alive_max_count_, closed,
+                             [](httplib::Request&) {}) ||
+            closed) {
+          break;
+        }
+      }
+    }
+    if (ssl != nullptr) {
+      if (ok) SSL_shutdown(ssl);
+      SSL_free(ssl);
+    }
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+    return ok;
+  }
+
+  SSL_CTX* const tls_;
+  const absl::Duration request_timeout_;
+};
+
 }  // namespace
 
 std::string SessionsJson(const std::vector<SessionInfo>& sessions) {
@@ -122,27 +255,23 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlC
     cp->metrics_token_ = *std::move(token);
   }
   if (config.port != 0) {
+    SSL_CTX* tls = nullptr;
     if (!config.tls_cert_file.empty()) {
-      const std::string cert = config.tls_cert_file;
-      const std::string key = config.tls_key_file;
-      cp->http_ = std::make_unique<httplib::SSLServer>([cert, key](SSL_CTX& ctx) {
-        return SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION) == 1 &&
-               SSL_CTX_use_certificate_chain_file(&ctx, cert.c_str()) == 1 &&
-               SSL_CTX_use_PrivateKey_file(&ctx, key.c_str(), SSL_FILETYPE_PEM) == 1 &&
-               SSL_CTX_check_private_key(&ctx) == 1;
-      });
-    } else {
-      cp->http_ = std::make_unique<httplib::Server>();
+      tls = SSL_CTX_new(TLS_server_method());
+      if (tls == nullptr || SSL_CTX_set_min_proto_version(tls, TLS1_2_VERSION) != 1 ||
+          SSL_CTX_use_certificate_chain_file(tls, config.tls_cert_file.c_str()) != 1 ||
+          SSL_CTX_use_PrivateKey_file(tls, config.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+          SSL_CTX_check_private_key(tls) != 1) {
+        SSL_CTX_free(tls);
+        return absl::InvalidArgumentError(
+            "control: cannot load tls_cert / tls_key for the HTTPS server");
+      }
     }
+    cp->http_ = std::make_unique<BoundedServer>(tls, config.request_timeout);
     httplib::Server& http = *cp->http_;
-    if (!http.is_valid()) {
-      return absl::InvalidArgumentError(
-          "control: cannot load tls_cert / tls_key for the HTTPS server");
-    }
-    // Bounded: a fixed pool of workers, one read or write may take at most
-    // request_timeout, a kept-alive connection serves at most 100 requests,
-    // no request has a body (the library caps the request line and each
-    // header line at 8 KiB, and the header count at 100).
+    // Bounded: a fixed pool of workers; each request within request_timeout
+    // and kMaxRequestBytes (BoundedServer); a kept-alive connection serves at
+    // most 100 requests; no request has a body.
     const uint32_t threads = config.threads;
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     const auto timeout =

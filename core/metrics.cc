@@ -77,6 +77,8 @@ std::string FormatMetrics(const ShardMetrics& total, const ScrapeExtras& extras)
               "proof, token or certificate; refused: any other failure).");
   for (size_t m = 0; m < kLoginMethodNames.size(); ++m) {
     for (size_t o = 0; o < kLoginOutcomeNames.size(); ++o) {
+      // Without a credential there is no success to count.
+      if (m == kLoginMethodNames.size() - 1 && o == 0) continue;
       text.Sample("pgbastion_logins_total",
                   {{"method", kLoginMethodNames[m]}, {"outcome", kLoginOutcomeNames[o]}},
                   total.logins[m][o]);

@@ -77,6 +77,7 @@ TEST(MetricsTest, ShardsAreSummedAndFormatted) {
       text,
       HasSubstr("pgbastion_logins_total{method=\"password\",outcome=\"bad_credential\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("pgbastion_logins_total{method=\"none\",outcome=\"refused\"} 1\n"));
+  EXPECT_THAT(text, Not(HasSubstr("pgbastion_logins_total{method=\"none\",outcome=\"success\"}")));
   EXPECT_THAT(text, HasSubstr("pgbastion_sessions_total{target=\"app\",scope=\"readers\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("pgbastion_sessions{target=\"app\",scope=\"readers\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("# TYPE pgbastion_statement_gate_seconds histogram\n"));

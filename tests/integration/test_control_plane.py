@@ -15,6 +15,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import time
 import unittest
@@ -41,6 +42,13 @@ def http_get(port: int, path: str, headers: dict | None = None) -> tuple[int, st
             return res.status, res.read().decode(), dict(res.headers)
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode(), dict(e.headers)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
 
 
 def exchange(s: socket.socket, data: bytes) -> bytes:
@@ -188,6 +196,41 @@ class ControlPlaneTest(ClusterTestCase):
             self.assertIn(exchange(slow, b"")[:12], (b"", b"HTTP/1.1 400", b"HTTP/1.1 408"))
             self.assertLess(time.monotonic() - started, 8)
             slow.close()
+            # A trickle (a byte every 200 ms, each read in time) is cut off at request_timeout
+            # (1 s here) for the whole request, not held for a timeout per read.
+            with socket.create_connection(("127.0.0.1", self.control_port), timeout=10) as s:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                started = time.monotonic()
+                cut = False
+                while time.monotonic() - started < 8 and not cut:
+                    try:
+                        s.sendall(b"a")
+                        s.settimeout(0.2)
+                        cut = s.recv(4096)[:12] in (b"", b"HTTP/1.1 400")
+                    except socket.timeout:
+                        pass
+                    except (ConnectionResetError, BrokenPipeError):
+                        cut = True
+                self.assertTrue(cut, "a trickling client was never cut off")
+                self.assertLess(time.monotonic() - started, 4)
+            # Headers without end (the library caps each line, not their number): cut off
+            # after 32 KiB, and the gateway's memory does not grow with what was sent.
+            rss_before = rss_kib(self.gw.proc.pid)
+            for _ in range(3):
+                with socket.create_connection(("127.0.0.1", self.control_port), timeout=10) as s:
+                    answer = b""
+                    try:
+                        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                        for _ in range(2000):  # up to 16 MB
+                            s.sendall((b"X-A: " + b"a" * 8000 + b"\r\n") * 1)
+                    except (ConnectionResetError, BrokenPipeError):
+                        pass
+                    try:
+                        answer = s.recv(4096)
+                    except (ConnectionResetError, BrokenPipeError):
+                        pass
+                    self.assertTrue(answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer[:80])
+            self.assertLess(rss_kib(self.gw.proc.pid) - rss_before, 8 * 1024)
             # Many bad requests do not disturb an open session.
             for _ in range(50):
                 with socket.create_connection(("127.0.0.1", self.control_port), timeout=10) as s:
@@ -367,6 +410,22 @@ class ReadinessTest(ClusterTestCase):
         self.assertEqual(status, 200)
         self.assertNotIn(token, body)
         self.assertEqual(http_get(port, "/healthz")[0], 200)  # probes need no token
+
+    def test_https(self):
+        certs = h.Certificates("control-tls")
+        self.addCleanup(certs.cleanup)
+        port = h.free_port()
+        self.gateway("tls", extra_config=control_config(
+            port, "", f'tls_cert = "{certs.server_crt}"\ntls_key = "{certs.server_key}"') + "\n")
+        context = ssl.create_default_context(cafile=str(certs.ca_crt))
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/metrics", context=context,
+                                    timeout=10) as res:
+            self.assertEqual(res.status, 200)
+            self.assertIn("pgbastion_build_info", res.read().decode())
+        # Plain HTTP on the HTTPS port: no answer but a closed connection.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            self.assertFalse(exchange(s, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                             .startswith(b"HTTP/1.1 200"))
 
 
 if __name__ == "__main__":
