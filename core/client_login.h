@@ -77,6 +77,14 @@ class ClientLogin {
     return state_ == State::kSaslInitial || state_ == State::kSaslContinue ||
            state_ == State::kToken;
   }
+  // The method being tried, for the metrics: "password", "token",
+  // "certificate" (once verified), or "none" before a credential was asked for.
+  std::string_view method_name() const {
+    if (state_ == State::kSaslInitial || state_ == State::kSaslContinue) return "password";
+    if (state_ == State::kToken) return "token";
+    if (state_ == State::kDone) return policy::AuthMethodName(identity_.method);
+    return "none";
+  }
   // Failed attempts are logged at debug, not info (the login throttle logs
   // one line for the burst they belong to).
   void QuietFailures() { failure_log_level_ = LogLevel::kDebug; }

@@ -704,7 +704,8 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
   Config config;
   {
     TomlTableReader top(
-        root, "", {"gateway", "listener", "target", "user", "scope", "audit", "issuer", "login"},
+        root, "",
+        {"gateway", "listener", "target", "user", "scope", "audit", "issuer", "login", "control"},
         sink_);
     ParseGateway(root, config);
     ParseListeners(root, config);
@@ -718,6 +719,9 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
         &config.audit);
     ParseIssuers(root, config);
     ParseLoginConfig(root.get("login"), sink_, &config.login_throttle);
+    ParseControlConfig(
+        root.get("control"), [this](std::string_view path) { return ResolvePath(path); }, sink_,
+        &config.control);
   }
   const toml::array* listener_tables =
       root.get("listener") ? root.get("listener")->as_array() : nullptr;

@@ -12,6 +12,7 @@
 #include "base/str_cat.h"
 #include "base/thread_name.h"
 #include "core/audit/writer.h"
+#include "core/control_plane.h"
 #include "core/heap.h"
 #include "core/shard.h"
 #include "core/unix_listener.h"
@@ -23,7 +24,14 @@ namespace {
 // Reads and checks the config file again; publishes it if it is valid and
 // keeps the listeners where they are.
 void Reload(const std::string& config_path, RuntimeStore& runtimes,
-            const std::vector<std::unique_ptr<Shard>>& shards) {
+            const std::vector<std::unique_ptr<Shard>>& shards, ReloadCounters& counters) {
+  // Any return before the publish is a failed reload.
+  bool published = false;
+  struct Tally {
+    ReloadCounters& to;
+    const bool& done;
+    ~Tally() { (done ? to.ok : to.failed).fetch_add(1); }
+  } tally{counters, published};
   PGB_LOG(kInfo) << "SIGHUP: reloading " << config_path;
   absl::StatusOr<Config> config = LoadConfigFile(config_path);
   if (!config.ok()) {
@@ -48,6 +56,7 @@ void Reload(const std::string& config_path, RuntimeStore& runtimes,
   StartKeyRefresh(**next);
   const std::shared_ptr<const Runtime> previous = runtimes.Current();
   runtimes.Publish(*std::move(next));
+  published = true;
   for (const auto& shard : shards) shard->Wake();
   // The previous keys stop refreshing here, on this thread: their refresher
   // may be inside a fetch (up to http_timeout), and joining it must not fall
@@ -106,6 +115,23 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
         std::make_unique<Shard>(i, runtimes, directory, trail ? &trail->shard(i) : nullptr));
     directory.shards.push_back(shards.back().get());
   }
+  // The control plane (core/control_plane.h): its own threads, listening
+  // before any shard does (so that /readyz and the admin socket are there
+  // once clients can connect); it reaches the shards only through
+  // Shard::Post, which waits for each shard to run. [control] changes take a
+  // restart.
+  ReloadCounters reloads;
+  std::unique_ptr<ControlPlane> control;
+  if (runtime->config.control.enabled) {
+    absl::StatusOr<std::unique_ptr<ControlPlane>> started =
+        ControlPlane::Start(runtime->config.control,
+                            ControlPlane::Sources{&directory, &runtimes, trail.get(), &reloads});
+    if (!started.ok()) {
+      if (trail) trail->Stop();
+      return started.status();
+    }
+    control = *std::move(started);
+  }
   StartKeyRefresh(*runtime);  // before any shard accepts a connection
   std::vector<absl::Status> init(workers);
   std::latch ready(workers);
@@ -130,6 +156,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
   go.count_down();
   if (!start) {
     for (auto& t : threads) t.join();
+    if (control) control->Stop();
     if (trail) trail->Stop();
     return failed;
   }
@@ -153,7 +180,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
       const int sig = sigtimedwait(&signals, nullptr, &timeout);
       if (sig < 0) continue;
       if (sig == SIGHUP) {
-        if (requests == 0) Reload(config_path, runtimes, shards);
+        if (requests == 0) Reload(config_path, runtimes, shards, reloads);
         continue;
       }
       ++requests;
@@ -166,8 +193,9 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
     }
   });
   for (auto& t : threads) t.join();
-  unix_listeners.clear();    // closes the sockets, removes them and their lock files
-  if (trail) trail->Stop();  // every record the shards wrote, then a final checkpoint
+  if (control) control->Stop();  // before the shards it asks go away
+  unix_listeners.clear();        // closes the sockets, removes them and their lock files
+  if (trail) trail->Stop();      // every record the shards wrote, then a final checkpoint
   all_stopped.store(true);
   signal_thread.join();
   PGB_LOG(kInfo) << "pgbastion stopped";

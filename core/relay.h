@@ -102,6 +102,7 @@ class Relay {
                                           last_backend_type_ == proto::kPqMsg_ReadyForQuery);
   }
   const StatementGate& gate() const { return gate_; }
+  StatementGate& gate() { return gate_; }
 
  private:
   // The stages' gather sets, together.

@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "base/str_cat.h"
+#include "base/utf8.h"
 #include "core/shard.h"
 #include "core/startup_parameters.h"
 #include "core/unix_listener.h"
@@ -50,6 +51,7 @@ Session::Session(Shard& shard, uint32_t slot, uint32_t generation, int client_fd
                ops_in_flight_),
       throttle_address_(LoginThrottle::AddressKey(peer_address)),
       audit_(shard.audit(), peer_address) {
+  started_unix_us_ = absl::ToUnixMicros(absl::Now());
   client_.Attach(client_fd);
   if (const LocalPeer p = listener.config->local() ? LocalPeerOf(client_fd) : LocalPeer{};
       p.known) {
@@ -462,6 +464,7 @@ void Session::StartBackend() {
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   backend_.Attach(fd);
+  backend_started_ns_ = shard_.now_ns();
   phase_ = Phase::kBackendConnect;
   deadline_ns_ = std::min(
       deadline_ns_, shard_.now_ns() + absl::ToInt64Nanoseconds(target_->config->connect_timeout));
@@ -612,6 +615,13 @@ void Session::EnterRelay() {
       shard_.analysis_cache(),
       Relay::Limits{runtime_->config.max_message_size, runtime_->config.max_statement_size}, audit_,
       static_cast<RelaySink&>(*this));
+  {
+    ShardMetrics& metrics = shard_.metrics();
+    relay_->gate().CountInto(&metrics);
+    metrics.backend_connect.Observe(shard_.now_ns() - backend_started_ns_);
+    metrics.CountLogin(policy::AuthMethodName(identity_.method), LoginOutcome::kSuccess);
+    ++metrics.sessions_started[{target_->config->name, scope_->name}];
+  }
   scope_ = nullptr;  // the relay's gate owns the policy now
   audit_.SetSession(&identity_, target_->config->name, target_->config->user, application_name_);
   audit_.StartupSettingsDone();
@@ -646,7 +656,16 @@ void Session::RelayChunk(Side from, const char* data, size_t n, int32_t bid) {
     return;  // the client is not read again: the session is ending
   }
   (from == Side::kClient ? relayed_from_client_ : relayed_from_backend_) += n;
-  if (absl::Status s = relay_->Feed(from, data, n, bid); !s.ok()) {
+  ShardMetrics& metrics = shard_.metrics();
+  (from == Side::kClient ? metrics.bytes_from_client : metrics.bytes_from_backend) += n;
+  const uint64_t judged = relay_->gate().judged();
+  absl::Status s = relay_->Feed(from, data, n, bid);
+  if (from == Side::kClient && relay_->gate().judged() != judged) {
+    // One clock read per chunk with statements in it: the gateway's own time.
+    statement_since_ns_ = shard_.now_ns();
+    metrics.gate_latency.Observe(shard_.FreshNs() - statement_since_ns_);
+  }
+  if (!s.ok()) {
     const proto::ErrorFields why = proto::ErrorFieldsOf(s, "FATAL");
     if (from == Side::kClient) {
       PGB_LOG(kWarning) << Describe() << ": " << why.message;
@@ -727,11 +746,13 @@ void Session::EndIdentityExpired() {
 void Session::FailClient(const char* code, std::string message, std::string detail,
                          std::string hint) {
   if (closed_ || phase_ == Phase::kClosing) return;
-  if (phase_ == Phase::kClientLogin && client_login_->awaiting_credential() &&
+  // A wrong password, SCRAM proof or token (not a missing target or scope,
+  // which come after a good credential).
+  const bool bad_credential =
+      phase_ == Phase::kClientLogin && client_login_->awaiting_credential() &&
       (strcmp(code, sqlstate::kInvalidPassword) == 0 ||
-       strcmp(code, sqlstate::kInvalidAuthorizationSpecification) == 0)) {
-    // A wrong password, SCRAM proof or token (not a missing target or scope,
-    // which come after a good credential).
+       strcmp(code, sqlstate::kInvalidAuthorizationSpecification) == 0);
+  if (bad_credential) {
     std::string_view address = peer_;
     address = address.substr(0, address.rfind(':'));
     shard_.login_throttle().OnFailure(runtime_->config.login_throttle, throttle_address_,
@@ -739,6 +760,9 @@ void Session::FailClient(const char* code, std::string message, std::string deta
   }
   if (phase_ != Phase::kRelay) {
     audit_.StartupSettingsDone(Cat("the login failed: ", message));
+    shard_.metrics().CountLogin(
+        client_login_ ? client_login_->method_name() : std::string_view("none"),
+        bad_credential ? LoginOutcome::kBadCredential : LoginOutcome::kRefused);
     audit_.Event(audit::AuditKind::kAuthFailed, message, user_name_);
   } else {
     end_reason_ = message;
@@ -874,5 +898,69 @@ void Session::BeginShutdown(int64_t deadline_ns) {
 }
 
 bool Session::AcceptsCancel() const { return phase_ == Phase::kRelay && !closed_; }
+
+// ---------------------------------------------------------------------------
+// The operator's view (core/control_plane.h)
+
+SessionInfo Session::Info(int64_t now_ns) const {
+  SessionInfo info;
+  info.id = audit_.session_id();
+  info.shard = shard_.index();
+  info.client = peer_;
+  info.started_unix_us = started_unix_us_;
+  info.backend_pid = backend_pid_;
+  info.bytes_from_client = relayed_from_client_;
+  info.bytes_from_backend = relayed_from_backend_;
+  if (target_ != nullptr) {
+    info.target = target_->config->name;
+    info.role = target_->config->user;
+  }
+  switch (phase_) {
+    case Phase::kClientLogin:
+      info.state = "login";
+      info.subject = user_name_;  // as the client named it: not verified yet
+      return info;
+    case Phase::kBackendConnect:
+    case Phase::kBackendSslResponse:
+    case Phase::kBackendTlsHandshake:
+    case Phase::kBackendAuth:
+      info.state = "connecting";
+      break;
+    case Phase::kRelay:
+      info.state = !relay_->BetweenStatements() ? "active"
+                   : relay_->Idle()             ? "idle"
+                                                : "idle in transaction";
+      break;
+    case Phase::kClosing:
+      info.state = "closing";
+      break;
+  }
+  info.subject = identity_.subject;
+  info.method = policy::AuthMethodName(identity_.method);
+  info.issuer = identity_.issuer;
+  info.scope = std::string(TargetAndScope().second);
+  if (relay_ != nullptr && relay_->gate().judged() > 0) {
+    std::string_view text = relay_->gate().last_statement();
+    // Cut at a whole character: the text was cut at a byte count.
+    while (!text.empty() && !IsValidUtf8(text)) text.remove_suffix(1);
+    info.statement = std::string(text);
+    info.statement_since_unix_us =
+        absl::ToUnixMicros(absl::Now()) - (now_ns - statement_since_ns_) / 1000;
+  }
+  return info;
+}
+
+std::pair<std::string_view, std::string_view> Session::TargetAndScope() const {
+  std::string_view target = target_ != nullptr ? std::string_view(target_->config->name) : "";
+  const policy::Scope* scope = relay_ != nullptr ? relay_->gate().scope() : scope_;
+  return {target, scope != nullptr ? std::string_view(scope->name) : std::string_view("(none)")};
+}
+
+void Session::EndByOperator(std::string_view by) {
+  if (closed_ || phase_ == Phase::kClosing) return;
+  ++shard_.metrics().sessions_ended_by_operator;
+  Terminate(sqlstate::kAdminShutdown,
+            Cat("terminating connection due to administrator command (ended by ", by, ")"));
+}
 
 }  // namespace pgb

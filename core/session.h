@@ -53,6 +53,26 @@ namespace pgb {
 
 class Shard;
 
+// One open session as `pgbastion sessions` lists it (core/control_plane.h).
+struct SessionInfo {
+  uint64_t id = 0;  // the audit trail's session id
+  int shard = 0;
+  std::string subject;  // empty until logged in
+  std::string method;   // "password", "token", "certificate"
+  std::string issuer;   // a token's iss
+  std::string scope;
+  std::string target;
+  std::string role;  // the database role the session uses
+  std::string client;
+  int32_t backend_pid = 0;
+  std::string state;  // "login", "connecting", "idle", "idle in transaction", "active", "closing"
+  std::string statement;                // the last Query or Parse judged (its first 256 bytes)
+  int64_t statement_since_unix_us = 0;  // 0: none yet
+  int64_t started_unix_us = 0;
+  uint64_t bytes_from_client = 0;
+  uint64_t bytes_from_backend = 0;
+};
+
 class Session : private RelaySink, private ClientLogin::Channel {
  public:
   using Side = ::pgb::Side;
@@ -78,6 +98,16 @@ class Session : private RelaySink, private ClientLogin::Channel {
   // A reload published `runtime`: statements from now on are judged by its
   // policy. The session keeps the Runtime it logged in with for the rest.
   void OnRuntimeChanged(const std::shared_ptr<const Runtime>& runtime);
+
+  // The session as the operator's list shows it; `now_ns` is the shard's clock.
+  SessionInfo Info(int64_t now_ns) const;
+  // For the metrics' open sessions: (target, scope) once relaying, else nullopt.
+  bool InRelay() const { return phase_ == Phase::kRelay; }
+  std::pair<std::string_view, std::string_view> TargetAndScope() const;
+  // An operator ended the session (`pgbastion sessions end`): FATAL 57P01,
+  // "terminating connection due to administrator command", naming `by`; the
+  // audit trail's disconnect record names them too.
+  void EndByOperator(std::string_view by);
 
   bool finished() const { return closed_ && ops_in_flight_ == 0; }
   uint32_t slot() const { return slot_; }
@@ -218,6 +248,10 @@ class Session : private RelaySink, private ClientLogin::Channel {
   std::unique_ptr<Relay> relay_;
   std::string application_name_;  // from the startup packet, for audit records
   std::string end_reason_;        // why the gateway ended the session, for the audit
+
+  int64_t backend_started_ns_ = 0;  // connect() to the database, for the metrics
+  int64_t statement_since_ns_ = 0;  // the last judged statement arrived (shard clock)
+  int64_t started_unix_us_ = 0;
 
   int32_t gateway_key_ = 0;  // the secret the client got; registered with the shard
   bool cancel_key_registered_ = false;

@@ -51,6 +51,9 @@ Shard::Shard(int index, const RuntimeStore& runtimes, const ShardDirectory& dire
       runtime_(runtimes.Current()),
       directory_(directory),
       audit_(audit),
+      // Made here, not in Init: other threads may Wake() or Post() to the
+      // shard before its thread runs (the control plane starts first).
+      wake_fd_(eventfd(0, EFD_CLOEXEC)),
       scratch_(64 * 1024),
       analysis_cache_(runtime_->config.analysis_cache_size),
       token_verifier_(runtime_->keys ? std::make_unique<policy::TokenVerifier>(runtime_->keys)
@@ -76,7 +79,6 @@ int64_t Shard::MonotonicNs() {
 absl::Status Shard::Init(const std::vector<int>& unix_fds) {
   if (absl::Status s = ring_.Init(kRingEntries); !s.ok()) return s;
   if (absl::Status s = buffers_.Init(ring_, kBufferCount, kBufferSize); !s.ok()) return s;
-  wake_fd_ = eventfd(0, EFD_CLOEXEC);
   if (wake_fd_ < 0) return absl::InternalError(Cat("eventfd: ", strerror(errno)));
   for (size_t i = 0; i < runtime_->listeners.size(); ++i) {
     const ListenerRuntime& lr = runtime_->listeners[i];
@@ -223,6 +225,7 @@ void Shard::OnAccept(uint32_t listener_index, int res, uint32_t flags) {
     ::close(fd);
     return;
   }
+  ++metrics_.connections_accepted;
   const bool local = listeners_[listener_index].runtime->config->local();
   const int one = 1;
   if (!local) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -330,6 +333,12 @@ void Shard::PickUpRuntime() {
 
 void Shard::OnWake() {
   PickUpRuntime();
+  std::vector<std::function<void(Shard&)>> jobs;
+  {
+    std::lock_guard<std::mutex> lock(mailbox_mu_);
+    jobs.swap(mailbox_);
+  }
+  for (auto& job : jobs) job(*this);
   const int requests = shutdown_requests_.load();
   if (requests > shutdown_seen_) {
     const bool force = requests > 1;
@@ -469,6 +478,46 @@ void Shard::RetryBufferWaiters() {
       sessions_[w.slot]->RetryReceive(w.side);
     }
   }
+}
+
+void Shard::Post(std::function<void(Shard&)> job) {
+  {
+    std::lock_guard<std::mutex> lock(mailbox_mu_);
+    mailbox_.push_back(std::move(job));
+  }
+  Wake();
+}
+
+Shard::Report Shard::MakeReport(bool with_sessions) const {
+  Report report;
+  report.metrics = metrics_;
+  report.throttle = login_throttle_.counters();
+  report.throttle_tracked = login_throttle_.tracked_addresses() + login_throttle_.tracked_users();
+  report.connections_open = live_sessions_;
+  for (const std::unique_ptr<Session>& session : sessions_) {
+    if (!session || session->finished()) continue;
+    if (session->InRelay()) {
+      const auto [target, scope] = session->TargetAndScope();
+      ++report.sessions_open[{std::string(target), std::string(scope)}];
+    }
+    if (with_sessions) report.sessions.push_back(session->Info(now_ns_));
+  }
+  return report;
+}
+
+std::vector<SessionInfo> Shard::EndSessions(const std::function<bool(const SessionInfo&)>& matches,
+                                            std::string_view by) {
+  std::vector<SessionInfo> ended;
+  for (uint32_t slot = 0; slot < sessions_.size(); ++slot) {
+    if (!sessions_[slot] || sessions_[slot]->finished()) continue;
+    SessionInfo info = sessions_[slot]->Info(now_ns_);
+    if (!matches(info)) continue;
+    PGB_LOG(kInfo) << "shard " << index_ << ": session " << info.id << " ended by " << by;
+    sessions_[slot]->EndByOperator(by);
+    FreeSessionIfFinished(slot);
+    ended.push_back(std::move(info));
+  }
+  return ended;
 }
 
 }  // namespace pgb

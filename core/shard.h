@@ -13,7 +13,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -23,6 +25,7 @@
 #include "absl/status/status.h"
 #include "core/audit/writer.h"
 #include "core/login_throttle.h"
+#include "core/metrics.h"
 #include "core/ring.h"
 #include "core/runtime.h"
 #include "core/session.h"
@@ -104,6 +107,30 @@ class Shard {
   policy::TokenVerifier* token_verifier() { return token_verifier_.get(); }
   // Failed logins per address and user name on this shard (core/login_throttle.h).
   LoginThrottle& login_throttle() { return login_throttle_; }
+  // What this shard counts for /metrics (core/metrics.h); its thread only.
+  ShardMetrics& metrics() { return metrics_; }
+  // The clock now (the cached now_ns() is when the loop woke up).
+  static int64_t FreshNs() { return MonotonicNs(); }
+
+  // Thread-safe: runs `job` on the shard's own thread soon (the control
+  // plane's requests: a metrics snapshot, the session list, ending a
+  // session). Jobs still queued when the shard stops are dropped unrun.
+  void Post(std::function<void(Shard&)> job);
+  // On the shard's thread: its counters, its throttle's, and its sessions.
+  struct Report {
+    ShardMetrics metrics;
+    LoginThrottle::Counters throttle;
+    uint64_t throttle_tracked = 0;
+    uint64_t connections_open = 0;
+    absl::flat_hash_map<std::pair<std::string, std::string>, uint64_t> sessions_open;
+    std::vector<SessionInfo> sessions;  // filled only when asked for
+  };
+  Report MakeReport(bool with_sessions) const;
+  // On the shard's thread: ends the sessions `matches` selects (FATAL 57P01
+  // naming `by`); returns what they were.
+  std::vector<SessionInfo> EndSessions(const std::function<bool(const SessionInfo&)>& matches,
+                                       std::string_view by);
+
   // A receive failed with -ENOBUFS; retry when buffers come back.
   void WaitForBuffers(uint32_t slot, Session::Side side);
 
@@ -179,6 +206,9 @@ class Shard {
   policy::AnalysisCache analysis_cache_;
   std::unique_ptr<policy::TokenVerifier> token_verifier_;  // rebuilt with each Runtime
   LoginThrottle login_throttle_;  // kept across reloads; configured by the current Runtime
+  ShardMetrics metrics_;
+  std::mutex mailbox_mu_;  // Post() from other threads; drained on wake, never per message
+  std::vector<std::function<void(Shard&)>> mailbox_;
 };
 
 }  // namespace pgb

@@ -264,14 +264,16 @@ bool StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
     case proto::kPqMsg_FunctionCall: {
       policy::Decision d = scope_ ? policy_->DecideFunctionCall(*scope_)
                                   : policy::Policy::NoScope(identity_, target_);
+      ++judged_;
       if (d.kind == policy::Decision::kAllow) {
+        Count(d.kind, "function_call", d.rule);
         if (SessionPipeline::Request* call = pipeline_.last(); call && audit_.enabled()) {
           audit_.Statement(
               ledger_.FunctionCall(call->note, std::move(d.rule), audit::AuditClockMicros()));
         }
         return true;
       }
-      Refuse(type, "", "(function call)", 0, d, to_database);
+      Refuse(type, "", "(function call)", 0, d, to_database, "function_call");
       return false;
     }
     case proto::kPqMsg_Execute: {
@@ -302,8 +304,11 @@ void StatementGate::RememberSearchPath(std::string_view value) {
 
 bool StatementGate::Admit(char type, std::string_view statement_name, std::string_view sql,
                           std::string& to_database) {
+  ++judged_;
+  last_statement_.assign(sql.substr(0, kMaxShownStatement));
   if (scope_ == nullptr) {
-    Refuse(type, statement_name, sql, 0, policy::Policy::NoScope(identity_, target_), to_database);
+    Refuse(type, statement_name, sql, 0, policy::Policy::NoScope(identity_, target_), to_database,
+           "none");
     return false;
   }
   const std::shared_ptr<const policy::SqlAnalysis> analysis = cache_.Analyse(sql);
@@ -330,11 +335,21 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
   if (!judgement.allowed()) {
     const policy::StatementSummary& statement = analysis->statements[judgement.first_refusal];
     Refuse(type, statement_name, policy::StatementText(sql, statement), statement.fingerprint,
-           judgement.decisions[judgement.first_refusal], to_database);
+           judgement.decisions[judgement.first_refusal], to_database,
+           policy::StatementClassName(statement.statement_class));
     return false;
   }
   auto& allowed = judgement.decisions;
+  // Counted once they go on: a Parse's one statement, or a Query's every one
+  // once the trail has room for them.
+  const auto count_allowed = [&](size_t n) {
+    for (size_t i = 0; metrics_ != nullptr && i < n; ++i) {
+      Count(allowed[i].kind, policy::StatementClassName(analysis->statements[i].statement_class),
+            allowed[i].rule);
+    }
+  };
   if (type == proto::kPqMsg_Parse) {
+    count_allowed(std::min<size_t>(allowed.size(), 1));
     if (audit_.enabled()) {
       ledger_.Parsed(statement_name, std::make_shared<const std::string>(sql),
                      allowed.empty() ? 0 : analysis->statements.front().fingerprint,
@@ -357,6 +372,7 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
         "audit.unavailable", to_database);
     return false;
   }
+  count_allowed(allowed.size());
   std::shared_ptr<const std::string> text;
   if (audit_.enabled()) text = std::make_shared<const std::string>(sql);
   const int64_t now = audit_.enabled() ? audit::AuditClockMicros() : 0;
@@ -373,7 +389,7 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
 
 void StatementGate::Refuse(char type, std::string_view statement_name, std::string_view statement,
                            uint64_t fingerprint, const policy::Decision& decision,
-                           std::string& to_database) {
+                           std::string& to_database, std::string_view statement_class) {
   std::string detail;
   if (decision.kind == policy::Decision::kApproval) {
     detail = "This gateway cannot hold statements for approval yet, so the statement was refused.";
@@ -382,13 +398,15 @@ void StatementGate::Refuse(char type, std::string_view statement_name, std::stri
       type, statement_name, statement, fingerprint,
       proto::ErrorFields{"ERROR", proto::sqlstate::kInsufficientPrivilege,
                          policy::DecisionMessage(decision), std::move(detail), decision.hint},
-      decision.rule, to_database);
+      decision.rule, to_database, decision.kind, statement_class);
 }
 
 void StatementGate::RefuseUnjudged(char type, std::string_view statement_name,
                                    std::string_view statement, uint64_t fingerprint,
                                    proto::ErrorFields error, std::string rule,
-                                   std::string& to_database) {
+                                   std::string& to_database, uint8_t kind,
+                                   std::string_view statement_class) {
+  Count(kind, statement_class, rule);
   const StatementProtocol protocol =
       type == proto::kPqMsg_Parse || type == proto::kPqMsg_Execute ? StatementProtocol::kExtended
       : type == proto::kPqMsg_FunctionCall ? StatementProtocol::kFunctionCall

@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/metrics.h"
 #include "core/session_audit.h"
 #include "core/statement_ledger.h"
 #include "policy/identity.h"
@@ -82,8 +83,18 @@ class StatementGate {
   void OnSessionEnd(std::string_view reason);
   // Values masked in the rows relayed since the last call (for the audit).
   void OnMaskedValues(uint32_t count) {
+    if (metrics_ != nullptr) metrics_->masked_values += count;
     if (audit_.enabled()) ledger_.OnMaskedValues(count);
   }
+
+  // Counts decisions and masked values into the shard's metrics from now on
+  // (null: none, as in unit tests). Only the owning shard's thread counts.
+  void CountInto(ShardMetrics* metrics) { metrics_ = metrics; }
+  // Query/Parse/FunctionCall messages judged so far, and the text of the last
+  // Query or Parse (its first kMaxShownStatement bytes), for the session list.
+  static constexpr size_t kMaxShownStatement = 256;
+  uint64_t judged() const { return judged_; }
+  const std::string& last_statement() const { return last_statement_; }
 
   // The client set search_path at startup: names resolve against it too.
   void RememberSearchPath(std::string_view value);
@@ -101,10 +112,16 @@ class StatementGate {
              std::string& to_database);
   // Refuses a message: `statement` is what the audit record names.
   void Refuse(char type, std::string_view statement_name, std::string_view statement,
-              uint64_t fingerprint, const policy::Decision& decision, std::string& to_database);
+              uint64_t fingerprint, const policy::Decision& decision, std::string& to_database,
+              std::string_view statement_class);
+  // `kind` and `statement_class` are what the metrics count.
   void RefuseUnjudged(char type, std::string_view statement_name, std::string_view statement,
                       uint64_t fingerprint, proto::ErrorFields error, std::string rule,
-                      std::string& to_database);
+                      std::string& to_database, uint8_t kind = policy::Decision::kDeny,
+                      std::string_view statement_class = "none");
+  void Count(uint8_t kind, std::string_view statement_class, std::string_view rule) {
+    if (metrics_ != nullptr) metrics_->statements.Count(kind, statement_class, rule);
+  }
   // A Bind's parameters as the audit trail records them (nullptr: not recorded).
   std::shared_ptr<const BoundParameters> ParametersOf(const proto::BindPrefix& bind) const;
   // The note of the request the database's current message answers (null: none).
@@ -129,6 +146,9 @@ class StatementGate {
   // Requests in the pipeline that stand in for a refusal: while there are
   // any, the database's errors are gathered whole.
   size_t refusals_outstanding_ = 0;
+  ShardMetrics* metrics_ = nullptr;
+  uint64_t judged_ = 0;
+  std::string last_statement_;
 };
 
 // The settings a session of `scope` starts with on the database, as startup

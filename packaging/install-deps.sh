@@ -10,6 +10,7 @@ build_packages=(
   liburing-dev libssl-dev libabsl-dev libtomlplusplus-dev libpg-query-dev
   libsimdjson-dev libcurl4-openssl-dev libzstd-dev
   libpq-dev  # the audit database sink (its own thread, off the data path)
+  libcpp-httplib-dev  # the control-plane HTTP server (metrics, health; its own threads)
   libgtest-dev libgmock-dev libbenchmark-dev  # CMakeLists.txt finds them even for a package build
 )
 packages=(

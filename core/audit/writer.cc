@@ -214,6 +214,7 @@ class SinkRunner {
   bool healthy() const { return healthy_.load(std::memory_order_relaxed); }
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
   uint64_t spilled_bytes() const { return spilled_bytes_.load(std::memory_order_relaxed); }
+  uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
 
  private:
   void Run() {
@@ -262,6 +263,7 @@ class SinkRunner {
             }
             continue;
           }
+          errors_.fetch_add(1, std::memory_order_relaxed);  // this sink's thread only
           if (!down) {
             PGB_LOG(kWarning) << "audit: sink " << sink_->name() << " failed (" << status.message()
                               << "); spilling to disk and retrying";
@@ -377,6 +379,7 @@ class SinkRunner {
   std::atomic<bool> healthy_{true};
   std::atomic<uint64_t> dropped_{0};
   std::atomic<uint64_t> spilled_bytes_{0};
+  std::atomic<uint64_t> errors_{0};  // failed deliveries
 };
 
 absl::StatusOr<std::unique_ptr<AuditTrail>> AuditTrail::Start(
@@ -499,7 +502,9 @@ AuditMetrics AuditTrail::metrics() const {
   for (const auto& runner : sinks_) {
     m.records_dropped += runner->dropped();
     m.spilled_bytes += runner->spilled_bytes();
+    m.sink_errors += runner->errors();
   }
+  for (const auto& shard : shards_) m.queue_depth += shard->queued();
   m.healthy = healthy();
   return m;
 }

@@ -83,6 +83,8 @@ class AuditShard {
   // kOn, AddRedactedParameter for kRedacted saves copying the value).
   ParameterMode parameters() const { return parameters_; }
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  // Any thread: records waiting for the writer (an estimate, for metrics).
+  size_t queued() const { return ring_.SizeApprox(); }
 
  private:
   friend class AuditTrail;
@@ -110,6 +112,8 @@ struct AuditMetrics {
   uint64_t checkpoints = 0;
   uint64_t spilled_bytes = 0;  // pending in spill queues now
   uint64_t writer_cpu_us = 0;  // CPU time of the writer thread so far (as of its last round)
+  uint64_t queue_depth = 0;    // records in the shards' rings now (approximate)
+  uint64_t sink_errors = 0;    // failed deliveries, all sinks
   bool healthy = true;
 };
 

@@ -19,6 +19,7 @@ int RunReload(const Args& args);         // reload.cc
 int RunPolicy(const Args& args);         // policy_explain.cc
 int RunAudit(const Args& args);          // audit.cc
 int RunToken(const Args& args);          // token.cc: token mint|jwks|verify
+int RunSessions(const Args& args);       // sessions.cc: sessions [end ...]
 
 // Finds "--name VALUE" or "--name=VALUE" in args. Returns false if absent.
 bool FindFlag(const Args& args, std::string_view name, std::string_view* value);

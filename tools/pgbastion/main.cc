@@ -46,6 +46,7 @@ constexpr const char kUsage[] =
     "                              show the policy's decision on each statement\n"
     "  audit verify|keygen         check an audit trail; make its signing key pair\n"
     "  token mint|jwks|verify      mint a demo token, print a key's JWKS, check a token\n"
+    "  sessions [end ...]          list the running gateway's sessions; end some\n"
     "\n"
     "Run 'pgbastion COMMAND --help' for a command's options.\n";
 
@@ -75,6 +76,7 @@ int main(int argc, char** argv) {
   if (command == "policy") return RunPolicy(args);
   if (command == "audit") return RunAudit(args);
   if (command == "token") return RunToken(args);
+  if (command == "sessions") return RunSessions(args);
   std::fprintf(stderr, "pgbastion: unknown command '%s'\n\n%s", argv[1], kUsage);
   return 2;
 }
