@@ -36,7 +36,7 @@ COMPOSE = PACKAGING / "compose" / "compose.yaml"
 DOCKERFILE = PACKAGING / "docker" / "Dockerfile"
 KUBE = PACKAGING / "kubernetes"
 SECRETS_DIR = "/run/pgbastion/secrets/"  # where the pods' init container puts the Secret's files
-CONTROL_PORT = 9187  # the [metrics] listener: /healthz, /readyz (issue 21, items 1-2)
+CONTROL_PORT = 9432  # the [control] HTTP server: /healthz, /readyz, /metrics
 
 
 def check_config(path: str) -> subprocess.CompletedProcess:
