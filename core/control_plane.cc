@@ -25,6 +25,7 @@
 #include "base/prometheus_text.h"
 #include "base/str_cat.h"
 #include "base/thread_name.h"
+#include "core/endpoint.h"
 #include "core/metrics.h"
 #include "httplib.h"
 
@@ -134,19 +135,13 @@ class BoundedStream final : public httplib::Stream {
   void Address(int (*get)(int, sockaddr*, socklen_t*), std::string& ip, int& port) const {
     sockaddr_storage a{};
     socklen_t length = sizeof(a);
-    char text[INET6_ADDRSTRLEN] = "";
+    ip.clear();
     port = 0;
     if (get(fd_, reinterpret_cast<sockaddr*>(&a), &length) != 0) return;
-    if (a.ss_family == AF_INET) {
-      const auto* v4 = reinterpret_cast<const sockaddr_in*>(&a);
-      inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text));
-      port = ntohs(v4->sin_port);
-    } else if (a.ss_family == AF_INET6) {
-      const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a);
-      inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text));
-      port = ntohs(v6->sin6_port);
-    }
-    ip = text;
+    if (a.ss_family != AF_INET && a.ss_family != AF_INET6) return;
+    HostPort peer = HostPortOf(a);
+    ip = std::move(peer.host);
+    port = peer.port;
   }
 
   const int fd_;

@@ -1,11 +1,28 @@
 #include "core/endpoint.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <utility>
 
 namespace pgb {
+
+HostPort HostPortOf(const sockaddr_storage& address) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  uint16_t port = 0;
+  if (address.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&address);
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+    port = ntohs(a->sin_port);
+  } else if (address.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&address);
+    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+    port = ntohs(a->sin6_port);
+  }
+  return HostPort{host, port};
+}
 
 Endpoint::Endpoint(Ring& ring, BufferRing& buffers, Op recv_op, Op send_op, uint32_t slot,
                    uint32_t generation, uint32_t& ops_in_flight)

@@ -125,4 +125,12 @@ class Endpoint {
   std::array<iovec, 16> iov_{};
 };
 
+// The host (numeric) and port of an IPv4 or IPv6 socket address; "?" and 0
+// for any other family. For logs and the control plane's peers.
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+HostPort HostPortOf(const sockaddr_storage& address);
+
 }  // namespace pgb

@@ -748,10 +748,10 @@ void Session::FailClient(const char* code, std::string message, std::string deta
   if (closed_ || phase_ == Phase::kClosing) return;
   // A wrong password, SCRAM proof or token (not a missing target or scope,
   // which come after a good credential).
-  const bool bad_credential =
-      phase_ == Phase::kClientLogin && client_login_->awaiting_credential() &&
-      (strcmp(code, sqlstate::kInvalidPassword) == 0 ||
-       strcmp(code, sqlstate::kInvalidAuthorizationSpecification) == 0);
+  const bool bad_credential = phase_ == Phase::kClientLogin &&
+                              client_login_->awaiting_credential() &&
+                              (strcmp(code, sqlstate::kInvalidPassword) == 0 ||
+                               strcmp(code, sqlstate::kInvalidAuthorizationSpecification) == 0);
   if (bad_credential) {
     std::string_view address = peer_;
     address = address.substr(0, address.rfind(':'));

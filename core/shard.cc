@@ -27,18 +27,8 @@ constexpr int64_t kHeapReturnIntervalNs = 1'000'000'000;
 constexpr unsigned kRingEntries = 4096;
 
 std::string FormatPeer(const sockaddr_storage& addr) {
-  char host[INET6_ADDRSTRLEN] = "?";
-  uint16_t port = 0;
-  if (addr.ss_family == AF_INET) {
-    const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
-    inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-    port = ntohs(a->sin_port);
-  } else if (addr.ss_family == AF_INET6) {
-    const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
-    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-    port = ntohs(a->sin6_port);
-  }
-  return Cat(host, ":", port);
+  const HostPort peer = HostPortOf(addr);
+  return Cat(peer.host, ":", peer.port);
 }
 
 }  // namespace
