@@ -571,6 +571,13 @@ def _quote_conninfo(v: str) -> str:
 # ---------------------------------------------------------------------------
 # The gateway
 # ---------------------------------------------------------------------------
+def sanitized(pid: int) -> bool:
+    """Whether the process runs with ASan (the CI's second pass): its allocator keeps freed
+    memory in a quarantine, so resident sizes grow where a release build's do not."""
+    with open(f"/proc/{pid}/maps") as f:
+        return "libasan" in f.read()
+
+
 def gateway_binary() -> str:
     """The gateway under test. A missing binary is a failure, never a skip."""
     path = os.environ.get("PGB_BINARY") or str(DEFAULT_BINARY)

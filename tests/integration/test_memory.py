@@ -34,7 +34,7 @@ import unittest
 from concurrent.futures import ThreadPoolExecutor
 
 from harness import (ClusterTestCase, RawConnection, SSL_REQUEST_CODE, free_port, make_temp_dir,
-                     message, raise_nofile_limit, run, _rmtree)
+                     message, raise_nofile_limit, run, sanitized, _rmtree)
 
 SLOWLORIS = 5000
 IDLE_TLS = 2000
@@ -52,11 +52,6 @@ def status_mib(pid: int) -> dict[str, int]:
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(value.split()[0]) // 1024
     return out
-
-
-def sanitized(pid: int) -> bool:
-    with open(f"/proc/{pid}/maps") as f:
-        return "libasan" in f.read()
 
 
 class MemoryTest(ClusterTestCase):
