@@ -19,6 +19,7 @@ packages=(
   clang-14 libclang-rt-14-dev  # the Fuzz build type (libFuzzer)
   # run and test: a real PostgreSQL, real clients, PgBouncer for the comparison
   postgresql-15 postgresql-client-15 pgbouncer python3 python3-psycopg openssl
+  haproxy  # bench/compare's floor: a TCP relay that parses nothing
   procps iproute2 util-linux gnuplot-nox
   rpm  # rpmbuild, for the .rpm that `cmake --build build --target package` makes
   nodejs  # the test identity provider (tests/identity_provider, npm oidc-provider)

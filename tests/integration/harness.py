@@ -571,6 +571,19 @@ def _quote_conninfo(v: str) -> str:
 # ---------------------------------------------------------------------------
 # The gateway
 # ---------------------------------------------------------------------------
+_SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                      "WARNING: ThreadSanitizer", "terminate called", "Assertion `")
+
+
+def _sanitizer_report(text: str, limit: int = 12000) -> str:
+    """From the first sanitizer (or abort) marker in a log to the end, at most limit chars."""
+    starts = [i for i in (text.find(m) for m in _SANITIZER_MARKERS) if i >= 0]
+    if not starts:
+        return ""
+    begin = text.rfind("\n", 0, min(starts)) + 1
+    return text[begin:begin + limit]
+
+
 def sanitized(pid: int) -> bool:
     """Whether the process runs with ASan (the CI's second pass): its allocator keeps freed
     memory in a quarantine, so resident sizes grow where a release build's do not."""
@@ -697,10 +710,16 @@ class Gateway:
         return self.proc is not None and self.proc.poll() is None
 
     def log(self) -> str:
+        """The log's tail; a sanitizer's report (which ends the log) comes first, whole, so
+        that output cut in the middle (as CI shows it) still names what went wrong."""
         try:
-            return Path(self.logfile).read_text(errors="replace")[-20000:]
+            text = Path(self.logfile).read_text(errors="replace")
         except (OSError, AttributeError):
             return ""
+        report = _sanitizer_report(text)
+        if report:
+            return f"{report}\n--- the log before it (tail) ---\n{text[-8000:]}"
+        return text[-20000:]
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
