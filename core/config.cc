@@ -484,9 +484,21 @@ void ConfigParser::ParseTarget(const toml::table& table, const std::string& path
       out.name = *v;
     }
   }
-  if (auto v = reader.RequiredString("host", "IP address or DNS name of the database server")) {
-    if (!IsHost(*v)) {
-      reader.Error("host", Cat("\"", *v, "\" is not an IP address or DNS name"));
+  if (auto v = reader.RequiredString(
+          "host", "IP address or DNS name of the database server, or its socket directory")) {
+    if (!v->empty() && v->front() == '/') {
+      // As libpq reads host: a directory holding the server's .s.PGSQL.<port>.
+      if (v->size() + sizeof("/.s.PGSQL.65535") > sizeof(sockaddr_un::sun_path)) {
+        reader.Error("host",
+                     Cat("socket directory \"", *v, "\" is too long (at most ",
+                         sizeof(sockaddr_un::sun_path) - sizeof("/.s.PGSQL.65535"), " bytes)"));
+      } else {
+        out.host = *v;
+      }
+    } else if (!IsHost(*v)) {
+      reader.Error(
+          "host",
+          Cat("\"", *v, "\" is not an IP address, a DNS name or an absolute socket directory"));
     } else {
       out.host = *v;
     }
@@ -535,7 +547,11 @@ void ConfigParser::ParseTarget(const toml::table& table, const std::string& path
   } else if (tls_valid && verifies && !reader.Has("tls_ca")) {
     reader.Error("tls_ca", "required when tls = \"verify-ca\" or \"verify-full\" (PEM file)");
   }
-  out.tls_server_name = out.host;
+  if (out.local() && tls_valid && out.tls != BackendTls::kDisable) {
+    // PostgreSQL offers no TLS on its Unix-domain socket.
+    reader.Error("tls", "must be \"disable\" for a Unix-domain socket (host is a directory)");
+  }
+  out.tls_server_name = out.local() ? "" : out.host;
   if (auto v = reader.String("tls_server_name")) {
     if (tls_valid && out.tls == BackendTls::kDisable) {
       reader.Error("tls_server_name", "is not used with tls = \"disable\"");

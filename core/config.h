@@ -84,7 +84,9 @@ enum class BackendTls { kDisable, kRequire, kVerifyCa, kVerifyFull };
 
 struct TargetConfig {
   std::string name;  // clients select the target with dbname=<name>
-  std::string host;  // IP literal or DNS name (resolved at startup)
+  // IP literal or DNS name (resolved at startup), or, as libpq reads it, an
+  // absolute directory holding PostgreSQL's Unix-domain socket .s.PGSQL.<port>.
+  std::string host;
   uint16_t port = 5432;
   std::string database;  // defaults to name
   std::string user;      // the role the gateway logs in as
@@ -93,6 +95,8 @@ struct TargetConfig {
   std::string tls_ca_file;      // required for verify-ca / verify-full
   std::string tls_server_name;  // defaults to host
   absl::Duration connect_timeout = absl::Seconds(10);
+
+  bool local() const { return !host.empty() && host.front() == '/'; }
 };
 
 // A gateway-local client login: SCRAM-SHA-256 with a password (LoginMethod::kPassword).

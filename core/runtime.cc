@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <sys/un.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "base/http_client.h"
@@ -123,7 +125,14 @@ absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config) {
     t.config = &tc;
     t.index = i;
     t.scram_keys.resize(static_cast<size_t>(rt->config.ResolvedWorkers()));
-    if (absl::Status s = Resolve(tc.host, tc.port, &t.address, &t.address_length); !s.ok()) {
+    if (tc.local()) {
+      // The configuration checked that the path fits.
+      auto* un = reinterpret_cast<sockaddr_un*>(&t.address);
+      un->sun_family = AF_UNIX;
+      const std::string path = Cat(tc.host, "/.s.PGSQL.", tc.port);
+      std::memcpy(un->sun_path, path.c_str(), path.size() + 1);
+      t.address_length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+    } else if (absl::Status s = Resolve(tc.host, tc.port, &t.address, &t.address_length); !s.ok()) {
       errors.push_back(Cat("target[", i, "].host: ", s.message()));
     }
     if (tc.tls != BackendTls::kDisable) {

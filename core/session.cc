@@ -461,8 +461,10 @@ void Session::StartBackend() {
                    "\": ", strerror(errno)));
     return;
   }
-  const int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (family != AF_UNIX) {
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  }
   backend_.Attach(fd);
   backend_started_ns_ = shard_.now_ns();
   phase_ = Phase::kBackendConnect;

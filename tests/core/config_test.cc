@@ -565,7 +565,18 @@ INSTANTIATE_TEST_SUITE_P(
                   "target[0].host", "must not be empty"},
         ErrorCase{"HostInvalid",
                   Doc{.target = "name = \"app\"\nhost = \"db host\"\nuser = \"u\""}.Render(),
-                  "target[0].host", "not an IP address or DNS name"},
+                  "target[0].host",
+                  "not an IP address, a DNS name or an absolute socket directory"},
+        ErrorCase{
+            "HostSocketDirectoryTooLong",
+            Doc{.target = "name = \"app\"\nhost = \"/" + std::string(100, 'd') + "\"\nuser = \"u\""}
+                .Render(),
+            "target[0].host", "is too long (at most 92 bytes)"},
+        ErrorCase{"SocketDirectoryWithTls",
+                  Doc{.target = "name = \"app\"\nhost = \"/var/run/postgresql\"\nuser = \"u\"\n"
+                                "tls = \"require\""}
+                      .Render(),
+                  "target[0].tls", "must be \"disable\" for a Unix-domain socket"},
         ErrorCase{"Port", Doc{.target = kTarget + "port = 70000"}.Render(), "target[0].port",
                   "1..65535"},
         ErrorCase{"UserMissing", Doc{.target = "name = \"app\"\nhost = \"db\""}.Render(),
