@@ -278,6 +278,42 @@ class PolicyReloadTest(ClusterTestCase):
             conn.execute("INSERT INTO notes VALUES (2)")
         self.assertEqual(self.pg.sql("SELECT count(*) FROM notes", db="app"), "2")
 
+    def test_reload_that_drops_the_sessions_source_refuses_its_next_statement(self):
+        """A scope trusted a local login; a reload trusts only certificates for it. The session
+        that logged in with a password is judged by the new file at its next statement: no
+        scope matches its source any more, so it is refused, naming the source, and the
+        refusal leaves the session usable (a reload back lets it run again)."""
+        users = {"sam": random_password()}
+        scope = {"name": "ops", "subjects": ["sam"], "sources": ["local"], "profile": "read-only"}
+        gw = self.gateway("sources", users=users, scopes=[scope])
+
+        def reload(sources):
+            gw.scopes = [dict(scope, sources=sources)]
+            gw.write_config()
+            h.run([gw.binary, "reload", "--config", gw.config], timeout=30)
+
+        def wait_for(outcome):
+            deadline = time.time() + 10
+            while True:
+                try:
+                    conn.execute("SELECT 1")
+                    got = "allowed"
+                except errors.InsufficientPrivilege as e:
+                    got = e
+                if (got == "allowed") == (outcome == "allowed"):
+                    return got
+                self.assertLess(time.time(), deadline, gw.log())
+                time.sleep(0.1)
+
+        with psycopg.connect(gw.conninfo("sam"), password=users["sam"], autocommit=True) as conn:
+            self.assertEqual(conn.execute("SELECT 1").fetchone(), (1,))
+            reload(["certificate"])
+            refused = wait_for("refused")
+            self.assertIn("(a gateway user)", str(refused))  # the source it came from
+            reload(["local"])
+            wait_for("allowed")
+            self.assertEqual(conn.execute("SELECT 2").fetchone(), (2,))
+
 
 if __name__ == "__main__":
     unittest.main()
