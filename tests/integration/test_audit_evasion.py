@@ -60,13 +60,15 @@ class AuditEvasionTest(ClusterTestCase):
         cls.pg.sql(f"GRANT ALL ON {TABLE}, {TABLE}_id_seq TO gateway_login", db="app")
 
     ring_slots = {"test_a_query_too_large_to_record_ahead_is_refused_whole": 64}
+    checkpoint_interval = {"test_gateway_killed_leaves_a_signed_but_incomplete_trail": "100ms"}
 
     def setUp(self):
         self.trail = os.path.join(self.dir, f"{self._testMethodName}.jsonl")
         slots = self.ring_slots.get(self._testMethodName, 4096)
         extra = "\n".join([
             "[audit]", f'signing_key = "{self.key}"', f'spill_dir = "{self.dir}/spill"',
-            "checkpoint_every = 50", f"ring_slots = {slots}", "",
+            "checkpoint_every = 50", f"ring_slots = {slots}",
+            f'checkpoint_interval = "{self.checkpoint_interval.get(self._testMethodName, "10s")}"', "",
             "[[audit.sink]]", 'type = "file"', f'path = "{self.trail}"', 'fsync = "never"'])
         self.gw = h.Gateway(self.pg, users=self.users, extra_config=extra).start()
         self.addCleanup(self.gw.kill)
@@ -103,6 +105,57 @@ class AuditEvasionTest(ClusterTestCase):
                         self.trail], check=False, timeout=60)
         self.assertEqual(verify.returncode, 0, verify.stdout.decode() + verify.stderr.decode())
         return executions
+
+    def test_gateway_killed_leaves_a_signed_but_incomplete_trail(self):
+        """SIGKILL the gateway while a statement runs, after a periodic checkpoint has signed its
+        record. Verify then says `truncated` (exit 1: no final checkpoint) and, with --live, only
+        notes it (exit 0). The gateway restarted on the same trail continues its chain; once it
+        stops cleanly the trail is intact but incomplete: exit 3, naming the statement with no
+        completion and the session with no disconnect record. That is what an auditor sees
+        when the gateway itself died."""
+        c = self.session()
+        c.send(query(f"SELECT pg_sleep(20), '{self.prefix}sleeper'"))
+        deadline = time.monotonic() + 10
+        while self.pg.sql("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                          f"AND query LIKE '%{self.prefix}sleeper%' AND pid <> pg_backend_pid()") != "1":
+            self.assertLess(time.monotonic(), deadline, "the statement never started")
+            time.sleep(0.05)
+        # The record went ahead of the statement; wait for a checkpoint after it to be written.
+        deadline = time.monotonic() + 10
+        while True:
+            lines = [json.loads(x) for x in Path(self.trail).read_text().splitlines() if x.strip()]
+            seen = [r for r in lines if r["kind"] == "statement" and "sleeper" in r.get("statement", "")]
+            if seen and lines[-1]["kind"] == "checkpoint" and lines[-1]["seq"] > seen[0]["seq"]:
+                break
+            self.assertLess(time.monotonic(), deadline, "no checkpoint after the statement's record")
+            time.sleep(0.05)
+        self.gw.kill()
+        self.gw._cleanup_dir()
+        c.sock.close()
+
+        def verify(*flags):
+            r = h.run([h.gateway_binary(), "audit", "verify", *flags, "--public-key", self.pub,
+                       self.trail], check=False, timeout=60)
+            return r.returncode, r.stdout.decode() + r.stderr.decode()
+
+        rc, out = verify()
+        self.assertEqual(rc, 1, out)
+        self.assertIn("truncated", out)
+        rc, out = verify("--live")
+        self.assertEqual(rc, 0, out)
+        # Restarted on the same trail and stopped cleanly: a final checkpoint at the end.
+        self.gw = h.Gateway(self.pg, users=self.users, extra_config=self.gw.extra_config).start()
+        self.addCleanup(self.gw.kill)
+        with self.session() as again:
+            again.simple_query("SELECT 1")
+        self.gw.stop()
+        rc, out = verify()
+        self.assertEqual(rc, 3, out)
+        self.assertIn("incomplete trail: 1 statement(s) with no completion record", out)
+        self.assertRegex(out, r"[1-9]\d* session\(s\) with no disconnect record")
+        rc, out = verify("--json")
+        self.assertEqual(rc, 3, out)
+        self.assertEqual(json.loads(out)["incomplete"]["statements"], 1, out)
 
     def test_send_and_close_at_once(self):
         for i in range(40):
