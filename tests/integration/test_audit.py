@@ -256,7 +256,10 @@ class AuditFailClosedTest(ClusterTestCase):
         filler = "x" * 2000
         ran = 0
         refused = None
+        prepared = "SELECT %s::int AS prepared_n"
         with psycopg.connect(gw.conninfo("ada"), password=users["ada"], autocommit=True) as conn:
+            # Parsed (and recorded) while the trail is healthy; executed again below.
+            self.assertEqual(conn.execute(prepared, (0,), prepare=True).fetchone(), (0,))
             for i in range(3000):  # about 2.5 KB per record: the 1 MiB spill fills in ~400
                 try:
                     conn.execute(f"SELECT {i} AS n, '{filler}' AS filler")
@@ -267,6 +270,11 @@ class AuditFailClosedTest(ClusterTestCase):
             self.assertIsNotNone(refused, "the spill never filled")
             self.assertEqual(refused.sqlstate, "53400")
             self.assertIn("audit trail is unavailable", str(refused))
+            # The extended protocol too: Bind/Execute of the statement parsed earlier is refused
+            # at its Execute (its record cannot be written), and the session stays usable.
+            with self.assertRaises(psycopg.Error) as caught:
+                conn.execute(prepared, (1,), prepare=True)
+            self.assertEqual(caught.exception.sqlstate, "53400", gw.log())
             # The sink comes back: the spill drains and statements are accepted again.
             receiver = SyslogReceiver(port)
             self.addCleanup(receiver.stop)
@@ -274,6 +282,7 @@ class AuditFailClosedTest(ClusterTestCase):
             while True:
                 try:
                     conn.execute("SELECT 'after recovery' AS marker")
+                    self.assertEqual(conn.execute(prepared, (2,), prepare=True).fetchone(), (2,))
                     break
                 except psycopg.errors.ConfigurationLimitExceeded:
                     self.assertLess(time.time(), deadline, gw.log())
