@@ -7,7 +7,6 @@
 #include <future>
 #include <utility>
 
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "base/json_text.h"
 #include "base/log.h"
@@ -387,7 +386,7 @@ void ApprovalStore::DoSubmit(ApprovalRequest request, ApprovalNotify notify) {
       .Text(request.reason)
       .Text(request.statement)
       .Text(request.binding)
-      .Text(absl::StrJoin(request.approver_groups, ","))
+      .Text(Join(request.approver_groups, ","))
       .Int(request.approvers)
       .Int(request.uses)
       .Int(request.uses)
@@ -494,7 +493,7 @@ absl::StatusOr<ApprovalRecord> ApprovalStore::DoDecide(const std::string& id,
     if (!member) {
       return absl::PermissionDeniedError(Cat(approver.name,
                                              " is not in an approver group of this request (",
-                                             absl::StrJoin(r.request.approver_groups, ", "), ")"));
+                                             Join(r.request.approver_groups, ", "), ")"));
     }
   }
   for (const ApprovalVote& v : r.votes) {
@@ -523,7 +522,7 @@ absl::StatusOr<ApprovalRecord> ApprovalStore::DoDecide(const std::string& id,
   if (static_cast<uint32_t>(approvals) < r.request.approvers) return Load(id);
   std::vector<std::string> names;
   for (const ApprovalVote& v : r.votes) names.push_back(v.approver);
-  const std::string by = absl::StrJoin(names, ", ");
+  const std::string by = Join(names, ", ");
   // Retry mode: the approval lives for the rule's timeout from now, for
   // `uses` runs.
   const int64_t lifetime = r.request.mode == ApprovalMode::kRetry

@@ -80,7 +80,7 @@ void PrintRecord(simdjson::dom::element a) {
   if (a["votes"].get(votes) == simdjson::SUCCESS) {
     for (simdjson::dom::element v : votes) {
       bool approve = false;
-      (void)v["approve"].get(approve);
+      if (v["approve"].get(approve) != simdjson::SUCCESS) approve = false;
       std::printf("vote:        %s %s: %s\n", AdminField(v, "approver").c_str(),
                   approve ? "approved" : "denied", AdminField(v, "reason").c_str());
     }
