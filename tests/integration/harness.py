@@ -818,13 +818,14 @@ def audit_statements(records: list[dict]) -> list[dict]:
         elif r["kind"] == "completion":
             merged = by_id.get(key)
             assert merged is not None, f"completion before (or without) its statement: {r}"
-            assert merged["decision"] == "allow", f"completion of a refusal: {r}"
+            # "approved": a statement held for approval, recorded when it was forwarded.
+            assert merged["decision"] in ("allow", "approved"), f"completion of a refusal: {r}"
             assert "outcome" not in merged, f"second completion: {r}"
             for field in _COMPLETION_FIELDS:
                 if field in r:
                     merged[field] = r[field]
     for merged in statements:
-        if merged["decision"] == "allow":
+        if merged["decision"] in ("allow", "approved"):
             assert "outcome" in merged, f"statement with no completion: {merged}"
     return statements
 

@@ -20,6 +20,8 @@ import unittest
 import urllib.error
 import urllib.request
 
+from pathlib import Path
+
 import psycopg
 
 import harness as h
@@ -78,9 +80,17 @@ class ApprovalsTest(ClusterTestCase):
             f.write(h.run([h.gateway_binary(), "token", "jwks", "--key", cls.issuer_key]).stdout)
         issuer = "\n".join(["[[issuer]]", 'name = "approvers"', f'issuer = "{ISSUER}"',
                             'audience = "pgbastion"', f'jwks_file = "{jwks}"', 'clock_skew = "0s"'])
+        cls.key, cls.pub = os.path.join(cls.dir, "audit.key"), os.path.join(cls.dir, "audit.pub")
+        h.run([h.gateway_binary(), "audit", "keygen", "--private-key", cls.key,
+               "--public-key", cls.pub], timeout=30)
+        cls.trail = os.path.join(cls.dir, "audit.jsonl")
+        audit = "\n".join([
+            "[audit]", f'signing_key = "{cls.key}"', f'spill_dir = "{cls.dir}/spill"', "",
+            "[[audit.sink]]", 'type = "file"', f'path = "{cls.trail}"', 'fsync = "never"'])
         cls.gw = cls.gateway("approvals", users=cls.users, issuers=[issuer],
                              user_groups={u: ["agents"] for u in USERS}, scopes=SCOPES,
-                             extra_config=approvals_config(cls.store, cls.socket, cls.control_port))
+                             extra_config=approvals_config(cls.store, cls.socket, cls.control_port)
+                             + "\n" + audit)
 
     def setUp(self):
         self.pg.sql("DROP TABLE IF EXISTS items; CREATE TABLE items (id int);"
@@ -322,6 +332,43 @@ class ApprovalsTest(ClusterTestCase):
             self.assertEqual(h.parse_error(next(b for k, b in msgs if k == b"E"))["C"], "42501")
             self.assertEqual(msgs[-1], (b"Z", b"E"))  # failed transaction, as PostgreSQL does
             self.assertEqual(c.simple_query("ROLLBACK")[-1][1], b"I")
+
+    # -- the audit trail ---------------------------------------------------------------------
+    def approval_records(self, request_id: str, decisions: set[str]) -> list[dict]:
+        """The trail's statement records of `request_id`, once they hold `decisions`."""
+        deadline = time.monotonic() + 15
+        while True:
+            records = [json.loads(line) for line in Path(self.trail).read_text().splitlines()
+                       if line.strip()] if os.path.exists(self.trail) else []
+            statements = h.audit_statements(records)
+            mine = [r for r in statements if r.get("approval_id") == request_id]
+            if {r["decision"] for r in mine} >= decisions:
+                return mine
+            self.assertLess(time.monotonic(), deadline, f"no {decisions} records: {mine}")
+            time.sleep(0.2)
+
+    def test_audit_records_the_lifecycle(self):
+        with self.login() as c:
+            c.send(message(b"Q", b"DELETE FROM items\0"))
+            self.held_notice(c)
+            approved = self.pending()["id"]
+            self.cli("approve", approved, "--as", "alice", "--reason", "audited")
+            c.read_until_ready(timeout=15)
+            c.send(message(b"Q", b"CREATE TABLE never (x int)\0"))
+            self.held_notice(c)
+            denied = self.pending()["id"]
+            self.cli("deny", denied, "--as", "dora", "--reason", "no tables today")
+            c.read_until_ready(timeout=15)
+        records = self.approval_records(approved, {"hold", "approved"})
+        ran = next(r for r in records if r["decision"] == "approved")
+        self.assertEqual(ran["statement"], "DELETE FROM items")
+        self.assertEqual(ran.get("command_tag") or ran.get("tag"), "DELETE 3", ran)
+        self.assertIn("approved by alice: audited", ran["message"])
+        records = self.approval_records(denied, {"hold", "rejected"})
+        rejected = next(r for r in records if r["decision"] == "rejected")
+        self.assertEqual(rejected["sqlstate"], "42501")
+        self.assertIn("denied by dora: no tables today", rejected["message"])
+        self.assertEqual(len([r for r in records if r["decision"] == "approved"]), 0)
 
     # -- the HTTP API ------------------------------------------------------------------------
     def token(self, subject: str, groups: str = "dba", ttl: str = "10m") -> str:
