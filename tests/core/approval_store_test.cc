@@ -125,6 +125,7 @@ TEST_F(ApprovalStoreTest, ApproverGroups) {
 
 TEST_F(ApprovalStoreTest, ExpiresWithdrawsAndSurvivesReopen) {
   Events events;
+  Events open_events;  // outlives the store: Stop tells the waiting sessions
   std::string expired_id;
   std::string pending_id;
   {
@@ -137,7 +138,7 @@ TEST_F(ApprovalStoreTest, ExpiresWithdrawsAndSurvivesReopen) {
     EXPECT_EQ(events.Wait(1).kind, ApprovalEvent::Kind::kExpired);
     ApprovalRequest open = Request();
     pending_id = open.id;
-    store.Submit(open, Events().Notify());
+    store.Submit(open, open_events.Notify());
     absl::StatusOr<ApprovalRecord> shown;
     for (int i = 0; i < 100; ++i) {
       shown = store.Show(pending_id);
@@ -146,6 +147,7 @@ TEST_F(ApprovalStoreTest, ExpiresWithdrawsAndSurvivesReopen) {
     }
     ASSERT_TRUE(shown.ok());
     store.Stop();
+    EXPECT_EQ(open_events.Wait(1).kind, ApprovalEvent::Kind::kFailed);  // stopping
   }
   ApprovalStore& again = Open();
   absl::StatusOr<ApprovalRecord> expired = again.Show(expired_id);
