@@ -27,8 +27,9 @@ import psycopg
 import harness as h
 from harness import ClusterTestCase, RawConnection, cancel_request, message, random_password
 
-SCOPES = [{"name": "agents", "sources": ["local"], "groups": ["agents"], "profile": "read-write"}]
-USERS = ["agent", "other"]
+SCOPES = [{"name": "agents", "sources": ["local"], "groups": ["agents"], "profile": "read-write"},
+          {"name": "bots", "sources": ["local"], "groups": ["bots"], "profile": "read-write"}]
+USERS = ["agent", "other", "bot"]
 REQUEST_ID = re.compile(r"request ([0-9a-f]{32})")
 
 
@@ -43,7 +44,10 @@ def approvals_config(store: str, socket: str, port: int) -> str:
         # CREATE TABLE (ddl) needs two approvers.
         "[[approvals.rule]]", 'rule = "profile.read-write.ddl"', "approvers = 2", "",
         # GRANT (dcl) times out quickly.
-        "[[approvals.rule]]", 'rule = "profile.read-write.dcl"', 'timeout = "2s"', ""])
+        "[[approvals.rule]]", 'rule = "profile.read-write.dcl"', 'timeout = "2s"', "",
+        # The bots' scope cannot wait: retry mode.
+        "[[approvals.rule]]", 'rule = "profile.read-write.*"', 'scope = "bots"', 'mode = "retry"',
+        ""])
 
 
 def bind(portal: bytes = b"", statement: bytes = b"") -> bytes:
@@ -88,7 +92,8 @@ class ApprovalsTest(ClusterTestCase):
             "[audit]", f'signing_key = "{cls.key}"', f'spill_dir = "{cls.dir}/spill"', "",
             "[[audit.sink]]", 'type = "file"', f'path = "{cls.trail}"', 'fsync = "never"'])
         cls.gw = cls.gateway("approvals", users=cls.users, issuers=[issuer],
-                             user_groups={u: ["agents"] for u in USERS}, scopes=SCOPES,
+                             user_groups={"agent": ["agents"], "other": ["agents"],
+                                          "bot": ["bots"]}, scopes=SCOPES,
                              extra_config=approvals_config(cls.store, cls.socket, cls.control_port)
                              + "\n" + audit)
 
@@ -332,6 +337,42 @@ class ApprovalsTest(ClusterTestCase):
             self.assertEqual(h.parse_error(next(b for k, b in msgs if k == b"E"))["C"], "42501")
             self.assertEqual(msgs[-1], (b"Z", b"E"))  # failed transaction, as PostgreSQL does
             self.assertEqual(c.simple_query("ROLLBACK")[-1][1], b"I")
+
+    # -- retry mode --------------------------------------------------------------------------
+    def test_retry_mode(self):
+        with self.login("bot") as c:
+            started = time.monotonic()
+            msgs = c.simple_query("DELETE FROM items")
+            self.assertLess(time.monotonic() - started, 5, "retry mode waited")
+            self.assertNotIn(b"N", [k for k, _ in msgs], "retry mode sent a hold's notice")
+            error = h.parse_error(next(b for k, b in msgs if k == b"E"))
+            self.assertEqual(error["C"], "42501")
+            self.assertIn("send the statement again once it is approved", error["M"])
+            request_id = REQUEST_ID.search(error["M"]).group(1)
+            self.assertEqual(self.show(request_id)["mode"], "retry")
+            # Sent again before a decision: the same request.
+            again = h.parse_error(next(b for k, b in c.simple_query("DELETE FROM items")
+                                       if k == b"E"))
+            self.assertEqual(REQUEST_ID.search(again["M"]).group(1), request_id)
+            self.cli("approve", request_id, "--as", "alice")
+            # A different statement is not covered by the approval.
+            other = c.simple_query("DELETE FROM items WHERE true")
+            self.assertIn(b"E", [k for k, _ in other])
+            self.assertEqual(self.rows(), 3)
+            # The approved one runs once.
+            self.assertIn((b"C", b"DELETE 3\0"), c.simple_query("DELETE FROM items"))
+            third = c.simple_query("DELETE FROM items")
+            error = h.parse_error(next(b for k, b in third if k == b"E"))
+            self.assertNotEqual(REQUEST_ID.search(error["M"]).group(1), request_id)
+        # Another identity's same statement is not covered either.
+        with self.login("agent") as c:
+            c.send(message(b"Q", b"DELETE FROM items\0"))
+            self.held_notice(c)
+            self.cli("deny", [a for a in json.loads(self.cli("list", "--json").stdout)["approvals"]
+                              if a["subject"] == "agent"][0]["id"], "--as", "dora")
+            c.read_until_ready(timeout=15)
+        for a in json.loads(self.cli("list", "--json").stdout)["approvals"]:
+            self.cli("deny", a["id"], "--as", "dora")  # the bot's open ones
 
     # -- the audit trail ---------------------------------------------------------------------
     def approval_records(self, request_id: str, decisions: set[str]) -> list[dict]:
