@@ -71,6 +71,26 @@ bool AskAdmin(const std::string& path, const std::string& request, std::string* 
   return true;
 }
 
+bool AskAdminJson(const std::string& path, const std::string& request, std::string_view command,
+                  simdjson::dom::parser& parser, std::string* answer,
+                  simdjson::dom::element* root) {
+  const std::string name(command);
+  if (!AskAdmin(path, request, answer)) {
+    std::fprintf(stderr, "pgbastion %s: %s\n", name.c_str(), answer->c_str());
+    return false;
+  }
+  if (parser.parse(*answer).get(*root) != simdjson::SUCCESS) {
+    std::fprintf(stderr, "pgbastion %s: the gateway's answer is not JSON\n", name.c_str());
+    return false;
+  }
+  std::string_view error;
+  if ((*root)["error"].get(error) == simdjson::SUCCESS) {
+    std::fprintf(stderr, "pgbastion %s: %s\n", name.c_str(), std::string(error).c_str());
+    return false;
+  }
+  return true;
+}
+
 std::string AdminField(simdjson::dom::element e, const char* key) {
   std::string_view v;
   if (e[key].get(v) == simdjson::SUCCESS) return std::string(v);

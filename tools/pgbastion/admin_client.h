@@ -23,6 +23,11 @@ bool AdminSocketPath(const Args& args, std::string_view command, std::string* pa
 // Sends one request line; the admin socket's answer, or an error message.
 bool AskAdmin(const std::string& path, const std::string& request, std::string* answer);
 
+// AskAdmin, then the answer parsed as JSON into `root` (kept by `parser`);
+// false after printing on stderr why not, or the gateway's {"error": ...}.
+bool AskAdminJson(const std::string& path, const std::string& request, std::string_view command,
+                  simdjson::dom::parser& parser, std::string* answer, simdjson::dom::element* root);
+
 // A string or integer member of an answer's object as text ("" when absent).
 std::string AdminField(simdjson::dom::element e, const char* key);
 

@@ -145,21 +145,9 @@ int RunApprovals(const Args& args) {
   std::string socket_path;
   if (!AdminSocketPath(args, "approvals", &socket_path)) return 1;
   std::string answer;
-  if (!AskAdmin(socket_path, request, &answer)) {
-    std::fprintf(stderr, "pgbastion approvals: %s\n", answer.c_str());
-    return 1;
-  }
   simdjson::dom::parser parser;
   simdjson::dom::element root;
-  if (parser.parse(answer).get(root) != simdjson::SUCCESS) {
-    std::fprintf(stderr, "pgbastion approvals: the gateway's answer is not JSON\n");
-    return 1;
-  }
-  std::string_view error;
-  if (root["error"].get(error) == simdjson::SUCCESS) {
-    std::fprintf(stderr, "pgbastion approvals: %s\n", std::string(error).c_str());
-    return 1;
-  }
+  if (!AskAdminJson(socket_path, request, "approvals", parser, &answer, &root)) return 1;
   if (HasFlag(args, "--json")) {
     std::fputs(answer.c_str(), stdout);
     return 0;

@@ -89,21 +89,9 @@ int RunSessions(const Args& all_args) {
     }
   }
   std::string answer;
-  if (!AskAdmin(socket_path, request, &answer)) {
-    std::fprintf(stderr, "pgbastion sessions: %s\n", answer.c_str());
-    return 1;
-  }
   simdjson::dom::parser parser;
   simdjson::dom::element root;
-  if (parser.parse(answer).get(root) != simdjson::SUCCESS) {
-    std::fprintf(stderr, "pgbastion sessions: the gateway's answer is not JSON\n");
-    return 1;
-  }
-  std::string_view error;
-  if (root["error"].get(error) == simdjson::SUCCESS) {
-    std::fprintf(stderr, "pgbastion sessions: %s\n", std::string(error).c_str());
-    return 1;
-  }
+  if (!AskAdminJson(socket_path, request, "sessions", parser, &answer, &root)) return 1;
   simdjson::dom::array sessions;
   if (root["sessions"].get(sessions) != simdjson::SUCCESS) {
     std::fprintf(stderr, "pgbastion sessions: unexpected answer\n");
