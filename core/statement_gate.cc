@@ -286,7 +286,12 @@ bool StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
       if (!portal.ok() || execute == nullptr) return true;
       if (StatementLedger::Execution* e =
               ledger_.Executing(execute->note, *portal, audit::AuditClockMicros())) {
-        audit_.Statement(*e);
+        // An Execute of a statement whose Parse is held waits with it: its
+        // record is written once the Parse is approved (ResolveHold).
+        for (const auto& [text, hold] : held_texts_) {
+          if (e->text == text) execute->note.hold = hold;
+        }
+        if (execute->note.hold == 0) audit_.Statement(*e);
       }
       return true;
     }
@@ -356,7 +361,9 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
     }
     count_allowed(std::min<size_t>(allowed.size(), 1));
     if (audit_.enabled()) {
-      ledger_.Parsed(statement_name, std::make_shared<const std::string>(sql),
+      auto parsed = std::make_shared<const std::string>(sql);
+      if (hold != 0) held_texts_.emplace_back(parsed, hold);
+      ledger_.Parsed(statement_name, std::move(parsed),
                      allowed.empty() ? 0 : analysis->statements.front().fingerprint,
                      allowed.empty() ? std::string() : std::move(allowed.front().rule));
     }
@@ -449,6 +456,7 @@ void StatementGate::ResolveHold(const approvals::HeldStatement& held,
                                 std::string_view note, std::string& to_database) {
   const auto report = [this](const StatementLedger::Execution& e,
                              const StatementLedger::Outcome& o) { ReportExecution(e, o); };
+  std::erase_if(held_texts_, [&](const auto& entry) { return entry.second == held.hold; });
   SessionPipeline::Request* first = nullptr;
   pipeline_.ForEachOutstanding([&](SessionPipeline::Request& r) {
     if (r.note.hold != held.hold) return;

@@ -175,8 +175,11 @@ class StatementGate {
   ShardMetrics* metrics_ = nullptr;
   uint64_t judged_ = 0;
   std::string last_statement_;
-  approvals::SessionHolds* holds_;  // null: approvals refuse
+  approvals::SessionHolds* holds_;                // null: approvals refuse
   std::optional<approvals::HeldStatement> held_;  // the message just judged, until taken
+  // The texts of held Parses (as the ledger keeps them; kept alive here, so
+  // that no other text takes their address) and their holds.
+  std::vector<std::pair<std::shared_ptr<const std::string>, uint64_t>> held_texts_;
   uint64_t holds_made_ = 0;
 };
 

@@ -400,16 +400,31 @@ class ApprovalsTest(ClusterTestCase):
             denied = self.pending()["id"]
             self.cli("deny", denied, "--as", "dora", "--reason", "no tables today")
             c.read_until_ready(timeout=15)
+            # Extended protocol: the Execute's record waits for the Parse's approval.
+            c.send(parse("DELETE FROM items") + bind() + execute() + SYNC)
+            self.held_notice(c)
+            extended = self.pending()["id"]
+            self.cli("approve", extended, "--as", "alice")
+            c.read_until_ready(timeout=15)
         records = self.approval_records(approved, {"hold", "approved"})
         ran = next(r for r in records if r["decision"] == "approved")
         self.assertEqual(ran["statement"], "DELETE FROM items")
-        self.assertEqual(ran.get("command_tag") or ran.get("tag"), "DELETE 3", ran)
+        self.assertEqual(ran["command_tag"], "DELETE 3", ran)
         self.assertIn("approved by alice: audited", ran["message"])
         records = self.approval_records(denied, {"hold", "rejected"})
         rejected = next(r for r in records if r["decision"] == "rejected")
         self.assertEqual(rejected["sqlstate"], "42501")
         self.assertIn("denied by dora: no tables today", rejected["message"])
         self.assertEqual(len([r for r in records if r["decision"] == "approved"]), 0)
+        records = self.approval_records(extended, {"hold", "approved"})
+        ran = [r for r in records if r["decision"] == "approved"]
+        self.assertEqual(len(ran), 1, records)
+        self.assertEqual(ran[0]["protocol"], "extended")
+        self.assertEqual(ran[0]["command_tag"], "DELETE 0")
+        # No record says a held statement was allowed before it was approved.
+        trail = [json.loads(line) for line in Path(self.trail).read_text().splitlines() if line]
+        self.assertFalse([r for r in trail if r.get("decision") == "allow"
+                          and r.get("statement") == "DELETE FROM items"])
 
     # -- the HTTP API ------------------------------------------------------------------------
     def token(self, subject: str, groups: str = "dba", ttl: str = "10m") -> str:
