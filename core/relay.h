@@ -135,7 +135,7 @@ class Relay {
     approvals::HeldStatement held;
     proto::ErrorFields refusal;
     audit::AuditDecision decision = audit::AuditDecision::kRejected;  // once decided
-    std::string note;  // approved: by whom, why
+    std::string note;                                                 // approved: by whom, why
   };
   // Keeps client bytes back behind a held statement (up to kMaxHeldBytes).
   static constexpr size_t kMaxHeldBytes = size_t{16} << 20;
