@@ -719,10 +719,10 @@ void ConfigParser::ParseIssuers(const toml::table& root, Config& config) {
 absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
   Config config;
   {
-    TomlTableReader top(
-        root, "",
-        {"gateway", "listener", "target", "user", "scope", "audit", "issuer", "login", "control"},
-        sink_);
+    TomlTableReader top(root, "",
+                        {"gateway", "listener", "target", "user", "scope", "audit", "issuer",
+                         "login", "control", "approvals"},
+                        sink_);
     ParseGateway(root, config);
     ParseListeners(root, config);
     ParseNamedTables(root, "target", &ConfigParser::ParseTarget, config.targets);
@@ -738,6 +738,9 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
     ParseControlConfig(
         root.get("control"), [this](std::string_view path) { return ResolvePath(path); }, sink_,
         &config.control);
+    approvals::ParseApprovalsConfig(
+        root.get("approvals"), [this](std::string_view path) { return ResolvePath(path); }, sink_,
+        &config.approvals);
   }
   const toml::array* listener_tables =
       root.get("listener") ? root.get("listener")->as_array() : nullptr;

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/log.h"
+#include "core/approvals/approvals_config.h"
 #include "core/audit/audit_config.h"
 #include "core/control_config.h"
 #include "core/login_throttle.h"
@@ -127,6 +128,7 @@ struct Config {
   std::vector<policy::IssuerConfig> issuers;  // [[issuer]]: token identity providers
   LoginThrottleConfig login_throttle;         // [login]; core/login_throttle.h
   ControlConfig control;                      // [control]; core/control_config.h
+  approvals::ApprovalsConfig approvals;       // [approvals]; core/approvals/approvals_config.h
 
   // nullptr if there is no such target / user.
   const TargetConfig* FindTarget(std::string_view name) const;

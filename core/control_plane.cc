@@ -25,6 +25,7 @@
 #include "base/prometheus_text.h"
 #include "base/str_cat.h"
 #include "base/thread_name.h"
+#include "core/approvals/approval_api.h"
 #include "core/endpoint.h"
 #include "core/metrics.h"
 #include "httplib.h"
@@ -309,6 +310,9 @@ absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(const ControlC
       }
       res.set_content(self->MetricsText(), std::string(kPrometheusContentType));
     });
+    if (sources.approvals != nullptr) {
+      approvals::AddApprovalRoutes(http, sources.approvals, sources.runtimes);
+    }
     if (!http.bind_to_port(config.address, config.port)) {
       return absl::UnavailableError(Cat("control: cannot listen on ", config.address, ":",
                                         config.port, " (in use, or not an address of this host)"));
@@ -549,6 +553,12 @@ void ControlPlane::HandleAdmin(int fd) {
   std::string_view line = request;
   if (line == "list") {
     WriteAll(fd, Cat(SessionsJson(ListSessions()), "\n"));
+    return;
+  }
+  if (line.substr(0, 10) == "approvals ") {
+    WriteAll(fd, Cat(approvals::AdminApprovalsAnswer(sources_.approvals, line.substr(10),
+                                                     OperatorName(peer.uid)),
+                     "\n"));
     return;
   }
   // end <id|subject|target> <value>: the value is the rest of the line.

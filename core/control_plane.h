@@ -14,6 +14,8 @@
 //   request line per connection, a JSON answer (`pgbastion sessions`):
 //     list                  every open session
 //     end id|subject|target VALUE   ends the matching sessions (FATAL 57P01)
+//     approvals ...         approval requests (core/approvals/approval_api.h);
+//                           the HTTP server has /v1/approvals too
 //   A readiness thread connects to each target every check_interval.
 //
 // Shared-nothing holds: the control plane never reads a shard's state. It posts
@@ -36,6 +38,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/approvals/approval_store.h"
 #include "core/audit/writer.h"
 #include "core/control_config.h"
 #include "core/runtime.h"
@@ -61,6 +64,7 @@ class ControlPlane {
     const RuntimeStore* runtimes = nullptr;
     audit::AuditTrail* trail = nullptr;  // null: no [audit]
     const ReloadCounters* reloads = nullptr;
+    approvals::ApprovalStore* approvals = nullptr;  // null: no [approvals]
   };
 
   // Binds the HTTP port and the admin socket and starts the threads. Fails

@@ -107,8 +107,21 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
     unix_fds[i] = (*opened)->fd();
     unix_listeners.push_back(*std::move(opened));
   }
+  // The approval store (core/approvals/approval_store.h): its own thread, as
+  // long as the process ([approvals] changes take a restart).
+  std::unique_ptr<approvals::ApprovalStore> approval_store;
+  if (runtime->config.approvals.enabled) {
+    absl::StatusOr<std::unique_ptr<approvals::ApprovalStore>> opened =
+        approvals::ApprovalStore::Open(runtime->config.approvals.store);
+    if (!opened.ok()) {
+      if (trail) trail->Stop();
+      return opened.status();
+    }
+    approval_store = *std::move(opened);
+  }
   RuntimeStore runtimes(runtime);
   ShardDirectory directory;
+  directory.approvals = approval_store.get();
   std::vector<std::unique_ptr<Shard>> shards;
   for (int i = 0; i < workers; ++i) {
     shards.push_back(
@@ -123,9 +136,9 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
   ReloadCounters reloads;
   std::unique_ptr<ControlPlane> control;
   if (runtime->config.control.enabled) {
-    absl::StatusOr<std::unique_ptr<ControlPlane>> started =
-        ControlPlane::Start(runtime->config.control,
-                            ControlPlane::Sources{&directory, &runtimes, trail.get(), &reloads});
+    absl::StatusOr<std::unique_ptr<ControlPlane>> started = ControlPlane::Start(
+        runtime->config.control,
+        ControlPlane::Sources{&directory, &runtimes, trail.get(), &reloads, approval_store.get()});
     if (!started.ok()) {
       if (trail) trail->Stop();
       return started.status();
@@ -193,9 +206,10 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
     }
   });
   for (auto& t : threads) t.join();
-  if (control) control->Stop();  // before the shards it asks go away
-  unix_listeners.clear();        // closes the sockets, removes them and their lock files
-  if (trail) trail->Stop();      // every record the shards wrote, then a final checkpoint
+  if (control) control->Stop();                // before the shards it asks go away
+  if (approval_store) approval_store->Stop();  // withdraws what is still pending
+  unix_listeners.clear();    // closes the sockets, removes them and their lock files
+  if (trail) trail->Stop();  // every record the shards wrote, then a final checkpoint
   all_stopped.store(true);
   signal_thread.join();
   PGB_LOG(kInfo) << "pgbastion stopped";

@@ -13,11 +13,13 @@ using proto::Direction;
 
 Relay::Relay(std::shared_ptr<const policy::Policy> policy, const policy::Scope& scope,
              policy::Identity identity, std::string target, std::string role,
-             policy::AnalysisCache& cache, Limits limits, SessionAudit& audit, RelaySink& sink)
+             policy::AnalysisCache& cache, Limits limits, SessionAudit& audit, RelaySink& sink,
+             approvals::SessionHolds* holds)
     : sink_(sink),
       limits_(limits),
+      holds_(holds),
       gate_(std::move(policy), scope, std::move(identity), std::move(target), std::move(role),
-            cache, limits.max_statement_size, audit, pipeline_) {
+            cache, limits.max_statement_size, audit, pipeline_, holds) {
   masking_.UsePolicy(gate_.policy(), gate_.scope());
 }
 
@@ -85,6 +87,20 @@ absl::Status Relay::Feed(Side from, const char* data, size_t n, int32_t buffer_i
     start_copying();
     rewritten.append(p, len);
   };
+  // Behind a held statement, the client's bytes are kept back (copied):
+  // `routed` is how much of `rewritten` went where it belongs already.
+  size_t routed = 0;
+  std::string now_out;
+  const auto route = [&]() {
+    const std::string_view piece = std::string_view(rewritten).substr(routed);
+    if (held_.empty()) {
+      now_out.append(piece);
+    } else {
+      KeepBack(piece);
+    }
+    routed = rewritten.size();
+  };
+  if (from == Side::kClient && !held_.empty()) start_copying();
   // The first failure: nothing after the message that caused it goes on.
   absl::Status failure;
   proto::FrameTracker::Scan scan;
@@ -114,6 +130,16 @@ absl::Status Relay::Feed(Side from, const char* data, size_t n, int32_t buffer_i
           if (!gate_.OnWholeClientMessage(type, message, oversize, replacement)) {
             start_copying();
             rewritten += replacement;
+            return;
+          }
+          if (std::optional<approvals::HeldStatement> held = gate_.TakeHold()) {
+            start_copying();
+            route();  // what came before it goes on (or waits behind an earlier hold)
+            HeldPiece& piece = held_.emplace_back();
+            piece.state = HeldPiece::State::kWaiting;
+            piece.bytes.assign(message);
+            piece.held = *std::move(held);
+            held_bytes_ += message.size();
             return;
           }
           if (type == proto::kPqMsg_Execute && masking_.masks_apply()) {
@@ -196,8 +222,22 @@ absl::Status Relay::Feed(Side from, const char* data, size_t n, int32_t buffer_i
     sink_.Forward(to, data, n, buffer_id);
   } else {
     start_copying();  // the run before a message still being gathered
-    if (!rewritten.empty()) sink_.Send(to, std::move(rewritten));
+    if (routed == 0 && held_.empty()) {
+      if (!rewritten.empty()) sink_.Send(to, std::move(rewritten));
+    } else {
+      route();
+      if (!now_out.empty()) sink_.Send(to, std::move(now_out));
+    }
     if (buffer_id >= 0) sink_.Recycle(buffer_id);
+  }
+  if (from == Side::kBackend && !client_notices_.empty() && AtBoundary(Side::kBackend)) {
+    sink_.Send(Side::kClient, std::exchange(client_notices_, std::string()));
+  }
+  if (failure.ok() && held_bytes_ > kMaxHeldBytes) {
+    failure = proto::ErrorStatus(
+        sqlstate::kProgramLimitExceeded,
+        Cat("more than ", kMaxHeldBytes >> 20,
+            " MiB sent behind a statement held for approval; the gateway ended the session"));
   }
   if (!failure.ok()) return failure;
   if (!scan.error.empty()) {
@@ -208,6 +248,105 @@ absl::Status Relay::Feed(Side from, const char* data, size_t n, int32_t buffer_i
                               scan.error);
   }
   return absl::OkStatus();
+}
+
+void Relay::EndSession(std::string_view reason) {
+  for (HeldPiece& piece : held_) {
+    if (piece.state == HeldPiece::State::kWaiting && !piece.held.id.empty()) {
+      gate_.RecordHold(piece.held, audit::AuditDecision::kRejected,
+                       Cat("withdrawn, the statement did not run: ", reason));
+    }
+  }
+  gate_.OnSessionEnd(reason);
+}
+
+void Relay::KeepBack(std::string_view bytes) {
+  if (bytes.empty()) return;
+  if (held_.back().state != HeldPiece::State::kBytes) held_.emplace_back();
+  held_.back().bytes.append(bytes);
+  held_bytes_ += bytes.size();
+}
+
+Relay::HeldPiece* Relay::FindHeld(uint64_t hold) {
+  for (HeldPiece& piece : held_) {
+    if (piece.state != HeldPiece::State::kBytes && piece.held.hold == hold) return &piece;
+  }
+  return nullptr;
+}
+
+void Relay::NoticeToClient(std::string bytes) {
+  client_notices_ += bytes;
+  if (AtBoundary(Side::kBackend)) {
+    sink_.Send(Side::kClient, std::exchange(client_notices_, std::string()));
+  }
+}
+
+void Relay::Refuse(HeldPiece& piece, proto::ErrorFields refusal) {
+  piece.state = HeldPiece::State::kRefused;
+  piece.refusal = std::move(refusal);
+}
+
+void Relay::OnApprovalEvent(uint64_t hold, const approvals::ApprovalEvent& event) {
+  HeldPiece* piece = FindHeld(hold);
+  if (piece == nullptr || piece->state != HeldPiece::State::kWaiting) return;  // resolved already
+  using Kind = approvals::ApprovalEvent::Kind;
+  if (event.kind == Kind::kCreated) {
+    piece->held.id = event.id;
+    gate_.RecordHold(piece->held, audit::AuditDecision::kHold,
+                     Cat("held for approval: request ", event.id));
+    std::string notice;
+    proto::AppendNoticeResponse(notice, approvals::HoldNotice(piece->held, holds_->config()));
+    NoticeToClient(std::move(notice));
+    return;
+  }
+  if (holds_ != nullptr) holds_->Resolved(hold);
+  if (event.kind == Kind::kApproved) {
+    piece->state = HeldPiece::State::kApproved;
+    if (!event.id.empty()) piece->held.id = event.id;  // retry mode: the earlier request
+    piece->decision = audit::AuditDecision::kApproved;
+    piece->note = Cat("approved by ", event.by,
+                      event.reason.empty() ? std::string() : Cat(": ", event.reason));
+  } else {
+    if (!event.id.empty()) piece->held.id = event.id;
+    Refuse(*piece, approvals::HoldRefusal(piece->held, event));
+    if (event.kind == Kind::kExpired) piece->decision = audit::AuditDecision::kApprovalTimedOut;
+  }
+  ReleaseHeld();
+}
+
+bool Relay::CancelHeld() {
+  for (HeldPiece& piece : held_) {
+    if (piece.state != HeldPiece::State::kWaiting) continue;
+    if (holds_ != nullptr) holds_->Withdraw(piece.held.hold, "cancelled by the client");
+    Refuse(piece, proto::ErrorFields{
+                      "ERROR", sqlstate::kQueryCanceled, "canceling statement due to user request",
+                      piece.held.id.empty() ? std::string()
+                                            : Cat("Approval request ", piece.held.id,
+                                                  " was withdrawn; the statement did not run."),
+                      ""});
+    ReleaseHeld();
+    return true;
+  }
+  return false;
+}
+
+void Relay::ReleaseHeld() {
+  std::string out;
+  while (!held_.empty()) {
+    HeldPiece& front = held_.front();
+    if (front.state == HeldPiece::State::kWaiting) break;
+    if (front.state == HeldPiece::State::kRefused) {
+      gate_.ResolveHold(front.held, &front.refusal, front.decision, {}, out);
+    } else if (front.state == HeldPiece::State::kApproved) {
+      gate_.ResolveHold(front.held, nullptr, front.decision, front.note, out);
+      out += front.bytes;
+    } else {
+      out += front.bytes;
+    }
+    held_bytes_ -= front.bytes.size();
+    held_.pop_front();
+  }
+  if (!out.empty()) sink_.Send(Side::kBackend, std::move(out));
 }
 
 }  // namespace pgb

@@ -17,11 +17,13 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "core/approvals/session_holds.h"
 #include "core/result_masking.h"
 #include "core/session_audit.h"
 #include "core/statement_gate.h"
@@ -58,7 +60,8 @@ class Relay {
 
   Relay(std::shared_ptr<const policy::Policy> policy, const policy::Scope& scope,
         policy::Identity identity, std::string target, std::string role,
-        policy::AnalysisCache& cache, Limits limits, SessionAudit& audit, RelaySink& sink);
+        policy::AnalysisCache& cache, Limits limits, SessionAudit& audit, RelaySink& sink,
+        approvals::SessionHolds* holds = nullptr);
   Relay(const Relay&) = delete;
   Relay& operator=(const Relay&) = delete;
 
@@ -76,7 +79,8 @@ class Relay {
 
   // The session ends (`reason`): statements still awaiting their answer
   // are completed in the audit trail as unknown.
-  void EndSession(std::string_view reason) { gate_.OnSessionEnd(reason); }
+  // Statements still held are recorded as withdrawn.
+  void EndSession(std::string_view reason);
 
   // Whether `side`'s stream is at a message boundary (a message may follow).
   bool AtBoundary(Side side) const {
@@ -101,6 +105,18 @@ class Relay {
     return AtBoundary(Side::kBackend) && (last_backend_type_ == proto::kPqMsg_ErrorResponse ||
                                           last_backend_type_ == proto::kPqMsg_ReadyForQuery);
   }
+  // Approvals (core/approvals/session_holds.h). A statement the gate held
+  // stays here, and every client byte behind it, in order, until its
+  // request is decided: approved, it goes on; refused (denied, timed out,
+  // cancelled, the store failed), its refusal's substitute goes instead.
+  // `event` is the store's answer for hold number `hold`.
+  void OnApprovalEvent(uint64_t hold, const approvals::ApprovalEvent& event);
+  // A CancelRequest for this session: true if it withdrew the oldest held
+  // statement (57014, as PostgreSQL answers a cancelled statement); false:
+  // nothing is held, the cancel goes to the database.
+  bool CancelHeld();
+  bool holding() const { return !held_.empty(); }
+
   const StatementGate& gate() const { return gate_; }
   StatementGate& gate() { return gate_; }
 
@@ -111,8 +127,33 @@ class Relay {
   // A whole message the database sent while masking: what goes on.
   absl::StatusOr<ResultMasking::Outcome> MaskBackendMessage(char type, std::string_view message);
 
+  // A piece of the client's stream kept back: bytes, or a held statement.
+  struct HeldPiece {
+    enum class State : uint8_t { kBytes, kWaiting, kApproved, kRefused };
+    State state = State::kBytes;
+    std::string bytes;  // the bytes, or the held message
+    approvals::HeldStatement held;
+    proto::ErrorFields refusal;
+    audit::AuditDecision decision = audit::AuditDecision::kRejected;  // once decided
+    std::string note;                                                 // approved: by whom, why
+  };
+  // Keeps client bytes back behind a held statement (up to kMaxHeldBytes).
+  static constexpr size_t kMaxHeldBytes = size_t{16} << 20;
+  void KeepBack(std::string_view bytes);
+  HeldPiece* FindHeld(uint64_t hold);
+  void Refuse(HeldPiece& piece, proto::ErrorFields refusal);
+  // Sends what the decided front of held_ lets go.
+  void ReleaseHeld();
+  // Bytes of the gateway's own for the client, sent at the database
+  // stream's next message boundary.
+  void NoticeToClient(std::string bytes);
+
   RelaySink& sink_;
   const Limits limits_;
+  approvals::SessionHolds* holds_;
+  std::deque<HeldPiece> held_;
+  size_t held_bytes_ = 0;
+  std::string client_notices_;
   SessionPipeline pipeline_;  // before the stages, which keep a reference
   StatementGate gate_;
   ResultMasking masking_;

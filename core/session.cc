@@ -50,7 +50,13 @@ Session::Session(Shard& shard, uint32_t slot, uint32_t generation, int client_fd
       backend_(shard.ring(), shard.buffers(), Op::kBackendRecv, Op::kBackendSend, slot, generation,
                ops_in_flight_),
       throttle_address_(LoginThrottle::AddressKey(peer_address)),
-      audit_(shard.audit(), peer_address) {
+      audit_(shard.audit(), peer_address),
+      holds_(shard.approvals(), &runtime_->config.approvals,
+             [shard = &shard, slot, generation](uint64_t hold, const approvals::ApprovalEvent& e) {
+               shard->Post([slot, generation, hold, e](Shard& s) {
+                 s.DeliverApprovalEvent(slot, generation, hold, e);
+               });
+             }) {
   started_unix_us_ = absl::ToUnixMicros(absl::Now());
   client_.Attach(client_fd);
   if (const LocalPeer p = listener.config->local() ? LocalPeerOf(client_fd) : LocalPeer{};
@@ -616,7 +622,7 @@ void Session::EnterRelay() {
       std::move(policy_), *scope_, identity_, target_->config->name, target_->config->user,
       shard_.analysis_cache(),
       Relay::Limits{runtime_->config.max_message_size, runtime_->config.max_statement_size}, audit_,
-      static_cast<RelaySink&>(*this));
+      static_cast<RelaySink&>(*this), &holds_);
   {
     ShardMetrics& metrics = shard_.metrics();
     relay_->gate().CountInto(&metrics);
@@ -847,6 +853,7 @@ void Session::Close() {
     io_uring_sqe_set_data64(sqe, UserData::Make(Op::kIgnore, 0, 0));
   }
   RecordEnd();
+  holds_.WithdrawAll(end_reason_.empty() ? "the session ended" : end_reason_);
   CloseEndpoint(Side::kClient);
   CloseEndpoint(Side::kBackend);
   if (cancel_key_registered_) {
@@ -900,6 +907,19 @@ void Session::BeginShutdown(int64_t deadline_ns) {
 }
 
 bool Session::AcceptsCancel() const { return phase_ == Phase::kRelay && !closed_; }
+
+void Session::OnApprovalEvent(uint64_t hold, const approvals::ApprovalEvent& event) {
+  if (closed_ || phase_ != Phase::kRelay) return;
+  relay_->OnApprovalEvent(hold, event);
+  Flush(Side::kClient);
+  Flush(Side::kBackend);
+}
+
+bool Session::CancelHeld() {
+  if (closed_ || phase_ != Phase::kRelay || !relay_->CancelHeld()) return false;
+  Flush(Side::kBackend);
+  return true;
+}
 
 // ---------------------------------------------------------------------------
 // The operator's view (core/control_plane.h)

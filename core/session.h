@@ -36,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/approvals/session_holds.h"
 #include "core/backend_login.h"
 #include "core/client_login.h"
 #include "core/endpoint.h"
@@ -93,6 +94,11 @@ class Session : private RelaySink, private ClientLogin::Channel {
   // Whether a CancelRequest with this session's pid and key (the shard looked
   // them up) is forwarded to its backend: only while statements can run.
   bool AcceptsCancel() const;
+  // The approval store answered for the statement this session holds as
+  // number `hold` (core/approvals/session_holds.h); on the shard's thread.
+  void OnApprovalEvent(uint64_t hold, const approvals::ApprovalEvent& event);
+  // A CancelRequest withdrew a held statement (57014); false: none is held.
+  bool CancelHeld();
   // Re-arms receives that failed for lack of buffers.
   void RetryReceive(Side side);
   // A reload published `runtime`: statements from now on are judged by its
@@ -244,6 +250,7 @@ class Session : private RelaySink, private ClientLogin::Channel {
   __kernel_timespec login_delay_{};
 
   SessionAudit audit_;
+  approvals::SessionHolds holds_;  // statements held for approval (before relay_, which uses it)
   // The steady state: framing, the request pipeline, the gate and masking.
   std::unique_ptr<Relay> relay_;
   std::string application_name_;  // from the startup packet, for audit records

@@ -98,6 +98,11 @@ void SessionAudit::Statement(StatementLedger::Execution& execution) {
   if (r == nullptr) return;
   r->statement_id = execution.id;
   r->decision = audit::AuditDecision::kAllow;
+  if (!execution.approval_id.empty()) {
+    r->decision = audit::AuditDecision::kApproved;
+    r->SetApprovalId(execution.approval_id);
+    r->SetMessage(execution.approval_note);
+  }
   r->protocol = ProtocolOf(execution.protocol);
   r->start_us = execution.start_us;
   r->SetRule(execution.rule);
@@ -180,6 +185,27 @@ void SessionAudit::Refusal(std::string_view statement, StatementProtocol protoco
   r->SetMessage(message);
   r->fingerprint = fingerprint;
   r->bytes_in = bytes_in;
+  shard_->Commit();
+}
+
+void SessionAudit::Approval(audit::AuditDecision decision, std::string_view approval_id,
+                            std::string_view statement, StatementProtocol protocol,
+                            std::string_view rule, std::string_view sqlstate,
+                            std::string_view message, uint64_t fingerprint) {
+  const uint64_t id = ++statements_;
+  if (shard_ == nullptr) return;
+  audit::AuditRecord* r = Begin(audit::AuditKind::kStatement);
+  if (r == nullptr) return;
+  r->statement_id = id;
+  r->decision = decision;
+  r->protocol = ProtocolOf(protocol);
+  r->start_us = r->end_us = audit::AuditClockMicros();
+  r->SetApprovalId(approval_id);
+  r->SetRule(rule);
+  r->SetStatement(statement);
+  r->SetSqlState(sqlstate);
+  r->SetMessage(message);
+  r->fingerprint = fingerprint;
   shard_->Commit();
 }
 

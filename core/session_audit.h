@@ -78,6 +78,13 @@ class SessionAudit {
   void Refusal(std::string_view statement, StatementProtocol protocol, std::string_view rule,
                std::string_view sqlstate, std::string_view message, uint64_t fingerprint,
                uint64_t bytes_in);
+  // A statement held for approval (core/approvals/session_holds.h): its
+  // request (`decision` kHold), or its end without running (kRejected:
+  // denied, withdrawn, the store failed; kApprovalTimedOut). Once approved,
+  // its executions are recorded by Statement with decision "approved".
+  void Approval(audit::AuditDecision decision, std::string_view approval_id,
+                std::string_view statement, StatementProtocol protocol, std::string_view rule,
+                std::string_view sqlstate, std::string_view message, uint64_t fingerprint);
   // A session event; `message` is the reason for failures and ends.
   void Event(audit::AuditKind kind, std::string_view message = {}, std::string_view user_name = {});
   // The session's end, with every byte it received from the client and the

@@ -406,6 +406,13 @@ void Shard::HandleMessage(ShardMessage* message) {
   delete message;
 }
 
+void Shard::DeliverApprovalEvent(uint32_t slot, uint32_t generation, uint64_t hold,
+                                 const approvals::ApprovalEvent& event) {
+  if (slot >= sessions_.size() || !sessions_[slot] || generations_[slot] != generation) return;
+  sessions_[slot]->OnApprovalEvent(hold, event);
+  FreeSessionIfFinished(slot);
+}
+
 void Shard::CancelLocal(int32_t pid, int32_t key) {
   auto it = cancel_keys_.find(std::make_pair(pid, key));
   if (it == cancel_keys_.end() || !sessions_[it->second] ||
@@ -414,6 +421,8 @@ void Shard::CancelLocal(int32_t pid, int32_t key) {
     PGB_LOG(kInfo) << "shard " << index_ << ": cancel request with a wrong key for process " << pid;
     return;
   }
+  // A statement held for approval is withdrawn instead (57014).
+  if (sessions_[it->second]->CancelHeld()) return;
   const Session& session = *sessions_[it->second];
   const TargetRuntime* target = session.target();
   auto relay = std::make_unique<CancelRelay>();

@@ -39,6 +39,7 @@ class Shard;
 // Read-only view of all shards, for routing cross-shard messages.
 struct ShardDirectory {
   std::vector<Shard*> shards;
+  approvals::ApprovalStore* approvals = nullptr;  // null: no [approvals]
 };
 
 // A message from one shard to another; owned by the receiver once posted.
@@ -131,6 +132,12 @@ class Shard {
   std::vector<SessionInfo> EndSessions(const std::function<bool(const SessionInfo&)>& matches,
                                        std::string_view by);
 
+  // The approval store (core/approvals/approval_store.h); null: none.
+  approvals::ApprovalStore* approvals() const { return directory_.approvals; }
+  // On the shard's thread: the store's answer for a session's held
+  // statement (dropped when the session is gone).
+  void DeliverApprovalEvent(uint32_t slot, uint32_t generation, uint64_t hold,
+                            const approvals::ApprovalEvent& event);
   // A receive failed with -ENOBUFS; retry when buffers come back.
   void WaitForBuffers(uint32_t slot, Session::Side side);
 

@@ -70,7 +70,7 @@ StatementGate::StatementGate(std::shared_ptr<const policy::Policy> policy,
                              const policy::Scope& scope, policy::Identity identity,
                              std::string target, std::string role, policy::AnalysisCache& cache,
                              uint32_t max_statement_size, SessionAudit& audit,
-                             SessionPipeline& pipeline)
+                             SessionPipeline& pipeline, approvals::SessionHolds* holds)
     : policy_(std::move(policy)),
       scope_(&scope),
       identity_(std::move(identity)),
@@ -79,7 +79,8 @@ StatementGate::StatementGate(std::shared_ptr<const policy::Policy> policy,
       state_(scope, std::move(role)),
       client_gather_(GatherOf({"QPF", 3}, max_statement_size)),
       audit_(audit),
-      pipeline_(pipeline) {
+      pipeline_(pipeline),
+      holds_(holds) {
   if (audit_.enabled()) {
     client_gather_.types.set(static_cast<unsigned char>(proto::kPqMsg_Execute));
     for (char c : {proto::kPqMsg_Bind, proto::kPqMsg_Close}) {
@@ -285,7 +286,12 @@ bool StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
       if (!portal.ok() || execute == nullptr) return true;
       if (StatementLedger::Execution* e =
               ledger_.Executing(execute->note, *portal, audit::AuditClockMicros())) {
-        audit_.Statement(*e);
+        // An Execute of a statement whose Parse is held waits with it: its
+        // record is written once the Parse is approved (ResolveHold).
+        for (const auto& [text, hold] : held_texts_) {
+          if (e->text == text) execute->note.hold = hold;
+        }
+        if (execute->note.hold == 0) audit_.Statement(*e);
       }
       return true;
     }
@@ -332,7 +338,7 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
     return false;
   }
   policy::QueryJudgement judgement = policy::JudgeQuery(*policy_, *scope_, *analysis, state_);
-  if (!judgement.allowed()) {
+  if (!judgement.allowed() && !Hold(type, statement_name, sql, *analysis, judgement)) {
     const policy::StatementSummary& statement = analysis->statements[judgement.first_refusal];
     Refuse(type, statement_name, policy::StatementText(sql, statement), statement.fingerprint,
            judgement.decisions[judgement.first_refusal], to_database,
@@ -348,10 +354,16 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
             allowed[i].rule);
     }
   };
+  const uint64_t hold = held_ ? held_->hold : 0;
   if (type == proto::kPqMsg_Parse) {
+    if (SessionPipeline::Request* parse = pipeline_.last(); parse != nullptr) {
+      parse->note.hold = hold;
+    }
     count_allowed(std::min<size_t>(allowed.size(), 1));
     if (audit_.enabled()) {
-      ledger_.Parsed(statement_name, std::make_shared<const std::string>(sql),
+      auto parsed = std::make_shared<const std::string>(sql);
+      if (hold != 0) held_texts_.emplace_back(parsed, hold);
+      ledger_.Parsed(statement_name, std::move(parsed),
                      allowed.empty() ? 0 : analysis->statements.front().fingerprint,
                      allowed.empty() ? std::string() : std::move(allowed.front().rule));
     }
@@ -361,6 +373,10 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
   // ReadyForQuery. With a trail, every statement's record (and room for its
   // completion) goes in before any of the Query is forwarded.
   if (audit_.enabled() && !audit_.HasRoomFor(2 * analysis->statements.size())) {
+    if (held_) {  // refused after all: its request goes
+      holds_->Withdraw(held_->hold, "the audit trail had no room for its records");
+      held_.reset();
+    }
     RefuseUnjudged(
         type, statement_name, sql, 0,
         proto::ErrorFields{"ERROR", proto::sqlstate::kConfigurationLimitExceeded,
@@ -379,12 +395,106 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
   for (size_t i = 0; i < analysis->statements.size(); ++i) {
     SessionPipeline::Request& request =
         pipeline_.InsertBeforeLast(proto::RequestKind::kStatement, proto::kPqMsg_Query);
+    request.note.hold = hold;
     if (!audit_.enabled()) continue;
     const policy::StatementSummary& st = analysis->statements[i];
-    audit_.Statement(ledger_.Query(request.note, text, st.location, st.length, st.fingerprint,
-                                   std::move(allowed[i].rule), now));
+    StatementLedger::Execution& e = ledger_.Query(request.note, text, st.location, st.length,
+                                                  st.fingerprint, std::move(allowed[i].rule), now);
+    // A held Query's records wait for its approval (ResolveHold).
+    if (hold == 0) audit_.Statement(e);
   }
   return true;
+}
+
+bool StatementGate::Hold(char type, std::string_view statement_name, std::string_view sql,
+                         const policy::SqlAnalysis& analysis,
+                         const policy::QueryJudgement& judgement) {
+  const policy::Decision& decision = judgement.decisions[judgement.first_refusal];
+  // Statements after the first refusal were not judged: only a Query whose
+  // last statement is the one needing approval can be held whole.
+  if (holds_ == nullptr || !holds_->enabled() || decision.kind != policy::Decision::kApproval ||
+      judgement.first_refusal + 1 != analysis.statements.size()) {
+    return false;
+  }
+  const policy::StatementSummary& statement = analysis.statements[judgement.first_refusal];
+  approvals::HeldStatement held;
+  held.hold = ++holds_made_;
+  held.type = type;
+  held.statement_name.assign(statement_name);
+  held.statement.assign(sql.substr(0, 64 * 1024));
+  held.fingerprint = statement.fingerprint;
+  held.statement_class = policy::StatementClassName(statement.statement_class);
+  held.rule = decision.rule;
+  held.reason = decision.reason;
+  held.settings = holds_->config().For(scope_->name, decision.rule);
+  approvals::ApprovalRequest request;
+  request.id = approvals::NewApprovalId();
+  if (request.id.empty()) return false;  // no randomness: refuse
+  request.mode = held.settings.mode;
+  request.subject = identity_.subject;
+  request.issuer = identity_.issuer;
+  request.target = target_;
+  request.scope = scope_->name;
+  request.rule = held.rule;
+  request.reason = held.reason;
+  request.statement = held.statement;
+  request.binding =
+      approvals::ApprovalBinding(sql, identity_.subject, identity_.issuer, target_, scope_->name);
+  request.approver_groups = held.settings.approver_groups;
+  request.approvers = held.settings.approvers;
+  request.uses = held.settings.uses;
+  request.timeout = held.settings.timeout;
+  request.session_id = audit_.session_id();
+  held.id = request.id;
+  holds_->Submit(held.hold, std::move(request));
+  held_ = std::move(held);
+  return true;
+}
+
+void StatementGate::ResolveHold(const approvals::HeldStatement& held,
+                                const proto::ErrorFields* refusal, audit::AuditDecision decision,
+                                std::string_view note, std::string& to_database) {
+  const auto report = [this](const StatementLedger::Execution& e,
+                             const StatementLedger::Outcome& o) { ReportExecution(e, o); };
+  std::erase_if(held_texts_, [&](const auto& entry) { return entry.second == held.hold; });
+  SessionPipeline::Request* first = nullptr;
+  pipeline_.ForEachOutstanding([&](SessionPipeline::Request& r) {
+    if (r.note.hold != held.hold) return;
+    if (first == nullptr) first = &r;
+    if (!r.note.execution) return;
+    StatementLedger::Execution& e = *r.note.execution;
+    if (refusal == nullptr) {
+      // Approved: its record goes into the trail now, before it is forwarded.
+      if (e.id == 0) {
+        e.approval_id = held.id;
+        e.approval_note.assign(note);
+        audit_.Statement(e);
+      }
+    } else if (e.id == 0) {
+      r.note.execution.reset();  // never recorded: it never runs
+    } else {
+      ledger_.Abandon(r.note, refusal->message, report);
+    }
+  });
+  if (refusal == nullptr) return;
+  audit_.Approval(
+      decision, held.id, held.statement,
+      held.type == proto::kPqMsg_Parse ? StatementProtocol::kExtended : StatementProtocol::kSimple,
+      held.rule, refusal->sqlstate, refusal->message, held.fingerprint);
+  if (held.type == proto::kPqMsg_Parse && audit_.enabled()) ledger_.Refused(held.statement_name);
+  auto substitute = std::make_unique<proto::Refusal>(
+      proto::SubstituteRefused(held.type, held.statement_name, *refusal, to_database));
+  if (first == nullptr) return;  // (the relay keeps the held requests until it resolves them)
+  first->note.refusal = std::move(substitute);
+  ++refusals_outstanding_;
+}
+
+void StatementGate::RecordHold(const approvals::HeldStatement& held, audit::AuditDecision decision,
+                               std::string_view message) {
+  audit_.Approval(
+      decision, held.id, held.statement,
+      held.type == proto::kPqMsg_Parse ? StatementProtocol::kExtended : StatementProtocol::kSimple,
+      held.rule, "", message, held.fingerprint);
 }
 
 void StatementGate::Refuse(char type, std::string_view statement_name, std::string_view statement,
@@ -392,7 +502,11 @@ void StatementGate::Refuse(char type, std::string_view statement_name, std::stri
                            std::string& to_database, std::string_view statement_class) {
   std::string detail;
   if (decision.kind == policy::Decision::kApproval) {
-    detail = "This gateway cannot hold statements for approval yet, so the statement was refused.";
+    detail = holds_ != nullptr && holds_->enabled()
+                 ? "Only a statement sent alone, or last in its Query, can be held for approval; "
+                   "the statements after it could not be judged."
+                 : "Approvals are not configured on this gateway ([approvals]), so the statement "
+                   "was refused.";
   }
   RefuseUnjudged(
       type, statement_name, statement, fingerprint,

@@ -32,15 +32,18 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "core/approvals/session_holds.h"
 #include "core/metrics.h"
 #include "core/session_audit.h"
 #include "core/statement_ledger.h"
 #include "policy/identity.h"
+#include "policy/judgement.h"
 #include "policy/rules.h"
 #include "policy/sql_analysis.h"
 #include "proto/frame_tracker.h"
@@ -54,7 +57,7 @@ class StatementGate {
   StatementGate(std::shared_ptr<const policy::Policy> policy, const policy::Scope& scope,
                 policy::Identity identity, std::string target, std::string role,
                 policy::AnalysisCache& cache, uint32_t max_statement_size, SessionAudit& audit,
-                SessionPipeline& pipeline);
+                SessionPipeline& pipeline, approvals::SessionHolds* holds = nullptr);
 
   // What the relay must gather whole and peek at for the gate.
   const proto::FrameTracker::Gather& client_gather() const { return client_gather_; }
@@ -70,6 +73,23 @@ class StatementGate {
   // replaces it was appended to `to_database`.
   [[nodiscard]] bool OnWholeClientMessage(char type, std::string_view message, bool oversize,
                                           std::string& to_database);
+  // After OnWholeClientMessage returned true: the statement it let through
+  // is held for approval (the caller keeps it, and what follows it, back
+  // from the database until ResolveHold). Its pipeline requests are in
+  // place, marked with the hold's number.
+  std::optional<approvals::HeldStatement> TakeHold() { return std::exchange(held_, std::nullopt); }
+  // A held statement's end: `refusal` null: approved (the caller forwards
+  // it); otherwise its substitute is appended to `to_database` and the
+  // client will see `refusal` in its place.
+  // `decision` and `note` are what the audit trail records (kApproved with
+  // who approved; kRejected or kApprovalTimedOut with the refusal).
+  void ResolveHold(const approvals::HeldStatement& held, const proto::ErrorFields* refusal,
+                   audit::AuditDecision decision, std::string_view note, std::string& to_database);
+  // An audit record of a held statement's request: stored (kHold), or
+  // withdrawn as the session ends (kRejected).
+  void RecordHold(const approvals::HeldStatement& held, audit::AuditDecision decision,
+                  std::string_view message);
+
   // Database -> client: every message header (after the pipeline placed
   // it), peeked prefixes (command tags, errors), and whole ErrorResponses
   // while a refusal's answer is awaited (appends what goes to the client).
@@ -130,8 +150,14 @@ class StatementGate {
     return r ? &r->note : nullptr;
   }
   void ReportExecution(const StatementLedger::Execution& e, const StatementLedger::Outcome& o) {
+    if (e.id == 0) return;  // never recorded (held, then refused): nothing to complete
     audit_.Completion(e, o);
   }
+
+  // Holds `sql` for approval when the approvals store runs and the only
+  // statement not allowed is the last one, needing approval; false: refuse.
+  bool Hold(char type, std::string_view statement_name, std::string_view sql,
+            const policy::SqlAnalysis& analysis, const policy::QueryJudgement& judgement);
 
   std::shared_ptr<const policy::Policy> policy_;
   const policy::Scope* scope_;  // inside *policy_; nullptr: no scope matches any more
@@ -149,6 +175,12 @@ class StatementGate {
   ShardMetrics* metrics_ = nullptr;
   uint64_t judged_ = 0;
   std::string last_statement_;
+  approvals::SessionHolds* holds_;                // null: approvals refuse
+  std::optional<approvals::HeldStatement> held_;  // the message just judged, until taken
+  // The texts of held Parses (as the ledger keeps them; kept alive here, so
+  // that no other text takes their address) and their holds.
+  std::vector<std::pair<std::shared_ptr<const std::string>, uint64_t>> held_texts_;
+  uint64_t holds_made_ = 0;
 };
 
 // The settings a session of `scope` starts with on the database, as startup

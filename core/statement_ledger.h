@@ -77,6 +77,10 @@ class StatementLedger {
     uint64_t bytes_in = 0;     // client messages since the previous execution, this one's included
     std::shared_ptr<const BoundParameters> parameters = nullptr;  // extended, when recorded
     uint64_t id = 0;  // the audit's statement_id (set by SessionAudit::Statement)
+    // A statement held for approval: recorded once approved (decision
+    // "approved"), with the request id and who approved it.
+    std::string approval_id = {};
+    std::string approval_note = {};
 
     std::string_view statement() const;
   };
@@ -165,6 +169,9 @@ struct RequestNote {
   // The gate refused what this request stands in for: the refusal the
   // client sees in place of the database's answer.
   std::unique_ptr<proto::Refusal> refusal;
+  // Non-zero: the request belongs to a statement held for approval (its
+  // number in the session, core/approvals/session_holds.h).
+  uint64_t hold = 0;
 };
 using SessionPipeline = proto::RequestPipeline<RequestNote>;
 

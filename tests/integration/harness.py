@@ -837,13 +837,14 @@ def audit_statements(records: list[dict]) -> list[dict]:
         elif r["kind"] == "completion":
             merged = by_id.get(key)
             assert merged is not None, f"completion before (or without) its statement: {r}"
-            assert merged["decision"] == "allow", f"completion of a refusal: {r}"
+            # "approved": a statement held for approval, recorded when it was forwarded.
+            assert merged["decision"] in ("allow", "approved"), f"completion of a refusal: {r}"
             assert "outcome" not in merged, f"second completion: {r}"
             for field in _COMPLETION_FIELDS:
                 if field in r:
                     merged[field] = r[field]
     for merged in statements:
-        if merged["decision"] == "allow":
+        if merged["decision"] in ("allow", "approved"):
             assert "outcome" in merged, f"statement with no completion: {merged}"
     return statements
 
@@ -944,7 +945,17 @@ def demo(binary: str) -> int:
                      "--ttl", "1h"]).stdout.decode().strip()
         password = random_password(16)
         port = free_port(prefer=6432)
+        # Approvals: the read-write scope's DDL and destructive statements are held on the
+        # wire until someone approves them through the admin socket (docs/approvals.md).
+        admin_socket = os.path.join(certs.dir, "admin.sock")
+        control_port = free_port(prefer=9432)
+        approvals = "\n".join([
+            "[control]", 'address = "127.0.0.1"', f"port = {control_port}",
+            f'admin_socket = "{admin_socket}"', "", "[approvals]",
+            f'store = "{os.path.join(certs.dir, "approvals.db")}"', 'timeout = "5m"',
+            f'approve_url = "http://127.0.0.1:{control_port}/v1/approvals"'])
         gw = Gateway(cluster, users={"demo": password}, port=port, binary=binary,
+                     extra_config=approvals,
                      verifier_tool=True, workers=os.cpu_count() or 2,
                      listeners=[{"address": "127.0.0.1", "port": port, "tls": "optional",
                                  "tls_cert": str(certs.server_crt),
@@ -964,6 +975,10 @@ def demo(binary: str) -> int:
             f"value: user=demo password={password}")
         print(f'psql "host=127.0.0.1 port={gw.port} dbname=app user=demo-agent sslmode=require '
               f'password={token}"', flush=True)
+        say("try `DELETE FROM demo;` as demo-agent: it is held for approval (read-write's "
+            "destructive rule); the NOTICE names the request, and another terminal approves it:")
+        say(f"  {binary} approvals list --socket {admin_socket}")
+        say(f"  {binary} approvals approve REQUEST_ID --as you --reason ok --socket {admin_socket}")
         while not stop["now"]:
             if not gw.alive():
                 say(f"the gateway exited unexpectedly:\n{gw.log()}")

@@ -4,7 +4,7 @@ Users and the scopes their groups map to:
   ada   admin        (everything, still judged and audited)
   rob   read-only
   wendy read-write   (DDL, destructive and privilege statements need approval,
-                      which is refused until approvals exist)
+                      which is refused: this gateway has no [approvals])
   nobody             (no scope: deny by default, not even a login)
 
 Every refusal must leave the session usable and the protocol state exactly as

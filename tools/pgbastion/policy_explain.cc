@@ -190,7 +190,20 @@ struct Context {
   std::string target;
   const policy::Scope* scope = nullptr;
   bool json = false;
+  const approvals::ApprovalsConfig* approvals = nullptr;  // [approvals]
 };
+
+// How an approval decision is carried out (docs/approvals.md): "hold" or
+// "retry" with an [approvals] store, "refuse" without one.
+std::string ApprovalMode(const Context& context, const policy::Decision& decision) {
+  if (context.approvals == nullptr || !context.approvals->enabled) return "refuse";
+  const approvals::ApprovalSettings s = context.approvals->For(
+      context.scope != nullptr ? std::string_view(context.scope->name) : std::string_view(),
+      decision.rule);
+  return Cat(s.mode == approvals::ApprovalMode::kRetry ? "retry" : "hold", " (", s.approvers,
+             s.approvers == 1 ? " approver" : " approvers", ", timeout ",
+             absl::FormatDuration(s.timeout), ")");
+}
 
 void Print(const Context& context, size_t index, std::string_view text,
            const policy::StatementSummary* statement, const policy::Decision& decision,
@@ -205,6 +218,10 @@ void Print(const Context& context, size_t index, std::string_view text,
     Append(out, ",\"rule\":", JsonString(decision.rule),
            ",\"reason\":", JsonString(decision.reason), ",\"hint\":", JsonString(decision.hint),
            ",\"target\":", JsonString(context.target));
+    if (decision.kind == policy::Decision::kApproval) {
+      const std::string mode = ApprovalMode(context, decision);
+      Append(out, ",\"mode\":", JsonString(mode.substr(0, mode.find(' '))));
+    }
     if (context.scope != nullptr) {
       Append(out, ",\"scope\":", JsonString(context.scope->name),
              ",\"profile\":", JsonString(policy::ProfileName(context.scope->profile)));
@@ -239,6 +256,9 @@ void Print(const Context& context, size_t index, std::string_view text,
            statement->command, "\n");
   }
   Append(out, "   rule ", decision.rule, "\n");
+  if (decision.kind == policy::Decision::kApproval) {
+    Append(out, "   mode: ", ApprovalMode(context, decision), "\n");
+  }
   if (!decision.reason.empty()) Append(out, "   reason: ", decision.reason, "\n");
   if (!decision.hint.empty()) Append(out, "   hint: ", decision.hint, "\n");
   std::fputs(out.c_str(), stdout);
@@ -334,6 +354,7 @@ int RunPolicy(const Args& args) {
       target_name.empty() ? &config->targets.front() : config->FindTarget(target_name);
   if (target == nullptr) return Usage(Cat("no [[target]] named '", target_name, "'"));
   context.target = target->name;
+  context.approvals = &config->approvals;
   context.scope = config->policy->MatchScope(*identity, target->name);
   // A [[user]] limited to other targets never gets a session on this one.
   if (!user.empty()) {
