@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "core/metrics.h"
+#include "core/prepared_judgements.h"
 #include "core/session_audit.h"
 #include "core/statement_ledger.h"
 #include "policy/identity.h"
@@ -107,6 +108,9 @@ class StatementGate {
   const policy::Scope* scope() const { return scope_; }
 
  private:
+  // An Execute of `portal` whose statement was judged under an older policy
+  // (issue 24, item 4): judges it again; false when it was refused.
+  bool RejudgeStale(std::string_view portal, std::string& to_database);
   // Judges the text of a Query or Parse; false when it was refused.
   bool Admit(char type, std::string_view statement_name, std::string_view sql,
              std::string& to_database);
@@ -149,6 +153,10 @@ class StatementGate {
   ShardMetrics* metrics_ = nullptr;
   uint64_t judged_ = 0;
   std::string last_statement_;
+  // Protocol-level prepared statements and the policy generation (one per
+  // UsePolicy) each was judged under.
+  PreparedJudgements prepared_;
+  uint64_t policy_generation_ = 0;
 };
 
 // The settings a session of `scope` starts with on the database, as startup
