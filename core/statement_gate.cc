@@ -79,7 +79,8 @@ StatementGate::StatementGate(std::shared_ptr<const policy::Policy> policy,
       state_(scope, std::move(role)),
       client_gather_(GatherOf({"QPFE", 4}, max_statement_size)),
       audit_(audit),
-      pipeline_(pipeline) {
+      pipeline_(pipeline),
+      started_read_only_(policy::ReadOnlyInDatabase(scope)) {
   // Bind and Close names always (a statement parsed before a reload is
   // judged again when it runs), Execute whole (a few bytes).
   for (char c : {proto::kPqMsg_Bind, proto::kPqMsg_Close}) {
@@ -217,6 +218,21 @@ void StatementGate::UsePolicy(std::shared_ptr<const policy::Policy> policy,
   identity_ = std::move(identity);
   scope_ = policy_->MatchScope(identity_, target_);
   ++policy_generation_;
+  must_reconnect_ = scope_ != nullptr && !started_read_only_ && policy::ReadOnlyInDatabase(*scope_);
+}
+
+bool StatementGate::RefuseUntilReconnect(char type, std::string_view statement_name,
+                                         std::string_view statement, std::string& to_database) {
+  if (!must_reconnect_) return false;
+  RefuseUnjudged(type, statement_name, statement, 0,
+                 proto::ErrorFields{"ERROR", proto::sqlstate::kInsufficientPrivilege,
+                                    Cat("scope '", scope_->name,
+                                        "' became read-only in a reload, and this session's "
+                                        "database session was not started read-only, so its "
+                                        "statements are refused until it reconnects"),
+                                    "", "Reconnect: a new session runs read-only in the database."},
+                 "builtin.read-only-reconnect", to_database);
+  return true;
 }
 
 bool StatementGate::RejudgeStale(std::string_view portal, std::string& to_database) {
@@ -304,6 +320,7 @@ bool StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
       return Admit(type, parse->statement, parse->sql, to_database);
     }
     case proto::kPqMsg_FunctionCall: {
+      if (RefuseUntilReconnect(type, "", "(function call)", to_database)) return false;
       policy::Decision d = scope_ ? policy_->DecideFunctionCall(*scope_)
                                   : policy::Policy::NoScope(identity_, target_);
       ++judged_;
@@ -322,6 +339,7 @@ bool StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
       // Gathered to judge again what a reload changed, and for the trail; a
       // malformed one goes on for the database to refuse (it runs nothing).
       absl::StatusOr<std::string_view> portal = proto::ParseExecutePortal(body);
+      if (RefuseUntilReconnect(type, "", "(execute)", to_database)) return false;
       if (portal.ok() && !RejudgeStale(*portal, to_database)) return false;
       if (!audit_.enabled()) return true;
       SessionPipeline::Request* execute = pipeline_.last();
@@ -349,6 +367,7 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
                           std::string& to_database) {
   ++judged_;
   last_statement_.assign(sql.substr(0, kMaxShownStatement));
+  if (RefuseUntilReconnect(type, statement_name, sql, to_database)) return false;
   if (scope_ == nullptr) {
     Refuse(type, statement_name, sql, 0, policy::Policy::NoScope(identity_, target_), to_database,
            "none");

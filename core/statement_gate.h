@@ -108,6 +108,11 @@ class StatementGate {
   const policy::Scope* scope() const { return scope_; }
 
  private:
+  // After a reload made a session's scope read-only in the database (which
+  // its database session was not started as), every statement is refused
+  // until the client reconnects; true when `type` was refused so.
+  bool RefuseUntilReconnect(char type, std::string_view statement_name, std::string_view statement,
+                            std::string& to_database);
   // An Execute of `portal` whose statement was judged under an older policy
   // (issue 24, item 4): judges it again; false when it was refused.
   bool RejudgeStale(std::string_view portal, std::string& to_database);
@@ -157,6 +162,9 @@ class StatementGate {
   // UsePolicy) each was judged under.
   PreparedJudgements prepared_;
   uint64_t policy_generation_ = 0;
+  // The database session was started read-only (policy::ReadOnlyInDatabase).
+  bool started_read_only_ = false;
+  bool must_reconnect_ = false;
 };
 
 // The settings a session of `scope` starts with on the database, as startup

@@ -60,6 +60,8 @@
 //   builtin.secret-catalog           a system catalog that holds secrets
 //   builtin.protected-setting        role, session_authorization and other protected settings
 //   builtin.function-call            a FunctionCall protocol message
+//   builtin.read-only-reconnect      (the statement gate) a reload made the session's scope
+//                                    read-only in the database; it must reconnect
 //   prepared.unknown                 EXECUTE of a name this session has not prepared (admin too:
 //                                    what it runs is unknown, and approval rules apply to admin)
 #pragma once

@@ -418,8 +418,12 @@ def extended(statement: str, sql: str | None, portal: str = "") -> bytes:
     return out + h.message(b"S")
 
 
+PAM_SCOPE = {"name": "pams", "sources": ["local"], "groups": ["pam"], "profile": "read-write"}
+
+
 class PreparedReloadTest(ClusterTestCase):
-    """Item 4: a statement prepared with Parse before a reload is judged again at Execute."""
+    """Item 4: a statement prepared with Parse before a reload is judged again at Execute; a
+    session whose scope a reload made read-only is refused everything until it reconnects."""
 
     @classmethod
     def setUpClass(cls):
@@ -427,25 +431,36 @@ class PreparedReloadTest(ClusterTestCase):
         cls.pg.sql(SETUP, db="app")
         cls.users = {"pam": random_password()}
 
-    def wait_for_policy(self, c: RawConnection, read_only: bool) -> None:
+    def reload(self, scope: dict) -> None:
+        self.gw.scopes = [scope]
+        self.gw.write_config()
+        h.run([self.gw.binary, "reload", "--config", self.gw.config], timeout=30)
+
+    def wait_until_refused(self, c: RawConnection, probe: str) -> None:
         """Until this session judges by the reloaded policy (the probe is refused only there)."""
         deadline = time.time() + 10
-        while True:
-            kinds = [k for k, _ in c.simple_query("SET default_transaction_read_only = off")]
-            if (b"E" in kinds) == read_only:
-                return
+        while b"E" not in [k for k, _ in c.simple_query(probe)]:
             self.assertLess(time.time(), deadline, self.gw.log())
             time.sleep(0.1)
 
+    def expect_refusal(self, c: RawConnection, message: bytes, *texts: str) -> None:
+        c.send(message)
+        replies = c.read_until_ready()
+        refusals = [h.parse_error(b) for k, b in replies if k == b"E"]
+        self.assertEqual(len(refusals), 1, replies)
+        self.assertEqual(refusals[0]["C"], "42501", refusals[0])
+        for text in texts:
+            self.assertIn(text, refusals[0]["M"])
+        self.assertEqual(replies[-1], (b"Z", b"I"))
+
     def test_parse_before_reload_is_judged_again_at_execute(self):
-        self.gw = self.gateway(users=self.users, user_groups={"pam": ["read-write"]},
-                               scopes=SCOPES)
+        self.gw = self.gateway(users=self.users, user_groups={"pam": ["pam"]}, scopes=[PAM_SCOPE])
         with RawConnection(self.gw.port) as c:
             c.login("pam", self.users["pam"], "app")
-            # Parsed and run under read-write.
+            # Parsed under the first policy, which allows both.
             c.send(h.message(b"P", b"ins\0INSERT INTO app.orders (id, note) VALUES (900, 'x')\0"
                              + struct.pack("!h", 0)) +
-                   h.message(b"P", b"sel\0SELECT count(*) FROM app.orders\0" +
+                   h.message(b"P", b"sel\0SELECT n FROM app.order_count\0" +
                              struct.pack("!h", 0)) + h.message(b"S"))
             self.assertEqual([k for k, _ in c.read_until_ready()], [b"1", b"1", b"Z"])
             # A portal bound before the reload, executed after it.
@@ -453,28 +468,43 @@ class PreparedReloadTest(ClusterTestCase):
                    h.message(b"S"))
             self.assertEqual([k for k, _ in c.read_until_ready()], [b"2", b"Z"])
 
-            self.gw.user_groups = {"pam": ["read-only"]}
-            self.gw.write_config()
-            h.run([self.gw.binary, "reload", "--config", self.gw.config], timeout=30)
-            self.wait_for_policy(c, read_only=True)
+            self.reload(dict(PAM_SCOPE, relations={"deny": ["app.orders"]}))
+            self.wait_until_refused(c, "SELECT 1 FROM app.orders LIMIT 0")
 
             for message in (extended("ins", None), extended("ins", None, portal="p2"),
                             h.message(b"E", b"early\0" + struct.pack("!i", 0)) + h.message(b"S")):
-                c.send(message)
-                replies = c.read_until_ready()
-                errors_ = [h.parse_error(b) for k, b in replies if k == b"E"]
-                self.assertEqual(len(errors_), 1, replies)
-                self.assertEqual(errors_[0]["C"], "42501", errors_[0])
-                self.assertIn("profile.read-only", errors_[0]["M"])
-                self.assertIn("reloaded", errors_[0]["M"])
-                self.assertEqual(replies[-1], (b"Z", b"I"))
-            # What read-only allows still runs, re-judged once.
+                self.expect_refusal(c, message, "scope.pams.relations.deny", "reloaded")
+            # What the new policy allows still runs (judged again once, then cached).
             for _ in range(2):
                 c.send(extended("sel", None))
-                kinds = [k for k, _ in c.read_until_ready()]
-                self.assertEqual(kinds, [b"2", b"D", b"C", b"Z"])
+                self.assertEqual([k for k, _ in c.read_until_ready()], [b"2", b"D", b"C", b"Z"])
         self.assertEqual(self.pg.sql("SELECT count(*) FROM app.orders WHERE id = 900", db="app"),
                          "0")
+
+    def test_a_session_made_read_only_by_a_reload_must_reconnect(self):
+        self.gw = self.gateway("downgrade", users=self.users, user_groups={"pam": ["pam"]},
+                               scopes=[PAM_SCOPE])
+        before = int(self.pg.sql("SELECT touched FROM app.orders WHERE id = 5", db="app"))
+        with RawConnection(self.gw.port) as c:
+            c.login("pam", self.users["pam"], "app")
+            c.send(h.message(b"P", b"touch\0SELECT app.touch_order(5)\0" + struct.pack("!h", 0))
+                   + h.message(b"S"))
+            self.assertEqual([k for k, _ in c.read_until_ready()], [b"1", b"Z"])
+            self.reload(dict(PAM_SCOPE, profile="read-only"))
+            self.wait_until_refused(c, "SELECT 1")
+            # Its database session is not read-only: nothing more runs, not even a read.
+            for message in (h.message(b"Q", b"SELECT app.touch_order(5)\0"),
+                            extended("touch", None),
+                            extended("", "SELECT 1")):
+                self.expect_refusal(c, message, "builtin.read-only-reconnect")
+        # A new session is read-only in the database.
+        with RawConnection(self.gw.port) as c:
+            c.login("pam", self.users["pam"], "app")
+            replies = c.simple_query("SELECT app.touch_order(5)")
+            errs = [h.parse_error(b) for k, b in replies if k == b"E"]
+            self.assertEqual(errs[0]["C"], "25006", errs)
+        self.assertEqual(int(self.pg.sql("SELECT touched FROM app.orders WHERE id = 5", db="app")),
+                         before)
 
 
 if __name__ == "__main__":
