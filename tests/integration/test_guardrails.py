@@ -64,6 +64,9 @@ CREATE FUNCTION app.touch_order(order_id int) RETURNS int LANGUAGE sql AS
 CREATE MATERIALIZED VIEW app.order_count AS SELECT count(*) AS n FROM app.orders;
 CREATE UNIQUE INDEX order_count_n ON app.order_count (n);
 RESET ROLE;
+-- temp_file_limit is a superuser setting: the target's role may set it (also at startup,
+-- where the gateway sends the scope's cap) only with this grant.
+GRANT SET ON PARAMETER temp_file_limit TO gateway_login;
 """
 
 
