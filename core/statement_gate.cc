@@ -224,14 +224,14 @@ void StatementGate::UsePolicy(std::shared_ptr<const policy::Policy> policy,
 bool StatementGate::RefuseUntilReconnect(char type, std::string_view statement_name,
                                          std::string_view statement, std::string& to_database) {
   if (!must_reconnect_) return false;
-  RefuseUnjudged(type, statement_name, statement, 0,
-                 proto::ErrorFields{"ERROR", proto::sqlstate::kInsufficientPrivilege,
-                                    Cat("scope '", scope_->name,
-                                        "' became read-only in a reload, and this session's "
-                                        "database session was not started read-only, so its "
-                                        "statements are refused until it reconnects"),
-                                    "", "Reconnect: a new session runs read-only in the database."},
-                 "builtin.read-only-reconnect", to_database);
+  Refuse(type, statement_name, statement, 0,
+         policy::Decision{policy::Decision::kDeny, "builtin.read-only-reconnect",
+                          Cat("scope '", scope_->name,
+                              "' became read-only in a reload, and this session's database "
+                              "session was not started read-only, so its statements are refused "
+                              "until it reconnects"),
+                          "reconnect: a new session runs read-only in the database"},
+         to_database, "none");
   return true;
 }
 
