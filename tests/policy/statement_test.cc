@@ -10,9 +10,9 @@ namespace {
 
 TEST(StatementClassName, EveryClassHasItsOwnName) {
   const StatementClass all[] = {
-      StatementClass::kRead,    StatementClass::kTransaction,   StatementClass::kSessionSetting,
-      StatementClass::kUtility, StatementClass::kWrite,         StatementClass::kHazard,
-      StatementClass::kDdl,     StatementClass::kDcl,           StatementClass::kCodeExecution,
+      StatementClass::kRead,        StatementClass::kTransaction, StatementClass::kSessionSetting,
+      StatementClass::kUtility,     StatementClass::kWrite,       StatementClass::kHazard,
+      StatementClass::kDdl,         StatementClass::kDcl,         StatementClass::kCodeExecution,
       StatementClass::kServerAccess};
   std::set<std::string> names;
   for (StatementClass c : all) names.insert(StatementClassName(c));
