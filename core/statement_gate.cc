@@ -77,18 +77,19 @@ StatementGate::StatementGate(std::shared_ptr<const policy::Policy> policy,
       target_(std::move(target)),
       cache_(cache),
       state_(scope, std::move(role)),
-      client_gather_(GatherOf({"QPF", 3}, max_statement_size)),
+      client_gather_(GatherOf({"QPFE", 4}, max_statement_size)),
       audit_(audit),
       pipeline_(pipeline),
-      holds_(holds) {
-  if (audit_.enabled()) {
-    client_gather_.types.set(static_cast<unsigned char>(proto::kPqMsg_Execute));
-    for (char c : {proto::kPqMsg_Bind, proto::kPqMsg_Close}) {
-      client_gather_.peek.set(static_cast<unsigned char>(c));
-    }
-    client_gather_.peek_size =
-        audit_.parameters() == audit::ParameterMode::kOff ? kNamesPrefix : kParametersPrefix;
+      holds_(holds),
+      started_read_only_(policy::ReadOnlyInDatabase(scope)) {
+  // Bind and Close names always (a statement parsed before a reload is
+  // judged again when it runs), Execute whole (a few bytes).
+  for (char c : {proto::kPqMsg_Bind, proto::kPqMsg_Close}) {
+    client_gather_.peek.set(static_cast<unsigned char>(c));
   }
+  client_gather_.peek_size = audit_.enabled() && audit_.parameters() != audit::ParameterMode::kOff
+                                 ? kParametersPrefix
+                                 : kNamesPrefix;
 }
 
 const proto::FrameTracker::Gather& StatementGate::backend_gather() const {
@@ -100,18 +101,22 @@ const proto::FrameTracker::Gather& StatementGate::backend_gather() const {
 void StatementGate::OnClientPeek(char type, std::string_view prefix) {
   switch (type) {
     case proto::kPqMsg_Bind: {
-      if (audit_.parameters() != audit::ParameterMode::kOff) {
+      if (audit_.enabled() && audit_.parameters() != audit::ParameterMode::kOff) {
         const proto::BindPrefix bind = proto::ReadBindPrefix(prefix);
+        prepared_.Bound(bind.portal, bind.statement);
         ledger_.Bound(bind.portal, bind.statement, ParametersOf(bind));
         break;
       }
       const std::string_view portal = FirstString(prefix);
       const std::string_view rest = prefix.substr(std::min(prefix.size(), portal.size() + 1));
-      ledger_.Bound(portal, FirstString(rest));
+      prepared_.Bound(portal, FirstString(rest));
+      if (audit_.enabled()) ledger_.Bound(portal, FirstString(rest));
       break;
     }
     case proto::kPqMsg_Close:
-      if (!prefix.empty()) ledger_.Closed(prefix[0], FirstString(prefix.substr(1)));
+      if (prefix.empty()) break;
+      prepared_.Closed(prefix[0], FirstString(prefix.substr(1)));
+      if (audit_.enabled()) ledger_.Closed(prefix[0], FirstString(prefix.substr(1)));
       break;
     default:
       break;
@@ -213,6 +218,59 @@ void StatementGate::UsePolicy(std::shared_ptr<const policy::Policy> policy,
   policy_ = std::move(policy);
   identity_ = std::move(identity);
   scope_ = policy_->MatchScope(identity_, target_);
+  ++policy_generation_;
+  must_reconnect_ = scope_ != nullptr && !started_read_only_ && policy::ReadOnlyInDatabase(*scope_);
+}
+
+bool StatementGate::RefuseUntilReconnect(char type, std::string_view statement_name,
+                                         std::string_view statement, std::string& to_database) {
+  if (!must_reconnect_) return false;
+  Refuse(type, statement_name, statement, 0,
+         policy::Decision{policy::Decision::kDeny, "builtin.read-only-reconnect",
+                          Cat("scope '", scope_->name,
+                              "' became read-only in a reload, and this session's database "
+                              "session was not started read-only, so its statements are refused "
+                              "until it reconnects"),
+                          "reconnect: a new session runs read-only in the database"},
+         to_database, "none");
+  return true;
+}
+
+bool StatementGate::RejudgeStale(std::string_view portal, std::string& to_database) {
+  if (policy_generation_ == 0) return true;  // no reload: all judged by this policy
+  const PreparedJudgements::Judged* stale = prepared_.Stale(portal, policy_generation_);
+  if (stale == nullptr) return true;
+  // The text was allowed when parsed, so it analyses; judged as a Parse of
+  // it would be now, and refused in the Execute's place.
+  const std::shared_ptr<const std::string> text = stale->text;
+  const std::shared_ptr<const policy::SqlAnalysis> analysis = cache_.Analyse(*text);
+  policy::Decision refusal = policy::Policy::NoScope(identity_, target_);
+  std::string_view statement = *text;
+  uint64_t fingerprint = 0;
+  std::string_view statement_class = "none";
+  if (scope_ != nullptr && analysis->ok) {
+    policy::QueryJudgement judgement = policy::JudgeQuery(*policy_, *scope_, *analysis, state_);
+    if (judgement.allowed()) {
+      prepared_.Rejudged(portal, policy_generation_);
+      return true;
+    }
+    const policy::StatementSummary& refused = analysis->statements[judgement.first_refusal];
+    refusal = std::move(judgement.decisions[judgement.first_refusal]);
+    statement = policy::StatementText(*text, refused);
+    fingerprint = refused.fingerprint;
+    statement_class = policy::StatementClassName(refused.statement_class);
+  } else if (scope_ != nullptr) {
+    refusal = policy::Decision{policy::Decision::kDeny, "analysis",
+                               "the statement cannot be "
+                               "judged again after the policy changed",
+                               ""};
+  }
+  ++judged_;
+  refusal.reason = Cat(refusal.reason,
+                       " (the statement was prepared before the policy was "
+                       "reloaded, and is judged again when it runs)");
+  Refuse(proto::kPqMsg_Execute, "", statement, fingerprint, refusal, to_database, statement_class);
+  return false;
 }
 
 bool StatementGate::OnWholeClientMessage(char type, std::string_view message, bool oversize,
@@ -263,6 +321,7 @@ bool StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
       return Admit(type, parse->statement, parse->sql, to_database);
     }
     case proto::kPqMsg_FunctionCall: {
+      if (RefuseUntilReconnect(type, "", "(function call)", to_database)) return false;
       policy::Decision d = scope_ ? policy_->DecideFunctionCall(*scope_)
                                   : policy::Policy::NoScope(identity_, target_);
       ++judged_;
@@ -278,10 +337,12 @@ bool StatementGate::OnWholeClientMessage(char type, std::string_view message, bo
       return false;
     }
     case proto::kPqMsg_Execute: {
-      // Gathered for the trail (or for masking only); a malformed one goes
-      // on for the database to refuse (it runs nothing).
-      if (!audit_.enabled()) return true;
+      // Gathered to judge again what a reload changed, and for the trail; a
+      // malformed one goes on for the database to refuse (it runs nothing).
       absl::StatusOr<std::string_view> portal = proto::ParseExecutePortal(body);
+      if (RefuseUntilReconnect(type, "", "(execute)", to_database)) return false;
+      if (portal.ok() && !RejudgeStale(*portal, to_database)) return false;
+      if (!audit_.enabled()) return true;
       SessionPipeline::Request* execute = pipeline_.last();
       if (!portal.ok() || execute == nullptr) return true;
       if (StatementLedger::Execution* e =
@@ -312,6 +373,7 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
                           std::string& to_database) {
   ++judged_;
   last_statement_.assign(sql.substr(0, kMaxShownStatement));
+  if (RefuseUntilReconnect(type, statement_name, sql, to_database)) return false;
   if (scope_ == nullptr) {
     Refuse(type, statement_name, sql, 0, policy::Policy::NoScope(identity_, target_), to_database,
            "none");
@@ -360,10 +422,11 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
       parse->note.hold = hold;
     }
     count_allowed(std::min<size_t>(allowed.size(), 1));
+    auto text = std::make_shared<const std::string>(sql);
+    prepared_.Parsed(statement_name, text, policy_generation_);
     if (audit_.enabled()) {
-      auto parsed = std::make_shared<const std::string>(sql);
-      if (hold != 0) held_texts_.emplace_back(parsed, hold);
-      ledger_.Parsed(statement_name, std::move(parsed),
+      if (hold != 0) held_texts_.emplace_back(text, hold);
+      ledger_.Parsed(statement_name, std::move(text),
                      allowed.empty() ? 0 : analysis->statements.front().fingerprint,
                      allowed.empty() ? std::string() : std::move(allowed.front().rule));
     }
@@ -527,6 +590,7 @@ void StatementGate::RefuseUnjudged(char type, std::string_view statement_name,
                                            : StatementProtocol::kSimple;
   audit_.Refusal(statement, protocol, rule, error.sqlstate, error.message, fingerprint,
                  ledger_.TakeClientBytes());
+  if (type == proto::kPqMsg_Parse) prepared_.Refused(statement_name);
   if (type == proto::kPqMsg_Parse && audit_.enabled()) ledger_.Refused(statement_name);
   auto refusal = std::make_unique<proto::Refusal>(
       proto::SubstituteRefused(type, statement_name, std::move(error), to_database));
@@ -550,6 +614,11 @@ std::vector<std::pair<std::string, std::string>> BackendSettings(const policy::S
     path += policy::QuoteIdentifier(schema);
   }
   settings.emplace_back("search_path", path);
+  // Read-only in the database too (issue 24, item 8): what the analyser
+  // cannot see, a function that writes, PostgreSQL refuses.
+  if (policy::ReadOnlyInDatabase(scope)) {
+    settings.emplace_back("default_transaction_read_only", "on");
+  }
   const auto limit = [&](const char* name, absl::Duration d) {
     if (d > absl::ZeroDuration()) {
       settings.emplace_back(name, Cat(absl::ToInt64Milliseconds(d)));
@@ -558,6 +627,7 @@ std::vector<std::pair<std::string, std::string>> BackendSettings(const policy::S
   limit("statement_timeout", scope.statement_timeout);
   limit("lock_timeout", scope.lock_timeout);
   limit("idle_in_transaction_session_timeout", scope.idle_in_transaction_session_timeout);
+  for (const auto& [name, value] : scope.setting_caps) settings.emplace_back(name, Cat(value));
   return settings;
 }
 

@@ -40,6 +40,7 @@
 
 #include "core/approvals/session_holds.h"
 #include "core/metrics.h"
+#include "core/prepared_judgements.h"
 #include "core/session_audit.h"
 #include "core/statement_ledger.h"
 #include "policy/identity.h"
@@ -127,6 +128,14 @@ class StatementGate {
   const policy::Scope* scope() const { return scope_; }
 
  private:
+  // After a reload made a session's scope read-only in the database (which
+  // its database session was not started as), every statement is refused
+  // until the client reconnects; true when `type` was refused so.
+  bool RefuseUntilReconnect(char type, std::string_view statement_name, std::string_view statement,
+                            std::string& to_database);
+  // An Execute of `portal` whose statement was judged under an older policy
+  // (issue 24, item 4): judges it again; false when it was refused.
+  bool RejudgeStale(std::string_view portal, std::string& to_database);
   // Judges the text of a Query or Parse; false when it was refused.
   bool Admit(char type, std::string_view statement_name, std::string_view sql,
              std::string& to_database);
@@ -181,6 +190,13 @@ class StatementGate {
   // that no other text takes their address) and their holds.
   std::vector<std::pair<std::shared_ptr<const std::string>, uint64_t>> held_texts_;
   uint64_t holds_made_ = 0;
+  // Protocol-level prepared statements and the policy generation (one per
+  // UsePolicy) each was judged under.
+  PreparedJudgements prepared_;
+  uint64_t policy_generation_ = 0;
+  // The database session was started read-only (policy::ReadOnlyInDatabase).
+  bool started_read_only_ = false;
+  bool must_reconnect_ = false;
 };
 
 // The settings a session of `scope` starts with on the database, as startup

@@ -10,14 +10,16 @@
 #include "absl/strings/ascii.h"
 #include "absl/time/time.h"
 #include "base/str_cat.h"
+#include "policy/setting_value.h"
 
 namespace pgb::policy {
 namespace {
 
 constexpr StatementClass kClasses[] = {
-    StatementClass::kRead,    StatementClass::kTransaction,   StatementClass::kSessionSetting,
-    StatementClass::kUtility, StatementClass::kWrite,         StatementClass::kDdl,
-    StatementClass::kDcl,     StatementClass::kCodeExecution, StatementClass::kServerAccess};
+    StatementClass::kRead,        StatementClass::kTransaction, StatementClass::kSessionSetting,
+    StatementClass::kUtility,     StatementClass::kWrite,       StatementClass::kHazard,
+    StatementClass::kDdl,         StatementClass::kDcl,         StatementClass::kCodeExecution,
+    StatementClass::kServerAccess};
 
 std::vector<std::string_view> ClassNames() {
   std::vector<std::string_view> names;
@@ -180,12 +182,35 @@ bool NamesAnyone(const Scope& scope) {
 void ParseScope(const toml::table& table, const std::string& path,
                 const std::vector<std::string>& target_names,
                 const std::vector<IssuerConfig>& issuers, const TomlProblemSink& sink, Scope& out) {
-  TomlTableReader reader(
-      table, path,
-      {"name", "sources", "subjects", "groups", "issuers", "claims", "targets", "profile",
-       "classes", "relations", "functions", "allow_function_call", "approval", "search_path",
-       "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "mask"},
-      sink, {{"masks", "use [[scope.mask]] tables"}});
+  TomlTableReader reader(table, path,
+                         {"name",
+                          "sources",
+                          "subjects",
+                          "groups",
+                          "issuers",
+                          "claims",
+                          "targets",
+                          "profile",
+                          "classes",
+                          "relations",
+                          "functions",
+                          "allow_function_call",
+                          "approval",
+                          "search_path",
+                          "statement_timeout",
+                          "lock_timeout",
+                          "idle_in_transaction_session_timeout",
+                          "mask",
+                          "idle_session_timeout",
+                          "work_mem",
+                          "maintenance_work_mem",
+                          "logical_decoding_work_mem",
+                          "temp_buffers",
+                          "temp_file_limit",
+                          "max_parallel_workers_per_gather",
+                          "max_advisory_locks",
+                          "max_notifications"},
+                         sink, {{"masks", "use [[scope.mask]] tables"}});
   reader.Require("name", "appears in rule names: scope.<name>.relations.deny");
   if (std::optional<std::string> name = reader.String("name")) {
     if (!IsScopeName(*name)) {
@@ -260,9 +285,9 @@ void ParseScope(const toml::table& table, const std::string& path,
       sink(node.source(), element_path,
            Cat("\"", name, "\" is not a statement class (", Join(class_names, " | "), ")"));
     } else if (out.profile == Profile::kReadOnly &&
-               (*c == StatementClass::kWrite || *c == StatementClass::kDdl ||
-                *c == StatementClass::kDcl || *c == StatementClass::kCodeExecution ||
-                *c == StatementClass::kServerAccess)) {
+               (*c == StatementClass::kWrite || *c == StatementClass::kHazard ||
+                *c == StatementClass::kDdl || *c == StatementClass::kDcl ||
+                *c == StatementClass::kCodeExecution || *c == StatementClass::kServerAccess)) {
       sink(node.source(), element_path,
            Cat("profile read-only cannot allow ", name,
                " statements; use profile read-write, admin or none"));
@@ -288,10 +313,44 @@ void ParseScope(const toml::table& table, const std::string& path,
   if (auto v = reader.StringList("search_path")) out.search_path = *std::move(v);
 
   // Limits.
-  if (auto v = reader.Duration("statement_timeout")) out.statement_timeout = *v;
-  if (auto v = reader.Duration("lock_timeout")) out.lock_timeout = *v;
-  if (auto v = reader.Duration("idle_in_transaction_session_timeout")) {
+  // At least 1ms: the gateway sends whole milliseconds, and 0 is "no limit".
+  const auto timeout = [&](std::string_view key) {
+    return reader.Duration(key, absl::Milliseconds(1), absl::Hours(24 * 24));
+  };
+  if (auto v = timeout("statement_timeout")) out.statement_timeout = *v;
+  if (auto v = timeout("lock_timeout")) out.lock_timeout = *v;
+  if (auto v = timeout("idle_in_transaction_session_timeout")) {
     out.idle_in_transaction_session_timeout = *v;
+  }
+  if (auto v = reader.Integer("max_advisory_locks", 0, 100000)) out.max_advisory_locks = *v;
+  if (auto v = reader.Integer("max_notifications", 0, int64_t{1} << 40)) {
+    out.max_notifications = *v;
+  }
+  // Resource caps, read as PostgreSQL reads the setting ("64MB", 65536,
+  // "2min"): the scope's sessions start at the value, and may only lower it.
+  for (const CappedSetting& capped : CappedSettings()) {
+    const toml::node* node = reader.Get(capped.name);
+    if (node == nullptr || capped.name == "statement_timeout" || capped.name == "lock_timeout" ||
+        capped.name == "idle_in_transaction_session_timeout") {
+      continue;  // durations, read above
+    }
+    std::optional<std::string> text;
+    if (const auto* str = node->as_string()) text = str->get();
+    if (const auto* integer = node->as_integer()) text = Cat(integer->get());
+    if (!text.has_value()) {
+      reader.TypeError(capped.name, "a string or an integer", *node);
+      continue;
+    }
+    const std::optional<int64_t> value = ParseIntegerSetting(*text, capped.unit);
+    if (!value.has_value()) {
+      reader.Error(capped.name,
+                   Cat("\"", *text, "\" is not a value PostgreSQL reads for ", capped.name));
+    } else if (*value < capped.minimum || (*value == 0 && capped.zero_is_unlimited)) {
+      reader.Error(capped.name, Cat("\"", *text, "\" is below PostgreSQL's minimum for ",
+                                    capped.name, " or means no limit"));
+    } else {
+      out.setting_caps.emplace_back(std::string(capped.name), *value);
+    }
   }
 
   // Masks.

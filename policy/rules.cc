@@ -1,8 +1,6 @@
 #include "policy/rules.h"
 
 #include <algorithm>
-#include <charconv>
-#include <cmath>
 #include <optional>
 #include <span>
 #include <string>
@@ -17,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "base/str_cat.h"
 #include "policy/function_classes.h"
+#include "policy/setting_value.h"
 
 namespace pgb::policy {
 namespace {
@@ -159,9 +158,10 @@ const NameList kQueryCommands = {"SELECT", "VALUES", "INSERT", "UPDATE", "DELETE
 const NameList kTwoPhaseCommands = {"PREPARE TRANSACTION", "COMMIT PREPARED", "ROLLBACK PREPARED"};
 
 constexpr StatementClass kAllClasses[] = {
-    StatementClass::kRead,    StatementClass::kTransaction,   StatementClass::kSessionSetting,
-    StatementClass::kUtility, StatementClass::kWrite,         StatementClass::kDdl,
-    StatementClass::kDcl,     StatementClass::kCodeExecution, StatementClass::kServerAccess};
+    StatementClass::kRead,        StatementClass::kTransaction, StatementClass::kSessionSetting,
+    StatementClass::kUtility,     StatementClass::kWrite,       StatementClass::kHazard,
+    StatementClass::kDdl,         StatementClass::kDcl,         StatementClass::kCodeExecution,
+    StatementClass::kServerAccess};
 
 constexpr uint16_t kReadOnlyClasses =
     ClassBit(StatementClass::kRead) | ClassBit(StatementClass::kTransaction) |
@@ -170,8 +170,9 @@ constexpr uint16_t kReadWriteClasses = kReadOnlyClasses | ClassBit(StatementClas
 constexpr uint16_t kEveryClass = (1u << std::size(kAllClasses)) - 1;
 // What read-write holds for approval rather than refusing.
 constexpr uint16_t kReadWriteApprovalClasses =
-    ClassBit(StatementClass::kDdl) | ClassBit(StatementClass::kDcl) |
-    ClassBit(StatementClass::kCodeExecution) | ClassBit(StatementClass::kServerAccess);
+    ClassBit(StatementClass::kHazard) | ClassBit(StatementClass::kDdl) |
+    ClassBit(StatementClass::kDcl) | ClassBit(StatementClass::kCodeExecution) |
+    ClassBit(StatementClass::kServerAccess);
 
 uint16_t ProfileClasses(Profile profile) {
   switch (profile) {
@@ -200,29 +201,6 @@ std::string ClassList(uint16_t classes) {
 bool IsTruthy(std::string_view value) {
   const std::string v = absl::AsciiStrToLower(std::string(value));
   return v == "on" || v == "true" || v == "yes" || v == "1" || v == "t" || v == "y";
-}
-
-// A time setting's value in milliseconds, as PostgreSQL reads it (a number,
-// milliseconds by default, or with a unit us, ms, s, min, h, d); nullopt when
-// it is not one.
-std::optional<double> SettingMilliseconds(std::string_view value) {
-  std::string text(absl::StripAsciiWhitespace(std::string(value)));
-  if (text.size() >= 2 && text.front() == '\'' && text.back() == '\'') {
-    text = text.substr(1, text.size() - 2);
-  }
-  double number = 0;
-  const char* begin = text.data();
-  const char* end = begin + text.size();
-  const auto [next, error] = std::from_chars(begin, end, number);
-  if (error != std::errc() || !std::isfinite(number)) return std::nullopt;
-  const std::string unit(absl::StripAsciiWhitespace(std::string(next, end)));
-  static constexpr std::pair<std::string_view, double> kUnits[] = {
-      {"", 1},        {"us", 0.001},  {"ms", 1},      {"s", 1000},
-      {"min", 60000}, {"h", 3600000}, {"d", 86400000}};
-  for (const auto& [name, factor] : kUnits) {
-    if (unit == name) return number * factor;
-  }
-  return std::nullopt;
 }
 
 // "SELECT (server_access)", naming the function that made the class when a
@@ -341,6 +319,7 @@ class Judge {
   std::optional<Decision> CheckClass();
   std::optional<Decision> CheckProfileConditions();
   std::optional<Decision> CheckSettings();
+  std::optional<Decision> CheckResources();
   std::optional<Decision> CheckFunctions();
   std::optional<Decision> CheckRelations();
   std::optional<Decision> CheckMasks();
@@ -360,6 +339,15 @@ class Judge {
 std::optional<Decision> Judge::CheckClass() {
   const uint16_t allowed = scope_.classes_set ? scope_.classes : ProfileClasses(scope_.profile);
   const uint16_t bit = ClassBit(s_.statement_class);
+  // Temporary tables, views and sequences are private to the session and
+  // vanish with it (docs/security.md): read-only and read-write create them
+  // without approval. (In a read-only scope PostgreSQL itself refuses the
+  // CREATE: the session is a read-only transaction, see ReadOnlyInDatabase.)
+  if (s_.temporary_object && !scope_.classes_set &&
+      (scope_.profile == Profile::kReadOnly || scope_.profile == Profile::kReadWrite)) {
+    allow_rule_ = ProfileRule("temporary");
+    return std::nullopt;
+  }
   if ((allowed & bit) != 0) {
     allow_rule_ = scope_.classes_set ? ScopeRule("classes") : ProfileRule("");
     return std::nullopt;
@@ -368,8 +356,10 @@ std::optional<Decision> Judge::CheckClass() {
     allow_rule_ = ProfileRule("");
     Hold(ProfileRule(StatementClassName(s_.statement_class)),
          Cat(Kind(s_), " needs approval under ", ScopeLabel(scope_)),
-         "read-write allows reading and writing rows without approval; schema changes, "
-         "privileges, code execution and server file or network access are held for approval");
+         "read-write allows reading and writing rows without approval; operational hazards "
+         "(strong locks, VACUUM FULL, CLUSTER, REINDEX, REFRESH MATERIALIZED VIEW, two-phase "
+         "commit, FOR UPDATE of a whole table), schema changes, privileges, code execution and "
+         "server file or network access are held for approval");
     return std::nullopt;
   }
   std::string hint;
@@ -397,12 +387,14 @@ std::optional<Decision> Judge::CheckProfileConditions() {
       return Cat(ScopeLabel(scope_), " allows reading without locks; ask an administrator for a ",
                  "read-write scope");
     };
-    if (s_.modifies_data) {
+    if (s_.modifies_data && !s_.temporary_object) {
       return Refuse(Decision::kDeny, ProfileRule("access"),
                     Cat(Kind(s_), " modifies data, which ", ScopeLabel(scope_), " does not allow"),
                     hint());
     }
     for (const RelationRef& r : s_.relations) {
+      // The temporary relation created.
+      if (s_.temporary_object && r.schema == "pg_temp") continue;
       if ((r.access & ~(kAccessSelect | kAccessReferences)) != 0) {
         return Refuse(Decision::kDeny, ProfileRule("access"),
                       Cat(Kind(s_), " locks or changes ",
@@ -450,11 +442,11 @@ std::optional<Decision> Judge::CheckSettings() {
   if (scope_.profile == Profile::kAdmin) return std::nullopt;
   const bool limited = scope_.statement_timeout > absl::ZeroDuration() ||
                        scope_.lock_timeout > absl::ZeroDuration() ||
-                       scope_.idle_in_transaction_session_timeout > absl::ZeroDuration();
+                       scope_.idle_in_transaction_session_timeout > absl::ZeroDuration() ||
+                       !scope_.setting_caps.empty();
   auto limits_hint = [&] {
-    return Cat(ScopeLabel(scope_),
-               " sets statement_timeout, lock_timeout and idle_in_transaction_session_timeout "
-               "limits; a limited setting may be lowered but not raised, reset or turned off");
+    return Cat(ScopeLabel(scope_), " limits ", scope_.LimitedSettingNames(),
+               "; a limited setting may be lowered but not raised, reset or turned off");
   };
   if (limited && s_.command.starts_with("DISCARD ALL")) {
     return Refuse(Decision::kDeny, ScopeRule("limits"),
@@ -476,33 +468,112 @@ std::optional<Decision> Judge::CheckSettings() {
                 "scope with the privileges you need"
               : Cat("only an admin scope may change ", name));
     }
-    if (scope_.profile == Profile::kReadOnly &&
+    if (ReadOnlyInDatabase(scope_) &&
         (name == "default_transaction_read_only" || name == "transaction_read_only") &&
         (setting.reset || !setting.value_known || !IsTruthy(setting.value))) {
       return Refuse(Decision::kDeny, "builtin.protected-setting",
                     Cat(Kind(s_), " turns off ", name, " under ", ScopeLabel(scope_)),
-                    Cat(ScopeLabel(scope_), " allows read statements only"));
+                    Cat(ScopeLabel(scope_),
+                        " runs its sessions as read-only transactions in the database; "
+                        "READ WRITE, and any setting that would turn that off, is refused"));
     }
     if (limited && name == "all") {
       return Refuse(Decision::kDeny, ScopeRule("limits"),
                     Cat(Kind(s_), " would reset the scope's limits"), limits_hint());
     }
-    absl::Duration limit = absl::ZeroDuration();
-    if (name == "statement_timeout") limit = scope_.statement_timeout;
-    if (name == "lock_timeout") limit = scope_.lock_timeout;
-    if (name == "idle_in_transaction_session_timeout") {
-      limit = scope_.idle_in_transaction_session_timeout;
-    }
-    if (limit <= absl::ZeroDuration()) continue;
-    const std::optional<double> ms = setting.reset || !setting.value_known || setting.value.empty()
-                                         ? std::nullopt
-                                         : SettingMilliseconds(setting.value);
-    if (!ms.has_value() || *ms <= 0 || *ms > absl::ToDoubleMilliseconds(limit)) {
+    const std::optional<int64_t> cap = scope_.Cap(name);
+    if (!cap.has_value()) continue;
+    // Compared as PostgreSQL reads the value (policy/setting_value.h): its
+    // units, fractions and rounding, so that no spelling lands on 0 ("no
+    // limit") or above the cap.
+    const CappedSetting* capped = FindCappedSetting(name);
+    if (capped == nullptr || setting.reset || !setting.value_known || setting.value.empty() ||
+        !WithinCap(*capped, setting.value, *cap)) {
       return Refuse(Decision::kDeny, ScopeRule("limits"),
                     Cat(Kind(s_), " would raise, reset or turn off ", name, " (limit ",
-                        absl::FormatDuration(limit), ")"),
+                        scope_.DescribeCap(name), ")"),
                     limits_hint());
     }
+  }
+  return std::nullopt;
+}
+
+// Shared resources one session could exhaust for every other (issue 24,
+// item 3): the server's lock table (advisory locks taken once per row, or a
+// new key per statement), its notification queue, and a holdable cursor's
+// fill at commit, which runs with statement_timeout off.
+std::optional<Decision> Judge::CheckResources() {
+  if (scope_.profile == Profile::kAdmin) return std::nullopt;
+  constexpr size_t kMaxAdvisoryLocksPerStatement = 8;
+  constexpr size_t kMaxNotificationsPerStatement = 16;
+  if (s_.holdable_cursor && scope_.statement_timeout > absl::ZeroDuration()) {
+    return Refuse(Decision::kDeny, ScopeRule("limits"),
+                  Cat(Kind(s_),
+                      " declares a cursor WITH HOLD, which PostgreSQL fills at commit "
+                      "with statement_timeout off, beyond the scope's limit of ",
+                      absl::FormatDuration(scope_.statement_timeout)),
+                  "declare the cursor without WITH HOLD inside a transaction, or read the rows "
+                  "with a plain query");
+  }
+  size_t locks = 0;
+  size_t new_keys = 0;
+  size_t notifications = 0;
+  std::vector<const ResourceCall*> seen;
+  for (const ResourceCall& call : s_.resource_calls) {
+    const bool lock =
+        call.kind == ResourceCall::kAdvisoryLock || call.kind == ResourceCall::kAdvisoryXactLock;
+    if (lock && !call.constant) {
+      return Refuse(Decision::kDeny, "builtin.advisory-lock",
+                    Cat(Kind(s_),
+                        " takes advisory locks whose key is not a constant; one lock "
+                        "per row or per parameter could fill the server's shared lock "
+                        "table, and then no session could log in"),
+                    "take an advisory lock with a constant key: SELECT pg_advisory_lock(42)");
+    }
+    if (call.kind == ResourceCall::kNotify && !call.constant) {
+      return Refuse(Decision::kDeny, "builtin.notify",
+                    Cat(Kind(s_),
+                        " calls pg_notify() with arguments that are not constants, "
+                        "which could send one notification per row and fill the "
+                        "server's notification queue"),
+                    "send notifications with constant arguments, or with NOTIFY");
+    }
+    if (lock) {
+      ++locks;
+      const bool repeated = std::any_of(seen.begin(), seen.end(), [&](const ResourceCall* c) {
+        return c->key == call.key && c->kind == call.kind;
+      });
+      if (!repeated && !state_.HoldsAdvisoryLock(call)) ++new_keys;
+      seen.push_back(&call);
+    }
+    if (call.kind == ResourceCall::kNotify) ++notifications;
+  }
+  if (locks > kMaxAdvisoryLocksPerStatement) {
+    return Refuse(Decision::kDeny, "builtin.advisory-lock",
+                  Cat(Kind(s_), " takes ", locks, " advisory locks; at most ",
+                      kMaxAdvisoryLocksPerStatement, " in one statement"),
+                  "take fewer advisory locks at once");
+  }
+  if (new_keys > 0 &&
+      state_.advisory_locks() + new_keys > static_cast<uint64_t>(scope_.max_advisory_locks)) {
+    return Refuse(Decision::kDeny, ScopeRule("advisory-locks"),
+                  Cat(Kind(s_), " would hold more than ", scope_.max_advisory_locks,
+                      " advisory lock keys in this session (", ScopeLabel(scope_), ")"),
+                  "release advisory locks (pg_advisory_unlock, pg_advisory_unlock_all, or end the "
+                  "transaction for the _xact_ ones) before taking more");
+  }
+  if (notifications > kMaxNotificationsPerStatement) {
+    return Refuse(Decision::kDeny, "builtin.notify",
+                  Cat(Kind(s_), " sends ", notifications, " notifications; at most ",
+                      kMaxNotificationsPerStatement, " in one statement"),
+                  "send fewer notifications at once");
+  }
+  if (notifications > 0 &&
+      state_.notifications() + notifications > static_cast<uint64_t>(scope_.max_notifications)) {
+    return Refuse(Decision::kDeny, ScopeRule("notifications"),
+                  Cat(Kind(s_), " would send more than ", scope_.max_notifications,
+                      " notifications in this session (", ScopeLabel(scope_), ")"),
+                  "open a new session, or ask an administrator to raise max_notifications");
   }
   return std::nullopt;
 }
@@ -566,7 +637,10 @@ std::optional<Decision> Judge::CheckRelations() {
             "pg_roles, pg_class, information_schema");
       }
     }
-    if (!scope_.relations_allow.empty() &&
+    // The temporary relation a statement creates lands in the session's own
+    // pg_temp, which an allow list does not need to name (deny lists apply).
+    const bool created_temporary = s_.temporary_object && r.schema == "pg_temp";
+    if (!scope_.relations_allow.empty() && !created_temporary &&
         !AllowedBy(scope_.relations_allow, r.schema, r.name, NameKind::kRelation, state_)) {
       return Refuse(
           Decision::kDeny, ScopeRule("relations.allow"),
@@ -743,7 +817,8 @@ void Judge::CheckApprovalRules() {
 
 Decision Judge::Run(int depth) {
   for (auto check : {&Judge::CheckClass, &Judge::CheckProfileConditions, &Judge::CheckSettings,
-                     &Judge::CheckFunctions, &Judge::CheckRelations, &Judge::CheckMasks}) {
+                     &Judge::CheckResources, &Judge::CheckFunctions, &Judge::CheckRelations,
+                     &Judge::CheckMasks}) {
     if (std::optional<Decision> denied = (this->*check)()) return *std::move(denied);
   }
   if (s_.prepared != nullptr || !s_.execute_name.empty()) {
@@ -847,6 +922,57 @@ std::string DecisionMessage(const Decision& decision) {
       return Cat("approval required by pgbastion rule \"", decision.rule, "\": ", decision.reason);
   }
   return decision.reason;
+}
+
+std::optional<int64_t> Scope::Cap(std::string_view setting_name) const {
+  const auto ms = [](absl::Duration d) -> std::optional<int64_t> {
+    if (d <= absl::ZeroDuration()) return std::nullopt;
+    return absl::ToInt64Milliseconds(d);
+  };
+  if (setting_name == "statement_timeout") return ms(statement_timeout);
+  if (setting_name == "lock_timeout") return ms(lock_timeout);
+  if (setting_name == "idle_in_transaction_session_timeout") {
+    return ms(idle_in_transaction_session_timeout);
+  }
+  for (const auto& [capped, value] : setting_caps) {
+    if (capped == setting_name) return value;
+  }
+  return std::nullopt;
+}
+
+std::string Scope::DescribeCap(std::string_view setting_name) const {
+  const std::optional<int64_t> cap = Cap(setting_name);
+  const CappedSetting* setting = FindCappedSetting(setting_name);
+  if (!cap.has_value() || setting == nullptr) return "none";
+  switch (setting->unit) {
+    case SettingUnit::kMilliseconds:
+      return absl::FormatDuration(absl::Milliseconds(*cap));
+    case SettingUnit::kSeconds:
+      return absl::FormatDuration(absl::Seconds(*cap));
+    case SettingUnit::kKilobytes:
+      return Cat(*cap, "kB");
+    case SettingUnit::kBlocks:
+      return Cat(*cap * 8, "kB");
+    case SettingUnit::kNone:
+      break;
+  }
+  return Cat(*cap);
+}
+
+std::string Scope::LimitedSettingNames() const {
+  std::string out;
+  for (const CappedSetting& setting : CappedSettings()) {
+    if (!Cap(setting.name).has_value()) continue;
+    if (!out.empty()) out += ", ";
+    out += setting.name;
+  }
+  return out;
+}
+
+bool ReadOnlyInDatabase(const Scope& scope) {
+  if (scope.profile == Profile::kReadOnly) return true;
+  return scope.profile == Profile::kNone && scope.classes_set &&
+         (scope.classes & ~kReadOnlyClasses) == 0;
 }
 
 const char* ProfileName(Profile profile) {
@@ -975,7 +1101,37 @@ void SessionPolicyState::AddSearchPath(std::string_view value) {
   for (std::string& entry : SplitSearchPath(value)) AddPathEntry(std::move(entry));
 }
 
+namespace {
+std::string AdvisoryKey(const ResourceCall& call) {
+  return Cat(call.kind == ResourceCall::kAdvisoryXactLock ? "x:" : "s:", call.key);
+}
+}  // namespace
+
+bool SessionPolicyState::HoldsAdvisoryLock(const ResourceCall& call) const {
+  return advisory_keys_.contains(AdvisoryKey(call));
+}
+
 void SessionPolicyState::Remember(const StatementSummary& statement) {
+  for (const ResourceCall& call : statement.resource_calls) {
+    switch (call.kind) {
+      case ResourceCall::kAdvisoryLock:
+      case ResourceCall::kAdvisoryXactLock:
+        advisory_keys_.insert(AdvisoryKey(call));
+        break;
+      case ResourceCall::kAdvisoryUnlock:
+        if (call.constant) advisory_keys_.erase(AdvisoryKey(call));
+        break;
+      case ResourceCall::kAdvisoryUnlockAll:
+        absl::erase_if(advisory_keys_, [](const std::string& k) { return k.starts_with("s:"); });
+        break;
+      case ResourceCall::kNotify:
+        ++notifications_;
+        break;
+    }
+  }
+  if (statement.ends_transaction) {
+    absl::erase_if(advisory_keys_, [](const std::string& k) { return k.starts_with("x:"); });
+  }
   if (!statement.prepare_name.empty() && statement.prepared != nullptr) {
     // PREPARE of a name in use fails and keeps the old statement; the gateway
     // does not learn which happened, so both stay possible.

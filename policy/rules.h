@@ -32,15 +32,25 @@
 //   profile.<profile>.class          the profile does not allow the statement class
 //   profile.read-only.access         locking or writing access under read-only
 //   profile.read-only.command        a utility command read-only does not allow
+//   profile.<profile>.temporary      CREATE TEMP TABLE/VIEW/SEQUENCE under read-only, read-write
 //   profile.read-only.writing-function
 //                                    nextval(), setval(), lo_* writes, pg_notify() under
 //                                    read-only
-//   profile.read-write.<class>       approval: ddl, dcl, code_execution, server_access, utility
+//   profile.read-write.<class>       approval: hazard, ddl, dcl, code_execution, server_access,
+//                                    utility
 //   profile.read-write.destructive   approval: DROP, TRUNCATE, unfiltered UPDATE/DELETE
 //   scope.<name>.classes             allowed by / not in the scope's `classes`
 //   scope.<name>.relations.deny|allow, scope.<name>.functions.deny|allow
 //   scope.<name>.approval.<condition>  approval required by the scope's `approval`
-//   scope.<name>.limits              changing or resetting a limited setting
+//   scope.<name>.limits              changing or resetting a limited setting (compared as
+//                                    PostgreSQL reads it); DECLARE ... WITH HOLD in a scope
+//                                    with statement_timeout
+//   scope.<name>.advisory-locks      more distinct advisory lock keys than max_advisory_locks
+//   scope.<name>.notifications       more notifications than max_notifications
+//   builtin.advisory-lock            an advisory lock whose key is not a constant, or more than
+//                                    8 in one statement
+//   builtin.notify                   pg_notify() with arguments that are not constants, or more
+//                                    than 16 notifications in one statement
 //   scope.<name>.mask                in a scope with masks (every profile, admin too): a
 //                                    masked column used other than as a plain output column,
 //                                    a whole-row reference, a column alias list, a sort by
@@ -50,18 +60,22 @@
 //   builtin.secret-catalog           a system catalog that holds secrets
 //   builtin.protected-setting        role, session_authorization and other protected settings
 //   builtin.function-call            a FunctionCall protocol message
+//   builtin.read-only-reconnect      (the statement gate) a reload made the session's scope
+//                                    read-only in the database; it must reconnect
 //   prepared.unknown                 EXECUTE of a name this session has not prepared (admin too:
 //                                    what it runs is unknown, and approval rules apply to admin)
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "policy/identity.h"
@@ -113,7 +127,7 @@ absl::StatusOr<std::string> ParseColumnName(std::string_view text);
 
 // Conditions under which a statement needs approval (`approval = [...]`): one
 // bit per StatementClass, plus destructive statements.
-enum ApprovalCondition : uint16_t { kApprovalDestructive = 1 << 9 };
+enum ApprovalCondition : uint16_t { kApprovalDestructive = 1 << 15 };  // above every class bit
 inline constexpr uint16_t ClassBit(StatementClass c) {
   return static_cast<uint16_t>(1u << static_cast<unsigned>(c));
 }
@@ -167,6 +181,23 @@ struct Scope {
   absl::Duration statement_timeout = absl::ZeroDuration();
   absl::Duration lock_timeout = absl::ZeroDuration();
   absl::Duration idle_in_transaction_session_timeout = absl::ZeroDuration();
+  // Resource settings capped the same way ([scope] work_mem = "64MB", ...;
+  // the names of CappedSettings() in policy/setting_value.h): the value in
+  // the setting's base unit (kB, 8 kB blocks, ms), sent at startup.
+  std::vector<std::pair<std::string, int64_t>> setting_caps;
+
+  // The cap on setting `name` in its base unit (the timeouts in ms), or
+  // nullopt when the scope does not limit it.
+  std::optional<int64_t> Cap(std::string_view setting_name) const;
+  // "64MB" / "20s": the cap as the config wrote it, for messages.
+  std::string DescribeCap(std::string_view setting_name) const;
+  // "statement_timeout, work_mem": every setting the scope limits.
+  std::string LimitedSettingNames() const;
+
+  // Shared resources (issue 24, item 3): distinct advisory lock keys a
+  // session may hold at once, and notifications it may send in all.
+  int64_t max_advisory_locks = 64;
+  int64_t max_notifications = 10000;
 
   // Result columns this scope's sessions see masked ([[scope.mask]]); at most
   // one entry per column name.
@@ -175,6 +206,15 @@ struct Scope {
   bool MatchesIdentity(const Identity& identity) const;
   bool MatchesTarget(std::string_view target) const;
 };
+
+// Whether the scope's sessions run as read-only transactions in the database
+// itself (default_transaction_read_only = on, sent in the startup packet):
+// the read-only profile, and a scope of profile "none" whose classes are
+// among read-only's (read, transaction, session_setting, utility). What the
+// analyser cannot see (a user-defined function that writes) is then refused
+// by PostgreSQL; nothing the client sends may turn it off (Decide refuses
+// every SET, set_config, transaction mode and startup setting that would).
+bool ReadOnlyInDatabase(const Scope& scope);
 
 // Where an unqualified name can resolve to, given what the session may have
 // set its search_path to. `any_schema` when that is unknown (set_config with a
@@ -214,6 +254,13 @@ class SessionPolicyState {
 
   SchemaResolution ResolveSchemas(std::string_view name, NameKind kind) const;
 
+  // Advisory lock keys the session may hold, as far as the gateway can tell
+  // (a failed or rolled-back call still counts: fail closed), and the
+  // notifications it has sent.
+  bool HoldsAdvisoryLock(const ResourceCall& call) const;
+  size_t advisory_locks() const { return advisory_keys_.size(); }
+  uint64_t notifications() const { return notifications_; }
+
   // Calls fn(schema) for each schema an unqualified `name` may resolve to;
   // returns false instead when any schema is possible.
   template <typename Fn>
@@ -229,6 +276,9 @@ class SessionPolicyState {
   bool path_unknown_ = false;
   bool role_unknown_ = false;
   absl::flat_hash_map<std::string, std::vector<std::shared_ptr<const StatementSummary>>> prepared_;
+  // "s:<key>" session-level, "x:<key>" transaction-level.
+  absl::flat_hash_set<std::string> advisory_keys_;
+  uint64_t notifications_ = 0;
 };
 
 class Policy {

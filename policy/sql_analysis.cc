@@ -223,7 +223,11 @@ bool SameForEveryLiteral(const SqlAnalysis& analysis) {
       s.command == "SELECT" && s.statement_class == StatementClass::kRead && !s.modifies_data;
   const bool insert =
       s.command == "INSERT" && s.statement_class == StatementClass::kWrite && !s.data_modifying_cte;
-  return (select || insert) && s.functions.empty() && s.settings.empty() &&
+  // FOR UPDATE/SHARE: whether its WHERE selects rows (`1 = 2`) or not
+  // (`1 = 1`) decides the class.
+  const bool locks_rows = std::any_of(s.relations.begin(), s.relations.end(),
+                                      [](const RelationRef& r) { return r.access & kAccessLock; });
+  return (select || insert) && !locks_rows && s.functions.empty() && s.settings.empty() &&
          s.copy.direction == CopyDirection::kNone && !s.explain_analyze && !s.select_into &&
          !s.unfiltered_write && !s.destructive && s.prepare_name.empty() && !s.prepared &&
          s.execute_name.empty() && s.deallocate_name.empty() && !s.deallocate_all;

@@ -14,6 +14,8 @@ const char* StatementClassName(StatementClass c) {
       return "utility";
     case StatementClass::kWrite:
       return "write";
+    case StatementClass::kHazard:
+      return "hazard";
     case StatementClass::kDdl:
       return "ddl";
     case StatementClass::kDcl:

@@ -26,17 +26,23 @@ namespace pgb::policy {
 // when parts of it fall into several (a SELECT calling a file-reading
 // function, a data-modifying CTE), the most dangerous one wins, in this order
 // of increasing danger: kRead < kTransaction < kSessionSetting < kUtility <
-// kWrite < kDdl < kDcl < kCodeExecution < kServerAccess.
+// kWrite < kHazard < kDdl < kDcl < kCodeExecution < kServerAccess.
 enum class StatementClass : uint8_t {
   kRead,            // SELECT, VALUES, TABLE, SHOW, EXPLAIN (no ANALYZE), FETCH, DECLARE of a read
   kTransaction,     // BEGIN, COMMIT, ROLLBACK, SAVEPOINT, PREPARE TRANSACTION, ...
   kSessionSetting,  // SET, RESET, SET LOCAL of ordinary settings; DISCARD
   kUtility,         // VACUUM, ANALYZE, CHECKPOINT, LISTEN/NOTIFY, LOCK, PREPARE/DEALLOCATE, ...
   kWrite,           // INSERT, UPDATE, DELETE, MERGE, COPY FROM STDIN, TRUNCATE
-  kDdl,             // CREATE/ALTER/DROP of schema objects, SELECT INTO, CREATE TABLE AS
-  kDcl,             // GRANT, REVOKE, CREATE/ALTER/DROP ROLE, SET ROLE, SET SESSION AUTHORIZATION
-  kCodeExecution,   // DO, CALL, CREATE FUNCTION/PROCEDURE, LOAD, CREATE EXTENSION
-  kServerAccess,    // COPY to/from a server file or PROGRAM, file/network functions
+  // Operational hazards: what the statement holds or uses, not the rows it
+  // changes. LOCK stronger than ROW EXCLUSIVE, VACUUM FULL, CLUSTER, REINDEX,
+  // REFRESH MATERIALIZED VIEW (not CONCURRENTLY), CHECKPOINT, PREPARE
+  // TRANSACTION, COMMIT/ROLLBACK PREPARED, SELECT ... FOR UPDATE/SHARE
+  // without a WHERE that selects rows. (ALTER SYSTEM is server_access.)
+  kHazard,
+  kDdl,            // CREATE/ALTER/DROP of schema objects, SELECT INTO, CREATE TABLE AS
+  kDcl,            // GRANT, REVOKE, CREATE/ALTER/DROP ROLE, SET ROLE, SET SESSION AUTHORIZATION
+  kCodeExecution,  // DO, CALL, CREATE FUNCTION/PROCEDURE, LOAD, CREATE EXTENSION
+  kServerAccess,   // COPY to/from a server file or PROGRAM, file/network functions
 };
 
 // Access to one relation, a bit set.
@@ -80,6 +86,25 @@ struct CopyInfo {
   bool server_file = false;  // COPY ... 'filename' (not STDIN/STDOUT)
 };
 
+// A call that takes a resource every session shares, counted against the
+// scope's caps (issue 24, item 3): advisory locks (the server's shared lock
+// table) and notifications (its notification queue).
+struct ResourceCall {
+  enum Kind : uint8_t {
+    kAdvisoryLock,      // pg_advisory_lock[_shared], pg_try_advisory_lock[_shared]
+    kAdvisoryXactLock,  // the _xact_ forms: released when the transaction ends
+    kAdvisoryUnlock,    // pg_advisory_unlock[_shared]
+    kAdvisoryUnlockAll,
+    kNotify,  // NOTIFY, pg_notify()
+  };
+  Kind kind = kAdvisoryLock;
+  std::string key;  // the constant arguments, joined with ',' (the lock's key, the channel)
+  // Every argument is a constant: the call takes one lock or sends one
+  // notification however many rows it runs for (PostgreSQL folds repeats).
+  // False for a column, a parameter, an expression.
+  bool constant = true;
+};
+
 struct StatementSummary {
   StatementClass statement_class = StatementClass::kRead;
   // The command, in PostgreSQL's command-tag spelling: "SELECT", "INSERT",
@@ -106,6 +131,15 @@ struct StatementSummary {
   bool explain_analyze = false;
   bool select_into = false;  // SELECT INTO / CREATE TABLE AS
   bool on_conflict = false;  // INSERT ... ON CONFLICT
+  // CREATE TEMP TABLE / VIEW / SEQUENCE (also AS a query, SELECT INTO TEMP):
+  // a ddl statement that creates only an object private to the session.
+  bool temporary_object = false;
+  // DECLARE ... WITH HOLD: filled at commit with statement_timeout off.
+  bool holdable_cursor = false;
+  // COMMIT, ROLLBACK (not TO a savepoint), PREPARE TRANSACTION: transaction-
+  // level advisory locks are released.
+  bool ends_transaction = false;
+  std::vector<ResourceCall> resource_calls;
   bool destructive = false;  // DROP, TRUNCATE, unfiltered UPDATE/DELETE
   CopyInfo copy;
 

@@ -185,6 +185,17 @@ class Classifier {
     top.result = true;
     RunKind(*kind, node->fields, top);
     if (!refusal_.empty()) return absl::PermissionDeniedError(refusal_);
+    if (summary_.statement_class == C::kDdl) {
+      if (std::optional<object> rel = CreatedTemporary(node->type, node->fields)) {
+        // The new relation lands in the session's own pg_temp (PostgreSQL
+        // refuses a temporary relation in any other schema).
+        summary_.temporary_object = true;
+        const std::string_view name = StringField(*rel, "relname");
+        for (RelationRef& r : summary_.relations) {
+          if (r.name == name && (r.schema.empty() || r.schema == "pg_temp")) r.schema = "pg_temp";
+        }
+      }
+    }
     // A name can be met before the FROM item it refers to (SELECT c FROM t c).
     for (std::string_view name : single_names_) {
       if (row_names_.contains(name)) summary_.row_reference = true;
@@ -194,6 +205,24 @@ class Classifier {
 
  private:
   static const StatementKind* FindKind(std::string_view type);
+
+  // CREATE TEMP TABLE / VIEW / SEQUENCE, CREATE TEMP TABLE AS, SELECT INTO
+  // TEMP: the new relation's RangeVar says `relpersistence` "t".
+  // Returns that RangeVar, or nullopt when the statement creates no
+  // temporary relation.
+  static std::optional<object> CreatedTemporary(std::string_view type, object f) {
+    std::optional<object> rel;
+    if (type == "CreateStmt") rel = ObjectField(f, "relation");
+    if (type == "ViewStmt") rel = ObjectField(f, "view");
+    if (type == "CreateSeqStmt") rel = ObjectField(f, "sequence");
+    if ((type == "CreateTableAsStmt" && StringField(f, "objtype") == "OBJECT_TABLE") ||
+        type == "SelectStmt") {
+      std::optional<object> into = ObjectField(f, type == "SelectStmt" ? "intoClause" : "into");
+      if (into) rel = ObjectField(*into, "rel");
+    }
+    if (!rel || StringField(*rel, "relpersistence") != "t") return std::nullopt;
+    return rel;
+  }
 
   // The statement kinds whose own targets can be a result.
   static bool HasResult(const StatementKind& kind) {
@@ -382,12 +411,59 @@ class Classifier {
     // In FROM without an alias, a function's rows go by its name.
     row_names_.insert(name);
     if (name == "set_config") SetConfig(o, c);
+    if (c.executes && (name.starts_with("pg_advisory") || name.starts_with("pg_try_advisory") ||
+                       name == "pg_notify")) {
+      ResourceFunction(o, name);
+    }
     Context args = c;
     args.access = kAccessSelect;
     args.from_clause = false;
     for (auto field : o) {
       if (field.key != "funcname") Visit(field.value, args);
     }
+  }
+
+  // An advisory lock function or pg_notify(), with its key when constant.
+  void ResourceFunction(object o, std::string_view name) {
+    ResourceCall call;
+    if (name == "pg_notify") {
+      call.kind = ResourceCall::kNotify;
+    } else if (name == "pg_advisory_unlock_all") {
+      call.kind = ResourceCall::kAdvisoryUnlockAll;
+    } else if (name.starts_with("pg_advisory_unlock")) {
+      call.kind = ResourceCall::kAdvisoryUnlock;
+    } else if (name.find("_xact_lock") != std::string_view::npos) {
+      call.kind = ResourceCall::kAdvisoryXactLock;
+    } else if (name.find("_lock") != std::string_view::npos) {
+      call.kind = ResourceCall::kAdvisoryLock;
+    } else {
+      return;  // not one of the family
+    }
+    if (std::optional<array> args = ArrayField(o, "args")) {
+      for (element arg : *args) {
+        std::optional<std::string> text = ConstantAsText(arg, sql_);
+        if (!text) {
+          call.constant = false;
+          break;
+        }
+        if (!call.key.empty()) call.key += ',';
+        call.key += *text;
+      }
+    }
+    // VARIADIC or named arguments, or a call over a whole row's worth: not
+    // a plain constant call.
+    if (Field(o, "agg_star") || Field(o, "func_variadic") || Field(o, "over")) {
+      call.constant = false;
+    }
+    summary_.resource_calls.push_back(std::move(call));
+  }
+
+  void Notify(object o, const Context& c) {
+    if (c.executes) {
+      summary_.resource_calls.push_back(
+          ResourceCall{ResourceCall::kNotify, std::string(StringField(o, "conditionname")), true});
+    }
+    VisitFields(o, c);
   }
 
   void Constraint(object o, const Context& c) {
@@ -627,6 +703,41 @@ class Classifier {
     VisitFields(o, c);
   }
 
+  // Transaction modes (`ISOLATION LEVEL ...`, `READ WRITE`, `DEFERRABLE`) as
+  // the settings they set: transaction_read_only and friends, or with
+  // `prefix` "default_" their session defaults. The grammar gives each mode a
+  // DefElem named after its setting (READ WRITE: transaction_read_only = 0).
+  void TransactionModes(std::optional<array> items, std::string_view prefix, bool local) {
+    if (!items) return;
+    for (element item : *items) {
+      std::optional<Node> def = AsNode(item);
+      if (!def || def->type != "DefElem") continue;
+      SettingChange s;
+      s.name = Cat(prefix, StringField(def->fields, "defname"));
+      s.local = local;
+      std::optional<element> arg = Field(def->fields, "arg");
+      std::optional<std::string> value = arg ? ConstantAsText(*arg, sql_) : std::nullopt;
+      s.value_known = value.has_value();
+      s.value = value.value_or("");
+      summary_.settings.push_back(std::move(s));
+    }
+  }
+
+  // BEGIN / START TRANSACTION carry transaction modes too. Two-phase
+  // commands are hazards: a prepared transaction keeps its locks across
+  // sessions and restarts until someone ends it.
+  void Transaction(object o, const Context& c) {
+    if (!c.executes) return;
+    TransactionModes(ArrayField(o, "options"), "", true);
+    std::string_view kind = StringField(o, "kind");
+    if (kind == "TRANS_STMT_PREPARE" || kind == "TRANS_STMT_COMMIT_PREPARED" ||
+        kind == "TRANS_STMT_ROLLBACK_PREPARED") {
+      Raise(C::kHazard);
+    }
+    summary_.ends_transaction = kind == "TRANS_STMT_COMMIT" || kind == "TRANS_STMT_ROLLBACK" ||
+                                kind == "TRANS_STMT_PREPARE";
+  }
+
   void VariableSet(object o, const Context& c) {
     std::string_view kind = StringField(o, "kind");
     std::string name = Lower(StringField(o, "name"));
@@ -634,20 +745,7 @@ class Classifier {
       // SET TRANSACTION ... / SET SESSION CHARACTERISTICS AS TRANSACTION ...
       bool session = name == "session characteristics";
       if (session && c.executes) Raise(C::kSessionSetting);
-      std::optional<array> items = ArrayField(o, "args");
-      if (!items || !c.executes) return;
-      for (element item : *items) {
-        std::optional<Node> def = AsNode(item);
-        if (!def || def->type != "DefElem") continue;
-        SettingChange s;
-        s.name = (session ? "default_" : "") + std::string(StringField(def->fields, "defname"));
-        s.local = !session;
-        std::optional<element> arg = Field(def->fields, "arg");
-        std::optional<std::string> value = arg ? ConstantAsText(*arg, sql_) : std::nullopt;
-        s.value_known = value.has_value();
-        s.value = value.value_or("");
-        summary_.settings.push_back(std::move(s));
-      }
+      if (c.executes) TransactionModes(ArrayField(o, "args"), session ? "default_" : "", !session);
       return;
     }
     SettingChange s = SingleSetting(o);
@@ -721,7 +819,12 @@ class Classifier {
     CteScope scope;
     QueryContexts q = ForQuery(o, c, scope);
     // FOR UPDATE / FOR SHARE lock the rows read from the FROM items.
-    if (Field(o, "lockingClause")) q.from.access |= kAccessLock;
+    if (Field(o, "lockingClause")) {
+      q.from.access |= kAccessLock;
+      // Without a WHERE that selects rows, it locks every row it reads.
+      std::optional<element> where = Field(o, "whereClause");
+      if (c.executes && (!where || PassesEveryRow(*where, sql_))) Raise(C::kHazard);
+    }
     // The statement's result, when its targets become the result's fields.
     const bool result = c.result && !Field(o, "intoClause") &&
                         (StringField(o, "op").empty() || StringField(o, "op") == "SETOP_NONE");
@@ -854,28 +957,51 @@ class Classifier {
   // ---- Statements that wrap another one.
 
   // EXPLAIN runs its statement only with ANALYZE; plain EXPLAIN plans it.
-  static bool ExplainAnalyzes(object o) {
+  static bool ExplainAnalyzes(object o) { return BooleanOption(o, "analyze"); }
+
+  // Whether the statement's `options` turn the boolean option `name` on
+  // (EXPLAIN (ANALYZE), VACUUM (FULL)).
+  static bool BooleanOption(object o, std::string_view name) {
     std::optional<array> options = ArrayField(o, "options");
     if (!options) return false;
-    bool analyze = false;
+    bool on = false;
     for (element option : *options) {
       std::optional<Node> def = AsNode(option);
-      if (!def || def->type != "DefElem" || StringField(def->fields, "defname") != "analyze") {
+      if (!def || def->type != "DefElem" || StringField(def->fields, "defname") != name) {
         continue;
       }
       // defGetBoolean: no argument is true; 0, false and off are false.
       // Anything else is true or an error at the server; both count as true.
-      analyze = true;
+      on = true;
       std::optional<element> arg = Field(def->fields, "arg");
       std::optional<Node> value = arg ? AsNode(*arg) : std::nullopt;
       if (!value) continue;
-      if (value->type == "Integer" && !Field(value->fields, "ival")) analyze = false;
+      if (value->type == "Integer" && !Field(value->fields, "ival")) on = false;
       if (value->type == "String") {
         std::string text = Lower(StringField(value->fields, "sval"));
-        if (text == "false" || text == "off") analyze = false;
+        if (text == "false" || text == "off") on = false;
       }
     }
-    return analyze;
+    return on;
+  }
+
+  // ---- Operational hazards (issue 24, item 2): statements whose danger is
+  // what they hold or use, not the rows they change.
+
+  // LOCK TABLE in a mode stronger than ROW EXCLUSIVE (lockdefs.h: 3), which
+  // blocks the table's readers or writers for as long as the transaction
+  // lasts. Plain LOCK is ACCESS EXCLUSIVE.
+  void Lock(object o, const Context& c) {
+    constexpr int64_t kRowExclusiveLock = 3;
+    if (c.executes && IntField(o, "mode") > kRowExclusiveLock) Raise(C::kHazard);
+    VisitFields(o, c);
+  }
+
+  // VACUUM FULL rewrites the table under an ACCESS EXCLUSIVE lock; plain
+  // VACUUM and ANALYZE stay utility.
+  void Vacuum(object o, const Context& c) {
+    if (c.executes && BoolField(o, "is_vacuumcmd") && BooleanOption(o, "full")) Raise(C::kHazard);
+    VisitFields(o, c);
   }
 
   void Explain(object o, const Context& c) {
@@ -914,7 +1040,13 @@ class Classifier {
   }
 
   // DECLARE name CURSOR FOR query: FETCH returns the query's result.
-  void DeclareCursor(object o, const Context& c) { VisitFields(o, c); }
+  void DeclareCursor(object o, const Context& c) {
+    constexpr int64_t kCursorOptHold = 0x0020;  // parsenodes.h CURSOR_OPT_HOLD
+    if (c.executes && (IntField(o, "options") & kCursorOptHold) != 0) {
+      summary_.holdable_cursor = true;
+    }
+    VisitFields(o, c);
+  }
 
   void Execute(object o, const Context& c) {
     if (c.executes) summary_.execute_name = std::string(StringField(o, "name"));
@@ -1017,6 +1149,9 @@ class Classifier {
 
   void RefreshMatView(object o, const Context& c) {
     if (c.executes) summary_.modifies_data = true;
+    // Without CONCURRENTLY it holds an ACCESS EXCLUSIVE lock while it runs
+    // the view's whole query.
+    if (c.executes && !BoolField(o, "concurrent")) Raise(C::kHazard);
     VisitFields(o, c);
   }
 
@@ -1152,21 +1287,21 @@ const StatementKind* Classifier::FindKind(std::string_view type) {
       {"ExecuteStmt", K{C::kUtility, "EXECUTE", kAccessSelect, &Classifier::Execute}},
       {"DeallocateStmt", K{C::kUtility, "", kNoAccess, &Classifier::Deallocate}},
       // Transactions and session state.
-      {"TransactionStmt", K{C::kTransaction, "", kNoAccess, nullptr}},
+      {"TransactionStmt", K{C::kTransaction, "", kNoAccess, &Classifier::Transaction}},
       {"ConstraintsSetStmt", K{C::kTransaction, "SET CONSTRAINTS", kNoAccess, nullptr}},
       {"VariableSetStmt", K{C::kTransaction, "", kNoAccess, &Classifier::VariableSet}},
       {"DiscardStmt", K{C::kSessionSetting, "", kNoAccess, nullptr}},
       // Utilities.
       {"ClosePortalStmt", K{C::kUtility, "", kNoAccess, nullptr}},
       {"ListenStmt", K{C::kUtility, "LISTEN", kNoAccess, nullptr}},
-      {"NotifyStmt", K{C::kUtility, "NOTIFY", kNoAccess, nullptr}},
+      {"NotifyStmt", K{C::kUtility, "NOTIFY", kNoAccess, &Classifier::Notify}},
       {"UnlistenStmt", K{C::kUtility, "UNLISTEN", kNoAccess, nullptr}},
-      {"LockStmt", K{C::kUtility, "LOCK TABLE", kAccessLock, nullptr}},
-      {"CheckPointStmt", K{C::kUtility, "CHECKPOINT", kNoAccess, nullptr}},
+      {"LockStmt", K{C::kUtility, "LOCK TABLE", kAccessLock, &Classifier::Lock}},
+      {"CheckPointStmt", K{C::kHazard, "CHECKPOINT", kNoAccess, nullptr}},
       // Owner-only maintenance: PostgreSQL 15 requires ownership, as for DDL.
-      {"VacuumStmt", K{C::kUtility, "", kAccessDdl, nullptr}},
-      {"ClusterStmt", K{C::kUtility, "CLUSTER", kAccessDdl, nullptr}},
-      {"ReindexStmt", K{C::kUtility, "REINDEX", kAccessDdl, nullptr}},
+      {"VacuumStmt", K{C::kUtility, "", kAccessDdl, &Classifier::Vacuum}},
+      {"ClusterStmt", K{C::kHazard, "CLUSTER", kAccessDdl, nullptr}},
+      {"ReindexStmt", K{C::kHazard, "REINDEX", kAccessDdl, nullptr}},
       // Data changes.
       {"TruncateStmt", K{C::kWrite, "TRUNCATE TABLE", kAccessTruncate, &Classifier::Truncate}},
       {"RefreshMatViewStmt",

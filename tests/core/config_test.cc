@@ -777,6 +777,21 @@ INSTANTIATE_TEST_SUITE_P(
                                "statement_timeout = \"30\""}
                       .Render(),
                   "scope[0].statement_timeout", "\"30\" is not a duration"},
+        ErrorCase{"TimeoutBelowAMillisecond",
+                  Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\nprofile = \"admin\"\n"
+                               "lock_timeout = \"500us\""}
+                      .Render(),
+                  "scope[0].lock_timeout", "must be 1ms.."},
+        ErrorCase{"ResourceCapNotAValue",
+                  Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\nprofile = \"admin\"\n"
+                               "work_mem = \"64mb\""}
+                      .Render(),
+                  "scope[0].work_mem", "\"64mb\" is not a value PostgreSQL reads for work_mem"},
+        ErrorCase{"ResourceCapNoLimit",
+                  Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\nprofile = \"admin\"\n"
+                               "temp_file_limit = -1"}
+                      .Render(),
+                  "scope[0].temp_file_limit", "below PostgreSQL's minimum"},
         ErrorCase{"FunctionCallNotBool",
                   Doc{.scope = "name = \"x\"\nsubjects = [\"*\"]\nprofile = \"admin\"\n"
                                "allow_function_call = \"yes\""}
@@ -790,6 +805,24 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"UserGroupsNotStrings", Doc{.user = kUserVerifier + "groups = [1]"}.Render(),
                   "user[0].groups[0]", "expected a non-empty string"}),
     CaseName);
+
+TEST(ConfigTest, ScopeResourceCapsAreReadAsPostgresReadsThem) {
+  absl::StatusOr<Config> config =
+      Parse(Doc{.scope = "name = \"capped\"\nsubjects = [\"*\"]\nprofile = \"read-write\"\n"
+                         "work_mem = \"64MB\"\ntemp_buffers = \"8MB\"\ntemp_file_limit = 0\n"
+                         "idle_session_timeout = \"0.5min\"\nmax_advisory_locks = 5\n",
+                .tail = kScope}
+                .Render());
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  const policy::Scope& scope = config->policy->scopes()[0];
+  EXPECT_EQ(scope.Cap("work_mem"), 65536);
+  EXPECT_EQ(scope.Cap("temp_buffers"), 1024);
+  EXPECT_EQ(scope.Cap("temp_file_limit"), 0);
+  EXPECT_EQ(scope.Cap("idle_session_timeout"), 30000);
+  EXPECT_EQ(scope.Cap("maintenance_work_mem"), std::nullopt);
+  EXPECT_EQ(scope.max_advisory_locks, 5);
+  EXPECT_EQ(scope.max_notifications, 10000);
+}
 
 // A scope for everyone with [[scope.mask]] tables (`masks`, each starting with
 // its own [[scope.mask]] line).

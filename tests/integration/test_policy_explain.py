@@ -31,6 +31,26 @@ def decisions(res) -> list[dict]:
 
 
 class PolicyExplainTest(unittest.TestCase):
+    def test_guardrails_are_shown(self):
+        """Issue 24, item 7: the hazard class, a capped setting's applied value and cap, and
+        whether the session is read-only in the database."""
+        rw = json.dumps({"sub": "bot", "groups": ["read-write"]})
+        ro = json.dumps({"sub": "bot", "groups": ["read-only"]})
+        [over] = decisions(explain("--json", "SET work_mem = '1GB'", claims=rw))
+        self.assertEqual(over["decision"], "deny")
+        self.assertEqual(over["settings"],
+                         [{"name": "work_mem", "value": "1GB", "applied": 1048576, "cap": 65536}])
+        self.assertFalse(over["read_only_in_database"])
+        [under] = decisions(explain("--json", "SET work_mem = '0.0625GB'", claims=rw))
+        self.assertEqual((under["decision"], under["settings"][0]["applied"]), ("allow", 65536))
+        [hazard] = decisions(explain("--json", "VACUUM FULL orders", claims=rw))
+        self.assertEqual((hazard["decision"], hazard["class"], hazard["rule"]),
+                         ("approval", "hazard", "profile.read-write.hazard"))
+        [read] = decisions(explain("--json", "SELECT 1", claims=ro))
+        self.assertTrue(read["read_only_in_database"])
+        text = explain("SET work_mem = '1GB'", claims=rw)
+        self.assertIn("PostgreSQL applies 1048576, the scope's cap is 65536 (kB)", text.stdout)
+
     def test_the_three_groups_get_the_three_profiles(self):
         sql = "SELECT * FROM orders; DELETE FROM orders WHERE id = 1; DROP TABLE orders"
         expected = {

@@ -548,7 +548,7 @@ TEST(SettingsTest, LimitsCannotBeRaisedResetOrDiscarded) {
   scope.statement_timeout = absl::Seconds(30);
   Fixture f(scope);
   EXPECT_DECISION(f.Decide(Set("statement_timeout", "10s")), kAllow, "profile.read-write");
-  EXPECT_DECISION(f.Decide(Set("statement_timeout", "'30000'")), kAllow, "profile.read-write");
+  EXPECT_DECISION(f.Decide(Set("statement_timeout", "30000")), kAllow, "profile.read-write");
   EXPECT_DECISION(f.Decide(Set("statement_timeout", "1500 ms")), kAllow, "profile.read-write");
   for (const char* value : {"1min", "0", "31s", "1h", "-1", "soon"}) {
     const Decision d = f.Decide(Set("statement_timeout", value));
@@ -754,7 +754,7 @@ constexpr std::string_view kPlain[] = {
     "SELECT id FROM customers ORDER BY 1",
     "SELECT DISTINCT id FROM customers",
     "SELECT count(*) FROM customers",
-    "SELECT email FROM customers FOR UPDATE",
+    "SELECT email FROM customers WHERE id = 1 FOR UPDATE",
     "TABLE customers",
     "SELECT 1",
     "INSERT INTO customers (id, email) VALUES (1, 'a@b') RETURNING id, email",

@@ -16,6 +16,7 @@
 #include "policy/identity.h"
 #include "policy/judgement.h"
 #include "policy/rules.h"
+#include "policy/setting_value.h"
 #include "policy/sql_analysis.h"
 #include "policy/sql_text.h"
 #include "simdjson.h"
@@ -205,6 +206,42 @@ std::string ApprovalMode(const Context& context, const policy::Decision& decisio
              absl::FormatDuration(s.timeout), ")");
 }
 
+// A setting the scope caps: the value PostgreSQL would apply and the cap, in
+// the setting's base unit, as JSON numbers ("null" when there is none).
+struct SettingLimit {
+  std::string applied = "null";
+  std::string cap = "null";
+  std::string_view unit;
+};
+
+SettingLimit LimitOf(const policy::Scope* scope, const policy::SettingChange& setting) {
+  SettingLimit limit;
+  const policy::CappedSetting* capped = policy::FindCappedSetting(setting.name);
+  if (scope == nullptr || capped == nullptr) return limit;
+  if (std::optional<int64_t> cap = scope->Cap(setting.name)) limit.cap = Cat(*cap);
+  if (setting.value_known && !setting.reset) {
+    if (auto v = policy::ParseIntegerSetting(setting.value, capped->unit)) limit.applied = Cat(*v);
+  }
+  switch (capped->unit) {
+    case policy::SettingUnit::kMilliseconds:
+      limit.unit = "ms";
+      break;
+    case policy::SettingUnit::kSeconds:
+      limit.unit = "s";
+      break;
+    case policy::SettingUnit::kKilobytes:
+      limit.unit = "kB";
+      break;
+    case policy::SettingUnit::kBlocks:
+      limit.unit = "8kB blocks";
+      break;
+    case policy::SettingUnit::kNone:
+      limit.unit = "count";
+      break;
+  }
+  return limit;
+}
+
 void Print(const Context& context, size_t index, std::string_view text,
            const policy::StatementSummary* statement, const policy::Decision& decision,
            const policy::SessionPolicyState* state) {
@@ -224,9 +261,21 @@ void Print(const Context& context, size_t index, std::string_view text,
     }
     if (context.scope != nullptr) {
       Append(out, ",\"scope\":", JsonString(context.scope->name),
-             ",\"profile\":", JsonString(policy::ProfileName(context.scope->profile)));
+             ",\"profile\":", JsonString(policy::ProfileName(context.scope->profile)),
+             ",\"read_only_in_database\":",
+             policy::ReadOnlyInDatabase(*context.scope) ? "true" : "false");
     } else {
       out += ",\"scope\":null,\"profile\":null";
+    }
+    if (statement != nullptr && !statement->settings.empty()) {
+      out += ",\"settings\":[";
+      for (size_t i = 0; i < statement->settings.size(); ++i) {
+        const SettingLimit limit = LimitOf(context.scope, statement->settings[i]);
+        Append(out, i > 0 ? "," : "", "{\"name\":", JsonString(statement->settings[i].name),
+               ",\"value\":", JsonString(statement->settings[i].value),
+               ",\"applied\":", limit.applied, ",\"cap\":", limit.cap, "}");
+      }
+      out += "]";
     }
     if (statement != nullptr && state != nullptr) {
       out += ",\"relations\":[";
@@ -254,6 +303,16 @@ void Print(const Context& context, size_t index, std::string_view text,
   if (statement != nullptr) {
     Append(out, "   class ", policy::StatementClassName(statement->statement_class), ", command ",
            statement->command, "\n");
+  }
+  for (const policy::SettingChange& setting :
+       statement != nullptr ? statement->settings : std::vector<policy::SettingChange>{}) {
+    const SettingLimit limit = LimitOf(context.scope, setting);
+    if (limit.cap == "null") continue;
+    Append(out, "   setting ", setting.name, " = '", setting.value, "': PostgreSQL applies ",
+           limit.applied, ", the scope's cap is ", limit.cap, " (", limit.unit, ")\n");
+  }
+  if (context.scope != nullptr && policy::ReadOnlyInDatabase(*context.scope)) {
+    out += "   the session runs as a read-only transaction in the database\n";
   }
   Append(out, "   rule ", decision.rule, "\n");
   if (decision.kind == policy::Decision::kApproval) {
