@@ -35,6 +35,7 @@
 namespace pgb {
 
 class Shard;
+class RoleProvisioner;
 
 // Read-only view of all shards, for routing cross-shard messages.
 struct ShardDirectory {
@@ -131,6 +132,14 @@ class Shard {
   std::vector<SessionInfo> EndSessions(const std::function<bool(const SessionInfo&)>& matches,
                                        std::string_view by);
 
+  // Temporary database roles (core/role_provisioner.h); null when none are
+  // configured. Set before Run.
+  void set_role_provisioner(RoleProvisioner* provisioner) { role_provisioner_ = provisioner; }
+  RoleProvisioner* role_provisioner() const { return role_provisioner_; }
+  // On the shard's thread: runs fn on the session in `slot` if it is still
+  // the one of `generation` (frees it if it finished); false if it is gone.
+  bool WithSession(uint32_t slot, uint32_t generation, const std::function<void(Session&)>& fn);
+
   // A receive failed with -ENOBUFS; retry when buffers come back.
   void WaitForBuffers(uint32_t slot, Session::Side side);
 
@@ -207,6 +216,7 @@ class Shard {
   std::unique_ptr<policy::TokenVerifier> token_verifier_;  // rebuilt with each Runtime
   LoginThrottle login_throttle_;  // kept across reloads; configured by the current Runtime
   ShardMetrics metrics_;
+  RoleProvisioner* role_provisioner_ = nullptr;
   std::mutex mailbox_mu_;  // Post() from other threads; drained on wake, never per message
   std::vector<std::function<void(Shard&)>> mailbox_;
 };

@@ -184,7 +184,8 @@ void ParseScope(const toml::table& table, const std::string& path,
       table, path,
       {"name", "sources", "subjects", "groups", "issuers", "claims", "targets", "profile",
        "classes", "relations", "functions", "allow_function_call", "approval", "search_path",
-       "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "mask"},
+       "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "mask",
+       "role"},  // role: the database role template, read by core/role_config.h
       sink, {{"masks", "use [[scope.mask]] tables"}});
   reader.Require("name", "appears in rule names: scope.<name>.relations.deny");
   if (std::optional<std::string> name = reader.String("name")) {
