@@ -46,10 +46,11 @@ class JitRolesTest(ClusterTestCase):
                       "provision_password_env": PROVISION_ENV}],
             scopes=[
                 # Admin profile: only the database's own privileges stop a statement.
-                {"name": "jit", "subjects": ["alice", "ci-bot@example.com"], "profile": "admin",
+                {"name": "jit", "sources": ["local"], "subjects": ["alice", "ci-bot@example.com"],
+                 "profile": "admin",
                  "role": {"member_of": ["app_reader"], "settings": {"work_mem": "3MB"},
                           "connection_limit": 2, "grace": "1m"}},
-                {"name": "fixed", "subjects": ["bob"], "profile": "admin",
+                {"name": "fixed", "sources": ["local"], "subjects": ["bob"], "profile": "admin",
                  "role": {"mode": "static", "login": "static_login", "password_env": STATIC_ENV}},
             ],
             extra_env=cls.env,
