@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-from harness import Gateway, PostgresCluster, random_password  # noqa: E402
+from harness import Gateway, PostgresCluster, pgbench, random_password  # noqa: E402
 
 
 def main() -> int:
@@ -32,7 +32,7 @@ def main() -> int:
     ap.add_argument("--transactions", type=int, default=200)
     ap.add_argument("--clients", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--bench", default=str(ROOT / "build" / "tools" / "bench" / "pgbastion-bench"))
+    ap.add_argument("--bench", default=str(ROOT / "build" / "tools" / "pgbastion-bench"))
     args = ap.parse_args()
 
     pg = PostgresCluster().start()
@@ -40,6 +40,10 @@ def main() -> int:
         pg.create_standard_roles()
         pg.create_role("pgb_provisioner", random_password(), attrs="LOGIN CREATEROLE")
         pg.sql("CREATE ROLE app_reader NOLOGIN")
+        # churn's select reads pgbench_accounts.
+        pgbench(["-i", "-s", "1", "-q"], port=pg.port, user="gateway_login", dbname="app",
+                password=pg.passwords["gateway_login"])
+        pg.sql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO app_reader", db="app")
         env = {"PGB_BENCH_PROVISION": pg.passwords["pgb_provisioner"]}
         target = {"name": "app", "host": "127.0.0.1", "port": pg.port, "database": "app",
                   "user": "gateway_login", "password": pg.passwords["gateway_login"],
@@ -62,6 +66,8 @@ def main() -> int:
                     out = subprocess.run(cmd, env={**os.environ, "PGPASSWORD": users[user]},
                                          capture_output=True, check=True, timeout=600)
                     r = json.loads(out.stdout)
+                    if r["error_total"]:
+                        print(f"{user}: errors {r['errors']}", file=sys.stderr)
                     rows.append((user, r))
             print("| scope | transactions | TPS | mean ms | p50 ms | p99 ms | errors |")
             print("|---|---|---|---|---|---|---|")

@@ -180,28 +180,35 @@ RoleProvisioner::RoleProvisioner(RolesConfig config,
 RoleProvisioner::~RoleProvisioner() { Stop(); }
 
 void RoleProvisioner::Start() {
-  worker_ = std::thread([this] {
-    NameThisThread("pgb-roles");
-    Run();
+  creations_.thread = std::thread([this] {
+    NameThisThread("pgb-roles-new");
+    RunCreations();
+  });
+  drops_.thread = std::thread([this] {
+    NameThisThread("pgb-roles-drop");
+    RunDrops();
   });
 }
 
 void RoleProvisioner::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ && !worker_.joinable()) return;
-    stopping_ = true;
+  // Creations first: a role they still make is held, and the drops' final
+  // sweep takes it.
+  for (Lane* lane : {&creations_, &drops_}) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      lane->stopping = true;
+    }
+    lane->wake.notify_all();
+    if (lane->thread.joinable()) lane->thread.join();
   }
-  wake_.notify_all();
-  if (worker_.joinable()) worker_.join();
 }
 
 void RoleProvisioner::Create(RoleRequest request, Done done) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!stopping_) {
-      jobs_.push_back(Job{Job::Kind::kCreate, std::move(request), std::move(done)});
-      wake_.notify_one();
+    if (!creations_.stopping) {
+      creations_.jobs.push_back(Job{std::move(request), std::move(done)});
+      creations_.wake.notify_one();
       return;
     }
   }
@@ -214,59 +221,77 @@ void RoleProvisioner::Release(ProvisionTarget target, std::string role) {
   request.role = std::move(role);
   std::lock_guard<std::mutex> lock(mu_);
   // Queued even while stopping: Stop finishes the queue.
-  jobs_.push_back(Job{Job::Kind::kDrop, std::move(request), nullptr});
-  wake_.notify_one();
+  drops_.jobs.push_back(Job{std::move(request), nullptr});
+  drops_.wake.notify_one();
 }
 
-void RoleProvisioner::Run() {
+bool RoleProvisioner::Held(const std::string& target, const std::string& role) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return held_.contains({target, role});
+}
+
+void RoleProvisioner::RunCreations() {
+  for (;;) {
+    std::unique_lock<std::mutex> lock(mu_);
+    creations_.wake.wait(lock, [&] { return !creations_.jobs.empty() || creations_.stopping; });
+    if (creations_.jobs.empty()) break;  // stopping, and nothing left
+    Job job = std::move(creations_.jobs.front());
+    creations_.jobs.pop_front();
+    lock.unlock();
+    DoCreate(job);
+  }
+  creations_.connections.clear();
+}
+
+void RoleProvisioner::RunDrops() {
   RunJanitor();
   absl::Time next_janitor = absl::Now() + config_.janitor_interval;
   for (;;) {
     std::unique_lock<std::mutex> lock(mu_);
-    wake_.wait_until(lock, absl::ToChronoTime(next_janitor),
-                     [&] { return !jobs_.empty() || stopping_ || absl::Now() >= next_janitor; });
-    if (!jobs_.empty()) {
-      Job job = std::move(jobs_.front());
-      jobs_.pop_front();
+    drops_.wake.wait_until(lock, absl::ToChronoTime(next_janitor), [&] {
+      return !drops_.jobs.empty() || drops_.stopping || absl::Now() >= next_janitor;
+    });
+    if (!drops_.jobs.empty()) {
+      Job job = std::move(drops_.jobs.front());
+      drops_.jobs.pop_front();
+      held_.erase({job.request.target.name, job.request.role});
       lock.unlock();
-      if (job.kind == Job::Kind::kCreate) {
-        DoCreate(job);
-      } else {
-        held_.erase({job.request.target.name, job.request.role});
-        DoDrop(job.request.target, job.request.role, "its session ended");
-      }
+      DoDrop(job.request.target, job.request.role, "its session ended");
       continue;
     }
-    if (stopping_) break;
+    if (drops_.stopping) break;
     lock.unlock();
     RunJanitor();
     next_janitor = absl::Now() + config_.janitor_interval;
   }
   // Sessions whose end never reached us (a shard stopped first).
-  for (const ProvisionTarget& target : held_targets_) {
-    std::vector<std::string> roles;
-    for (const auto& [name, role] : held_) {
-      if (name == target.name) roles.push_back(role);
-    }
-    for (const std::string& role : roles) {
-      held_.erase({target.name, role});
-      DoDrop(target, role, "the gateway is stopping");
+  std::set<std::pair<std::string, std::string>> held;
+  std::vector<ProvisionTarget> targets;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    held.swap(held_);
+    targets = held_targets_;
+  }
+  for (const ProvisionTarget& target : targets) {
+    for (const auto& [name, role] : held) {
+      if (name == target.name) DoDrop(target, role, "the gateway is stopping");
     }
   }
-  connections_.clear();
+  drops_.connections.clear();
 }
 
-RoleProvisioner::Connection* RoleProvisioner::Connect(const ProvisionTarget& target,
+RoleProvisioner::Connection* RoleProvisioner::Connect(Lane& lane, const ProvisionTarget& target,
                                                       std::string* error) {
+  std::vector<std::unique_ptr<Connection>>& connections = lane.connections;
   const std::string key = Cat(target.host, ":", target.port, "/", target.database, "/", target.user,
                               "/", static_cast<int>(target.tls), "/", target.tls_ca_file);
-  auto it = std::find_if(connections_.begin(), connections_.end(),
+  auto it = std::find_if(connections.begin(), connections.end(),
                          [&](const auto& c) { return c->target == target.name; });
-  if (it != connections_.end() && ((*it)->key != key || PQstatus((*it)->conn) != CONNECTION_OK)) {
-    connections_.erase(it);
-    it = connections_.end();
+  if (it != connections.end() && ((*it)->key != key || PQstatus((*it)->conn) != CONNECTION_OK)) {
+    connections.erase(it);
+    it = connections.end();
   }
-  if (it != connections_.end()) return it->get();
+  if (it != connections.end()) return it->get();
   auto c = std::make_unique<Connection>();
   c->target = target.name;
   c->key = key;
@@ -302,8 +327,8 @@ RoleProvisioner::Connection* RoleProvisioner::Connect(const ProvisionTarget& tar
     return nullptr;
   }
   PQsetNoticeProcessor(c->conn, IgnoreNotice, nullptr);
-  connections_.push_back(std::move(c));
-  return connections_.back().get();
+  connections.push_back(std::move(c));
+  return connections.back().get();
 }
 
 void RoleProvisioner::DoCreate(Job& job) {
@@ -324,11 +349,24 @@ void RoleProvisioner::DoCreate(Job& job) {
     return;
   }
   const int64_t started = absl::ToUnixMillis(absl::Now());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_.insert({target, r.role});
+    if (std::none_of(held_targets_.begin(), held_targets_.end(),
+                     [&](const ProvisionTarget& t) { return t.name == target; })) {
+      held_targets_.push_back(r.target);
+    }
+  }
+  const auto unhold = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_.erase({target, r.role});
+  };
   ExecResult result;
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::string error;
-    Connection* c = Connect(r.target, &error);
+    Connection* c = Connect(creations_, r.target, &error);
     if (c == nullptr) {
+      unhold();
       PGB_LOG(kWarning) << "roles: cannot connect to target \"" << target
                         << "\" as its provision_user \"" << LogSafe(r.target.user)
                         << "\": " << error;
@@ -346,17 +384,13 @@ void RoleProvisioner::DoCreate(Job& job) {
   }
   if (result.ok) {
     PQclear(result.result);
-    held_.insert({target, r.role});
-    if (std::none_of(held_targets_.begin(), held_targets_.end(),
-                     [&](const ProvisionTarget& t) { return t.name == target; })) {
-      held_targets_.push_back(r.target);
-    }
     PGB_LOG(kInfo) << "roles: created role " << r.role << " on target \"" << target
                    << "\" for session " << r.session_id << " ("
                    << absl::ToUnixMillis(absl::Now()) - started << " ms)";
     job.done(DatabaseLogin{r.role, Secret(std::move(password))});
     return;
   }
+  unhold();
   const std::string missing =
       result.sqlstate == "42501"
           ? Cat("the provisioning login \"", r.target.user,
@@ -381,7 +415,7 @@ void RoleProvisioner::DoCreate(Job& job) {
 bool RoleProvisioner::DoDrop(const ProvisionTarget& target, const std::string& role,
                              std::string_view why) {
   std::string error;
-  Connection* c = Connect(target, &error);
+  Connection* c = Connect(drops_, target, &error);
   if (c == nullptr) {
     PGB_LOG(kWarning) << "roles: cannot connect to target \"" << target.name << "\" to drop role "
                       << role << " (the janitor retries): " << error;
@@ -431,7 +465,7 @@ bool RoleProvisioner::DoDrop(const ProvisionTarget& target, const std::string& r
 void RoleProvisioner::RunJanitor() {
   for (const ProvisionTarget& target : targets_()) {
     std::string error;
-    Connection* c = Connect(target, &error);
+    Connection* c = Connect(drops_, target, &error);
     if (c == nullptr) {
       PGB_LOG(kWarning) << "roles: janitor cannot connect to target \"" << target.name
                         << "\": " << error;
@@ -454,7 +488,7 @@ void RoleProvisioner::RunJanitor() {
     std::vector<std::string> leftovers;
     for (int i = 0; i < PQntuples(found.result); ++i) {
       std::string role = PQgetvalue(found.result, i, 0);
-      if (!held_.contains({target.name, role})) leftovers.push_back(std::move(role));
+      if (!Held(target.name, role)) leftovers.push_back(std::move(role));
     }
     PQclear(found.result);
     for (const std::string& role : leftovers) DoDrop(target, role, "janitor: no live session");

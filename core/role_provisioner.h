@@ -1,14 +1,13 @@
 // RoleProvisioner creates and drops the temporary database roles of
-// just-in-time access (core/role_config.h) on a thread of its own, over libpq
-// connections of the targets' provisioning logins: a shard never waits on the
-// database. A session asks for its role once the identity and scope are
-// known, waits (its ring runs on) until `done` reports, logs in to the target
-// as that role with SCRAM, and releases it when it ends; the worker then ends
-// any backend the role still has, REASSIGNs and DROPs what it owns, and drops
-// it. A janitor on the same thread, at start-up and every janitor_interval,
-// drops every role this gateway node made (its COMMENT names the node) that
-// it does not hold for a live session and that has no backend: the leftovers
-// of a failed drop or of a gateway that was killed.
+// just-in-time access (core/role_config.h) on threads of its own (one
+// creates, one drops), over libpq connections of the targets' provisioning
+// logins: a shard never waits on the database. A session asks for its role once the identity and
+// scope are known, waits (its ring runs on) until `done` reports, logs in to the target as that
+// role with SCRAM, and releases it when it ends; the worker then ends any backend the role still
+// has, REASSIGNs and DROPs what it owns, and drops it. A janitor on the same thread, at start-up
+// and every janitor_interval, drops every role this gateway node made (its COMMENT names the node)
+// that it does not hold for a live session and that has no backend: the leftovers of a failed drop
+// or of a gateway that was killed. It runs on the thread that drops.
 //
 // The role's password is 32 random bytes the gateway draws; the database gets
 // only its SCRAM-SHA-256 verifier (CREATE ROLE ... PASSWORD 'SCRAM-SHA-256$...'),
@@ -92,7 +91,7 @@ class RoleProvisioner {
   using Done = std::function<void(absl::StatusOr<DatabaseLogin>)>;
 
   // `targets`: the targets with a provisioning login, as the current
-  // Runtime has them (called on the worker, for the janitor).
+  // Runtime has them (called by the janitor).
   RoleProvisioner(RolesConfig config, std::function<std::vector<ProvisionTarget>()> targets);
   ~RoleProvisioner();
   RoleProvisioner(const RoleProvisioner&) = delete;
@@ -100,10 +99,10 @@ class RoleProvisioner {
 
   void Start();
   // Finishes the queued work, drops every role still held, closes the
-  // connections and joins the worker.
+  // connections and joins the threads.
   void Stop();
 
-  // Thread-safe. `done` runs on the worker thread, exactly once (also when
+  // Thread-safe. `done` runs on the provisioner's thread, exactly once (also when
   // stopping: then with an error). A failure's status carries the SQLSTATE
   // the client gets (proto/error_status.h): 42501 when the provisioning login
   // lacks a right, 28000 for other refusals, 08001 when the target is down.
@@ -115,31 +114,41 @@ class RoleProvisioner {
 
  private:
   struct Job {
-    enum class Kind { kCreate, kDrop } kind;
-    RoleRequest request;  // kDrop: target and role only
-    Done done;
+    RoleRequest request;  // a drop: target and role only
+    Done done;            // a creation's
   };
   struct Connection;
+  // Creations and drops run on two threads with connections of their own,
+  // so that a login never waits behind the drop of an ended session's role
+  // (which waits for its backend to exit).
+  struct Lane {
+    std::deque<Job> jobs;
+    bool stopping = false;
+    std::condition_variable wake;
+    std::thread thread;
+    std::vector<std::unique_ptr<Connection>> connections;  // its thread's only
+  };
 
-  void Run();
+  void RunCreations();
+  void RunDrops();
   void DoCreate(Job& job);
   // True once the role is gone (or was never there).
   bool DoDrop(const ProvisionTarget& target, const std::string& role, std::string_view why);
   void RunJanitor();
-  // The connection to `target`, (re)connected; null with `error` set.
-  Connection* Connect(const ProvisionTarget& target, std::string* error);
+  // `lane`'s connection to `target`, (re)connected; null with `error` set.
+  Connection* Connect(Lane& lane, const ProvisionTarget& target, std::string* error);
+  bool Held(const std::string& target, const std::string& role);
 
   const RolesConfig config_;
   const std::function<std::vector<ProvisionTarget>()> targets_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  std::deque<Job> jobs_;
-  bool stopping_ = false;
-  std::thread worker_;
-  // Worker-only state.
-  std::vector<std::unique_ptr<Connection>> connections_;
-  std::set<std::pair<std::string, std::string>> held_;  // (target, role) of live sessions
-  std::vector<ProvisionTarget> held_targets_;           // how to reach them at Stop
+  std::mutex mu_;  // the lanes' queues and flags, held_
+  Lane creations_;
+  Lane drops_;
+  // (target, role) of the roles live sessions hold, entered before the
+  // CREATE ROLE runs (so the janitor, which lists committed roles only,
+  // never takes one being made), with how to reach each target at Stop.
+  std::set<std::pair<std::string, std::string>> held_;
+  std::vector<ProvisionTarget> held_targets_;
 };
 
 }  // namespace pgb
