@@ -4,12 +4,17 @@ for it (a member of the template's NOLOGIN roles only) and drops after it; a
 janitor removes what a killed gateway left; static mode uses a pre-created
 role; pg_stat_activity shows who a session belongs to."""
 
+import json
+import os
+import shutil
 import time
 import unittest
+from pathlib import Path
 
 import psycopg
 
-from harness import ClusterTestCase, Gateway, ProtocolError, RawConnection, psql, random_password
+from harness import (ClusterTestCase, Gateway, ProtocolError, RawConnection, gateway_binary,
+                     make_temp_dir, psql, random_password, run)
 
 PROVISION_ENV = "PGB_TEST_PROVISION_PASSWORD"
 STATIC_ENV = "PGB_TEST_STATIC_PASSWORD"
@@ -170,6 +175,30 @@ class JitRolesTest(ClusterTestCase):
         self.assertIn("CREATEROLE", e.exception.fields.get("H", ""))
         self.assertIn("grant it CREATEROLE", gw.log())
         self.assertEqual(self.roles_of("noprovnode"), [])
+
+    def test_audit_records_name_the_temporary_role(self):
+        d = make_temp_dir("jit-audit")
+        self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+        key, pub, trail = (os.path.join(d, n) for n in ("audit.key", "audit.pub", "audit.jsonl"))
+        run([gateway_binary(), "audit", "keygen", "--private-key", key, "--public-key", pub],
+            timeout=30)
+        kwargs = self.gw_kwargs("auditnode")
+        kwargs["extra_config"] += "\n".join([
+            "", "[audit]", f'signing_key = "{key}"', f'spill_dir = "{d}/spill"', "",
+            "[[audit.sink]]", 'type = "file"', f'path = "{trail}"', 'fsync = "never"'])
+        gw = Gateway(self.pg, **kwargs).start()
+        try:
+            with self.connect(gw) as c:
+                role = c.execute("SELECT current_user").fetchone()[0]
+                self.assertRegex(role, r"^pgb_alice_[0-9a-f]{8}$")
+        finally:
+            gw.stop()
+        records = [json.loads(line) for line in Path(trail).read_text().splitlines() if line]
+        session = [r for r in records if r.get("identity", {}).get("subject") == "alice"]
+        self.assertTrue(session, records[:5])
+        self.assertEqual({r.get("db_role") for r in session}, {role})
+        self.assertIn("auth_ok", {r["kind"] for r in session})
+        self.wait_gone(role)
 
     def test_janitor_removes_the_roles_of_a_killed_gateway(self):
         live_gw = self.jit()
