@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 
 from harness import (ClusterTestCase, Gateway, ProtocolError, RawConnection, gateway_binary,
-                     make_temp_dir, psql, random_password, run)
+                     make_temp_dir, pgbench, psql, random_password, run)
 
 PROVISION_ENV = "PGB_TEST_PROVISION_PASSWORD"
 STATIC_ENV = "PGB_TEST_STATIC_PASSWORD"
@@ -145,6 +145,21 @@ class JitRolesTest(ClusterTestCase):
         self.assertEqual(len(roles), 3, roles)
         for role in roles:
             self.wait_gone(role)
+
+    def test_pgbench_works_through_temporary_roles(self):
+        gw = self.jit()
+        d = make_temp_dir("jit-pgbench")
+        self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+        script = os.path.join(d, "items.sql")
+        Path(script).write_text("SELECT count(*) FROM items;\n")
+        # -C: a new connection (and so a new role) for every transaction.
+        out = pgbench(["-n", "-C", "-c", "2", "-t", "5", "-f", script], port=gw.port, user="alice",
+                      dbname="app", password=gw.users["alice"])
+        self.assertIn("number of transactions actually processed: 10/10", out.stdout.decode())
+        deadline = time.monotonic() + 15
+        while len(self.roles_of("testnode")) > 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertEqual(self.roles_of("testnode"), [])
 
     def test_static_mode_uses_the_precreated_role(self):
         gw = self.jit()
