@@ -14,8 +14,12 @@ namespace pgb {
 namespace sqlstate = proto::sqlstate;
 
 BackendLogin::BackendLogin(const TargetConfig& target, proto::ScramClientKeyCache* scram_cache,
-                           std::string log_prefix)
-    : target_(target), scram_cache_(scram_cache), log_prefix_(std::move(log_prefix)) {}
+                           std::string log_prefix, const DatabaseLogin* login)
+    : target_(target),
+      scram_cache_(scram_cache),
+      log_prefix_(std::move(log_prefix)),
+      user_(login != nullptr ? login->user : target.user),
+      password_(login != nullptr ? login->password : target.password) {}
 
 absl::Status BackendLogin::CouldNotLogIn() const {
   return proto::ErrorStatus(sqlstate::kConnectionFailure,
@@ -81,7 +85,7 @@ absl::StatusOr<bool> BackendLogin::OnAuthenticationRequest(std::string_view body
     return proto::ErrorStatus(sqlstate::kProtocolViolation,
                               "the database sent an invalid authentication request");
   }
-  const std::string& password = target_.password.Reveal();
+  const std::string& password = password_.Reveal();
   switch (req->code) {
     case proto::kAuthReqOk:
       if (scram_) {
@@ -99,8 +103,8 @@ absl::StatusOr<bool> BackendLogin::OnAuthenticationRequest(std::string_view body
       if (req->code == proto::kAuthReqPassword) {
         proto::AppendPasswordMessage(to_database, password);
       } else {
-        proto::AppendPasswordMessage(
-            to_database, proto::Md5PasswordResponse(target_.user, password, req->md5_salt));
+        proto::AppendPasswordMessage(to_database,
+                                     proto::Md5PasswordResponse(user_, password, req->md5_salt));
       }
       return false;
     case proto::kAuthReqSasl: {

@@ -34,9 +34,11 @@ namespace pgb {
 
 class BackendLogin {
  public:
-  // `log_prefix` names the session in log lines.
+  // `log_prefix` names the session in log lines. `login`, if given, replaces
+  // the target's user and password (a scope's database role,
+  // core/role_config.h; `scram_cache` must then be null or its own).
   BackendLogin(const TargetConfig& target, proto::ScramClientKeyCache* scram_cache,
-               std::string log_prefix);
+               std::string log_prefix, const DatabaseLogin* login = nullptr);
 
   // A whole message from the database during login (`raw`: header included).
   // Appends any reply to `to_database`. True once the database is ready
@@ -57,6 +59,8 @@ class BackendLogin {
   const TargetConfig& target_;
   proto::ScramClientKeyCache* scram_cache_;
   const std::string log_prefix_;
+  const std::string& user_;  // the target's, or login's
+  const Secret& password_;
   std::unique_ptr<proto::ScramClient> scram_;
   bool authenticated_ = false;  // AuthenticationOk seen
   std::string for_client_;

@@ -57,7 +57,6 @@ constexpr int64_t kMinMessageSize = 1024;
 constexpr int64_t kMaxMessageSize = 0x3fffffff;  // PostgreSQL's MaxAllocSize - 1
 constexpr size_t kMaxNameLength = 63;            // PostgreSQL's NAMEDATALEN - 1
 constexpr size_t kMaxConfigFileSize = 4 << 20;
-constexpr size_t kMaxPasswordFileSize = 64 << 10;
 // sockaddr_un's sun_path holds the socket's path and its terminating NUL.
 constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
 
@@ -119,6 +118,9 @@ class ConfigParser {
   void ParseSocketListener(TomlTableReader& reader, ListenerConfig& out);
   void ParseTarget(const toml::table& table, const std::string& path, TargetConfig& out);
   void ParseUser(const toml::table& table, const std::string& path, UserConfig& out);
+  // [[scope]] role tables (core/role_config.h), and the targets they need.
+  void ParseScopeRoles(const toml::table& root, Config& config);
+  void CheckScopeRoles(const toml::table& root, const Config& config);
 
   // Visits each table of an array of tables; reports a missing or empty array
   // and elements that are not tables.
@@ -456,19 +458,13 @@ bool IsHost(std::string_view host) {
   return true;
 }
 
-bool IsEnvName(std::string_view name) {
-  if (name.empty() || absl::ascii_isdigit(static_cast<unsigned char>(name.front()))) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_';
-  });
-}
-
 void ConfigParser::ParseTarget(const toml::table& table, const std::string& path,
                                TargetConfig& out) {
   TomlTableReader reader(
       table, path,
       {"name", "host", "port", "database", "user", "password_file", "password_env", "tls", "tls_ca",
-       "tls_server_name", "connect_timeout"},
+       "tls_server_name", "connect_timeout", "provision_user", "provision_password_file",
+       "provision_password_env", "reassign_owned_to"},
       sink_,
       {{"password",
         "passwords are never stored in this file; use password_file (a file with mode 600) "
@@ -563,59 +559,34 @@ void ConfigParser::ParseTarget(const toml::table& table, const std::string& path
   }
 
   // The password. Its value (and the file's contents) never goes into a message.
-  const toml::node* file_node = reader.Get("password_file");
-  const toml::node* env_node = reader.Get("password_env");
-  std::optional<std::string> file = reader.String("password_file");
-  std::optional<std::string> env = reader.String("password_env");
-  if (file_node != nullptr && env_node != nullptr) {
-    reader.Error("password_env", "set either password_file or password_env, not both");
+  const auto resolve = [this](std::string_view p) { return ResolvePath(p); };
+  ReadSecretKeys(reader, "password_file", "password_env", resolve, options_.check_files,
+                 &out.password);
+  // Temporary roles (core/role_config.h).
+  if (auto v = reader.String("provision_user")) {
+    if (v->empty() || v->size() > kMaxNameLength) {
+      reader.Error("provision_user", Cat("must be 1..", kMaxNameLength, " bytes"));
+    } else {
+      out.provision_user = *v;
+    }
+  }
+  if (auto v = reader.String("reassign_owned_to")) {
+    if (v->empty() || v->size() > kMaxNameLength) {
+      reader.Error("reassign_owned_to", Cat("must be 1..", kMaxNameLength, " bytes"));
+    } else {
+      out.reassign_owned_to = *v;
+    }
+  }
+  if (out.provision_user.empty()) {
+    for (std::string_view key :
+         {"provision_password_file", "provision_password_env", "reassign_owned_to"}) {
+      if (reader.Has(key)) reader.Error(key, "is only used with provision_user");
+    }
     return;
   }
-  if (file.has_value()) {
-    const std::string key = reader.KeyPath("password_file");
-    if (file->empty()) {
-      reader.Error("password_file", "must not be empty");
-      return;
-    }
-    const std::string resolved = ResolvePath(*file);
-    if (!options_.check_files) return;
-    absl::StatusOr<FileContents> read = ReadRegularFile(resolved, kMaxPasswordFileSize);
-    if (!read.ok()) {
-      reader.Error("password_file", std::string(read.status().message()));
-      return;
-    }
-    if ((read->mode & 077) != 0) {
-      char mode[8];
-      std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(read->mode & 07777));
-      reader.Error("password_file",
-                   Cat("\"", resolved, "\" has mode ", mode,
-                       "; it must not be readable by group or others: chmod 600 ", resolved));
-      return;
-    }
-    std::string_view first_line = read->contents;
-    first_line = first_line.substr(0, first_line.find('\n'));
-    if (!first_line.empty() && first_line.back() == '\r') first_line.remove_suffix(1);
-    if (first_line.empty()) {
-      reader.Error("password_file",
-                   Cat("\"", resolved, "\" is empty; its first line is the password"));
-      return;
-    }
-    out.password = Secret(std::string(first_line));
-  } else if (env.has_value()) {
-    if (!IsEnvName(*env)) {
-      reader.Error("password_env", Cat("\"", *env, "\" is not an environment variable name"));
-      return;
-    }
-    if (!options_.check_files) return;
-    const char* value = std::getenv(env->c_str());
-    if (value == nullptr) {
-      reader.Error("password_env", Cat("environment variable ", *env, " is not set"));
-    } else if (*value == '\0') {
-      reader.Error("password_env", Cat("environment variable ", *env, " is empty"));
-    } else {
-      out.password = Secret(value);
-    }
-  }
+  if (out.reassign_owned_to.empty()) out.reassign_owned_to = out.provision_user;
+  ReadSecretKeys(reader, "provision_password_file", "provision_password_env", resolve,
+                 options_.check_files, &out.provision_password);
 }
 
 // One parser decides what a verifier is: the one the gateway logs clients in
@@ -708,6 +679,48 @@ void ConfigParser::ParseNamedTables(const toml::table& root, std::string_view ke
   });
 }
 
+void ConfigParser::ParseScopeRoles(const toml::table& root, Config& config) {
+  pgb::ParseScopeRoles(
+      root, sink_,
+      [this](TomlTableReader& reader, Secret* out) {
+        ReadSecretKeys(
+            reader, "password_file", "password_env",
+            [this](std::string_view p) { return ResolvePath(p); }, options_.check_files, out);
+      },
+      &config.scope_roles);
+}
+
+// A scope with temporary roles needs a provisioning login on every target it
+// may use.
+void ConfigParser::CheckScopeRoles(const toml::table& root, const Config& config) {
+  const toml::array* scopes = root.get("scope") ? root.get("scope")->as_array() : nullptr;
+  for (size_t i = 0; scopes != nullptr && i < scopes->size(); ++i) {
+    const toml::table* scope = scopes->get(i)->as_table();
+    const toml::node* name = scope != nullptr ? scope->get("name") : nullptr;
+    if (name == nullptr || !name->is_string()) continue;
+    const RoleTemplate* role = config.FindRoleTemplate(name->as_string()->get());
+    if (role == nullptr || role->mode != RoleTemplate::Mode::kTemporary) continue;
+    std::vector<std::string> targets;
+    if (const toml::node* listed = scope->get("targets"); listed && listed->as_array()) {
+      for (const toml::node& t : *listed->as_array()) {
+        if (t.is_string()) targets.push_back(t.as_string()->get());
+      }
+    }
+    for (const TargetConfig& target : config.targets) {
+      if (!targets.empty() &&
+          std::find(targets.begin(), targets.end(), target.name) == targets.end()) {
+        continue;
+      }
+      if (target.provision_user.empty()) {
+        AddError(scope->get("role")->source(), Cat("scope[", i, "].role"),
+                 Cat("temporary roles need a provisioning login on target \"", target.name,
+                     "\": set provision_user and provision_password_file (or "
+                     "provision_password_env) in its [[target]]"));
+      }
+    }
+  }
+}
+
 // [[issuer]] is read by policy/issuer_config_toml.h; its problems join ours.
 void ConfigParser::ParseIssuers(const toml::table& root, Config& config) {
   const toml::node* node = root.get("issuer");
@@ -721,7 +734,7 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
   {
     TomlTableReader top(root, "",
                         {"gateway", "listener", "target", "user", "scope", "audit", "issuer",
-                         "login", "control", "approvals"},
+                         "login", "control", "approvals", "roles"},
                         sink_);
     ParseGateway(root, config);
     ParseListeners(root, config);
@@ -741,6 +754,7 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
     approvals::ParseApprovalsConfig(
         root.get("approvals"), [this](std::string_view path) { return ResolvePath(path); }, sink_,
         &config.approvals);
+    ParseRolesConfig(root.get("roles"), sink_, &config.roles);
   }
   const toml::array* listener_tables =
       root.get("listener") ? root.get("listener")->as_array() : nullptr;
@@ -807,6 +821,8 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
       policy.ok()) {
     config.policy = *std::move(policy);
   }
+  ParseScopeRoles(root, config);
+  CheckScopeRoles(root, config);
   if (!errors_.empty()) return ErrorStatus();
   return config;
 }
@@ -828,6 +844,13 @@ std::string ListenerConfig::Describe() const {
 const TargetConfig* Config::FindTarget(std::string_view name) const {
   for (const TargetConfig& target : targets) {
     if (target.name == name) return &target;
+  }
+  return nullptr;
+}
+
+const RoleTemplate* Config::FindRoleTemplate(std::string_view scope) const {
+  for (const RoleTemplate& role : scope_roles) {
+    if (role.scope == scope) return &role;
   }
   return nullptr;
 }

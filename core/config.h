@@ -24,23 +24,12 @@
 #include "core/audit/audit_config.h"
 #include "core/control_config.h"
 #include "core/login_throttle.h"
+#include "core/role_config.h"
+#include "core/secret.h"
 #include "policy/issuer_config.h"
 #include "policy/rules.h"
 
 namespace pgb {
-
-// A secret value: no operator<<, no implicit conversion. Read with Reveal()
-// only where it is sent to the database.
-class Secret {
- public:
-  Secret() = default;
-  explicit Secret(std::string value) : value_(std::move(value)) {}
-  const std::string& Reveal() const { return value_; }
-  bool empty() const { return value_.empty(); }
-
- private:
-  std::string value_;
-};
 
 enum class ListenerTls { kDisabled, kOptional, kRequired };
 
@@ -98,6 +87,11 @@ struct TargetConfig {
   absl::Duration connect_timeout = absl::Seconds(10);
 
   bool local() const { return !host.empty() && host.front() == '/'; }
+  // The login that creates and drops temporary roles (core/role_config.h);
+  // empty: scopes with temporary roles cannot use this target.
+  std::string provision_user;
+  Secret provision_password;      // provision_password_file / provision_password_env
+  std::string reassign_owned_to;  // what a dropped role owned goes to; default provision_user
 };
 
 // A gateway-local client login: SCRAM-SHA-256 with a password (LoginMethod::kPassword).
@@ -129,10 +123,14 @@ struct Config {
   LoginThrottleConfig login_throttle;         // [login]; core/login_throttle.h
   ControlConfig control;                      // [control]; core/control_config.h
   approvals::ApprovalsConfig approvals;       // [approvals]; core/approvals/approvals_config.h
+  RolesConfig roles;                          // [roles]; core/role_config.h
+  std::vector<RoleTemplate> scope_roles;      // [[scope]] role tables
 
   // nullptr if there is no such target / user.
   const TargetConfig* FindTarget(std::string_view name) const;
   const UserConfig* FindUser(std::string_view name) const;
+  // The role template of scope `scope` (nullptr: it uses the target's user).
+  const RoleTemplate* FindRoleTemplate(std::string_view scope) const;
 
   // `workers`, with 0 resolved to the number of online cores (at least 1).
   int ResolvedWorkers() const;

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <latch>
 #include <thread>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "core/audit/writer.h"
 #include "core/control_plane.h"
 #include "core/heap.h"
+#include "core/role_provisioner.h"
 #include "core/shard.h"
 #include "core/unix_listener.h"
 
@@ -122,11 +124,29 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
   RuntimeStore runtimes(runtime);
   ShardDirectory directory;
   directory.approvals = approval_store.get();
+  // Declared before the shards: a session freed with its shard releases its
+  // role into the provisioner (Stop has run by then; the janitor takes it).
+  std::unique_ptr<RoleProvisioner> provisioner;
   std::vector<std::unique_ptr<Shard>> shards;
   for (int i = 0; i < workers; ++i) {
     shards.push_back(
         std::make_unique<Shard>(i, runtimes, directory, trail ? &trail->shard(i) : nullptr));
     directory.shards.push_back(shards.back().get());
+  }
+  // Temporary database roles (core/role_provisioner.h): one worker thread,
+  // when a target has a provisioning login at start-up. Stopped after the
+  // shards (it drops the roles their sessions leave), before they are freed.
+  if (std::any_of(runtime->config.targets.begin(), runtime->config.targets.end(),
+                  [](const TargetConfig& t) { return !t.provision_user.empty(); })) {
+    provisioner = std::make_unique<RoleProvisioner>(runtime->config.roles, [&runtimes] {
+      std::vector<ProvisionTarget> targets;
+      for (const TargetConfig& t : runtimes.Current()->config.targets) {
+        if (!t.provision_user.empty()) targets.push_back(ProvisionTargetOf(t));
+      }
+      return targets;
+    });
+    for (auto& shard : shards) shard->set_role_provisioner(provisioner.get());
+    provisioner->Start();
   }
   // The control plane (core/control_plane.h): its own threads, listening
   // before any shard does (so that /readyz and the admin socket are there
@@ -140,6 +160,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
         runtime->config.control,
         ControlPlane::Sources{&directory, &runtimes, trail.get(), &reloads, approval_store.get()});
     if (!started.ok()) {
+      if (provisioner) provisioner->Stop();
       if (trail) trail->Stop();
       return started.status();
     }
@@ -169,6 +190,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
   go.count_down();
   if (!start) {
     for (auto& t : threads) t.join();
+    if (provisioner) provisioner->Stop();
     if (control) control->Stop();
     if (trail) trail->Stop();
     return failed;
@@ -208,6 +230,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
   for (auto& t : threads) t.join();
   if (control) control->Stop();                // before the shards it asks go away
   if (approval_store) approval_store->Stop();  // withdraws what is still pending
+  if (provisioner) provisioner->Stop();
   unix_listeners.clear();    // closes the sockets, removes them and their lock files
   if (trail) trail->Stop();  // every record the shards wrote, then a final checkpoint
   all_stopped.store(true);

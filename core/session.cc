@@ -374,7 +374,13 @@ void Session::ProcessClientLogin() {
       ClientStartup& startup = client_login_->startup();
       application_name_ = std::move(startup.application_name);
       forwarded_params_ = std::move(startup.forwarded);
-      if (AdmitStartupSettings()) StartBackend();
+      if (absl::Status chosen = role_.Choose(*runtime_, *target_, scope_->name, identity_.subject,
+                                             shard_.role_provisioner());
+          !chosen.ok()) {
+        FailClient(chosen);
+        return;
+      }
+      if (AdmitStartupSettings()) ProvisionRole();
       break;
     }
   }
@@ -435,8 +441,8 @@ const proto::TlsStream* Session::Tls() const {
 
 bool Session::AdmitStartupSettings() {
   const StartupJudgement j =
-      JudgeStartupSettings(*policy_, *scope_, target_->config->user, forwarded_params_);
-  audit_.SetSession(&identity_, target_->config->name, target_->config->user, application_name_);
+      JudgeStartupSettings(*policy_, *scope_, role_.name(), forwarded_params_);
+  audit_.SetSession(&identity_, target_->config->name, role_.name(), application_name_);
   if (j.refused) {
     const proto::ErrorFields why = proto::ErrorFieldsOf(j.refusal, "FATAL");
     audit_.Refusal(j.refused->statement, StatementProtocol::kStartup, j.refused->decision.rule,
@@ -456,6 +462,41 @@ bool Session::AdmitStartupSettings() {
     audit_.StartupSetting(s.statement, s.decision.rule, s.fingerprint);
   }
   return true;
+}
+
+void Session::ProvisionRole() {
+  if (!role_.temporary()) {
+    StartBackend();
+    return;
+  }
+  phase_ = Phase::kProvisioning;
+  RoleProvisioner* provisioner = shard_.role_provisioner();
+  Shard* shard = &shard_;
+  const uint32_t slot = slot_, generation = generation_;
+  RoleRequest request =
+      role_.Request(*target_, identity_ends_unix_, audit_.session_id(), identity_.subject);
+  ProvisionTarget target = request.target;
+  // On the provisioner's thread: the answer goes to the shard as a message.
+  provisioner->Create(std::move(request), [=](absl::StatusOr<DatabaseLogin> login) {
+    shard->Post([=](Shard& s) mutable {
+      const bool delivered = s.WithSession(slot, generation, [&](Session& session) {
+        session.OnRoleProvisioned(std::move(login), target);
+      });
+      // The session ended meanwhile: nobody will use the role.
+      if (!delivered && login.ok()) provisioner->Release(target, login->user);
+    });
+  });
+}
+
+void Session::OnRoleProvisioned(absl::StatusOr<DatabaseLogin> login, ProvisionTarget target) {
+  if (login.ok()) role_.Adopt(*std::move(login), std::move(target));
+  if (closed_ || phase_ != Phase::kProvisioning) return;
+  if (!login.ok()) {
+    PGB_LOG(kWarning) << Describe() << ": " << login.status().message();
+    FailClient(login.status());
+    return;
+  }
+  StartBackend();
 }
 
 void Session::StartBackend() {
@@ -506,15 +547,18 @@ void Session::OnBackendConnected(int res) {
 }
 
 void Session::SendBackendStartup() {
+  role_.NameApplication(identity_.subject, application_name_, &forwarded_params_);
   const StartupSettings params =
-      BackendStartupParameters(target_->config->user, target_->config->database, forwarded_params_,
+      BackendStartupParameters(role_.name(), target_->config->database, forwarded_params_,
                                BackendSettings(*scope_), &startup_search_path_);
   StartupSettings().swap(forwarded_params_);
   std::string packet;
   proto::AppendStartupMessage(packet, proto::kProtocolVersion3, params);
   WriteOwned(Side::kBackend, std::move(packet));
-  backend_login_ =
-      std::make_unique<BackendLogin>(*target_->config, shard_.scram_cache(*target_), Describe());
+  // A scope's own role has its own password: the target's cached keys are not its.
+  backend_login_ = std::make_unique<BackendLogin>(
+      *target_->config, role_.login() ? nullptr : shard_.scram_cache(*target_), Describe(),
+      role_.login());
   phase_ = Phase::kBackendAuth;
   Flush(Side::kBackend);
   ArmRecv(Side::kBackend);
@@ -619,7 +663,7 @@ void Session::EnterRelay() {
   phase_ = Phase::kRelay;
   deadline_ns_ = 0;
   relay_ = std::make_unique<Relay>(
-      std::move(policy_), *scope_, identity_, target_->config->name, target_->config->user,
+      std::move(policy_), *scope_, identity_, target_->config->name, role_.name(),
       shard_.analysis_cache(),
       Relay::Limits{runtime_->config.max_message_size, runtime_->config.max_statement_size}, audit_,
       static_cast<RelaySink&>(*this), &holds_);
@@ -631,7 +675,7 @@ void Session::EnterRelay() {
     ++metrics.sessions_started[{target_->config->name, scope_->name}];
   }
   scope_ = nullptr;  // the relay's gate owns the policy now
-  audit_.SetSession(&identity_, target_->config->name, target_->config->user, application_name_);
+  audit_.SetSession(&identity_, target_->config->name, role_.name(), application_name_);
   audit_.StartupSettingsDone();
   audit_.Event(audit::AuditKind::kAuthOk);
   if (!startup_search_path_.empty()) {
@@ -935,13 +979,14 @@ SessionInfo Session::Info(int64_t now_ns) const {
   info.bytes_from_backend = relayed_from_backend_;
   if (target_ != nullptr) {
     info.target = target_->config->name;
-    info.role = target_->config->user;
+    info.role = role_.name().empty() ? target_->config->user : role_.name();
   }
   switch (phase_) {
     case Phase::kClientLogin:
       info.state = "login";
       info.subject = user_name_;  // as the client named it: not verified yet
       return info;
+    case Phase::kProvisioning:
     case Phase::kBackendConnect:
     case Phase::kBackendSslResponse:
     case Phase::kBackendTlsHandshake:

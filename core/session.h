@@ -44,6 +44,7 @@
 #include "core/ring.h"
 #include "core/runtime.h"
 #include "core/session_audit.h"
+#include "core/session_role.h"
 #include "core/startup_parameters.h"
 #include "proto/frame.h"
 #include "proto/messages.h"
@@ -124,6 +125,7 @@ class Session : private RelaySink, private ClientLogin::Channel {
  private:
   enum class Phase : uint8_t {
     kClientLogin,         // client_login_ runs (TLS, startup packet, SCRAM/token/certificate)
+    kProvisioning,        // the session's temporary database role is being created
     kBackendConnect,      // connect() in flight
     kBackendSslResponse,  // sent SSLRequest to the database
     kBackendTlsHandshake,
@@ -167,6 +169,10 @@ class Session : private RelaySink, private ClientLogin::Channel {
   // Judges the client's startup settings as their SETs (core/startup_parameters.h)
   // and records the allowed ones; false: refused (the client got a FATAL).
   bool AdmitStartupSettings();
+  // Creates the session's temporary role first if its scope wants one
+  // (core/session_role.h), then StartBackend.
+  void ProvisionRole();
+  void OnRoleProvisioned(absl::StatusOr<DatabaseLogin> login, ProvisionTarget target);
   void StartBackend();
   void OnBackendConnected(int res);
   void SendBackendStartup();
@@ -230,6 +236,7 @@ class Session : private RelaySink, private ClientLogin::Channel {
   const TargetRuntime* target_ = nullptr;
   std::unique_ptr<ClientLogin> client_login_;
   std::unique_ptr<BackendLogin> backend_login_;
+  SessionRole role_;  // the database role; a temporary one is released with the session
   std::string startup_search_path_;  // the client's, if it set one at startup
   // Who the session belongs to, and the scope that covers it (inside policy_,
   // which the gate takes over once relaying starts).

@@ -479,6 +479,16 @@ void Shard::RetryBufferWaiters() {
   }
 }
 
+bool Shard::WithSession(uint32_t slot, uint32_t generation,
+                        const std::function<void(Session&)>& fn) {
+  if (slot >= sessions_.size() || !sessions_[slot] || sessions_[slot]->generation() != generation) {
+    return false;
+  }
+  fn(*sessions_[slot]);
+  FreeSessionIfFinished(slot);
+  return true;
+}
+
 void Shard::Post(std::function<void(Shard&)> job) {
   {
     std::lock_guard<std::mutex> lock(mailbox_mu_);

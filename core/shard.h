@@ -35,6 +35,7 @@
 namespace pgb {
 
 class Shard;
+class RoleProvisioner;
 
 // Read-only view of all shards, for routing cross-shard messages.
 struct ShardDirectory {
@@ -138,6 +139,15 @@ class Shard {
   // statement (dropped when the session is gone).
   void DeliverApprovalEvent(uint32_t slot, uint32_t generation, uint64_t hold,
                             const approvals::ApprovalEvent& event);
+
+  // Temporary database roles (core/role_provisioner.h); null when none are
+  // configured. Set before Run.
+  void set_role_provisioner(RoleProvisioner* provisioner) { role_provisioner_ = provisioner; }
+  RoleProvisioner* role_provisioner() const { return role_provisioner_; }
+  // On the shard's thread: runs fn on the session in `slot` if it is still
+  // the one of `generation` (frees it if it finished); false if it is gone.
+  bool WithSession(uint32_t slot, uint32_t generation, const std::function<void(Session&)>& fn);
+
   // A receive failed with -ENOBUFS; retry when buffers come back.
   void WaitForBuffers(uint32_t slot, Session::Side side);
 
@@ -214,6 +224,7 @@ class Shard {
   std::unique_ptr<policy::TokenVerifier> token_verifier_;  // rebuilt with each Runtime
   LoginThrottle login_throttle_;  // kept across reloads; configured by the current Runtime
   ShardMetrics metrics_;
+  RoleProvisioner* role_provisioner_ = nullptr;
   std::mutex mailbox_mu_;  // Post() from other threads; drained on wake, never per message
   std::vector<std::function<void(Shard&)>> mailbox_;
 };

@@ -9,7 +9,7 @@ build_packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   liburing-dev libssl-dev libabsl-dev libtomlplusplus-dev libpg-query-dev
   libsimdjson-dev libcurl4-openssl-dev libzstd-dev
-  libpq-dev  # the audit database sink (its own thread, off the data path)
+  libpq-dev  # the audit database sink and the role provisioner (their own threads, off the data path)
   libcpp-httplib-dev  # the control-plane HTTP server (metrics, health; its own threads)
   libsqlite3-dev  # the approvals control store (embedded, its own thread; core/approvals)
   libgtest-dev libgmock-dev libbenchmark-dev  # CMakeLists.txt finds them even for a package build
