@@ -23,6 +23,7 @@
 #include "core/audit/audit_config.h"
 #include "core/control_config.h"
 #include "core/login_throttle.h"
+#include "core/recording/recording_config.h"
 #include "policy/issuer_config.h"
 #include "policy/rules.h"
 
@@ -123,6 +124,7 @@ struct Config {
   std::vector<policy::IssuerConfig> issuers;  // [[issuer]]: token identity providers
   LoginThrottleConfig login_throttle;         // [login]; core/login_throttle.h
   ControlConfig control;                      // [control]; core/control_config.h
+  recording::RecordingConfig recording;       // [recording]; core/recording/recording_config.h
 
   // nullptr if there is no such target / user.
   const TargetConfig* FindTarget(std::string_view name) const;

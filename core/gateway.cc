@@ -14,6 +14,7 @@
 #include "core/audit/writer.h"
 #include "core/control_plane.h"
 #include "core/heap.h"
+#include "core/recording/recorder.h"
 #include "core/shard.h"
 #include "core/unix_listener.h"
 
@@ -92,6 +93,18 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
     }
     trail = *std::move(started);
   }
+  // The session recorder, like the trail, lives as long as the process.
+  std::unique_ptr<recording::Recorder> recorder;
+  if (runtime->config.recording.enabled) {
+    absl::StatusOr<std::unique_ptr<recording::Recorder>> started =
+        recording::Recorder::Start(runtime->config.recording, workers);
+    if (!started.ok()) {
+      if (trail) trail->Stop();
+      return absl::Status(started.status().code(),
+                          Cat("session recorder: ", started.status().message()));
+    }
+    recorder = *std::move(started);
+  }
   // Unix-domain sockets: bound here once, accepted from by every shard.
   std::vector<std::unique_ptr<UnixListener>> unix_listeners;
   std::vector<int> unix_fds(runtime->listeners.size(), -1);
@@ -113,6 +126,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
   for (int i = 0; i < workers; ++i) {
     shards.push_back(
         std::make_unique<Shard>(i, runtimes, directory, trail ? &trail->shard(i) : nullptr));
+    if (recorder) shards.back()->set_recorder(&recorder->shard(i));
     directory.shards.push_back(shards.back().get());
   }
   // The control plane (core/control_plane.h): its own threads, listening
@@ -193,9 +207,10 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
     }
   });
   for (auto& t : threads) t.join();
-  if (control) control->Stop();  // before the shards it asks go away
-  unix_listeners.clear();        // closes the sockets, removes them and their lock files
-  if (trail) trail->Stop();      // every record the shards wrote, then a final checkpoint
+  if (control) control->Stop();    // before the shards it asks go away
+  unix_listeners.clear();          // closes the sockets, removes them and their lock files
+  if (recorder) recorder->Stop();  // every chunk the shards handed on
+  if (trail) trail->Stop();        // every record the shards wrote, then a final checkpoint
   all_stopped.store(true);
   signal_thread.join();
   PGB_LOG(kInfo) << "pgbastion stopped";

@@ -47,6 +47,8 @@ constexpr const char kUsage[] =
     "  audit verify|keygen         check an audit trail; make its signing key pair\n"
     "  token mint|jwks|verify      mint a demo token, print a key's JWKS, check a token\n"
     "  sessions [end ...]          list the running gateway's sessions; end some\n"
+    "  replay FILE|SESSION_ID      show a recorded session as its client saw it\n"
+    "  recordings list             list the session recordings\n"
     "\n"
     "Run 'pgbastion COMMAND --help' for a command's options.\n";
 
@@ -77,6 +79,8 @@ int main(int argc, char** argv) {
   if (command == "audit") return RunAudit(args);
   if (command == "token") return RunToken(args);
   if (command == "sessions") return RunSessions(args);
+  if (command == "replay") return RunReplay(args);
+  if (command == "recordings") return RunRecordings(args);
   std::fprintf(stderr, "pgbastion: unknown command '%s'\n\n%s", argv[1], kUsage);
   return 2;
 }
