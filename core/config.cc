@@ -723,8 +723,8 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
         root.get("control"), [this](std::string_view path) { return ResolvePath(path); }, sink_,
         &config.control);
     recording::ParseRecordingConfig(
-        root.get("recording"), [this](std::string_view path) { return ResolvePath(path); }, sink_,
-        &config.recording);
+        root.get("recording"), root.get("scope"),
+        [this](std::string_view path) { return ResolvePath(path); }, sink_, &config.recording);
   }
   const toml::array* listener_tables =
       root.get("listener") ? root.get("listener")->as_array() : nullptr;
@@ -790,14 +790,6 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
           policy::ParsePolicy(root, target_names, config.issuers, sink_);
       policy.ok()) {
     config.policy = *std::move(policy);
-    // A scope that records needs somewhere to put the recordings.
-    for (const policy::Scope& scope : config.policy->scopes()) {
-      if (scope.record != policy::Scope::Record::kOff && !config.recording.enabled) {
-        AddError(root.source(), Cat("scope \"", scope.name, "\".record"),
-                 "records sessions but there is no [recording] table (its directory)");
-        break;
-      }
-    }
   }
   if (!errors_.empty()) return ErrorStatus();
   return config;

@@ -625,7 +625,7 @@ void Session::EnterRelay() {
   audit_.SetSession(&identity_, target_->config->name, target_->config->user, application_name_);
   audit_.StartupSettingsDone();
   audit_.Event(audit::AuditKind::kAuthOk);
-  if (scope_->record != policy::Scope::Record::kOff) {
+  if (runtime_->config.recording.ModeFor(scope_->name) != recording::RecordMode::kOff) {
     StartRecording();
     if (recording_ == nullptr) return;  // refused: no recorder
   }
@@ -660,6 +660,9 @@ void Session::RelayChunk(Side from, const char* data, size_t n, int32_t bid) {
     return;  // the client is not read again: the session is ending
   }
   (from == Side::kClient ? relayed_from_client_ : relayed_from_backend_) += n;
+  // The client's side is recorded as it sent it (a refused statement too);
+  // what reaches the client is recorded as it goes (Forward, Send).
+  if (from == Side::kClient) Record(Side::kBackend, data, n);
   ShardMetrics& metrics = shard_.metrics();
   (from == Side::kClient ? metrics.bytes_from_client : metrics.bytes_from_backend) += n;
   const uint64_t judged = relay_->gate().judged();
@@ -696,12 +699,12 @@ void Session::RelayChunk(Side from, const char* data, size_t n, int32_t bid) {
 }
 
 void Session::Forward(Side to, const char* data, size_t n, int32_t buffer_id) {
-  Record(to, data, n);
+  if (to == Side::kClient) Record(to, data, n);
   WriteReceived(to, data, n, buffer_id);
 }
 
 void Session::Send(Side to, std::string bytes) {
-  Record(to, bytes.data(), bytes.size());
+  if (to == Side::kClient) Record(to, bytes.data(), bytes.size());
   WriteOwned(to, std::move(bytes));
 }
 
@@ -723,7 +726,7 @@ void Session::StartRecording() {
   header.application_name = application_name_;
   header.client = peer_;
   header.gateway_version = PGB_VERSION;
-  header.mode = scope_->record;
+  header.mode = runtime_->config.recording.ModeFor(scope_->name);
   recording_ = std::make_unique<recording::SessionRecording>(
       *recorder,
       shard_.audit() != nullptr ? shard_.audit()->parameters() : audit::ParameterMode::kOff,

@@ -188,8 +188,9 @@ class Session : private RelaySink, private ClientLogin::Channel {
   void EndIdentityExpired();
 
   // Recording (core/recording/session_recording.h): started with the relay
-  // when the scope asks for it; every byte the relay sends goes through
-  // Record first (to the client: after masking).
+  // when the scope asks for it. Record(kBackend, ...) takes what the client
+  // sent, as it sent it; Record(kClient, ...) what goes to the client, after
+  // masking.
   void StartRecording();
   void Record(Side to, const char* data, size_t n) {
     if (recording_ != nullptr) {

@@ -180,12 +180,14 @@ bool NamesAnyone(const Scope& scope) {
 void ParseScope(const toml::table& table, const std::string& path,
                 const std::vector<std::string>& target_names,
                 const std::vector<IssuerConfig>& issuers, const TomlProblemSink& sink, Scope& out) {
-  TomlTableReader reader(table, path,
-                         {"name", "sources", "subjects", "groups", "issuers", "claims", "targets",
-                          "profile", "classes", "relations", "functions", "allow_function_call",
-                          "approval", "search_path", "statement_timeout", "lock_timeout",
-                          "idle_in_transaction_session_timeout", "mask", "record"},
-                         sink, {{"masks", "use [[scope.mask]] tables"}});
+  TomlTableReader reader(
+      table, path,
+      {"name", "sources", "subjects", "groups", "issuers", "claims", "targets", "profile",
+       "classes", "relations", "functions", "allow_function_call", "approval", "search_path",
+       "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "mask",
+       // `record` belongs to the session recorder: core/recording/recording_config.h
+       "record"},
+      sink, {{"masks", "use [[scope.mask]] tables"}});
   reader.Require("name", "appears in rule names: scope.<name>.relations.deny");
   if (std::optional<std::string> name = reader.String("name")) {
     if (!IsScopeName(*name)) {
@@ -293,10 +295,6 @@ void ParseScope(const toml::table& table, const std::string& path,
   if (auto v = reader.Duration("idle_in_transaction_session_timeout")) {
     out.idle_in_transaction_session_timeout = *v;
   }
-
-  constexpr Scope::Record kRecords[] = {Scope::Record::kOff, Scope::Record::kStatements,
-                                        Scope::Record::kFull};
-  if (auto v = reader.Enum("record", {"off", "statements", "full"})) out.record = kRecords[*v];
 
   // Masks.
   if (const toml::node* masks = reader.Get("mask")) {

@@ -172,12 +172,6 @@ struct Scope {
   // one entry per column name.
   std::vector<ColumnMask> masks;
 
-  // `record`: what the session recorder keeps of this scope's sessions
-  // (core/recording/recorder.h): nothing, the statements and their outcomes,
-  // or everything the client saw (after masking).
-  enum class Record : uint8_t { kOff, kStatements, kFull };
-  Record record = Record::kOff;
-
   bool MatchesIdentity(const Identity& identity) const;
   bool MatchesTarget(std::string_view target) const;
 };

@@ -69,7 +69,10 @@ RecordingReader::RecordingReader(std::string_view file) : file_(file) {
 RecordingReader::~RecordingReader() { ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_)); }
 
 bool RecordingReader::NextChunk() {
-  if (offset_ == file_.size()) return false;  // a clean end
+  if (offset_ == file_.size()) {  // the end of the file: of the recording too?
+    if (!saw_end_) interrupted_ = true;
+    return false;
+  }
   if (file_.size() - offset_ < 4) {
     interrupted_ = true;
     return false;
@@ -130,6 +133,7 @@ std::optional<Event> RecordingReader::NextPiece() {
   const uint32_t size = GetU32(p + 9);
   e.payload.assign(p + kEventHeaderBytes, size);
   content_offset_ += kEventHeaderBytes + size;
+  if (e.kind == kEnd) saw_end_ = true;
   return e;
 }
 

@@ -78,7 +78,9 @@ class RecordingReader {
   // OK at a clean end; DataLoss for a corrupt chunk or event, InvalidArgument
   // for a file that is not a recording.
   const absl::Status& status() const { return status_; }
-  // The last chunk was cut short (a crash): the events before it were read.
+  // The recording ends without its end event: the gateway stopped (a crash)
+  // before the session ended, possibly in the middle of a chunk. The events
+  // before that were read.
   bool interrupted() const { return interrupted_; }
   // Whole chunks read so far, and their decompressed bytes.
   uint64_t chunks() const { return chunks_; }
@@ -95,6 +97,7 @@ class RecordingReader {
   size_t content_offset_ = 0;
   absl::Status status_;
   bool interrupted_ = false;
+  bool saw_end_ = false;
   bool done_ = false;
   uint64_t chunks_ = 0;
   uint64_t content_bytes_ = 0;

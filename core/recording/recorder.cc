@@ -190,8 +190,13 @@ void Recorder::Write(const RecordingChunk& chunk) {
     const std::string path = Cat(config_.directory, "/", f->name);
     f->fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (f->fd < 0) {
-      PGB_LOG(kError) << "recording " << path << ": cannot open: " << ErrnoStatus("open", path);
+      // Unhealthy until the directory has room: sessions apply on_overflow.
+      PGB_LOG(kError) << "recording " << path << ": "
+                      << ErrnoStatus("cannot create", path).message()
+                      << "; recordings refuse new data until the directory has room";
       f->failed = true;
+      write_errors_.fetch_add(1, std::memory_order_relaxed);
+      healthy_.store(false, std::memory_order_relaxed);
     } else {
       struct stat st;
       if (::fstat(f->fd, &st) == 0) f->size = st.st_size;

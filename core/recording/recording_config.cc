@@ -4,9 +4,11 @@
 
 namespace pgb::recording {
 
-void ParseRecordingConfig(const toml::node* node,
-                          const std::function<std::string(std::string_view)>& resolve,
-                          const TomlProblemSink& sink, RecordingConfig* out) {
+namespace {
+
+void ParseRecordingNode(const toml::node* node,
+                        const std::function<std::string(std::string_view)>& resolve,
+                        const TomlProblemSink& sink, RecordingConfig* out) {
   if (node == nullptr) return;
   const toml::table* table = node->as_table();
   if (table == nullptr) {
@@ -50,6 +52,49 @@ void ParseRecordingConfig(const toml::node* node,
   if (auto v = reader.Duration("flush_interval", absl::Milliseconds(10), absl::Minutes(1))) {
     out->flush_interval = *v;
   }
+}
+
+void ParseScopeModes(const toml::node* scopes, const TomlProblemSink& sink, RecordingConfig* out) {
+  const toml::array* list = scopes != nullptr ? scopes->as_array() : nullptr;
+  if (list == nullptr) return;  // the policy parser reports a malformed [[scope]]
+  for (size_t i = 0; i < list->size(); ++i) {
+    const toml::table* scope = list->get(i)->as_table();
+    if (scope == nullptr) continue;
+    const toml::node* record = scope->get("record");
+    if (record == nullptr) continue;
+    const std::string path = Cat("scope[", i, "].record");
+    const toml::value<std::string>* text = record->as_string();
+    const std::string_view v = text != nullptr ? std::string_view(text->get()) : "";
+    RecordMode mode;
+    if (v == "off") {
+      mode = RecordMode::kOff;
+    } else if (v == "statements") {
+      mode = RecordMode::kStatements;
+    } else if (v == "full") {
+      mode = RecordMode::kFull;
+    } else {
+      sink(record->source(), path, "expected \"off\", \"statements\" or \"full\"");
+      continue;
+    }
+    const toml::node* name = scope->get("name");
+    if (mode == RecordMode::kOff || name == nullptr || !name->is_string()) continue;
+    if (!out->enabled) {
+      sink(record->source(), path,
+           "this scope's sessions are recorded, but there is no [recording] table (its "
+           "directory)");
+      continue;
+    }
+    out->scopes.emplace_back(name->as_string()->get(), mode);
+  }
+}
+
+}  // namespace
+
+void ParseRecordingConfig(const toml::node* node, const toml::node* scopes,
+                          const std::function<std::string(std::string_view)>& resolve,
+                          const TomlProblemSink& sink, RecordingConfig* out) {
+  ParseRecordingNode(node, resolve, sink, out);
+  ParseScopeModes(scopes, sink, out);
 }
 
 }  // namespace pgb::recording

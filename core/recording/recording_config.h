@@ -14,12 +14,18 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "base/toml_table.h"
 #include "toml++/toml.h"
 
 namespace pgb::recording {
+
+// A scope's `record` key: what the recorder keeps of its sessions.
+enum class RecordMode : uint8_t { kOff, kStatements, kFull };
 
 enum class OnOverflow : uint8_t {
   kEndSession,  // the session ends with FATAL 53400 (fail closed)
@@ -42,11 +48,24 @@ struct RecordingConfig {
   // A session's pending bytes are handed on at least this often, so that a
   // crash loses at most this much of the recording.
   absl::Duration flush_interval = absl::Milliseconds(200);
+
+  // Each [[scope]]'s `record` (read with the [recording] table; the policy
+  // layer leaves the key to us): (scope name, mode) for every scope that
+  // records.
+  std::vector<std::pair<std::string, RecordMode>> scopes;
+  RecordMode ModeFor(std::string_view scope) const {
+    for (const auto& [name, mode] : scopes) {
+      if (name == scope) return mode;
+    }
+    return RecordMode::kOff;
+  }
 };
 
-// Parses the [recording] node (nullptr if absent) into `out`; `resolve`
-// makes paths absolute against the config file's directory.
-void ParseRecordingConfig(const toml::node* node,
+// Parses the [recording] node (nullptr if absent) and the `record` key of
+// each [[scope]] table (`scopes`, the root's "scope" node or nullptr) into
+// `out`; `resolve` makes paths absolute against the config file's directory.
+// A scope that records without a [recording] table is an error.
+void ParseRecordingConfig(const toml::node* node, const toml::node* scopes,
                           const std::function<std::string(std::string_view)>& resolve,
                           const TomlProblemSink& sink, RecordingConfig* out);
 

@@ -102,13 +102,13 @@ std::string RedactedBind(std::string_view body) {
   return out;
 }
 
-const char* ModeName(policy::Scope::Record mode) {
+const char* ModeName(RecordMode mode) {
   switch (mode) {
-    case policy::Scope::Record::kOff:
+    case RecordMode::kOff:
       return "off";
-    case policy::Scope::Record::kStatements:
+    case RecordMode::kStatements:
       return "statements";
-    case policy::Scope::Record::kFull:
+    case RecordMode::kFull:
       return "full";
   }
   return "off";
@@ -250,12 +250,12 @@ void SessionRecording::StartMessage(Stream& s) {
     }
     s.action = Action::kRecord;
   } else {
-    if (type == proto::kPqMsg_DataRow && mode_ == policy::Scope::Record::kStatements) {
+    if (type == proto::kPqMsg_DataRow && mode_ == RecordMode::kStatements) {
       s.action = Action::kCountRow;
       return;
     }
     if (rows_ != 0) FlushRows();
-    if (mode_ == policy::Scope::Record::kFull) {
+    if (mode_ == RecordMode::kFull) {
       s.action = Action::kRecord;
     } else {
       switch (type) {

@@ -38,7 +38,6 @@
 #include "core/recording/format.h"
 #include "core/recording/recorder.h"
 #include "policy/identity.h"
-#include "policy/rules.h"
 
 namespace pgb::recording {
 
@@ -54,7 +53,7 @@ struct RecordingHeader {
   std::string_view application_name;
   std::string_view client;
   std::string_view gateway_version;
-  policy::Scope::Record mode = policy::Scope::Record::kFull;
+  RecordMode mode = RecordMode::kFull;
 };
 // The kHeader event's JSON object.
 std::string HeaderJson(const RecordingHeader& header);
@@ -114,7 +113,7 @@ class SessionRecording {
   RecorderShard& shard_;
   const RecordingConfig& config_;
   const audit::ParameterMode parameters_;
-  const policy::Scope::Record mode_;
+  const RecordMode mode_;
   const uint64_t session_id_;
   const int64_t start_us_;
   Stream from_client_;

@@ -72,7 +72,7 @@ class RecordingTest : public ::testing::Test {
   // Records `from_client` then `to_client` (each split at `split`), returns
   // the file's bytes and the summary.
   std::string Record(const std::string& from_client, const std::string& to_client, size_t split,
-                     policy::Scope::Record mode, audit::ParameterMode params,
+                     RecordMode mode, audit::ParameterMode params,
                      SessionRecording::Summary* summary) {
     absl::StatusOr<std::unique_ptr<Recorder>> recorder = Recorder::Start(config_, 1);
     EXPECT_TRUE(recorder.ok()) << recorder.status();
@@ -127,8 +127,8 @@ TEST_F(RecordingTest, FullModeKeepsEveryMessageAtEverySplit) {
   server += Message('C', std::string("SELECT 50\0", 10)) + Message('Z', "I");
   for (size_t split = 0; split <= server.size(); split += (split < 64 ? 1 : 97)) {
     SessionRecording::Summary summary;
-    const std::string file = Record(client, server, split, policy::Scope::Record::kFull,
-                                    audit::ParameterMode::kOff, &summary);
+    const std::string file =
+        Record(client, server, split, RecordMode::kFull, audit::ParameterMode::kOff, &summary);
     absl::Status status;
     bool interrupted = true;
     const std::vector<Event> events = ReadAll(file, &status, &interrupted);
@@ -164,8 +164,8 @@ TEST_F(RecordingTest, StatementsModeCountsRowsAndRedactsBind) {
   for (int i = 0; i < 7; ++i) server += DataRow({"x"});
   server += Message('C', std::string("SELECT 7\0", 9)) + Message('Z', "I");
   SessionRecording::Summary summary;
-  const std::string file = Record(client, server, 3, policy::Scope::Record::kStatements,
-                                  audit::ParameterMode::kRedacted, &summary);
+  const std::string file =
+      Record(client, server, 3, RecordMode::kStatements, audit::ParameterMode::kRedacted, &summary);
   const std::vector<Event> events = ReadAll(file);
   std::string got_server;
   uint64_t rows = 0;
@@ -190,8 +190,8 @@ TEST_F(RecordingTest, SessionMaxBytesTruncatesWithAMarker) {
   std::string server;
   for (int i = 0; i < 2000; ++i) server += DataRow({std::string(20, 'v')});
   SessionRecording::Summary summary;
-  const std::string file = Record(Query("SELECT"), server, 0, policy::Scope::Record::kFull,
-                                  audit::ParameterMode::kOff, &summary);
+  const std::string file =
+      Record(Query("SELECT"), server, 0, RecordMode::kFull, audit::ParameterMode::kOff, &summary);
   const std::vector<Event> events = ReadAll(file);
   ASSERT_GE(events.size(), 2u);
   EXPECT_EQ(events[events.size() - 2].kind, kTruncated);
@@ -204,8 +204,8 @@ TEST_F(RecordingTest, CutFilesReadUpToTheLastWholeChunk) {
   std::string server;
   for (int i = 0; i < 3000; ++i) server += DataRow({"row " + std::to_string(i)});
   SessionRecording::Summary summary;
-  const std::string file = Record(Query("SELECT"), server, 0, policy::Scope::Record::kFull,
-                                  audit::ParameterMode::kOff, &summary);
+  const std::string file =
+      Record(Query("SELECT"), server, 0, RecordMode::kFull, audit::ParameterMode::kOff, &summary);
   const size_t whole = ReadAll(file).size();
   for (size_t cut = 0; cut < file.size(); cut += 37) {
     absl::Status status;
@@ -225,7 +225,7 @@ TEST_F(RecordingTest, CutFilesReadUpToTheLastWholeChunk) {
 
 TEST_F(RecordingTest, EditedAndForeignFilesAreErrors) {
   SessionRecording::Summary summary;
-  std::string file = Record(Query("SELECT 1"), Message('Z', "I"), 0, policy::Scope::Record::kFull,
+  std::string file = Record(Query("SELECT 1"), Message('Z', "I"), 0, RecordMode::kFull,
                             audit::ParameterMode::kOff, &summary);
   absl::Status status;
   ReadAll("hello, world: not a recording", &status);
@@ -252,9 +252,8 @@ TEST_F(RecordingTest, ReplayShowsAnAlignedTable) {
   proto::AppendNoticeResponse(server, notice);
   server += Message('Z', "I");
   SessionRecording::Summary summary;
-  const std::string file =
-      Record(Query("SELECT id, name FROM t"), server, 5, policy::Scope::Record::kFull,
-             audit::ParameterMode::kOff, &summary);
+  const std::string file = Record(Query("SELECT id, name FROM t"), server, 5, RecordMode::kFull,
+                                  audit::ParameterMode::kOff, &summary);
   RecordingReader reader(file);
   ReplayRenderer renderer(ReplayRenderer::Format::kText);
   std::string out;
