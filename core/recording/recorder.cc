@@ -16,17 +16,12 @@
 #include "base/log.h"
 #include "base/str_cat.h"
 #include "base/thread_name.h"
+#include "core/audit/record.h"
 #include "core/recording/format.h"
 
 namespace pgb::recording {
 
 namespace {
-
-int64_t NowMicros() {
-  timespec ts;
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
-}
 
 // Free space below which the recorder stays unhealthy after a failed write.
 constexpr uint64_t kHealthyFreeBytes = 16u << 20;
@@ -128,7 +123,7 @@ void Recorder::Run() {
   for (;;) {
     const bool stopping = stop_.load();
     const size_t n = Drain();
-    const int64_t now = NowMicros();
+    const int64_t now = audit::AuditClockMicros();
     if (now - last_health_us > 1'000'000) {
       last_health_us = now;
       CheckHealth();
@@ -212,7 +207,7 @@ void Recorder::Write(const RecordingChunk& chunk) {
     index = files_.size() - 1;
     file = files_.back().get();
   }
-  file->last_us = NowMicros();
+  file->last_us = audit::AuditClockMicros();
   if (!file->failed && !chunk.bytes.empty()) {
     ZSTD_CCtx* cctx = static_cast<ZSTD_CCtx*>(cctx_);
     frame_.resize(4 + ZSTD_compressBound(chunk.bytes.size()));

@@ -476,7 +476,7 @@ void ReplayRenderer::Finish(const RecordingReader& reader, std::string& out) {
                ",\"ok\":", reader.status().ok() ? "true" : "false");
     if (!reader.status().ok()) {
       out += ",\"error\":";
-      AppendJsonString(reader.status().message(), &out);
+      AppendJsonString(std::string(reader.status().message()), &out);
     }
     out += "}\n";
     return;

@@ -5,17 +5,12 @@
 
 #include "base/json_text.h"
 #include "base/str_cat.h"
+#include "core/audit/record.h"
 #include "proto/protocol.h"
 
 namespace pgb::recording {
 
 namespace {
-
-int64_t NowMicros() {
-  timespec ts;
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
-}
 
 uint32_t GetBe32(const char* p) {
   return (static_cast<uint32_t>(static_cast<uint8_t>(p[0])) << 24) |
@@ -171,7 +166,7 @@ SessionRecording::SessionRecording(RecorderShard& shard, audit::ParameterMode pa
       start_us_(header.start_us) {
   from_client_.kind = kFromClient;
   to_client_.kind = kToClient;
-  now_us_ = NowMicros();
+  now_us_ = audit::AuditClockMicros();
   buffer_.reserve(config_.chunk_bytes + 1024);
   AppendEvent(kHeader, HeaderJson(header));
   HandOff(false);  // the file exists from the session's start
@@ -179,7 +174,7 @@ SessionRecording::SessionRecording(RecorderShard& shard, audit::ParameterMode pa
 
 void SessionRecording::Observe(Direction direction, const char* data, size_t n) {
   if (stopped_ || n == 0) return;
-  now_us_ = NowMicros();
+  now_us_ = audit::AuditClockMicros();
   Stream& s = direction == Direction::kFromClient ? from_client_ : to_client_;
   Feed(s, data, n);
   // The other stream's events may come next: an unfinished message is
@@ -190,7 +185,7 @@ void SessionRecording::Observe(Direction direction, const char* data, size_t n) 
 
 void SessionRecording::Tick() {
   if (pending_since_us_ == 0 || finished_) return;
-  const int64_t now = NowMicros();
+  const int64_t now = audit::AuditClockMicros();
   if (now - pending_since_us_ >= absl::ToInt64Microseconds(config_.flush_interval)) {
     HandOff(false);
   }
@@ -407,7 +402,7 @@ void SessionRecording::HandOff(bool last) {
 SessionRecording::Summary SessionRecording::Finish(std::string_view reason) {
   Summary summary;
   if (finished_) return summary;
-  now_us_ = NowMicros();
+  now_us_ = audit::AuditClockMicros();
   if (!stopped_ && rows_ != 0) FlushRows();
   for (Stream* s : {&from_client_, &to_client_}) {
     if (s->event != kNoEvent) CloseEvent(*s, true);

@@ -74,7 +74,7 @@ bool RecordingsDir(const Args& args, const char* command, std::string* dir) {
   absl::StatusOr<Config> config =
       LoadConfigFile(std::string(config_path), ConfigOptions{.check_files = false});
   if (!config.ok()) {
-    Fail(command, config.status().message());
+    Fail(command, std::string(config.status().message()));
     return false;
   }
   if (!config->recording.enabled) {
@@ -166,7 +166,7 @@ int RunReplay(const Args& args) {
     path = found->path;
   }
   absl::StatusOr<FileContents> file = ReadRegularFile(path, kMaxRecordingFile);
-  if (!file.ok()) return Fail("replay", file.status().message());
+  if (!file.ok()) return Fail("replay", std::string(file.status().message()));
   recording::RecordingReader reader(file->contents);
   if (!reader.status().ok()) return Fail("replay", Cat(path, ": ", reader.status().message()));
   recording::ReplayRenderer renderer(json ? recording::ReplayRenderer::Format::kJson
@@ -262,7 +262,7 @@ int RunRecordings(const Args& args) {
   std::string dir;
   if (!RecordingsDir(rest, "recordings", &dir)) return 1;
   absl::StatusOr<std::vector<recording::RecordingFile>> files = recording::ListRecordingFiles(dir);
-  if (!files.ok()) return Fail("recordings", files.status().message());
+  if (!files.ok()) return Fail("recordings", std::string(files.status().message()));
   simdjson::dom::parser parser;
   if (!json)
     std::printf("%-20s %-22s %-24s %-16s %-12s %s\n", "SESSION", "START", "IDENTITY", "TARGET",
@@ -273,11 +273,17 @@ int RunRecordings(const Args& args) {
     std::string_view subject = "?", target = "?", mode = "?", start = "?", scope = "?";
     simdjson::dom::element doc;
     if (header.ok() && parser.parse(*header).get(doc) == simdjson::SUCCESS) {
-      (void)doc["identity"]["subject"].get_string().get(subject);
-      (void)doc["target"].get_string().get(target);
-      (void)doc["mode"].get_string().get(mode);
-      (void)doc["start"].get_string().get(start);
-      (void)doc["scope"].get_string().get(scope);
+      // A header without one of these keys shows "?" there.
+      const auto field = [](simdjson::dom::element e, std::string_view* out) {
+        std::string_view v;
+        if (e.get_string().get(v) == simdjson::SUCCESS) *out = v;
+      };
+      simdjson::dom::element e;
+      if (doc["identity"]["subject"].get(e) == simdjson::SUCCESS) field(e, &subject);
+      if (doc["target"].get(e) == simdjson::SUCCESS) field(e, &target);
+      if (doc["mode"].get(e) == simdjson::SUCCESS) field(e, &mode);
+      if (doc["start"].get(e) == simdjson::SUCCESS) field(e, &start);
+      if (doc["scope"].get(e) == simdjson::SUCCESS) field(e, &scope);
     }
     if (!identity.empty() && subject != identity) continue;
     if (!target_name.empty() && target != target_name) continue;
@@ -287,7 +293,8 @@ int RunRecordings(const Args& args) {
               ",\"start\":", JsonString(start), ",\"identity\":", JsonString(subject),
               ",\"scope\":", JsonString(scope), ",\"target\":", JsonString(target),
               ",\"mode\":", JsonString(mode));
-      if (!header.ok()) line += Cat(",\"error\":", JsonString(header.status().message()));
+      if (!header.ok())
+        line += Cat(",\"error\":", JsonString(std::string(header.status().message())));
       line += "}\n";
       std::fputs(line.c_str(), stdout);
     } else {
