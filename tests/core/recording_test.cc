@@ -14,6 +14,7 @@
 #include "core/recording/catalog.h"
 #include "core/recording/format.h"
 #include "core/recording/recorder.h"
+#include "core/recording/recording_config.h"
 #include "core/recording/replay.h"
 #include "core/recording/session_recording.h"
 #include "gtest/gtest.h"
@@ -270,6 +271,50 @@ TEST_F(RecordingTest, ReplayShowsAnAlignedTable) {
             std::string::npos)
       << out;
   EXPECT_NE(out.find("NOTICE:  hello\n"), std::string::npos) << out;
+}
+
+// [recording] and each scope's `record`, as core/config.cc hands them over.
+std::vector<std::string> ParseProblems(std::string_view text, RecordingConfig* out) {
+  toml::table root = toml::parse(text);
+  std::vector<std::string> problems;
+  ParseRecordingConfig(
+      root.get("recording"), root.get("scope"), [](std::string_view p) { return std::string(p); },
+      [&](const toml::source_region&, std::string_view path, std::string_view message) {
+        problems.push_back(std::string(path) + ": " + std::string(message));
+      },
+      out);
+  return problems;
+}
+
+TEST(RecordingConfigTest, ScopesRecordOnlyWithARecordingTable) {
+  RecordingConfig config;
+  EXPECT_EQ(ParseProblems(R"([[scope]]
+name = "a"
+record = "full")",
+                          &config),
+            std::vector<std::string>{"scope[0].record: this scope's sessions are recorded, but "
+                                     "there is no [recording] table (its directory)"});
+  config = RecordingConfig();
+  EXPECT_EQ(ParseProblems(R"([recording]
+directory = "/r"
+on_overflow = "gap"
+session_max_bytes = 100
+queue_chunks = 3
+[[scope]]
+name = "a"
+record = "everything"
+[[scope]]
+name = "b"
+record = "statements"
+[[scope]]
+name = "c")",
+                          &config)
+                .size(),
+            3u);  // session_max_bytes, queue_chunks, record
+  EXPECT_EQ(config.on_overflow, OnOverflow::kGap);
+  EXPECT_EQ(config.ModeFor("a"), RecordMode::kOff);
+  EXPECT_EQ(config.ModeFor("b"), RecordMode::kStatements);
+  EXPECT_EQ(config.ModeFor("c"), RecordMode::kOff);
 }
 
 }  // namespace
