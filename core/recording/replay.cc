@@ -221,13 +221,13 @@ void ReplayRenderer::RenderText(const Event& e, std::string& out) {
   switch (e.kind) {
     case kHeader: {
       // The target's name makes the prompt, as psql's is the database's.
+      static thread_local simdjson::dom::parser parser;
+      simdjson::dom::element doc;
+      std::string_view target;
       const std::string_view h = e.payload;
-      const size_t at = h.find("\"target\":\"");
-      if (at != std::string_view::npos) {
-        const size_t end = h.find('"', at + 10);
-        if (end != std::string_view::npos) {
-          prompt_ = Printable(h.substr(at + 10, end - at - 10)) + "=> ";
-        }
+      if (parser.parse(h.data(), h.size()).get(doc) == simdjson::SUCCESS &&
+          doc["target"].get_string().get(target) == simdjson::SUCCESS) {
+        prompt_ = Printable(target) + "=> ";
       }
       out += "-- recording: " + Printable(h) + "\n";
       break;
@@ -379,6 +379,7 @@ void ReplayRenderer::ToClient(std::string_view m, int64_t unix_us, std::string& 
       if (!c.ReadCString(&tag)) break;
       if (in_table_) {
         FlushTable(out);
+        unrecorded_rows_ = 0;
       } else if (unrecorded_rows_ != 0) {
         out += Cat("(", unrecorded_rows_, unrecorded_rows_ == 1 ? " row" : " rows",
                    ", not recorded)\n");
