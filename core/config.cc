@@ -734,7 +734,8 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
   {
     TomlTableReader top(root, "",
                         {"gateway", "listener", "target", "user", "scope", "audit", "issuer",
-                         "login", "control", "approvals", "roles"},
+                         "login", "control", "approvals", "roles",
+                          "recording"},
                         sink_);
     ParseGateway(root, config);
     ParseListeners(root, config);
@@ -755,6 +756,9 @@ absl::StatusOr<Config> ConfigParser::Parse(const toml::table& root) {
         root.get("approvals"), [this](std::string_view path) { return ResolvePath(path); }, sink_,
         &config.approvals);
     ParseRolesConfig(root.get("roles"), sink_, &config.roles);
+    recording::ParseRecordingConfig(
+        root.get("recording"), root.get("scope"),
+        [this](std::string_view path) { return ResolvePath(path); }, sink_, &config.recording);
   }
   const toml::array* listener_tables =
       root.get("listener") ? root.get("listener")->as_array() : nullptr;

@@ -26,6 +26,7 @@
 #include "core/login_throttle.h"
 #include "core/role_config.h"
 #include "core/secret.h"
+#include "core/recording/recording_config.h"
 #include "policy/issuer_config.h"
 #include "policy/rules.h"
 
@@ -125,6 +126,7 @@ struct Config {
   approvals::ApprovalsConfig approvals;       // [approvals]; core/approvals/approvals_config.h
   RolesConfig roles;                          // [roles]; core/role_config.h
   std::vector<RoleTemplate> scope_roles;      // [[scope]] role tables
+  recording::RecordingConfig recording;       // [recording]; core/recording/recording_config.h
 
   // nullptr if there is no such target / user.
   const TargetConfig* FindTarget(std::string_view name) const;

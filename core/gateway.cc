@@ -16,6 +16,7 @@
 #include "core/control_plane.h"
 #include "core/heap.h"
 #include "core/role_provisioner.h"
+#include "core/recording/recorder.h"
 #include "core/shard.h"
 #include "core/unix_listener.h"
 
@@ -94,6 +95,18 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
     }
     trail = *std::move(started);
   }
+  // The session recorder, like the trail, lives as long as the process.
+  std::unique_ptr<recording::Recorder> recorder;
+  if (runtime->config.recording.enabled) {
+    absl::StatusOr<std::unique_ptr<recording::Recorder>> started =
+        recording::Recorder::Start(runtime->config.recording, workers);
+    if (!started.ok()) {
+      if (trail) trail->Stop();
+      return absl::Status(started.status().code(),
+                          Cat("session recorder: ", started.status().message()));
+    }
+    recorder = *std::move(started);
+  }
   // Unix-domain sockets: bound here once, accepted from by every shard.
   std::vector<std::unique_ptr<UnixListener>> unix_listeners;
   std::vector<int> unix_fds(runtime->listeners.size(), -1);
@@ -131,6 +144,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
   for (int i = 0; i < workers; ++i) {
     shards.push_back(
         std::make_unique<Shard>(i, runtimes, directory, trail ? &trail->shard(i) : nullptr));
+    if (recorder) shards.back()->set_recorder(&recorder->shard(i));
     directory.shards.push_back(shards.back().get());
   }
   // Temporary database roles (core/role_provisioner.h): one worker thread,
@@ -232,6 +246,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
   if (approval_store) approval_store->Stop();  // withdraws what is still pending
   if (provisioner) provisioner->Stop();
   unix_listeners.clear();    // closes the sockets, removes them and their lock files
+  if (recorder) recorder->Stop();  // every chunk the shards handed on
   if (trail) trail->Stop();  // every record the shards wrote, then a final checkpoint
   all_stopped.store(true);
   signal_thread.join();

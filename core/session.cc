@@ -678,6 +678,11 @@ void Session::EnterRelay() {
   audit_.SetSession(&identity_, target_->config->name, role_.name(), application_name_);
   audit_.StartupSettingsDone();
   audit_.Event(audit::AuditKind::kAuthOk);
+  if (runtime_->config.recording.ModeFor(scope_->name) != recording::RecordMode::kOff) {
+    StartRecording();
+    if (recording_ == nullptr) return;  // refused: no recorder
+  }
+  scope_ = nullptr;  // the relay's gate owns the policy now
   if (!startup_search_path_.empty()) {
     relay_->RememberSearchPath(startup_search_path_);
     std::string().swap(startup_search_path_);
@@ -708,6 +713,9 @@ void Session::RelayChunk(Side from, const char* data, size_t n, int32_t bid) {
     return;  // the client is not read again: the session is ending
   }
   (from == Side::kClient ? relayed_from_client_ : relayed_from_backend_) += n;
+  // The client's side is recorded as it sent it (a refused statement too);
+  // what reaches the client is recorded as it goes (Forward, Send).
+  if (from == Side::kClient) Record(Side::kBackend, data, n);
   ShardMetrics& metrics = shard_.metrics();
   (from == Side::kClient ? metrics.bytes_from_client : metrics.bytes_from_backend) += n;
   const uint64_t judged = relay_->gate().judged();
@@ -717,6 +725,7 @@ void Session::RelayChunk(Side from, const char* data, size_t n, int32_t bid) {
     statement_since_ns_ = shard_.now_ns();
     metrics.gate_latency.Observe(shard_.FreshNs() - statement_since_ns_);
   }
+  if (recording_ != nullptr && recording_->attention() && !CheckRecording()) return;
   if (!s.ok()) {
     const proto::ErrorFields why = proto::ErrorFieldsOf(s, "FATAL");
     if (from == Side::kClient) {
@@ -743,10 +752,52 @@ void Session::RelayChunk(Side from, const char* data, size_t n, int32_t bid) {
 }
 
 void Session::Forward(Side to, const char* data, size_t n, int32_t buffer_id) {
+  if (to == Side::kClient) Record(to, data, n);
   WriteReceived(to, data, n, buffer_id);
 }
 
-void Session::Send(Side to, std::string bytes) { WriteOwned(to, std::move(bytes)); }
+void Session::Send(Side to, std::string bytes) {
+  if (to == Side::kClient) Record(to, bytes.data(), bytes.size());
+  WriteOwned(to, std::move(bytes));
+}
+
+void Session::StartRecording() {
+  recording::RecorderShard* recorder = shard_.recorder();
+  if (recorder == nullptr) {  // [recording] was added by a reload: it takes a restart
+    FailClient(sqlstate::kConfigurationLimitExceeded,
+               "this session must be recorded, but the gateway has no session recorder",
+               "The [recording] table takes effect at the next restart.");
+    return;
+  }
+  recording::RecordingHeader header;
+  header.session_id = audit_.session_id();
+  header.start_us = started_unix_us_;
+  header.identity = &identity_;
+  header.scope = scope_->name;
+  header.target = target_->config->name;
+  header.role = target_->config->user;
+  header.application_name = application_name_;
+  header.client = peer_;
+  header.gateway_version = PGB_VERSION;
+  header.mode = runtime_->config.recording.ModeFor(scope_->name);
+  recording_ = std::make_unique<recording::SessionRecording>(
+      *recorder,
+      shard_.audit() != nullptr ? shard_.audit()->parameters() : audit::ParameterMode::kOff,
+      header);
+}
+
+bool Session::CheckRecording() {
+  for (const std::string& incident : recording_->TakeIncidents()) {
+    PGB_LOG(kWarning) << Describe() << ": " << incident;
+    audit_.Event(audit::AuditKind::kRecording, incident);
+  }
+  if (!recording_->must_end() || phase_ != Phase::kRelay) return true;
+  FailClient(sqlstate::kConfigurationLimitExceeded,
+             "the session recording cannot keep up; the session was ended",
+             "The gateway's recordings directory is full or too slow "
+             "(recording.on_overflow = \"end-session\").");
+  return false;
+}
 
 void Session::Recycle(int32_t buffer_id) {
   shard_.buffers().Recycle(static_cast<uint16_t>(buffer_id));
@@ -822,6 +873,7 @@ void Session::FailClient(const char* code, std::string message, std::string deta
   std::string bytes;
   proto::AppendErrorResponse(bytes, proto::ErrorFields{"FATAL", code, std::move(message),
                                                        std::move(detail), std::move(hint)});
+  if (phase_ == Phase::kRelay) Record(Side::kClient, bytes.data(), bytes.size());
   if (client_.open()) WriteOwned(Side::kClient, std::move(bytes));
   CloseEndpoint(Side::kBackend);
   CloseAfterFlush();
@@ -849,6 +901,7 @@ void Session::Terminate(const char* code, std::string message) {
     std::string bytes;
     proto::AppendErrorResponse(bytes,
                                proto::ErrorFields{"FATAL", code, std::move(message), "", ""});
+    if (phase_ == Phase::kRelay) Record(Side::kClient, bytes.data(), bytes.size());
     WriteOwned(Side::kClient, std::move(bytes));
   }
   CloseAfterFlush();
@@ -880,7 +933,13 @@ void Session::RecordEnd() {
                                     : ClientTerminated() ? "client terminated the session"
                                                          : "connection closed";
     relay_->EndSession(reason);
-    audit_.Disconnect(reason, relayed_from_client_, relayed_from_backend_);
+    std::optional<recording::SessionRecording::Summary> recorded;
+    if (recording_ != nullptr) {
+      recorded = recording_->Finish(reason);
+      CheckRecording();
+    }
+    audit_.Disconnect(reason, relayed_from_client_, relayed_from_backend_,
+                      recorded ? &*recorded : nullptr);
   } else {
     audit_.StartupSettingsDone(end_reason_.empty() ? "closed before login" : end_reason_);
     audit_.Disconnect(end_reason_.empty() ? "closed before login" : end_reason_, 0, 0);
@@ -909,6 +968,10 @@ void Session::Close() {
 
 void Session::OnTick(int64_t now_ns) {
   if (IdentityExpired()) EndIdentityExpired();
+  if (recording_ != nullptr && !closed_) {
+    recording_->Tick();
+    if (recording_->attention()) CheckRecording();
+  }
   if (closed_ || deadline_ns_ == 0 || now_ns < deadline_ns_) return;
   switch (phase_) {
     case Phase::kClosing:

@@ -40,6 +40,7 @@
 #include "core/backend_login.h"
 #include "core/client_login.h"
 #include "core/endpoint.h"
+#include "core/recording/session_recording.h"
 #include "core/relay.h"
 #include "core/ring.h"
 #include "core/runtime.h"
@@ -198,6 +199,22 @@ class Session : private RelaySink, private ClientLogin::Channel {
   // the next message from either side or the next tick (FATAL 28000).
   void EndIdentityExpired();
 
+  // Recording (core/recording/session_recording.h): started with the relay
+  // when the scope asks for it. Record(kBackend, ...) takes what the client
+  // sent, as it sent it; Record(kClient, ...) what goes to the client, after
+  // masking.
+  void StartRecording();
+  void Record(Side to, const char* data, size_t n) {
+    if (recording_ != nullptr) {
+      recording_->Observe(
+          to == Side::kClient ? recording::Direction::kToClient : recording::Direction::kFromClient,
+          data, n);
+    }
+  }
+  // Writes the recording's incidents to the audit trail; false when the
+  // session had to end (on_overflow = "end-session").
+  bool CheckRecording();
+
   // Endings.
   void FailClient(const char* sqlstate, std::string message, std::string detail = "",
                   std::string hint = "");
@@ -260,6 +277,7 @@ class Session : private RelaySink, private ClientLogin::Channel {
   approvals::SessionHolds holds_;  // statements held for approval (before relay_, which uses it)
   // The steady state: framing, the request pipeline, the gate and masking.
   std::unique_ptr<Relay> relay_;
+  std::unique_ptr<recording::SessionRecording> recording_;  // null: not recorded
   std::string application_name_;  // from the startup packet, for audit records
   std::string end_reason_;        // why the gateway ended the session, for the audit
 

@@ -209,13 +209,19 @@ void SessionAudit::Approval(audit::AuditDecision decision, std::string_view appr
   shard_->Commit();
 }
 
-void SessionAudit::Disconnect(std::string_view message, uint64_t bytes_in, uint64_t bytes_out) {
+void SessionAudit::Disconnect(std::string_view message, uint64_t bytes_in, uint64_t bytes_out,
+                              const recording::SessionRecording::Summary* recording) {
   end_recorded_ = true;
   if (shard_ == nullptr) return;
   audit::AuditRecord* r = Begin(audit::AuditKind::kDisconnect);
   if (r == nullptr) return;
   r->bytes_in = bytes_in;
   r->bytes_out = bytes_out;
+  if (recording != nullptr) {
+    r->SetRecordingSha256(recording->sha256_hex);
+    r->recording_bytes = recording->bytes;
+    r->recording_status = recording->status;
+  }
   Finish(r, audit::AuditKind::kDisconnect, message, {});
 }
 

@@ -26,6 +26,7 @@
 
 #include "core/audit/record.h"
 #include "core/audit/writer.h"
+#include "core/recording/session_recording.h"
 #include "core/statement_ledger.h"
 #include "policy/identity.h"
 
@@ -89,7 +90,10 @@ class SessionAudit {
   void Event(audit::AuditKind kind, std::string_view message = {}, std::string_view user_name = {});
   // The session's end, with every byte it received from the client and the
   // database.
-  void Disconnect(std::string_view message, uint64_t bytes_in, uint64_t bytes_out);
+  // `recording`: the session's recording (its content's SHA-256, length and
+  // status go into the record), or null when it was not recorded.
+  void Disconnect(std::string_view message, uint64_t bytes_in, uint64_t bytes_out,
+                  const recording::SessionRecording::Summary* recording = nullptr);
   // Whether the session's end is recorded: a disconnect, or a failed login
   // (every connect record gets one of the two; `audit verify` checks).
   bool end_recorded() const { return end_recorded_; }

@@ -26,6 +26,7 @@
 #include "core/audit/writer.h"
 #include "core/login_throttle.h"
 #include "core/metrics.h"
+#include "core/recording/recorder.h"
 #include "core/ring.h"
 #include "core/runtime.h"
 #include "core/session.h"
@@ -102,6 +103,10 @@ class Shard {
     return &target.scram_keys[static_cast<size_t>(index_)].keys;
   }
   audit::AuditShard* audit() { return audit_; }
+  // This shard's side of the session recorder (core/recording/recorder.h), or
+  // null when there is no [recording] table. Set before the shard runs.
+  void set_recorder(recording::RecorderShard* recorder) { recorder_ = recorder; }
+  recording::RecorderShard* recorder() { return recorder_; }
   // Statement analyses, shared by this shard's sessions (keyed by text).
   policy::AnalysisCache& analysis_cache() { return analysis_cache_; }
   // Checks tokens sent as passwords, with the current Runtime's keys; null
@@ -189,6 +194,7 @@ class Shard {
   std::shared_ptr<const Runtime> runtime_;
   const ShardDirectory& directory_;
   audit::AuditShard* const audit_;
+  recording::RecorderShard* recorder_ = nullptr;
   Ring ring_;
   BufferRing buffers_;
   std::atomic<int> ring_fd_{-1};

@@ -210,7 +210,8 @@ void ParseScope(const toml::table& table, const std::string& path,
                           "max_parallel_workers_per_gather",
                           "max_advisory_locks",
                           "max_notifications",
-                          "role"},  // role: the database role template, read by core/role_config.h
+                          "role",  // the database role template, read by core/role_config.h
+                          "record"},  // the session recorder's: core/recording/recording_config.h
                          sink, {{"masks", "use [[scope.mask]] tables"}});
   reader.Require("name", "appears in rule names: scope.<name>.relations.deny");
   if (std::optional<std::string> name = reader.String("name")) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fails on any #include that goes up the layer order (STYLE.md rule 12).
 
-    base -> proto -> policy -> core/audit (audit) -> core (gateway) -> tools
+    base -> proto -> policy -> core/audit (audit) -> core/recording -> core (gateway)
+    -> tools
 
 Each layer may include its own headers and those of the layers below it.
 bench/ sits beside tools (it may include every library) and may take from
@@ -18,7 +19,7 @@ import sys
 
 from source_checks import run, sources
 
-LAYERS = ["base", "proto", "policy", "core/audit", "core", "tools"]
+LAYERS = ["base", "proto", "policy", "core/audit", "core/recording", "core", "tools"]
 # Folders that are checked as includers, and what they may include beyond
 # the layers: bench uses the libraries (not tools) and the shared test support.
 EXTRA_SOURCES = {"bench": (LAYERS.index("core"), ["tests/support"])}

@@ -53,8 +53,26 @@ const char* AuditKindName(AuditKind kind) {
       return "dropped";
     case AuditKind::kCompletion:
       return "completion";
+    case AuditKind::kRecording:
+      return "recording";
   }
   return "unknown";
+}
+
+const char* RecordingStatusName(AuditRecord::RecordingStatus status) {
+  switch (status) {
+    case AuditRecord::RecordingStatus::kNone:
+      return "none";
+    case AuditRecord::RecordingStatus::kComplete:
+      return "complete";
+    case AuditRecord::RecordingStatus::kGap:
+      return "gap";
+    case AuditRecord::RecordingStatus::kTruncated:
+      return "truncated";
+    case AuditRecord::RecordingStatus::kOverflow:
+      return "overflow";
+  }
+  return "none";
 }
 
 const char* AuditOutcomeName(AuditOutcome outcome) {
@@ -141,6 +159,8 @@ const char* AuditFieldName(AuditField field) {
       return "command_tag";
     case AuditField::kMessage:
       return "message";
+    case AuditField::kRecordingSha256:
+      return "recording_sha256";
     case AuditField::kCount:
       break;
   }
@@ -174,6 +194,8 @@ void AuditRecord::Reset() {
   rows = 0;
   bytes_in = 0;
   bytes_out = 0;
+  recording_bytes = 0;
+  recording_status = RecordingStatus::kNone;
   truncated_ = 0;
   statement_bytes_ = 0;
   used_ = 0;
@@ -655,6 +677,20 @@ char* WriteRecordJson(const AuditRecord& r, const SerializeOptions& options, uin
   if (r.bytes_in != 0) line.Unsigned("bytes_in", r.bytes_in);
   if (r.bytes_out != 0) line.Unsigned("bytes_out", r.bytes_out);
   if (r.masked_values != 0) line.Unsigned("masked_values", r.masked_values);
+  if (r.Has(AuditField::kRecordingSha256)) {
+    // {"sha256":"<64 hex>","bytes":N,"status":"..."}: what `pgbastion audit
+    // verify --recordings DIR` checks the recording file against.
+    line.Key("recording");
+    line.Char('{');
+    line.String("sha256");
+    line.Char(':');
+    line.String(r.Get(AuditField::kRecordingSha256));
+    line.Raw(",\"bytes\":");
+    line.Unsigned(r.recording_bytes);
+    line.Raw(",\"status\":\"");
+    line.Raw(RecordingStatusName(r.recording_status));
+    line.Raw("\"}");
+  }
   if (r.truncated_mask() != 0) {
     line.Key("truncated");
     line.Char('[');

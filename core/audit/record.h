@@ -53,6 +53,7 @@ enum class AuditKind : uint8_t {
   kCheckpoint,  // written by the writer only (signed chain head)
   kDropped,     // written by the writer only (records lost in fail-open mode)
   kCompletion,  // the outcome of a statement recorded before (same session, statement_id)
+  kRecording,   // the session's recording lost bytes (a gap) or was truncated: message says how
 };
 const char* AuditKindName(AuditKind kind);
 
@@ -106,7 +107,8 @@ enum class AuditField : uint8_t {
   kApprovalId,
   kCommandTag,
   kMessage,
-  kCount,  // not a field
+  kRecordingSha256,  // disconnect: the SHA-256 (hex) of the session recording's content
+  kCount,            // not a field
 };
 const char* AuditFieldName(AuditField field);
 
@@ -154,6 +156,11 @@ class alignas(64) AuditRecord {
   uint64_t rows = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
+  // Disconnect of a recorded session: the recording's content length (with
+  // kRecordingSha256) and how it ended (core/recording/format.h).
+  uint64_t recording_bytes = 0;
+  enum class RecordingStatus : uint8_t { kNone = 0, kComplete, kGap, kTruncated, kOverflow };
+  RecordingStatus recording_status = RecordingStatus::kNone;
 
   void SetRows(uint64_t n) {
     rows = n;
@@ -184,6 +191,9 @@ class alignas(64) AuditRecord {
   void SetCommandTag(std::string_view v) { Store(AuditField::kCommandTag, v, kShortFieldMax); }
   // The error text (statements), or the reason (auth_failed, disconnect, ...).
   void SetMessage(std::string_view v) { Store(AuditField::kMessage, v, kMessageMax); }
+  void SetRecordingSha256(std::string_view hex) {
+    Store(AuditField::kRecordingSha256, hex, kShortFieldMax);
+  }
 
   // Extended-protocol parameter values, in order (only when the configured
   // `parameters` mode is "on" or "redacted"; see AuditShard::parameters()).
@@ -256,7 +266,7 @@ class alignas(64) AuditRecord {
   uint8_t client_addr_[16] = {};
   Ref refs_[static_cast<size_t>(AuditField::kCount)];
 
-  static constexpr size_t kHeaderBytes = 240;
+  static constexpr size_t kHeaderBytes = 256;
 
  public:
   static constexpr size_t kArenaBytes = kSlotBytes - kHeaderBytes;
@@ -264,6 +274,7 @@ class alignas(64) AuditRecord {
  private:
   char arena_[kArenaBytes];
 };
+const char* RecordingStatusName(AuditRecord::RecordingStatus status);
 static_assert(sizeof(AuditRecord) == AuditRecord::kSlotBytes,
               "adjust kHeaderBytes so that a record is exactly one slot");
 

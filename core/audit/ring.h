@@ -84,6 +84,8 @@ class SpscRing {
   }
   // The i-th published slot (i < Available()).
   const T& Peek(size_t i) const { return slots_[(consumer_.tail + i) & mask_]; }
+  // The same slot, for a consumer that moves its contents out before Release.
+  T& PeekMutable(size_t i) { return slots_[(consumer_.tail + i) & mask_]; }
   // Hands the n oldest slots back to the producer.
   void Release(size_t n) {
     assert(n <= consumer_.cached_head - consumer_.tail);

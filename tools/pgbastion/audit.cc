@@ -10,13 +10,14 @@
 #include "base/str_cat.h"
 #include "core/audit/chain.h"
 #include "core/audit/verify.h"
+#include "core/recording/catalog.h"
 #include "tools/pgbastion/commands.h"
 
 namespace pgb::tools {
 namespace {
 
 constexpr const char kAuditUsage[] =
-    "Usage: pgbastion audit verify --public-key FILE [--live] [--json] FILE...\n"
+    "Usage: pgbastion audit verify --public-key FILE [--live] [--json] [--recordings DIR] FILE...\n"
     "       pgbastion audit keygen --private-key FILE --public-key FILE\n"
     "\n"
     "verify  checks an audit trail (the file sink's files, rotated ones included, in any\n"
@@ -32,6 +33,9 @@ constexpr const char kAuditUsage[] =
     "  --live             the trail is still being written: an unsigned tail and\n"
     "                     unfinished statements and sessions are notes\n"
     "  --json             print {\"ok\":...,\"records\":...,\"finding\":{...}} on stdout\n"
+    "  --recordings DIR   also check every session recording a disconnect record vouches\n"
+    "                     for (its content's SHA-256 and length): missing, truncated,\n"
+    "                     changed or corrupt recordings make the trail fail (exit 1)\n"
     "\n"
     "keygen  writes a new Ed25519 key pair: the private key (mode 600, for the gateway's\n"
     "        audit.signing_key) and the public key (for verify). Never overwrites a file.\n"
@@ -50,10 +54,15 @@ int RunVerify(const Args& args) {
   bool json = false;
   audit::VerifyOptions options;
   std::vector<std::string> files;
+  std::string recordings;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string_view arg = args[i];
     if (arg == "--json") {
       json = true;
+    } else if (arg == "--recordings" && i + 1 < args.size()) {
+      recordings = std::string(args[++i]);
+    } else if (arg.starts_with("--recordings=")) {
+      recordings = std::string(arg.substr(13));
     } else if (arg == "--live") {
       options.live = true;
     } else if (arg == "--public-key" && i + 1 < args.size()) {
@@ -80,7 +89,20 @@ int RunVerify(const Args& args) {
                  std::string(report.status().message()).c_str());
     return 2;
   }
-  const bool ok = !report->finding.has_value();
+  // The recordings the disconnect records vouch for (core/recording/catalog.h).
+  std::optional<recording::RecordingCheck> recording_check;
+  if (!recordings.empty()) {
+    absl::StatusOr<recording::RecordingCheck> checked =
+        recording::CheckRecordings(files, recordings);
+    if (!checked.ok()) {
+      std::fprintf(stderr, "pgbastion audit verify: %s\n",
+                   std::string(checked.status().message()).c_str());
+      return 2;
+    }
+    recording_check = *std::move(checked);
+  }
+  const bool recordings_ok = !recording_check || recording_check->findings.empty();
+  const bool ok = !report->finding.has_value() && recordings_ok;
   const audit::IncompleteTrail& gaps = report->incomplete;
   std::string incomplete;
   if (!gaps.empty()) {
@@ -99,11 +121,21 @@ int RunVerify(const Args& args) {
         Cat("{\"ok\":", ok ? "true" : "false", ",\"records\":", report->records,
             ",\"checkpoints\":", report->checkpoints, ",\"first_seq\":", report->first_seq,
             ",\"last_seq\":", report->last_seq, ",\"last_signed_seq\":", report->last_signed_seq);
-    if (!ok) {
+    if (report->finding.has_value()) {
       const audit::VerifyFinding& f = *report->finding;
       Append(out, ",\"finding\":{\"kind\":\"", audit::TamperKindName(f.kind),
              "\",\"file\":", JsonString(f.file), ",\"line\":", f.line, ",\"seq\":", f.seq,
              ",\"detail\":", JsonString(f.detail), "}");
+    }
+    if (recording_check) {
+      Append(out, ",\"recordings\":{\"checked\":", recording_check->checked, ",\"findings\":[");
+      for (size_t i = 0; i < recording_check->findings.size(); ++i) {
+        const recording::RecordingFinding& f = recording_check->findings[i];
+        Append(out, i > 0 ? "," : "", "{\"session\":", f.session_id,
+               ",\"file\":", JsonString(f.file), ",\"problem\":\"", f.problem,
+               "\",\"detail\":", JsonString(f.detail), "}");
+      }
+      out += "]}";
     }
     Append(out, ",\"incomplete\":{\"statements\":", gaps.statements,
            ",\"sessions\":", gaps.sessions, "}");
@@ -117,9 +149,24 @@ int RunVerify(const Args& args) {
     return status;
   }
   for (const std::string& note : report->notes) std::fprintf(stderr, "note: %s\n", note.c_str());
-  if (!ok) {
+  if (recording_check) {
+    for (const recording::RecordingFinding& f : recording_check->findings) {
+      std::printf("RECORDING %s\n", f.Describe().c_str());
+    }
+  }
+  if (report->finding.has_value()) {
     std::printf("TAMPERED: %s\n", report->finding->Describe().c_str());
     return 1;
+  }
+  if (!recordings_ok) {
+    std::printf("TAMPERED: %zu of %llu recording(s) do not match the audit trail\n",
+                recording_check->findings.size(),
+                static_cast<unsigned long long>(recording_check->checked));
+    return 1;
+  }
+  if (recording_check) {
+    std::printf("OK: %llu recording(s) match the audit trail\n",
+                static_cast<unsigned long long>(recording_check->checked));
   }
   std::printf("OK: %llu records (seq %llu..%llu), %llu checkpoints, signed through seq %llu\n",
               static_cast<unsigned long long>(report->records),

@@ -21,6 +21,8 @@ int RunAudit(const Args& args);          // audit.cc
 int RunToken(const Args& args);          // token.cc: token mint|jwks|verify
 int RunSessions(const Args& args);       // sessions.cc: sessions [end ...]
 int RunApprovals(const Args& args);      // approvals.cc: approvals list|show|approve|deny
+int RunReplay(const Args& args);         // replay.cc: replay FILE|SESSION_ID
+int RunRecordings(const Args& args);     // replay.cc: recordings list
 
 // Finds "--name VALUE" or "--name=VALUE" in args. Returns false if absent.
 bool FindFlag(const Args& args, std::string_view name, std::string_view* value);

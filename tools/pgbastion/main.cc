@@ -49,6 +49,8 @@ constexpr const char kUsage[] =
     "  sessions [end ...]          list the running gateway's sessions; end some\n"
     "  approvals list|show|approve|deny\n"
     "                              decide the requests of statements held for approval\n"
+    "  replay FILE|SESSION_ID      show a recorded session as its client saw it\n"
+    "  recordings list             list the session recordings\n"
     "\n"
     "Run 'pgbastion COMMAND --help' for a command's options.\n";
 
@@ -80,6 +82,8 @@ int main(int argc, char** argv) {
   if (command == "token") return RunToken(args);
   if (command == "sessions") return RunSessions(args);
   if (command == "approvals") return RunApprovals(args);
+  if (command == "replay") return RunReplay(args);
+  if (command == "recordings") return RunRecordings(args);
   std::fprintf(stderr, "pgbastion: unknown command '%s'\n\n%s", argv[1], kUsage);
   return 2;
 }
