@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/catalog_reader.h"
 #include "core/metrics.h"
 #include "core/session_audit.h"
 #include "core/statement_ledger.h"
@@ -106,10 +107,19 @@ class StatementGate {
   const std::shared_ptr<const policy::Policy>& policy() const { return policy_; }
   const policy::Scope* scope() const { return scope_; }
 
+  // Where the target's catalog comes from (null: nowhere, and a scope with
+  // masks refuses statements on relations), and the target's index there.
+  // A statement that changes the schema asks for a fresh read.
+  void UseCatalog(std::shared_ptr<CatalogReader> catalogs, size_t target) {
+    catalogs_ = std::move(catalogs);
+    catalog_target_ = target;
+  }
+
  private:
   // Judges the text of a Query or Parse; false when it was refused.
   bool Admit(char type, std::string_view statement_name, std::string_view sql,
              std::string& to_database);
+  void NoteSchemaChanges(const policy::SqlAnalysis& analysis);
   // Refuses a message: `statement` is what the audit record names.
   void Refuse(char type, std::string_view statement_name, std::string_view statement,
               uint64_t fingerprint, const policy::Decision& decision, std::string& to_database,
@@ -149,6 +159,9 @@ class StatementGate {
   ShardMetrics* metrics_ = nullptr;
   uint64_t judged_ = 0;
   std::string last_statement_;
+  std::shared_ptr<CatalogReader> catalogs_;
+  size_t catalog_target_ = 0;
+  bool schema_changed_ = false;  // DDL since the last catalog refresh request at a COMMIT
 };
 
 // The settings a session of `scope` starts with on the database, as startup
