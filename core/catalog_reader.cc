@@ -8,8 +8,8 @@
 #include <string>
 #include <utility>
 
-#include "base/log.h"
 #include "absl/container/flat_hash_map.h"
+#include "base/log.h"
 #include "base/str_cat.h"
 #include "policy/sql_analysis.h"
 

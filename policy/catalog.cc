@@ -21,8 +21,7 @@ void RelationCatalog::Add(CatalogRelation relation) {
   relations_.push_back(std::move(relation));
 }
 
-const CatalogRelation* RelationCatalog::Find(std::string_view schema,
-                                             std::string_view name) const {
+const CatalogRelation* RelationCatalog::Find(std::string_view schema, std::string_view name) const {
   auto it = by_name_.find(absl::string_view(name.data(), name.size()));
   if (it == by_name_.end()) return nullptr;
   for (size_t i : it->second) {

@@ -11,9 +11,12 @@ namespace {
 constexpr std::string_view kActivityRelations[] = {"pg_stat_activity", "pg_stat_statements"};
 // Functions behind them, and functions that carry a value out of the result
 // path (a notification, a setting's ParameterStatus, a large object).
-constexpr std::string_view kChannelFunctions[] = {
-    "pg_stat_get_activity", "pg_stat_get_backend_activity", "pg_stat_statements",
-    "pg_notify",            "lowrite",                      "loread"};
+constexpr std::string_view kChannelFunctions[] = {"pg_stat_get_activity",
+                                                  "pg_stat_get_backend_activity",
+                                                  "pg_stat_statements",
+                                                  "pg_notify",
+                                                  "lowrite",
+                                                  "loread"};
 
 template <size_t N>
 bool In(const std::string_view (&list)[N], std::string_view name) {
@@ -78,9 +81,9 @@ std::optional<MaskRefusal> CheckView(const Scope& scope, const CatalogRelation& 
   }
   const Decision d = DecideMasks(scope, *relation.definition, state, view_depth + 1);
   if (d.kind != Decision::kDeny) return std::nullopt;
-  return MaskRefusal{Cat("view ", name, " is defined by a query this scope may not run: ", d.reason),
-                     Cat("select from the tables the view reads, as the rules allow (", d.hint,
-                         ")")};
+  return MaskRefusal{
+      Cat("view ", name, " is defined by a query this scope may not run: ", d.reason),
+      Cat("select from the tables the view reads, as the rules allow (", d.hint, ")")};
 }
 
 }  // namespace
@@ -92,7 +95,7 @@ const ColumnMask* MaskedName(const Scope& scope, const RelationCatalog* catalog,
 
 std::optional<MaskRefusal> CheckMaskedScope(const Scope& scope, const StatementSummary& s,
                                             const SessionPolicyState& state, int view_depth) {
-  const std::string in_scope = Cat(" in scope ", scope.name, ", which masks columns");
+  const std::string in_scope = Cat(" (scope ", scope.name, " masks columns)");
   for (const RelationRef& r : s.relations) {
     if (In(kActivityRelations, r.name)) {
       return MaskRefusal{Cat(r.name, " shows other sessions' statements with their literals, ",
@@ -151,8 +154,8 @@ std::optional<MaskRefusal> CheckMaskedScope(const Scope& scope, const StatementS
       for (const CatalogRelation* relation : found) {
         if (HasMaskedColumn(scope, *catalog, *relation)) {
           return MaskRefusal{
-              Cat("ON CONFLICT ON CONSTRAINT (or without a conflict target) on ",
-                  relation->schema, ".", relation->name,
+              Cat("ON CONFLICT ON CONSTRAINT (or without a conflict target) on ", relation->schema,
+                  ".", relation->name,
                   ", which has masked columns, answers whether a guessed value exists (INSERT 0 0 "
                   "or INSERT 0 1)",
                   in_scope),
@@ -166,8 +169,8 @@ std::optional<MaskRefusal> CheckMaskedScope(const Scope& scope, const StatementS
       if (relation->HasColumn(ref.attribute)) continue;
       if (!HasMaskedColumn(scope, *catalog, *relation)) continue;
       return MaskRefusal{
-          Cat(ref.relation, ".", ref.attribute, " is not a column of ", relation->schema, ".",
-              relation->name, ": PostgreSQL reads it as ", ref.attribute, "(", ref.relation,
+          Cat(ref.attribute, " is not a column of ", relation->schema, ".", relation->name,
+              ": PostgreSQL reads a reference to it as ", ref.attribute, "(", relation->name,
               "), a function of the whole row, which has masked columns", in_scope),
           "select the columns you need by name"};
     }

@@ -475,7 +475,8 @@ class Classifier {
     for (element f : fields) names.push_back(StringNodeValue(f));
     const size_t n = names.size();
     if (n < 2) return;
-    pending_refs_.push_back({n >= 3 ? names[n - 3] : std::string_view(), names[n - 2], names[n - 1]});
+    pending_refs_.push_back(
+        {n >= 3 ? names[n - 3] : std::string_view(), names[n - 2], names[n - 1]});
     if (n >= 3) {
       // q.x.y: x is read as a column of q, and y as a field or function of it.
       pending_refs_.push_back({{}, names[n - 3], names[n - 2]});
@@ -1221,8 +1222,7 @@ class Classifier {
   // Names (relation names and aliases) that stand for a table or view of the
   // statement, and the (schema, relation) pairs each can denote; qualified
   // column references seen, resolved against them at the end.
-  absl::flat_hash_map<std::string_view,
-                      std::vector<std::pair<std::string_view, std::string_view>>>
+  absl::flat_hash_map<std::string_view, std::vector<std::pair<std::string_view, std::string_view>>>
       base_relations_;
   struct PendingRef {
     std::string_view schema;  // `s` of s.q.x; empty otherwise

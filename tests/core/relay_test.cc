@@ -158,7 +158,7 @@ class RelayTest : public ::testing::Test {
   FakeSink sink_;
   std::unique_ptr<Relay> relay_;
   std::vector<std::unique_ptr<std::string>> buffers_;
-  std::vector<TargetConfig> targets_{TargetConfig{.name = "app"}};
+  std::vector<TargetConfig> targets_ = std::vector<TargetConfig>(1);  // "app"
   std::shared_ptr<CatalogReader> catalogs_ = std::make_shared<CatalogReader>(targets_);
 };
 

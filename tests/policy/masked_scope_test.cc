@@ -21,8 +21,7 @@ using ::testing::HasSubstr;
 // A read-write scope masking email and phone, judging text through the real
 // analyser with the test catalog (or none), statement by statement.
 struct Masked {
-  explicit Masked(std::shared_ptr<const RelationCatalog> catalog = TestCatalog(),
-                  bool masks = true)
+  explicit Masked(std::shared_ptr<const RelationCatalog> catalog = TestCatalog(), bool masks = true)
       : policy({[&] {
           Scope scope;
           scope.name = "support";
@@ -88,9 +87,9 @@ TEST(MaskedScopeTest, AttributeNotationOnARelationWithMaskedColumnsIsRefused) {
   }
   const Decision d = masked.Judge("SELECT c.to_json FROM customers c");
   EXPECT_EQ(d.reason,
-            "c.to_json is not a column of public.customers: PostgreSQL reads it as to_json(c), a "
-            "function of the whole row, which has masked columns in scope support, which masks "
-            "columns");
+            "to_json is not a column of public.customers: PostgreSQL reads a reference to it as "
+            "to_json(customers), a function of the whole row, which has masked columns (scope "
+            "support masks columns)");
   EXPECT_EQ(d.hint, "select the columns you need by name");
 }
 
@@ -163,9 +162,14 @@ TEST(MaskedScopeTest, SideChannelsAreRefused) {
     EXPECT_EQ(d.kind, Decision::kDeny) << sql;
     EXPECT_EQ(d.rule, "scope.support.mask") << sql << ": " << d.reason;
   }
+  EXPECT_THAT(masked.Judge(kChannels[0]).reason,
+              HasSubstr("function pg_notify carries values out of the result rows"));
+  EXPECT_THAT(masked.Judge(kChannels[3]).reason,
+              HasSubstr("pg_stat_activity shows other sessions' statements"));
+  EXPECT_THAT(masked.Judge(kChannels[7]).reason,
+              HasSubstr("answers whether a guessed value exists"));
   // A cast inside EXISTS still evaluates the masked column.
-  EXPECT_EQ(masked.Judge("SELECT EXISTS (SELECT email::int FROM customers)").kind,
-            Decision::kDeny);
+  EXPECT_EQ(masked.Judge("SELECT EXISTS (SELECT email::int FROM customers)").kind, Decision::kDeny);
   // The same statements without masks are not this rule's business.
   const Masked unmasked(TestCatalog(), /*masks=*/false);
   EXPECT_EQ(unmasked.Judge("SELECT c.to_json FROM customers c").kind, Decision::kAllow);
@@ -190,11 +194,12 @@ TEST(MaskedScopeTest, WithoutTheCatalogStatementsOnRelationsAreRefused) {
 
 TEST(MaskedScopeTest, ColumnCommentTagsMaskByName) {
   auto catalog = std::make_shared<RelationCatalog>(*TestCatalog());
-  catalog->Add(CatalogRelation{.oid = 1,
-                               .schema = "public",
-                               .name = "patients",
-                               .columns = {{"id", 23, 1, {}},
-                                           {"diagnosis", 25, 2, MaskMethod::kRedact}}});
+  CatalogRelation patients;
+  patients.oid = 1;
+  patients.schema = "public";
+  patients.name = "patients";
+  patients.columns = {{"id", 23, 1, {}}, {"diagnosis", 25, 2, MaskMethod::kRedact}};
+  catalog->Add(std::move(patients));
   const Masked masked(catalog);
   EXPECT_EQ(masked.Judge("SELECT id, diagnosis FROM patients").kind, Decision::kAllow);
   const Decision d = masked.Judge("SELECT lower(diagnosis) FROM patients");
@@ -216,7 +221,11 @@ std::shared_ptr<const StatementSummary> Definition(std::string_view sql) {
 TEST(MaskedScopeTest, ViewsAreJudgedByTheirDefinitions) {
   auto catalog = std::make_shared<RelationCatalog>(*TestCatalog());
   auto view = [&](std::string name, std::vector<std::string> columns, std::string_view sql) {
-    CatalogRelation r{.oid = 2, .schema = "public", .name = std::move(name), .kind = 'v'};
+    CatalogRelation r;
+    r.oid = 2;
+    r.schema = "public";
+    r.name = std::move(name);
+    r.kind = 'v';
     int16_t attnum = 1;
     for (std::string& c : columns) r.columns.push_back({std::move(c), 25, attnum++, {}});
     r.definition = Definition(sql);
@@ -228,7 +237,11 @@ TEST(MaskedScopeTest, ViewsAreJudgedByTheirDefinitions) {
   view("on_renamed", {"contact"}, "SELECT renamed.contact FROM public.renamed");
   view("whole", {"j"}, "SELECT c.to_json AS j FROM public.customers c");
   view("harmless", {"id", "total"}, "SELECT o.id, o.total * 2 AS total FROM public.orders o");
-  CatalogRelation broken{.oid = 3, .schema = "public", .name = "broken", .kind = 'v'};
+  CatalogRelation broken;
+  broken.oid = 3;
+  broken.schema = "public";
+  broken.name = "broken";
+  broken.kind = 'v';
   broken.definition_unread = true;
   catalog->Add(std::move(broken));
   const Masked masked(catalog);

@@ -16,8 +16,11 @@ inline std::shared_ptr<const RelationCatalog> TestCatalog() {
   uint32_t oid = 16384;
   auto add = [&](std::string schema, std::string name, std::vector<std::string> columns,
                  char kind = 'r') {
-    CatalogRelation r{.oid = oid++, .schema = std::move(schema), .name = std::move(name),
-                      .kind = kind};
+    CatalogRelation r;
+    r.oid = oid++;
+    r.schema = std::move(schema);
+    r.name = std::move(name);
+    r.kind = kind;
     int16_t attnum = 1;
     for (std::string& c : columns) r.columns.push_back({std::move(c), 25, attnum++, {}});
     for (const char* system : {"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"}) {
