@@ -204,6 +204,11 @@ void CatalogReader::ReadOne(size_t target) {
                       << read.status().message();
     return;
   }
+  // The first read of a target says what it found and what it took; later
+  // ones (every minute) only at debug level.
+  PGB_LOG_AT(Snapshot(target) == nullptr ? LogLevel::kInfo : LogLevel::kDebug)
+      << "target " << targets_[target].name << ": catalog read, " << (*read)->size()
+      << " relations in " << absl::FormatDuration(absl::Now() - slot.last_read);
   Publish(target, *std::move(read));
 }
 
