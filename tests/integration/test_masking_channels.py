@@ -160,6 +160,13 @@ class MaskingChannelsTest(ClusterTestCase):
                     self.assert_no_secret(b"".join(b for _, b in msgs), sql)
             # No command tag ever said INSERT 0 0 / INSERT 0 1.
             self.assertNotIn(b"C", [k for k, _ in raw.simple_query(CHANNELS[7])])
+        with self.connect() as conn:  # the extended protocol, text and binary
+            for sql in CHANNELS:
+                for binary in (False, True):
+                    with self.subTest(sql=sql, protocol="extended", binary=binary):
+                        with self.assertRaises(errors.InsufficientPrivilege) as e:
+                            conn.cursor(binary=binary).execute(sql)
+                        self.assert_no_secret(str(e.exception).encode(), sql)
         with self.connect("ada") as conn:
             self.assertEqual(conn.execute("SELECT count(*) FROM notes").fetchone(), (0,))
             self.assertEqual(conn.execute("SELECT count(*) FROM customers").fetchone(), (2,))
@@ -194,6 +201,22 @@ class MaskingChannelsTest(ClusterTestCase):
             # it typed itself comes back as it typed it).
             msgs = raw.simple_query("SELECT 'nobody@example.net'::int")
             self.assertIn("nobody@example.net", parse_error(dict(msgs)[b"E"])["M"])
+        # The extended protocol: rows in binary, then messages that quote them.
+        with self.connect() as conn:
+            with conn.cursor(binary=True) as cur:
+                rows = cur.execute("SELECT email, ssn FROM customers ORDER BY id").fetchall()
+            self.assertEqual(rows, [("*************.com", "****"), ("***********.org", "****")])
+            with self.assertRaises(errors.InvalidTextRepresentation) as e:
+                conn.execute("SELECT %s::text::int", ("bob@example.org",))
+            self.assertEqual(e.exception.diag.message_primary,
+                             'invalid input syntax for type integer: "***************"')
+            with self.assertRaises(errors.RaiseException) as e:
+                conn.execute("SELECT check_email(%s)", (2,))
+            self.assertEqual(e.exception.diag.message_primary,
+                             "customer 2 has a bad address: ***************")
+            conn.execute("SET application_name = 'alice@example.com'")
+            self.assertEqual(conn.info.parameter_status("application_name"),
+                             "*****************")
         # Without masks nothing is scrubbed.
         with self.connect("ada") as conn:
             with self.assertRaises(errors.RaiseException) as e:
