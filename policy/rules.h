@@ -64,8 +64,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "policy/identity.h"
 #include "policy/catalog.h"
+#include "policy/identity.h"
 #include "policy/masking.h"
 #include "policy/statement.h"
 
