@@ -57,6 +57,7 @@ void Reload(const std::string& config_path, RuntimeStore& runtimes,
   }
   SetLogLevel(level);
   StartKeyRefresh(**next);
+  StartCatalogReads(**next);  // a reload reads every target's catalog afresh
   const std::shared_ptr<const Runtime> previous = runtimes.Current();
   runtimes.Publish(*std::move(next));
   published = true;
@@ -66,6 +67,7 @@ void Reload(const std::string& config_path, RuntimeStore& runtimes,
   // to the shard thread where the last session of the old Runtime ends.
   // Sessions that logged in with them keep running; new logins use the new keys.
   if (previous->keys) previous->keys->StopRefresher();
+  if (previous->catalogs) previous->catalogs->Stop();
   PGB_LOG(kInfo) << "configuration reloaded; new statements and sessions use it";
 }
 
@@ -181,6 +183,7 @@ absl::Status RunGateway(std::shared_ptr<const Runtime> runtime, std::string conf
     control = *std::move(started);
   }
   StartKeyRefresh(*runtime);  // before any shard accepts a connection
+  StartCatalogReads(*runtime);
   std::vector<absl::Status> init(workers);
   std::latch ready(workers);
   std::latch go(1);

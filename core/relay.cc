@@ -55,6 +55,9 @@ absl::StatusOr<ResultMasking::Outcome> Relay::MaskBackendMessage(char type,
     case proto::kPqMsg_ErrorResponse:
     case proto::kPqMsg_NoticeResponse:
       return masking_.OnErrorOrNotice(message);
+    case proto::kPqMsg_ParameterStatus:
+    case proto::kPqMsg_NotificationResponse:
+      return masking_.OnParameterOrNotification(message);
     case proto::kPqMsg_CopyOutResponse:
     case proto::kPqMsg_CopyBothResponse:
       return absl::PermissionDeniedError("COPY out cannot be masked");

@@ -73,6 +73,11 @@ class Relay {
 
   // The client set search_path at startup: names resolve against it too.
   void RememberSearchPath(std::string_view value) { gate_.RememberSearchPath(value); }
+  // The target's catalog for the gate's rules and the masks' column tags.
+  void UseCatalog(const std::shared_ptr<CatalogReader>& catalogs, size_t target) {
+    gate_.UseCatalog(catalogs, target);
+    masking_.UseCatalog(catalogs, target);
+  }
   // A reload: statements from now on are judged, and answers masked, by
   // `policy` (the scope matched again for `identity`).
   void UsePolicy(std::shared_ptr<const policy::Policy> policy, policy::Identity identity);

@@ -6,6 +6,7 @@
 #include "proto/data_row_rewrite.h"
 #include "proto/frame.h"
 #include "proto/messages.h"
+#include "proto/wire.h"
 
 namespace pgb {
 namespace {
@@ -38,7 +39,8 @@ void ResultMasking::AddBackendTypes(proto::FrameTracker::Gather& gather,
   for (char type :
        {proto::kPqMsg_RowDescription, proto::kPqMsg_NoData, proto::kPqMsg_DataRow,
         proto::kPqMsg_ErrorResponse, proto::kPqMsg_NoticeResponse, proto::kPqMsg_CopyOutResponse,
-        proto::kPqMsg_CopyBothResponse, proto::kPqMsg_FunctionCallResponse}) {
+        proto::kPqMsg_CopyBothResponse, proto::kPqMsg_FunctionCallResponse,
+        proto::kPqMsg_ParameterStatus, proto::kPqMsg_NotificationResponse}) {
     Set(gather, type);
   }
   // A DataRow must be rewritten whole, however long; the frame cap still applies.
@@ -72,7 +74,9 @@ absl::StatusOr<ResultMasking::Outcome> ResultMasking::OnDescription(std::string_
     absl::StatusOr<std::vector<proto::ResultField>> fields = proto::ParseRowDescription(message);
     if (!fields.ok()) return fields.status();
     static const std::vector<policy::ColumnMask> kNoMasks;
-    plan_ = policy::MaskPlan::For(masks_ != nullptr ? *masks_ : kNoMasks, *fields);
+    const std::shared_ptr<const policy::RelationCatalog> catalog =
+        catalogs_ && masks_apply() ? catalogs_->Snapshot(catalog_target_) : nullptr;
+    plan_ = policy::MaskPlan::For(masks_ != nullptr ? *masks_ : kNoMasks, *fields, catalog.get());
   }
   plan_known_ = true;
   plan_policy_ = policy_;
@@ -82,6 +86,7 @@ absl::StatusOr<ResultMasking::Outcome> ResultMasking::OnDescription(std::string_
 absl::StatusOr<ResultMasking::Outcome> ResultMasking::OnDataRow(char* message, size_t size) {
   if (!plan_known_) return absl::InternalError("a DataRow came without a RowDescription");
   if (!plan_.masks_anything()) return Outcome::kForward;
+  RememberMaskedValues(std::string_view(message, size));
   rebuilt_.clear();
   absl::StatusOr<proto::RowRewrite> rewrite =
       proto::RewriteDataRow(plan_.columns(), message, size, rebuilt_);
@@ -97,7 +102,32 @@ absl::StatusOr<ResultMasking::Outcome> ResultMasking::OnErrorOrNotice(std::strin
                                                             ? "NoticeResponse"
                                                             : "ErrorResponse"));
   }
+  ScrubMessage(masked_, rebuilt_.data(), rebuilt_.size());
   return Outcome::kRebuilt;
+}
+
+ResultMasking::Outcome ResultMasking::OnParameterOrNotification(std::string_view message) {
+  rebuilt_.assign(message);
+  if (ScrubMessage(masked_, rebuilt_.data(), rebuilt_.size()) == 0) return Outcome::kForward;
+  return Outcome::kRebuilt;
+}
+
+// DataRow: header, Int16 column count, then per column Int32 length (-1:
+// NULL) and the value's bytes. A row that does not parse is refused by
+// RewriteDataRow right after; here it is only read as far as it goes.
+void ResultMasking::RememberMaskedValues(std::string_view row) {
+  const std::vector<proto::ColumnRewrite>& columns = plan_.columns();
+  size_t at = proto::kHeaderLength + 2;
+  for (size_t i = 0; i < columns.size() && at + 4 <= row.size(); ++i) {
+    const auto length = static_cast<int32_t>(proto::LoadBigEndian32(row.data() + at));
+    at += 4;
+    if (length < 0) continue;
+    if (static_cast<size_t>(length) > row.size() - at) return;
+    if (columns[i].action != proto::ValueRewrite::kPass) {
+      masked_.Remember(row.substr(at, static_cast<size_t>(length)));
+    }
+    at += static_cast<size_t>(length);
+  }
 }
 
 }  // namespace pgb

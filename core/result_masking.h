@@ -12,7 +12,9 @@
 //   Describe is a request of its own there, marked as the gateway's.
 // - ErrorResponse and NoticeResponse lose the fields that can quote row
 //   values (DETAIL, CONTEXT, the internal query): "Key (email)=(...)",
-//   "Failing row contains (...)".
+//   "Failing row contains (...)". In what stays (MESSAGE, HINT, ...), and in
+//   ParameterStatus values and NOTIFY payloads, the values the session's
+//   masks hid recently are overwritten with '*' (core/masked_values.h).
 // - COPY out and FunctionCall results cannot be masked: the rules refuse them
 //   in a masked scope, and if one comes anyway the session ends.
 //
@@ -36,6 +38,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "core/catalog_reader.h"
+#include "core/masked_values.h"
 #include "core/statement_ledger.h"
 #include "policy/masking.h"
 #include "policy/rules.h"
@@ -50,6 +54,12 @@ class ResultMasking {
   // (a reload left the identity without one: everything is refused) keeps
   // the masks in force for the answers still to come.
   void UsePolicy(std::shared_ptr<const policy::Policy> policy, const policy::Scope* scope);
+  // Columns tagged `pgbastion:mask=` in the target's catalog are masked by
+  // name too (null: no catalog).
+  void UseCatalog(std::shared_ptr<CatalogReader> catalogs, size_t target) {
+    catalogs_ = std::move(catalogs);
+    catalog_target_ = target;
+  }
   // Masks are in force: Executes get the gateway's Describe.
   bool masks_apply() const { return masks_ != nullptr && !masks_->empty(); }
   // Answers need handling: masks are in force, or a Describe of the
@@ -96,6 +106,9 @@ class ResultMasking {
   // A whole ErrorResponse or NoticeResponse: always rebuilt without the
   // fields that can quote values.
   [[nodiscard]] absl::StatusOr<Outcome> OnErrorOrNotice(std::string_view message);
+  // A whole ParameterStatus or NotificationResponse: forwarded, or rebuilt
+  // with the masked values it quotes overwritten.
+  [[nodiscard]] Outcome OnParameterOrNotification(std::string_view message);
   const std::string& rebuilt() const { return rebuilt_; }
   // Values masked since the last call (for the audit record of the
   // statement whose rows they were).
@@ -103,6 +116,8 @@ class ResultMasking {
 
  private:
   void OnReadyForQuery();
+  // Remembers the values of `plan_`'s masked columns in a whole DataRow.
+  void RememberMaskedValues(std::string_view row);
 
   std::shared_ptr<const policy::Policy> policy_;
   const std::vector<policy::ColumnMask>* masks_ = nullptr;  // inside *policy_
@@ -115,6 +130,9 @@ class ResultMasking {
   std::string rebuilt_;
   uint32_t masked_values_ = 0;
   uint32_t own_describes_ = 0;  // the gateway's Describes the pipeline has not closed
+  std::shared_ptr<CatalogReader> catalogs_;
+  size_t catalog_target_ = 0;
+  MaskedValueMemory masked_;  // hidden again where messages quote them
 };
 
 }  // namespace pgb

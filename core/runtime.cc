@@ -157,7 +157,14 @@ absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config) {
   if (!rt->config.issuers.empty()) {
     rt->keys = std::make_shared<policy::KeyStore>(rt->config.issuers, &HttpGet);
   }
+  bool masks = false;
+  for (const policy::Scope& scope : rt->config.policy->scopes()) masks |= !scope.masks.empty();
+  if (masks) rt->catalogs = std::make_shared<CatalogReader>(rt->config.targets);
   return std::shared_ptr<const Runtime>(std::move(rt));
+}
+
+void StartCatalogReads(const Runtime& runtime) {
+  if (runtime.catalogs) runtime.catalogs->Start();
 }
 
 void StartKeyRefresh(const Runtime& runtime) {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/catalog_reader.h"
 #include "core/config.h"
 #include "policy/key_store.h"
 #include "proto/scram.h"
@@ -67,6 +68,9 @@ struct Runtime {
   // reloading thread once the next Runtime is published (so that the shard
   // where the last holder lets go never waits for a fetch).
   std::shared_ptr<policy::KeyStore> keys;
+  // Each target's catalog for scopes with masks (null when no scope has
+  // masks). Idle until StartCatalogReads; a reload stops the previous one.
+  std::shared_ptr<CatalogReader> catalogs;
 
   const TargetRuntime* FindTarget(std::string_view name) const;
   const UserRuntime* FindUser(std::string_view name) const;
@@ -82,6 +86,11 @@ absl::StatusOr<std::shared_ptr<const Runtime>> BuildRuntime(Config config);
 // starts the KeyStore's refresher thread. Only for a Runtime that will serve:
 // not for check-config.
 void StartKeyRefresh(const Runtime& runtime);
+
+// Reads every target's catalog once on the calling thread, then keeps them
+// fresh on the reader's thread (core/catalog_reader.h). Only for a Runtime
+// that will serve.
+void StartCatalogReads(const Runtime& runtime);
 
 // Whether `next` listens where `current` does, the same way: listeners are
 // bound once, so a reload that moves them needs a restart. Empty when it

@@ -674,6 +674,7 @@ void Session::EnterRelay() {
     metrics.CountLogin(policy::AuthMethodName(identity_.method), LoginOutcome::kSuccess);
     ++metrics.sessions_started[{target_->config->name, scope_->name}];
   }
+  relay_->UseCatalog(runtime_->catalogs, target_->index);
   scope_ = nullptr;  // the relay's gate owns the policy now
   audit_.SetSession(&identity_, target_->config->name, role_.name(), application_name_);
   audit_.StartupSettingsDone();
@@ -812,6 +813,8 @@ void Session::OnRuntimeChanged(const std::shared_ptr<const Runtime>& runtime) {
     identity_.groups = user ? user->config->groups : std::vector<std::string>();
   }
   relay_->UsePolicy(runtime->config.policy, identity_);
+  const TargetRuntime* target = runtime->FindTarget(target_->config->name);
+  relay_->UseCatalog(target ? runtime->catalogs : nullptr, target ? target->index : 0);
 }
 
 bool Session::IdleBetweenTransactions() const { return phase_ == Phase::kRelay && relay_->Idle(); }

@@ -369,6 +369,21 @@ void StatementGate::RememberSearchPath(std::string_view value) {
   state_.Remember(set);
 }
 
+// DDL changes what the catalog says once its transaction commits: a read is
+// asked for at once (autocommit) and again at the next transaction command.
+void StatementGate::NoteSchemaChanges(const policy::SqlAnalysis& analysis) {
+  bool refresh = false;
+  for (const policy::StatementSummary& s : analysis.statements) {
+    if (s.statement_class == policy::StatementClass::kDdl) {
+      schema_changed_ = refresh = true;
+    } else if (s.statement_class == policy::StatementClass::kTransaction && schema_changed_) {
+      schema_changed_ = false;
+      refresh = true;
+    }
+  }
+  if (refresh) catalogs_->RequestRefresh(catalog_target_);
+}
+
 bool StatementGate::Admit(char type, std::string_view statement_name, std::string_view sql,
                           std::string& to_database) {
   ++judged_;
@@ -399,7 +414,11 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
         "gateway.max_outstanding_requests", to_database);
     return false;
   }
+  if (!scope_->masks.empty()) {
+    state_.UseCatalog(catalogs_ ? catalogs_->Snapshot(catalog_target_) : nullptr);
+  }
   policy::QueryJudgement judgement = policy::JudgeQuery(*policy_, *scope_, *analysis, state_);
+  if (catalogs_ && judgement.allowed()) NoteSchemaChanges(*analysis);
   if (!judgement.allowed() && !Hold(type, statement_name, sql, *analysis, judgement)) {
     const policy::StatementSummary& statement = analysis->statements[judgement.first_refusal];
     Refuse(type, statement_name, policy::StatementText(sql, statement), statement.fingerprint,

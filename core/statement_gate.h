@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "core/approvals/session_holds.h"
+#include "core/catalog_reader.h"
 #include "core/metrics.h"
 #include "core/prepared_judgements.h"
 #include "core/session_audit.h"
@@ -127,6 +128,14 @@ class StatementGate {
   const std::shared_ptr<const policy::Policy>& policy() const { return policy_; }
   const policy::Scope* scope() const { return scope_; }
 
+  // Where the target's catalog comes from (null: nowhere, and a scope with
+  // masks refuses statements on relations), and the target's index there.
+  // A statement that changes the schema asks for a fresh read.
+  void UseCatalog(std::shared_ptr<CatalogReader> catalogs, size_t target) {
+    catalogs_ = std::move(catalogs);
+    catalog_target_ = target;
+  }
+
  private:
   // After a reload made a session's scope read-only in the database (which
   // its database session was not started as), every statement is refused
@@ -139,6 +148,7 @@ class StatementGate {
   // Judges the text of a Query or Parse; false when it was refused.
   bool Admit(char type, std::string_view statement_name, std::string_view sql,
              std::string& to_database);
+  void NoteSchemaChanges(const policy::SqlAnalysis& analysis);
   // Refuses a message: `statement` is what the audit record names.
   void Refuse(char type, std::string_view statement_name, std::string_view statement,
               uint64_t fingerprint, const policy::Decision& decision, std::string& to_database,
@@ -197,6 +207,9 @@ class StatementGate {
   // The database session was started read-only (policy::ReadOnlyInDatabase).
   bool started_read_only_ = false;
   bool must_reconnect_ = false;
+  std::shared_ptr<CatalogReader> catalogs_;
+  size_t catalog_target_ = 0;
+  bool schema_changed_ = false;  // DDL since the last catalog refresh request at a COMMIT
 };
 
 // The settings a session of `scope` starts with on the database, as startup

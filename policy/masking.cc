@@ -1,5 +1,8 @@
 #include "policy/masking.h"
 
+#include "absl/strings/string_view.h"
+#include "policy/catalog.h"
+
 namespace pgb::policy {
 namespace {
 
@@ -10,14 +13,24 @@ constexpr uint32_t kUnknownOid = 705;
 constexpr uint32_t kBpcharOid = 1042;
 constexpr uint32_t kVarcharOid = 1043;
 
-const ColumnMask* MaskOf(const std::vector<ColumnMask>& masks, std::string_view name) {
-  for (const ColumnMask& m : masks) {
-    if (m.column == name) return &m;
-  }
-  return nullptr;
-}
-
 }  // namespace
+
+const ColumnMask* FindColumnMask(const std::vector<ColumnMask>& masks,
+                                 const RelationCatalog* catalog, std::string_view column) {
+  for (const ColumnMask& m : masks) {
+    if (m.column == column) return &m;
+  }
+  if (catalog == nullptr) return nullptr;
+  auto it = catalog->tagged_columns().find(absl::string_view(column.data(), column.size()));
+  if (it == catalog->tagged_columns().end()) return nullptr;
+  // A tag names a method only: the defaults of [[scope.mask]] for the rest.
+  static const ColumnMask kTagged[] = {
+      {.column = "", .method = MaskMethod::kRedact},
+      {.column = "", .method = MaskMethod::kPartial},
+      {.column = "", .method = MaskMethod::kNull},
+  };
+  return &kTagged[static_cast<size_t>(it->second)];
+}
 
 const char* MaskMethodName(MaskMethod method) {
   switch (method) {
@@ -45,11 +58,12 @@ bool IsTextType(uint32_t type_oid) {
 }
 
 MaskPlan MaskPlan::For(const std::vector<ColumnMask>& masks,
-                       const std::vector<proto::ResultField>& fields) {
+                       const std::vector<proto::ResultField>& fields,
+                       const RelationCatalog* catalog) {
   MaskPlan plan;
   plan.columns_.resize(fields.size());
   for (size_t i = 0; i < fields.size(); ++i) {
-    const ColumnMask* mask = MaskOf(masks, fields[i].name);
+    const ColumnMask* mask = FindColumnMask(masks, catalog, fields[i].name);
     if (mask == nullptr) continue;
     proto::ColumnRewrite& column = plan.columns_[i];
     ++plan.masked_;

@@ -40,13 +40,24 @@ struct ColumnMask {
   std::string replacement = "****";  // kRedact
 };
 
+class RelationCatalog;  // policy/catalog.h
+
+// The mask for result columns named `column`: the scope's `masks` by name,
+// else the method of a `pgbastion:mask=` tag on a column of that name in
+// `catalog` (may be null); null when neither masks it.
+const ColumnMask* FindColumnMask(const std::vector<ColumnMask>& masks,
+                                 const RelationCatalog* catalog, std::string_view column);
+
 class MaskPlan {
  public:
   MaskPlan() = default;
   // The plan for a result described by `fields`, under `masks` (which must
   // outlive the plan).
+  // With a `catalog` (may be null), columns tagged `pgbastion:mask=` there
+  // are masked by name too (policy/catalog.h).
   static MaskPlan For(const std::vector<ColumnMask>& masks,
-                      const std::vector<proto::ResultField>& fields);
+                      const std::vector<proto::ResultField>& fields,
+                      const RelationCatalog* catalog = nullptr);
 
   bool masks_anything() const { return masked_ > 0; }
   size_t masked_columns() const { return masked_; }

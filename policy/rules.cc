@@ -16,6 +16,7 @@
 #include "base/str_cat.h"
 #include "policy/function_classes.h"
 #include "policy/setting_value.h"
+#include "policy/masked_scope.h"
 
 namespace pgb::policy {
 namespace {
@@ -301,6 +302,12 @@ class Judge {
       : scope_(scope), s_(s), state_(state) {}
 
   Decision Run(int depth);
+  // CheckMasks alone, for a view's definition `view_depth` views deep.
+  Decision RunMasks(int view_depth) {
+    view_depth_ = view_depth;
+    if (std::optional<Decision> denied = CheckMasks()) return *std::move(denied);
+    return Allow("");
+  }
 
  private:
   std::string ScopeRule(std::string_view suffix) const {
@@ -334,6 +341,7 @@ class Judge {
   const SessionPolicyState& state_;
   std::string allow_rule_;
   std::optional<Decision> approval_;
+  int view_depth_ = 0;  // CheckMasks of a view's definition
 };
 
 std::optional<Decision> Judge::CheckClass() {
@@ -653,11 +661,10 @@ std::optional<Decision> Judge::CheckRelations() {
   return std::nullopt;
 }
 
-const ColumnMask* FindMask(const Scope& scope, std::string_view column) {
-  for (const ColumnMask& mask : scope.masks) {
-    if (mask.column == column) return &mask;
-  }
-  return nullptr;
+// By [[scope.mask]] name, or by a `pgbastion:mask=` tag in the catalog.
+const ColumnMask* FindMask(const Scope& scope, std::string_view column,
+                           const SessionPolicyState& state) {
+  return MaskedName(scope, state.catalog(), column);
 }
 
 // Masks rewrite result columns by field name (policy/masking.h), so in a scope
@@ -693,7 +700,7 @@ std::optional<Decision> Judge::CheckMasks() {
         "use SELECT; masked values are rewritten in result rows only");
   }
   for (const std::string& column : s_.other_columns) {
-    if (FindMask(scope_, column) != nullptr) {
+    if (FindMask(scope_, column, state_) != nullptr) {
       return refuse(Cat("column \"", column, "\" is masked for scope ", scope_.name,
                         ": it can only be selected as a plain column"),
                     Cat("select it as is (SELECT ", column,
@@ -716,7 +723,7 @@ std::optional<Decision> Judge::CheckMasks() {
   // What among the outputs is masked, or may be: `masked column "email" is`.
   std::string masked_output;
   for (const std::string& column : s_.output_columns) {
-    if (FindMask(scope_, column) != nullptr) {
+    if (FindMask(scope_, column, state_) != nullptr) {
       masked_output = Cat("masked column \"", column, "\" is");
       break;
     }
@@ -741,7 +748,7 @@ std::optional<Decision> Judge::CheckMasks() {
       for (const auto& statement : *prepared) {
         reveals |= statement->star_output;
         for (const std::string& column : statement->output_columns) {
-          reveals |= FindMask(scope_, column) != nullptr;
+          reveals |= FindMask(scope_, column, state_) != nullptr;
         }
       }
     }
@@ -751,6 +758,10 @@ std::optional<Decision> Judge::CheckMasks() {
               scope_.name, " under names of its choosing"),
           "create the table from a SELECT that leaves the masked columns out");
     }
+  }
+  // What the target's catalog decides (policy/masked_scope.h).
+  if (std::optional<MaskRefusal> r = CheckMaskedScope(scope_, s_, state_, view_depth_)) {
+    return refuse(std::move(r->reason), std::move(r->hint));
   }
   return std::nullopt;
 }
@@ -1192,6 +1203,11 @@ const Scope* Policy::MatchScope(const Identity& identity, std::string_view targe
 Decision Policy::Decide(const Scope& scope, const StatementSummary& statement,
                         const SessionPolicyState& state) const {
   return Judge(scope, statement, state).Run(0);
+}
+
+Decision DecideMasks(const Scope& scope, const StatementSummary& statement,
+                     const SessionPolicyState& state, int view_depth) {
+  return Judge(scope, statement, state).RunMasks(view_depth);
 }
 
 Decision Policy::DecideFunctionCall(const Scope& scope) const {

@@ -78,6 +78,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "policy/catalog.h"
 #include "policy/identity.h"
 #include "policy/masking.h"
 #include "policy/statement.h"
@@ -266,6 +267,11 @@ class SessionPolicyState {
   template <typename Fn>
   bool ForEachCandidate(std::string_view name, NameKind kind, Fn&& fn) const;
 
+  // The target's catalog as last read (policy/catalog.h), for scopes with
+  // masks; null: not read, and masked scopes refuse statements on relations.
+  void UseCatalog(std::shared_ptr<const RelationCatalog> catalog) { catalog_ = std::move(catalog); }
+  const RelationCatalog* catalog() const { return catalog_.get(); }
+
  private:
   void AddSearchPath(std::string_view value);  // a SET value: `a, "B c", $user`
   void AddPathEntry(std::string entry);
@@ -279,6 +285,7 @@ class SessionPolicyState {
   // "s:<key>" session-level, "x:<key>" transaction-level.
   absl::flat_hash_set<std::string> advisory_keys_;
   uint64_t notifications_ = 0;
+  std::shared_ptr<const RelationCatalog> catalog_;
 };
 
 class Policy {
@@ -309,6 +316,12 @@ class Policy {
  private:
   std::vector<Scope> scopes_;
 };
+
+// The mask rules alone (rule scope.<name>.mask) for `statement`, which is
+// `view_depth` view definitions deep: how a view's definition is judged in a
+// scope with masks (policy/masked_scope.h). Allow when the scope has none.
+Decision DecideMasks(const Scope& scope, const StatementSummary& statement,
+                     const SessionPolicyState& state, int view_depth);
 
 // The built-in list of dangerous functions (exact names and `prefix*`
 // entries), denied in every schema unless the profile is admin or the scope's

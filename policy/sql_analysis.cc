@@ -188,6 +188,9 @@ size_t SummaryBytes(const StatementSummary& s) {
     n += names->capacity() * sizeof(std::string);
     for (const std::string& name : *names) n += name.size();
   }
+  n += s.attribute_refs.capacity() * sizeof(StatementSummary::AttributeRef);
+  for (const auto& a : s.attribute_refs)
+    n += a.schema.size() + a.relation.size() + a.attribute.size();
   if (s.prepared) n += 32 + SummaryBytes(*s.prepared);  // with the shared_ptr control block
   return n;
 }

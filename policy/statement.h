@@ -140,6 +140,9 @@ struct StatementSummary {
   // level advisory locks are released.
   bool ends_transaction = false;
   std::vector<ResourceCall> resource_calls;
+  // ON CONFLICT ON CONSTRAINT name, or ON CONFLICT without a target: every
+  // unique index (or the named one) arbitrates, whatever its columns.
+  bool on_conflict_any_arbiter = false;
   bool destructive = false;  // DROP, TRUNCATE, unfiltered UPDATE/DELETE
   CopyInfo copy;
 
@@ -184,6 +187,22 @@ struct StatementSummary {
   // The result's query is SELECT DISTINCT (without ON): it compares, and
   // usually sorts, every output column.
   bool distinct_output = false;
+  // Qualified column references `q.x` (also `s.q.x`) whose qualifier names a
+  // table or view of the statement (its name, or its alias in FROM; not a
+  // subquery, function or CTE), each (relation, attribute) once. PostgreSQL
+  // reads `q.x` as column x of q only when q has one; otherwise as the
+  // function x called on q's whole row (`c.to_json` is to_json(c),
+  // `c.text` is c::text). The rules tell the two apart with the target's
+  // catalog (policy/catalog.h). A qualifier naming several relations of the
+  // statement (an alias reused in a subquery) gives one entry for each.
+  //   "SELECT c.id, c.to_json FROM app.customers c"
+  //     -> attribute_refs {{"app", "customers", "id"}, {"app", "customers", "to_json"}}
+  struct AttributeRef {
+    std::string schema;  // as written in FROM (empty: resolved by the search_path)
+    std::string relation;
+    std::string attribute;
+  };
+  std::vector<AttributeRef> attribute_refs;
 
   // SQL-level PREPARE name AS <statement>: the inner statement's summary.
   std::string prepare_name;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -164,6 +165,9 @@ struct Context {
   // StatementSummary::output_columns): set for the top-level statement and
   // kept only into a query or DECLARE CURSOR, whose handler takes it.
   bool result = false;
+  // The query of EXISTS (...): its targets are never evaluated into values
+  // anyone sees, so a `*` there is no whole-row reference.
+  bool exists_query = false;
 };
 
 class Classifier {
@@ -200,6 +204,7 @@ class Classifier {
     for (std::string_view name : single_names_) {
       if (row_names_.contains(name)) summary_.row_reference = true;
     }
+    ResolveAttributeRefs();
     return absl::OkStatus();
   }
 
@@ -305,6 +310,14 @@ class Classifier {
     }
     if (t == "ColumnRef") return ColumnRef(node.fields);
     if (t == "FuncCall") return FuncCall(node.fields, c);
+    if (t == "SubLink" && StringField(node.fields, "subLinkType") == "EXISTS_SUBLINK") {
+      Context exists = c;
+      exists.result = false;
+      exists.from_clause = false;
+      exists.exists_query = true;
+      return VisitFields(node.fields, exists);
+    }
+    if (t == "RangeFunction") return RangeFunction(node.fields, c);
     if (t == "JoinExpr") JoinColumns(node.fields);
     if (t == "IndexElem") AddOtherColumn(StringField(node.fields, "name"));
     if (t == "RangeVar") return RangeVar(node.fields, c);
@@ -322,6 +335,7 @@ class Classifier {
     }
     Context inner = c;
     inner.result = false;
+    inner.exists_query = false;
     if (t != "JoinExpr" && t != "RangeSubselect" && t != "RangeFunction" &&
         t != "RangeTableSample" && t != "RangeTableFunc") {
       inner.from_clause = false;
@@ -345,11 +359,17 @@ class Classifier {
     std::string_view name = StringField(o, "relname");
     if (name.empty()) return;
     row_names_.insert(name);
+    std::string_view alias_name;
     if (std::optional<object> alias = ObjectField(o, "alias")) {
-      row_names_.insert(StringField(*alias, "aliasname"));
+      alias_name = StringField(*alias, "aliasname");
+      row_names_.insert(alias_name);
       if (Field(*alias, "colnames")) summary_.renames_columns = true;
     }
     if (c.from_clause && schema.empty() && IsCte(name, c.ctes)) return;
+    // A table or view whose rows qualified references can name.
+    for (std::string_view qualifier : {name, alias_name}) {
+      if (!qualifier.empty()) base_relations_[qualifier].emplace_back(schema, name);
+    }
     if (schema.empty() && (c.access & kAccessDdl) != 0) schema = c.creation_schema;
     AddRelation(schema, name, c.access);
   }
@@ -464,6 +484,17 @@ class Classifier {
           ResourceCall{ResourceCall::kNotify, std::string(StringField(o, "conditionname")), true});
     }
     VisitFields(o, c);
+  // A function in FROM: its rows go by its alias, and a whole row of it holds
+  // only what its arguments (walked as expressions) let through, so its
+  // alias is not a row name (`SELECT g FROM generate_series(1, 3) g`).
+  void RangeFunction(object o, const Context& c) {
+    Context inner = c;
+    inner.result = false;
+    inner.exists_query = false;
+    for (auto field : o) {
+      if (field.key == "alias") continue;
+      Visit(field.value, inner);
+    }
   }
 
   void Constraint(object o, const Context& c) {
@@ -508,6 +539,38 @@ class Classifier {
     std::string_view name = StringNodeValue(last);
     AddOtherColumn(name);
     if (fields->size() == 1 && !name.empty()) single_names_.insert(name);
+    QualifiedReference(*fields);
+  }
+
+  // `q.x`, `s.q.x` or `q.x.y` (y a field of a composite column x, or a
+  // function on it): remembered until every FROM item is known.
+  void QualifiedReference(array fields) {
+    std::vector<std::string_view> names;
+    for (element f : fields) names.push_back(StringNodeValue(f));
+    const size_t n = names.size();
+    if (n < 2) return;
+    pending_refs_.push_back(
+        {n >= 3 ? names[n - 3] : std::string_view(), names[n - 2], names[n - 1]});
+    if (n >= 3) {
+      // q.x.y: x is read as a column of q, and y as a field or function of it.
+      pending_refs_.push_back({{}, names[n - 3], names[n - 2]});
+      for (size_t i = 1; i + 1 < n; ++i) AddOtherColumn(names[i]);
+    }
+  }
+
+  void ResolveAttributeRefs() {
+    absl::flat_hash_set<std::tuple<std::string_view, std::string_view, std::string_view>> seen;
+    for (const PendingRef& ref : pending_refs_) {
+      auto it = base_relations_.find(ref.qualifier);
+      if (it == base_relations_.end() || ref.attribute.empty()) continue;
+      for (const auto& [schema, relation] : it->second) {
+        if (!ref.schema.empty() && !schema.empty() && ref.schema != schema) continue;
+        std::string_view s = schema.empty() ? ref.schema : schema;
+        if (!seen.insert({s, relation, ref.attribute}).second) continue;
+        summary_.attribute_refs.push_back(StatementSummary::AttributeRef{
+            std::string(s), std::string(relation), std::string(ref.attribute)});
+      }
+    }
   }
 
   void JoinColumns(object o) {
@@ -552,7 +615,28 @@ class Classifier {
     AddName(summary_.output_columns, output_seen_, name);
     // `SELECT c FROM customers c`: a whole row, known once the FROM is read.
     if (fields->size() == 1) single_names_.insert(name);
+    QualifiedReference(*fields);
     return true;
+  }
+
+  // The targets of EXISTS (SELECT ...): a star there is not evaluated into
+  // anything; other targets are expressions (a cast can fail on a value).
+  void ExistsTargets(element list, const Context& c) {
+    array targets;
+    if (list.get_array().get(targets) != simdjson::SUCCESS) return;
+    for (element target : targets) {
+      std::optional<Node> node = AsNode(target);
+      std::optional<element> val = node ? Field(node->fields, "val") : std::nullopt;
+      std::optional<Node> ref = val ? AsNode(*val) : std::nullopt;
+      if (ref && ref->type == "ColumnRef") {
+        std::optional<array> fields = ArrayField(ref->fields, "fields");
+        if (fields && fields->size() > 0) {
+          std::optional<Node> last = AsNode(fields->at(fields->size() - 1));
+          if (last && last->type == "A_Star") continue;
+        }
+      }
+      Visit(target, c);
+    }
   }
 
   // ORDER BY / GROUP BY / DISTINCT ON of the result's query: an integer
@@ -809,6 +893,7 @@ class Classifier {
     q.expr.access = kAccessSelect;
     q.expr.from_clause = false;
     q.expr.result = false;
+    q.expr.exists_query = q.from.exists_query = false;
     q.from.access = kAccessSelect;
     q.from.from_clause = true;
     q.from.result = false;
@@ -834,6 +919,8 @@ class Classifier {
       if (key == "withClause" || key == "lockingClause") continue;
       if (key == "targetList" && result) {
         ResultTargets(field.value, q.expr);
+      } else if (key == "targetList" && c.exists_query) {
+        ExistsTargets(field.value, q.expr);
       } else if (key == "fromClause") {
         Visit(field.value, q.from);
       } else if (key == "intoClause") {
@@ -888,6 +975,10 @@ class Classifier {
     uint8_t access = WithReturning(o, kAccessInsert);
     if (std::optional<object> conflict = ObjectField(o, "onConflictClause")) {
       if (c.executes) summary_.on_conflict = true;
+      std::optional<object> infer = ObjectField(*conflict, "infer");
+      if (c.executes && (!infer || !StringField(*infer, "conname").empty())) {
+        summary_.on_conflict_any_arbiter = true;
+      }
       if (StringField(*conflict, "action") == "ONCONFLICT_UPDATE") access |= kAccessUpdate;
     }
     if (c.executes) summary_.modifies_data = true;
@@ -1261,6 +1352,17 @@ class Classifier {
   // functions, CTEs): a name in both is a whole-row reference.
   absl::flat_hash_set<std::string_view> single_names_;
   absl::flat_hash_set<std::string_view> row_names_;
+  // Names (relation names and aliases) that stand for a table or view of the
+  // statement, and the (schema, relation) pairs each can denote; qualified
+  // column references seen, resolved against them at the end.
+  absl::flat_hash_map<std::string_view, std::vector<std::pair<std::string_view, std::string_view>>>
+      base_relations_;
+  struct PendingRef {
+    std::string_view schema;  // `s` of s.q.x; empty otherwise
+    std::string_view qualifier;
+    std::string_view attribute;
+  };
+  std::vector<PendingRef> pending_refs_;
 };
 
 // Every statement node type of PostgreSQL 15's raw grammar (parsenodes.h).

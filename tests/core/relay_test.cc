@@ -17,6 +17,7 @@
 #include "proto/messages.h"
 #include "proto/protocol.h"
 #include "proto/wire.h"
+#include "tests/policy/test_catalog.h"
 
 namespace pgb {
 namespace {
@@ -137,6 +138,9 @@ class RelayTest : public ::testing::Test {
     ASSERT_NE(matched, nullptr);
     relay_ = std::make_unique<Relay>(policy, *matched, identity_, "app", "app_owner", cache_,
                                      Relay::Limits{1 << 20, 1 << 20}, audit_, sink_);
+    // The target's catalog, as the gateway's reader would have read it.
+    catalogs_->Publish(0, policy::TestCatalog());
+    relay_->UseCatalog(catalogs_, 0);
   }
 
   absl::Status FromClient(const std::string& bytes, int32_t buffer_id = -1) {
@@ -154,6 +158,8 @@ class RelayTest : public ::testing::Test {
   FakeSink sink_;
   std::unique_ptr<Relay> relay_;
   std::vector<std::unique_ptr<std::string>> buffers_;
+  std::vector<TargetConfig> targets_ = std::vector<TargetConfig>(1);  // "app"
+  std::shared_ptr<CatalogReader> catalogs_ = std::make_shared<CatalogReader>(targets_);
 };
 
 TEST_F(RelayTest, AnAllowedQueryGoesOnInItsOwnBuffer) {

@@ -185,6 +185,8 @@ method = "partial"
                                       "--source", "local", sql],
                                      capture_output=True, text=True, timeout=60)
                 out += decisions(res)
+                # Explain has no catalog, and says what it assumed instead.
+                self.assertIn("explain reads no database", res.stderr)
         self.assertEqual([d["decision"] for d in out], ["allow", "deny", "deny", "deny"], out)
         self.assertEqual({d["scope"] for d in out}, {"support"})
         self.assertEqual({d["rule"] for d in out[1:]}, {"scope.support.mask"})

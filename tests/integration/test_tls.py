@@ -157,15 +157,17 @@ class TlsTest(ClusterTestCase):
         # buffer and go into the client's: masked there, across TLS records.
         listener = {"address": "127.0.0.1", "tls": "required", "port": h.free_port(),
                     "tls_cert": str(self.certs.server_crt), "tls_key": str(self.certs.server_key)}
+        # Before the gateway starts: a masked scope knows the relations of the
+        # catalog the gateway read (over TLS too).
+        self.pg.sql("CREATE TABLE IF NOT EXISTS secrets AS SELECT g AS id,"
+                    " repeat('s', 300) || lpad(g::text, 4, '0') AS secret"
+                    " FROM generate_series(1, 3000) g;"
+                    "ALTER TABLE secrets OWNER TO gateway_login;", db="app")
         gw = self.gateway("masked", listeners=[listener], targets=self.targets(),
                           port=listener["port"],
                           scopes=[{"name": "masked", "subjects": ["*"], "profile": "read-only",
                                    "mask": [{"columns": ["secret"], "method": "partial",
                                              "keep": 4}]}])
-        self.pg.sql("CREATE TABLE IF NOT EXISTS secrets AS SELECT g AS id,"
-                    " repeat('s', 300) || lpad(g::text, 4, '0') AS secret"
-                    " FROM generate_series(1, 3000) g;"
-                    "ALTER TABLE secrets OWNER TO gateway_login;", db="app")
         sql = "SELECT id, secret FROM secrets ORDER BY id"
         with self.connect(gw, sslmode="require") as conn:
             for binary in (False, True):

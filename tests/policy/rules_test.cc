@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "policy/sql_analysis.h"
+#include "tests/policy/test_catalog.h"
 
 namespace pgb::policy {
 namespace {
@@ -660,6 +661,7 @@ struct MaskedFixture {
     const SqlAnalysis analysis = AnalyseSql(sql);
     EXPECT_TRUE(analysis.ok) << sql << ": " << analysis.error_message;
     SessionPolicyState state(policy.scopes()[0], "app_user");
+    state.UseCatalog(TestCatalog());
     Decision strictest{Decision::kAllow, "", "", ""};
     for (const StatementSummary& s : analysis.statements) {
       Decision d = policy.Decide(policy.scopes()[0], s, state);
@@ -830,7 +832,8 @@ TEST(MaskTest, MessagesNameWhatIsRefusedAndWhatToDo) {
 TEST(MaskTest, MasksMatchExactNames) {
   Scope scope = MakeScope("support", Profile::kAdmin);
   scope.masks = {ColumnMask{.column = "Email"}};
-  const Fixture f(scope);
+  Fixture f(scope);
+  f.state.UseCatalog(TestCatalog());
   const auto judge = [&](std::string_view sql) {
     const SqlAnalysis a = AnalyseSql(sql);
     return a.statements.empty() ? Decision{} : f.Decide(a.statements[0]);

@@ -327,7 +327,11 @@ TEST(AnalyseSql, ColumnUseSeparatesPlainOutputColumnsFromEveryOtherReference) {
       {"SELECT (c).email FROM customers c", "out= other=c row"},
       {"SELECT count(c.*) FROM customers c", "out= other= row"},
       {"WITH w AS (SELECT 1) SELECT w FROM w", "out=w other= row"},
-      {"SELECT g FROM generate_series(1, 3) g", "out=g other= row"},
+      // A function's row holds what its arguments let through: not a row name.
+      {"SELECT g FROM generate_series(1, 3) g", "out=g other="},
+      {"SELECT EXISTS (SELECT * FROM t)", "out= other="},
+      {"SELECT 1 WHERE EXISTS (SELECT t.* FROM t WHERE t.email = 'x')", "out= other=email"},
+      {"SELECT EXISTS (SELECT (SELECT * FROM c) FROM t)", "out= other= row"},
       {"SELECT generate_series FROM generate_series(1, 3)", "out=generate_series other= row"},
       {"SELECT s FROM (SELECT 1) s", "out=s other= row"},
       {"SELECT * FROM a NATURAL JOIN b", "out= other= row star"},
@@ -351,6 +355,32 @@ TEST(AnalyseSql, ColumnUseSeparatesPlainOutputColumnsFromEveryOtherReference) {
   for (const Case& c : cases) {
     EXPECT_EQ(testing::ColumnsText(Only(AnalyseSql(c.sql))), c.columns) << c.sql;
   }
+}
+
+// Qualified references whose qualifier is a table or view of the statement:
+// columns or, with the catalog, attribute notation (c.to_json is to_json(c)).
+TEST(AnalyseSql, QualifiedReferencesNameTheirRelation) {
+  const auto refs = [](std::string_view sql) {
+    std::string out;
+    for (const auto& r : Only(AnalyseSql(sql)).attribute_refs) {
+      out += (out.empty() ? "" : " ") + (r.schema.empty() ? "" : r.schema + ".") + r.relation +
+             ":" + r.attribute;
+    }
+    return out;
+  };
+  EXPECT_EQ(refs("SELECT c.id, c.to_json FROM customers c"), "customers:id customers:to_json");
+  EXPECT_EQ(refs("SELECT customers.row_to_json FROM app.customers"), "app.customers:row_to_json");
+  EXPECT_EQ(refs("SELECT app.customers.to_json FROM app.customers"), "app.customers:to_json");
+  EXPECT_EQ(refs("SELECT c.to_jsonb->>'ssn' FROM customers c WHERE c.id = 1"),
+            "customers:to_jsonb customers:id");
+  EXPECT_EQ(refs("SELECT c.addr.to_json FROM customers c"), "customers:addr");
+  EXPECT_EQ(refs("SELECT s.x FROM (SELECT 1 AS x) s"), "");
+  EXPECT_EQ(refs("WITH w AS (SELECT 1 AS x) SELECT w.x FROM w"), "");
+  EXPECT_EQ(refs("SELECT g.x FROM generate_series(1, 2) g(x)"), "");
+  EXPECT_EQ(refs("SELECT x.a FROM t x WHERE EXISTS (SELECT 1 FROM u x WHERE x.b = 1)"),
+            "t:a u:a t:b u:b");
+  EXPECT_EQ(refs("UPDATE t SET a = c.to_json::text FROM customers c WHERE t.id = c.id"),
+            "customers:to_json t:id customers:id");
 }
 
 TEST(AnalyseSql, PreparedStatementsColumnUseIsTheirsAtTopLevel) {

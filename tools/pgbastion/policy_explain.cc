@@ -4,15 +4,18 @@
 // and TLS files need not exist (ConfigOptions::check_files = false).
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "base/json_text.h"
 #include "base/str_cat.h"
 #include "core/config.h"
+#include "policy/catalog.h"
 #include "policy/identity.h"
 #include "policy/judgement.h"
 #include "policy/rules.h"
@@ -24,6 +27,48 @@
 
 namespace pgb::tools {
 namespace {
+
+// Explain reads no database, so a masked scope's catalog checks
+// (policy/masked_scope.h) are made against what the statements assume: each
+// relation they name is a table, in each schema it may resolve to, whose
+// columns are every name the statements use as a column. What only the real
+// catalog decides (c.to_json as a function of the row, views, column tags,
+// relations that do not exist) is left to the gateway; the caller says so.
+std::shared_ptr<const policy::RelationCatalog> AssumedCatalog(
+    const policy::SqlAnalysis& analysis, const policy::SessionPolicyState& state) {
+  std::vector<std::string> columns;
+  std::vector<std::pair<std::string, std::string>> relations;
+  const auto add = [&](const policy::StatementSummary& s) {
+    for (const auto* names : {&s.output_columns, &s.other_columns}) {
+      columns.insert(columns.end(), names->begin(), names->end());
+    }
+    for (const auto& ref : s.attribute_refs) columns.push_back(ref.attribute);
+    for (const policy::RelationRef& r : s.relations) {
+      if (!r.schema.empty()) {
+        relations.emplace_back(r.schema, r.name);
+        continue;
+      }
+      const bool known = state.ForEachCandidate(
+          r.name, policy::NameKind::kRelation,
+          [&](std::string_view schema) { relations.emplace_back(schema, r.name); });
+      if (!known) relations.emplace_back("public", r.name);
+    }
+  };
+  for (const policy::StatementSummary& s : analysis.statements) {
+    add(s);
+    if (s.prepared) add(*s.prepared);
+  }
+  auto catalog = std::make_shared<policy::RelationCatalog>();
+  for (auto& [schema, name] : relations) {
+    if (catalog->Find(schema, name) != nullptr) continue;
+    policy::CatalogRelation relation;
+    relation.schema = std::move(schema);
+    relation.name = std::move(name);
+    for (const std::string& column : columns) relation.columns.push_back({column, 0, 0, {}});
+    catalog->Add(std::move(relation));
+  }
+  return catalog;
+}
 
 constexpr const char kPolicyUsage[] =
     "Usage: pgbastion policy explain --config FILE\n"
@@ -38,6 +83,10 @@ constexpr const char kPolicyUsage[] =
     "judged in order, each in the light of the allowed ones before (SET\n"
     "search_path, PREPARE), as the gateway judges them: the first statement not\n"
     "allowed refuses the whole query, and the ones after it are not judged.\n"
+    "In a scope with masks, the gateway also decides with the target's catalog;\n"
+    "explain assumes every relation named is a table with the columns the\n"
+    "statements name (stderr says so), and cannot see attribute notation\n"
+    "(c.to_json), views or pgbastion:mask= column tags.\n"
     "\n"
     "Options:\n"
     "  --config FILE   the configuration file\n"
@@ -437,6 +486,15 @@ int RunPolicy(const Args& args) {
   }
   // As the gateway judges a Query (policy/judgement.h).
   policy::SessionPolicyState state(*context.scope, target->user);
+  if (!context.scope->masks.empty()) {
+    state.UseCatalog(AssumedCatalog(analysis, state));
+    std::fputs(
+        "note: the scope has masks, and explain reads no database: it assumed that every "
+        "relation exists as a table with the columns the statements name. The gateway decides "
+        "with the target's catalog (attribute notation such as c.to_json, views, "
+        "pgbastion:mask= column tags, relations it does not know): see security.md.\n",
+        stderr);
+  }
   const policy::QueryJudgement judgement =
       policy::JudgeQuery(*config->policy, *context.scope, analysis, state);
   if (!analysis.ok) {
