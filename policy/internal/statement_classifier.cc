@@ -484,6 +484,8 @@ class Classifier {
           ResourceCall{ResourceCall::kNotify, std::string(StringField(o, "conditionname")), true});
     }
     VisitFields(o, c);
+  }
+
   // A function in FROM: its rows go by its alias, and a whole row of it holds
   // only what its arguments (walked as expressions) let through, so its
   // alias is not a row name (`SELECT g FROM generate_series(1, 3) g`).

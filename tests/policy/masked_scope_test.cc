@@ -83,7 +83,13 @@ TEST(MaskedScopeTest, AttributeNotationOnARelationWithMaskedColumnsIsRefused) {
   for (std::string_view sql : kWholeRowByAttribute) {
     const Decision d = masked.Judge(sql);
     EXPECT_EQ(d.kind, Decision::kDeny) << sql;
-    EXPECT_EQ(d.rule, "scope.support.mask") << sql << ": " << d.reason;
+    // pg_notify with a computed payload is refused by the notification limit
+    // (builtin.notify) before the mask looks at its argument: refused either way.
+    if (sql.starts_with("SELECT pg_notify")) {
+      EXPECT_THAT(d.rule, testing::AnyOf("scope.support.mask", "builtin.notify")) << sql;
+    } else {
+      EXPECT_EQ(d.rule, "scope.support.mask") << sql << ": " << d.reason;
+    }
   }
   const Decision d = masked.Judge("SELECT c.to_json FROM customers c");
   EXPECT_EQ(d.reason,
