@@ -675,7 +675,6 @@ void Session::EnterRelay() {
     ++metrics.sessions_started[{target_->config->name, scope_->name}];
   }
   relay_->UseCatalog(runtime_->catalogs, target_->index);
-  scope_ = nullptr;  // the relay's gate owns the policy now
   audit_.SetSession(&identity_, target_->config->name, role_.name(), application_name_);
   audit_.StartupSettingsDone();
   audit_.Event(audit::AuditKind::kAuthOk);
