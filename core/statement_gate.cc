@@ -236,6 +236,14 @@ bool StatementGate::RefuseUntilReconnect(char type, std::string_view statement_n
   return true;
 }
 
+// A masked scope judges with the catalog as the gateway last read it.
+policy::QueryJudgement StatementGate::Judge(const policy::SqlAnalysis& analysis) {
+  if (!scope_->masks.empty()) {
+    state_.UseCatalog(catalogs_ ? catalogs_->Snapshot(catalog_target_) : nullptr);
+  }
+  return policy::JudgeQuery(*policy_, *scope_, analysis, state_);
+}
+
 bool StatementGate::RejudgeStale(std::string_view portal, std::string& to_database) {
   if (policy_generation_ == 0) return true;  // no reload: all judged by this policy
   const PreparedJudgements::Judged* stale = prepared_.Stale(portal, policy_generation_);
@@ -249,7 +257,7 @@ bool StatementGate::RejudgeStale(std::string_view portal, std::string& to_databa
   uint64_t fingerprint = 0;
   std::string_view statement_class = "none";
   if (scope_ != nullptr && analysis->ok) {
-    policy::QueryJudgement judgement = policy::JudgeQuery(*policy_, *scope_, *analysis, state_);
+    policy::QueryJudgement judgement = Judge(*analysis);
     if (judgement.allowed()) {
       prepared_.Rejudged(portal, policy_generation_);
       return true;
@@ -414,10 +422,7 @@ bool StatementGate::Admit(char type, std::string_view statement_name, std::strin
         "gateway.max_outstanding_requests", to_database);
     return false;
   }
-  if (!scope_->masks.empty()) {
-    state_.UseCatalog(catalogs_ ? catalogs_->Snapshot(catalog_target_) : nullptr);
-  }
-  policy::QueryJudgement judgement = policy::JudgeQuery(*policy_, *scope_, *analysis, state_);
+  policy::QueryJudgement judgement = Judge(*analysis);
   if (catalogs_ && judgement.allowed()) NoteSchemaChanges(*analysis);
   if (!judgement.allowed() && !Hold(type, statement_name, sql, *analysis, judgement)) {
     const policy::StatementSummary& statement = analysis->statements[judgement.first_refusal];

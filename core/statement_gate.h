@@ -145,6 +145,7 @@ class StatementGate {
   // An Execute of `portal` whose statement was judged under an older policy
   // (issue 24, item 4): judges it again; false when it was refused.
   bool RejudgeStale(std::string_view portal, std::string& to_database);
+  policy::QueryJudgement Judge(const policy::SqlAnalysis& analysis);
   // Judges the text of a Query or Parse; false when it was refused.
   bool Admit(char type, std::string_view statement_name, std::string_view sql,
              std::string& to_database);

@@ -4,6 +4,7 @@ for it (a member of the template's NOLOGIN roles only) and drops after it; a
 janitor removes what a killed gateway left; static mode uses a pre-created
 role; pg_stat_activity shows who a session belongs to."""
 
+import base64
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from harness import (ClusterTestCase, Gateway, ProtocolError, RawConnection, gateway_binary,
+from harness import (Certificates, ClusterTestCase, Gateway, free_port, ProtocolError, RawConnection, gateway_binary,
                      make_temp_dir, pgbench, psql, random_password, run)
 
 PROVISION_ENV = "PGB_TEST_PROVISION_PASSWORD"
@@ -80,6 +81,50 @@ class JitRolesTest(ClusterTestCase):
     def connect(self, gw: Gateway, user: str = "alice", **kw) -> psycopg.Connection:
         return psycopg.connect(gw.conninfo(user), password=gw.users[user], connect_timeout=10,
                                autocommit=True, **kw)
+
+    def test_role_expires_with_the_token_and_is_dropped_when_the_session_ends(self):
+        """A token login: the role is VALID UNTIL the token's exp plus the template's grace (so
+        the database itself stops taking it), and when the token expires the gateway ends the
+        session and drops the role."""
+        certs = Certificates("jit-token")
+        self.addCleanup(certs.cleanup)
+        key = os.path.join(certs.dir, "mint.pem")
+        run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-out", key])
+        jwks = os.path.join(certs.dir, "mint.jwks.json")
+        Path(jwks).write_bytes(run([gateway_binary(), "token", "jwks", "--key", key]).stdout)
+        issuer_url = "https://mint.pgbastion.test"
+        issuer = "\n".join(["[[issuer]]", 'name = "local"', f'issuer = "{issuer_url}"',
+                            'audience = "pgbastion"', f'jwks_file = "{jwks}"', 'clock_skew = "0s"'])
+        kwargs = self.gw_kwargs("tokennode")
+        port = free_port()
+        kwargs.update(
+            port=port, issuers=[issuer],
+            listeners=[{"address": "127.0.0.1", "port": port, "tls": "required",
+                        "tls_cert": str(certs.server_crt), "tls_key": str(certs.server_key)}],
+            scopes=[{"name": "agents", "sources": ["issuer:local"], "subjects": ["agent-7"],
+                     "profile": "admin", "role": {"member_of": ["app_reader"], "grace": "30s"}}])
+        gw = self.gateway("token", **kwargs)
+        token = run([gateway_binary(), "token", "mint", "--key", key, "--issuer", issuer_url,
+                     "--audience", "pgbastion", "--subject", "agent-7", "--ttl", "8s"]
+                    ).stdout.decode().strip()
+        payload = token.split(".")[1]
+        exp = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"]
+        conn = psycopg.connect(gw.conninfo("agent-7", sslmode="require"), password=token,
+                               connect_timeout=10, autocommit=True)
+        self.addCleanup(conn.close)
+        role = conn.execute("SELECT current_user").fetchone()[0]
+        self.assertTrue(role.startswith("pgb_"), role)
+        valid_until = int(float(self.pg.sql(
+            f"SELECT extract(epoch FROM rolvaliduntil) FROM pg_roles WHERE rolname = '{role}'")))
+        self.assertLessEqual(abs(valid_until - (exp + 30)), 1, (valid_until, exp))
+        # Past the token's expiry the gateway ends the session (at the latest on its tick)...
+        time.sleep(max(0.0, exp - time.time()) + 1.0)
+        with self.assertRaises(psycopg.OperationalError) as caught:
+            conn.execute("SELECT 1")
+        self.assertIn("expired", str(caught.exception))
+        # ...and drops the role, well before its VALID UNTIL.
+        self.wait_gone(role)
 
     def test_role_exists_during_the_session_with_the_templates_privileges_only(self):
         gw = self.jit()
